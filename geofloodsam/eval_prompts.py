@@ -41,7 +41,7 @@ def deepest_point(region: np.ndarray) -> list[float] | None:
 
 
 def default_prompts(truth: np.ndarray) -> dict[str, dict]:
-    """``{"box": {"box": [...]}, "point": {"points": [[x, y]], "labels": [1]}}`` for a truth mask."""
+    """Default prompts for a truth mask: ``{"box": {"box": b}, "point": {"points", "labels"}}``."""
     truth = np.asarray(truth, dtype=bool)
     point = deepest_point(largest_body(truth))
     return {
