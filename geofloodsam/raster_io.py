@@ -1,0 +1,381 @@
+"""Windowed GeoTIFF reading: band selection, nodata / internal masks, one scene-level stretch.
+
+The scene is never read whole. :func:`compute_stretch` looks at a small sample (an overview
+level when the file has overviews, otherwise a deterministic grid of windows) and returns one
+:class:`Stretch` that every tile is then mapped through, so that tiles share one contrast::
+
+    with Scene.open("scene.tif", bands="4,3,2") as scene:
+        stretch = compute_stretch(scene)            # 2nd-98th percentile per band
+        rgb, valid = scene.read_rgb(Window(0, 0, 1024, 1024), stretch)
+
+Band selection: 3 or more bands default to 1,2,3; a single band is repeated to RGB; two bands
+must be chosen explicitly. uint8 scenes are used as they are (0-255) unless a stretch is given.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+from rasterio.windows import Window
+
+from geofloodsam.errors import GeofloodsamError
+
+PERCENTILES = (2.0, 98.0)
+#: side of each sampled window when the scene has no overviews
+SAMPLE_WINDOW = 512
+#: an overview (or decimated read) used for the stretch has at least this many pixels a side
+SAMPLE_MIN_SIDE = 512
+SUPPORTED_DTYPES = ("uint8", "int8", "uint16", "int16", "uint32", "int32", "float32", "float64")
+
+
+# --------------------------------------------------------------------------- CLI parsing
+def parse_bands(text: str | Sequence[int] | None) -> tuple[int, ...] | None:
+    """``"4,3,2"`` -> ``(4, 3, 2)``; ``None`` / ``""`` -> ``None`` (the default selection).
+
+    One band (repeated to RGB) or three bands, 1-based.
+    """
+    if text is None or (isinstance(text, str) and not text.strip()):
+        return None
+    if isinstance(text, str):
+        parts = [p.strip() for p in text.split(",")]
+        try:
+            bands = tuple(int(p) for p in parts)
+        except ValueError:
+            raise GeofloodsamError(
+                f"--bands must be 1 or 3 comma-separated band numbers such as 4,3,2, got {text!r}."
+            ) from None
+    else:
+        bands = tuple(int(b) for b in text)
+    if len(bands) not in (1, 3):
+        raise GeofloodsamError(
+            f"--bands takes 1 band (repeated to RGB) or 3 bands (R,G,B), got {len(bands)}: "
+            f"{','.join(map(str, bands))}."
+        )
+    if min(bands) < 1:
+        raise GeofloodsamError(
+            f"--bands numbers start at 1, got {','.join(map(str, bands))}."
+        )
+    return bands
+
+
+def parse_stretch(text: str | tuple[float, float] | None) -> str | tuple[float, float]:
+    """``"auto"`` (or ``None``) -> ``"auto"``; ``"MIN,MAX"`` -> ``(MIN, MAX)`` with MIN < MAX."""
+    if text is None:
+        return "auto"
+    if isinstance(text, str):
+        if text.strip().lower() == "auto":
+            return "auto"
+        parts = text.split(",")
+        try:
+            if len(parts) != 2:
+                raise ValueError
+            low, high = float(parts[0]), float(parts[1])
+        except ValueError:
+            raise GeofloodsamError(
+                f"--stretch must be 'auto' or MIN,MAX (e.g. 0,3000), got {text!r}."
+            ) from None
+    else:
+        try:
+            low, high = (float(v) for v in text)
+        except (TypeError, ValueError):
+            raise GeofloodsamError(
+                f"stretch must be 'auto' or a (MIN, MAX) pair, got {text!r}."
+            ) from None
+    if not (math.isfinite(low) and math.isfinite(high)) or low >= high:
+        raise GeofloodsamError(
+            f"--stretch MIN,MAX needs finite MIN < MAX, got {low:g},{high:g}."
+        )
+    return low, high
+
+
+# --------------------------------------------------------------------------- stretch
+@dataclass
+class Stretch:
+    """One linear stretch to 0-255 per selected band, shared by every tile of a scene."""
+
+    lows: np.ndarray  # (B,) raw value mapped to 0
+    highs: np.ndarray  # (B,) raw value mapped to 255
+    method: str
+
+    def __post_init__(self) -> None:
+        self.lows = np.asarray(self.lows, dtype=np.float64).reshape(-1)
+        self.highs = np.asarray(self.highs, dtype=np.float64).reshape(-1)
+
+    @property
+    def is_identity(self) -> bool:
+        """True when the stretch maps 0-255 onto itself (uint8 data used as is)."""
+        return bool(np.all(self.lows == 0) and np.all(self.highs == 255))
+
+    def to_dict(self) -> dict:
+        """JSON-ready record (for run.json)."""
+        return {
+            "method": self.method,
+            "lows": [float(v) for v in self.lows],
+            "highs": [float(v) for v in self.highs],
+        }
+
+    @classmethod
+    def from_dict(cls, record: dict) -> Stretch:
+        """Inverse of :meth:`to_dict`."""
+        return cls(np.asarray(record["lows"]), np.asarray(record["highs"]), record["method"])
+
+    def apply(self, data: np.ndarray) -> np.ndarray:
+        """(B, h, w) raw values -> (h, w, 3) uint8 RGB; one band is repeated to three.
+
+        Values outside [low, high] are clipped; NaN becomes 0. A constant band (low == high)
+        uses a span of 1 instead of dividing by zero.
+        """
+        data = np.asarray(data)
+        if data.ndim == 2:
+            data = data[None]
+        if data.shape[0] != self.lows.size:
+            raise ValueError(f"stretch has {self.lows.size} bands, data has {data.shape[0]}")
+        if data.dtype == np.uint8 and self.is_identity:
+            out = data
+        else:
+            x = data.astype(np.float32)
+            lows = self.lows.astype(np.float32)[:, None, None]
+            span = np.where(self.highs > self.lows, self.highs - self.lows, 1.0)
+            x -= lows
+            x *= (255.0 / span).astype(np.float32)[:, None, None]
+            np.nan_to_num(x, copy=False, nan=0.0, posinf=255.0, neginf=0.0)
+            np.clip(x, 0.0, 255.0, out=x)
+            x += 0.5
+            out = x.astype(np.uint8)
+        out = np.moveaxis(out, 0, -1)
+        if out.shape[-1] == 1:
+            out = np.repeat(out, 3, axis=-1)
+        return np.ascontiguousarray(out)
+
+
+# --------------------------------------------------------------------------- scene
+class Scene:
+    """An open raster with its band selection; a context manager.
+
+    Attributes: ``path``, ``ds`` (the rasterio dataset), ``bands`` (1-based, 1 or 3 of them),
+    ``crs``, ``transform``, ``width``, ``height``, ``dtype``, ``nodata``.
+    """
+
+    def __init__(self, path: Path, ds, bands: tuple[int, ...]) -> None:
+        self.path = path
+        self.ds = ds
+        self.bands = bands
+        self.crs = ds.crs
+        self.transform = ds.transform
+        self.width = int(ds.width)
+        self.height = int(ds.height)
+        self.dtype = np.dtype(ds.dtypes[bands[0] - 1])
+        self.nodata = ds.nodata
+        is_float = np.issubdtype(self.dtype, np.floating)
+        nan_nodata = self.nodata is not None and math.isnan(self.nodata)
+        #: NaN pixels are not covered by the dataset masks and must be checked in the data
+        self._check_nan = is_float and not nan_nodata
+
+    @classmethod
+    def open(cls, path: str | Path, bands: str | Sequence[int] | None = None) -> Scene:
+        """Open ``path`` and check it: readable raster, CRS, supported dtype, bands exist."""
+        path = Path(path)
+        if not path.exists():
+            raise GeofloodsamError(f"raster {path} not found: check the path.")
+        if path.is_dir():
+            raise GeofloodsamError(f"raster {path} is a folder: give a GeoTIFF file.")
+        selection = parse_bands(bands)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", NotGeoreferencedWarning)
+                ds = rasterio.open(path)
+        except RasterioIOError as exc:
+            reason = str(exc).splitlines()[0] if str(exc) else "unknown format"
+            raise GeofloodsamError(
+                f"cannot read {path} as a raster ({reason}): give a GeoTIFF or other GDAL raster."
+            ) from None
+        try:
+            return cls(path, ds, _check_dataset(path, ds, selection))
+        except BaseException:
+            ds.close()
+            raise
+
+    # context manager
+    def __enter__(self) -> Scene:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the dataset."""
+        self.ds.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"Scene({str(self.path)!r}, {self.width}x{self.height}, bands={self.bands}, "
+            f"dtype={self.dtype}, crs={self.crs})"
+        )
+
+    # reading
+    def read_valid(self, window: Window) -> np.ndarray:
+        """(h, w) bool: True where every selected band is valid (dataset masks, NaN)."""
+        masks = self.ds.read_masks(self.bands, window=window)
+        valid = (masks != 0).all(axis=0)
+        if self._check_nan:
+            data = self.ds.read(self.bands, window=window)
+            valid &= np.isfinite(data).all(axis=0)
+        return valid
+
+    def read_rgb(self, window: Window, stretch: Stretch) -> tuple[np.ndarray, np.ndarray]:
+        """(h, w, 3) uint8 RGB through ``stretch`` and the (h, w) bool valid mask.
+
+        Invalid pixels (nodata, internal mask, NaN in any selected band) are black in the RGB.
+        """
+        data = self.ds.read(self.bands, window=window)
+        valid = (self.ds.read_masks(self.bands, window=window) != 0).all(axis=0)
+        if self._check_nan:
+            valid &= np.isfinite(data).all(axis=0)
+        rgb = stretch.apply(data)
+        rgb[~valid] = 0
+        return rgb, valid
+
+
+def _check_dataset(path: Path, ds, bands: tuple[int, ...] | None) -> tuple[int, ...]:
+    """Validate an open dataset; return the band selection."""
+    if ds.crs is None:
+        raise GeofloodsamError(
+            f"raster {path} has no CRS: georeference it first "
+            "(e.g. gdal_edit.py -a_srs EPSG:XXXX, or gdalwarp)."
+        )
+    if bands is None:
+        if ds.count == 2:
+            raise GeofloodsamError(
+                f"raster {path} has 2 bands: choose with --bands (e.g. --bands 1 to use band 1 "
+                "as grey, or --bands 1,2,2)."
+            )
+        bands = (1,) if ds.count == 1 else (1, 2, 3)
+    missing = [b for b in bands if b > ds.count]
+    if missing:
+        have = "band 1" if ds.count == 1 else f"bands 1-{ds.count}"
+        raise GeofloodsamError(
+            f"band {missing[0]} does not exist in {path} (it has {have}): fix --bands."
+        )
+    dtypes = {ds.dtypes[b - 1] for b in bands}
+    bad = sorted(dtypes - set(SUPPORTED_DTYPES))
+    if bad:
+        raise GeofloodsamError(
+            f"raster {path} has data type {bad[0]}, which is not supported: "
+            f"convert it to one of {', '.join(SUPPORTED_DTYPES)}."
+        )
+    if len(dtypes) > 1:
+        raise GeofloodsamError(
+            f"bands {','.join(map(str, bands))} of {path} have different data types "
+            f"({', '.join(sorted(dtypes))}): choose bands of one type."
+        )
+    return bands
+
+
+# --------------------------------------------------------------------------- sampling
+def sample_windows(width: int, height: int, n: int = 16, size: int = SAMPLE_WINDOW) -> list[Window]:
+    """A deterministic grid of about ``n`` windows of ``size`` px spread over the raster."""
+    k = max(1, math.ceil(math.sqrt(n)))
+    w, h = min(size, width), min(size, height)
+    cols = np.unique(np.linspace(0, width - w, k).round().astype(int))
+    rows = np.unique(np.linspace(0, height - h, k).round().astype(int))
+    return [Window(int(c), int(r), w, h) for r in rows for c in cols]
+
+
+def _overview_factor(scene: Scene) -> int | None:
+    """The coarsest overview decimation still at least SAMPLE_MIN_SIDE px a side, if any."""
+    factors = scene.ds.overviews(scene.bands[0])
+    side = min(max(scene.width, scene.height), SAMPLE_MIN_SIDE)
+    usable = [f for f in factors if max(scene.width, scene.height) / f >= side]
+    return max(usable) if usable else None
+
+
+def _decimated(scene: Scene, factor: int) -> tuple[np.ndarray, np.ndarray]:
+    """(B, N) raw values and (N,) validity of a decimated read (served from overviews)."""
+    shape = (len(scene.bands), math.ceil(scene.height / factor), math.ceil(scene.width / factor))
+    data = scene.ds.read(scene.bands, out_shape=shape)
+    valid = (scene.ds.read_masks(scene.bands, out_shape=shape) != 0).all(axis=0)
+    if scene._check_nan:
+        valid &= np.isfinite(data).all(axis=0)
+    return data.reshape(shape[0], -1), valid.reshape(-1)
+
+
+def _windowed(scene: Scene, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(B, N) raw values and (N,) validity of a grid of sampled windows."""
+    datas, valids = [], []
+    for window in sample_windows(scene.width, scene.height, n):
+        data = scene.ds.read(scene.bands, window=window)
+        valid = (scene.ds.read_masks(scene.bands, window=window) != 0).all(axis=0)
+        if scene._check_nan:
+            valid &= np.isfinite(data).all(axis=0)
+        datas.append(data.reshape(data.shape[0], -1))
+        valids.append(valid.reshape(-1))
+    return np.concatenate(datas, axis=1), np.concatenate(valids)
+
+
+def _sample(scene: Scene, sample_windows_n: int) -> tuple[np.ndarray, str]:
+    """Valid raw values (B, N) of a small sample of the scene and where they came from."""
+    factor = _overview_factor(scene)
+    if factor is not None:
+        level = scene.ds.overviews(scene.bands[0]).index(factor) + 1
+        data, valid = _decimated(scene, factor)
+        source = f"overview level {level} (1/{factor})"
+    else:
+        data, valid = _windowed(scene, sample_windows_n)
+        n = len(sample_windows(scene.width, scene.height, sample_windows_n))
+        source = f"{n} sampled window{'s' if n > 1 else ''}"
+    if not valid.any():
+        # A mostly-nodata scene can hide its data from the windows: look once at a
+        # decimated read (bounded memory) before calling the scene empty.
+        factor = max(1, math.ceil(max(scene.width, scene.height) / (2 * SAMPLE_MIN_SIDE)))
+        data, valid = _decimated(scene, factor)
+        source = f"a 1/{factor} decimated read"
+    if not valid.any():
+        raise GeofloodsamError(
+            f"raster {scene.path} holds only nodata in bands {','.join(map(str, scene.bands))} "
+            "(nodata value, internal mask or NaN everywhere sampled): check the file and --bands."
+        )
+    return data[:, valid], source
+
+
+def compute_stretch(
+    scene: Scene, spec: str | tuple[float, float] = "auto", sample_windows: int = 16
+) -> Stretch:
+    """The scene-level stretch: ``"auto"`` or ``(MIN, MAX)`` (also ``"MIN,MAX"``).
+
+    ``auto``: per band 2nd-98th percentiles of the valid pixels of an overview level (when the
+    file has overviews) or of ``sample_windows`` windows spread over the scene; uint8 scenes
+    are not stretched (0-255). Raises :class:`GeofloodsamError` if the sample holds only
+    nodata, or if every selected band is constant.
+    """
+    spec = parse_stretch(spec)
+    values, source = _sample(scene, sample_windows)
+    n_bands = len(scene.bands)
+    if spec != "auto":
+        low, high = spec
+        return Stretch(np.full(n_bands, low), np.full(n_bands, high), f"fixed {low:g},{high:g}")
+    if scene.dtype == np.uint8:
+        return Stretch(np.zeros(n_bands), np.full(n_bands, 255.0), "none (uint8)")
+    values = values.astype(np.float64)
+    lows, highs = np.percentile(values, PERCENTILES, axis=1)
+    flat = highs <= lows
+    if flat.any():  # a band with little spread: fall back to its full range
+        lows[flat] = values[flat].min(axis=1)
+        highs[flat] = values[flat].max(axis=1)
+    constant = highs <= lows
+    if constant.all():
+        raise GeofloodsamError(
+            f"every selected band of {scene.path} is constant ({lows[0]:g}) where sampled: "
+            "nothing to segment; check --bands or give --stretch MIN,MAX."
+        )
+    method = f"percentile-{PERCENTILES[0]:g}-{PERCENTILES[1]:g} from {source}"
+    if flat.any():
+        bands = ",".join(str(b) for b, f in zip(scene.bands, flat, strict=True) if f)
+        method += f"; min-max for band(s) {bands}"
+    return Stretch(lows, highs, method)
