@@ -1,0 +1,233 @@
+"""Data set layouts: splits.csv folders, images/ + masks/, GeoTIFF chips; bad input."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from conftest import need
+from PIL import Image
+from rasterio.transform import from_origin
+
+from geofloodsam.datasets import (
+    SPLIT_COLUMNS,
+    Sample,
+    make_split,
+    open_dataset,
+)
+from geofloodsam.errors import GeofloodsamError
+
+
+def _photo(h: int, w: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def _mask(h: int, w: int) -> np.ndarray:
+    """8-bit mask: water (255) in the left half, one anti-aliased column of 128 and 127."""
+    m = np.zeros((h, w), dtype=np.uint8)
+    m[:, : w // 2] = 255
+    m[:, w // 2] = 128
+    m[:, w // 2 + 1] = 127
+    return m
+
+
+def write_photo_set(root: Path, splits: list[str], size=(30, 40)) -> Path:
+    """images/<id>.jpg (PNG bytes), masks/<id>.png and a splits.csv."""
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    with open(root / "splits.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(SPLIT_COLUMNS)
+        for i, split in enumerate(splits):
+            Image.fromarray(_photo(*size, i)).save(root / "images" / f"{i}.jpg", format="PNG")
+            Image.fromarray(_mask(*size)).save(root / "masks" / f"{i}.png")
+            w.writerow([i, f"images/{i}.jpg", f"masks/{i}.png", split])
+    return root
+
+
+def _write_tif(path: Path, data: np.ndarray, nodata=None) -> None:
+    data = data if data.ndim == 3 else data[None]
+    profile = dict(
+        driver="GTiff",
+        width=data.shape[2],
+        height=data.shape[1],
+        count=data.shape[0],
+        dtype=data.dtype,
+        crs="EPSG:4326",
+        transform=from_origin(10.0, 50.0, 1e-4, 1e-4),
+        nodata=nodata,
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with rasterio.open(path, "w", **profile) as ds:
+        ds.write(data)
+
+
+def write_chip_set(root: Path, n: int = 4, size: int = 32) -> Path:
+    """Sen1Floods11 layout: S2Hand/<chip>_S2Hand.tif (13 bands) + LabelHand/<chip>_LabelHand.tif."""
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        image = rng.integers(500, 3000, (13, size, size)).astype(np.int16)
+        label = np.zeros((size, size), dtype=np.int16)
+        label[: size // 2] = 1
+        label[:, -4:] = -1
+        _write_tif(root / "S2Hand" / f"Chip_{i}_S2Hand.tif", image, nodata=0)
+        _write_tif(root / "LabelHand" / f"Chip_{i}_LabelHand.tif", label)
+    return root
+
+
+# ---------------------------------------------------------------------------- layouts
+def test_split_file_layout(tmp_path):
+    root = write_photo_set(tmp_path / "ds", ["train", "train", "val", "test"])
+    everything = open_dataset(root)
+    assert [s.split for s in everything] == ["train", "train", "val", "test"]
+    train = open_dataset(root, "train")
+    assert [s.id for s in train] == ["0", "1"]
+    image = train[0].load_image()
+    assert image.shape == (30, 40, 3) and image.dtype == np.uint8
+    np.testing.assert_array_equal(image, _photo(30, 40, 0))
+    water, valid = train[0].load_truth()
+    assert water.shape == (30, 40) and valid.all()
+    assert water[:, :20].all() and water[:, 20].all() and not water[:, 21:].any()
+
+
+def test_split_file_path_given_directly(tmp_path):
+    root = write_photo_set(tmp_path / "ds", ["train", "val"])
+    assert [s.id for s in open_dataset(root / "splits.csv", "val")] == ["1"]
+
+
+@pytest.mark.parametrize(
+    "mode,fmt", [("P", "GIF"), ("RGBA", "WEBP"), ("L", "PNG"), ("RGB", "JPEG")]
+)
+def test_real_world_formats_behind_jpg(tmp_path, mode, fmt):
+    root = write_photo_set(tmp_path / "ds", ["train"])
+    Image.fromarray(_photo(30, 40, 0)).convert(mode).save(root / "images" / "0.jpg", format=fmt)
+    image = open_dataset(root)[0].load_image()
+    assert image.shape == (30, 40, 3) and image.dtype == np.uint8
+
+
+def test_images_masks_folders_get_a_seeded_split(tmp_path):
+    root = tmp_path / "plain"
+    write_photo_set(root, ["train"] * 10)
+    (root / "splits.csv").unlink()
+    out_a, out_b = tmp_path / "a.csv", tmp_path / "b.csv"
+    first = open_dataset(root, seed=3, splits_out=out_a)
+    again = open_dataset(root, seed=3, splits_out=out_b)
+    assert [s.split for s in first] == [s.split for s in again]
+    assert out_a.read_text() == out_b.read_text()
+    counts = {k: sum(s.split == k for s in first) for k in ("train", "val", "test")}
+    assert counts == {"train": 6, "val": 2, "test": 2}
+    # the written split file is itself a data set that reads back the same
+    reread = open_dataset(out_a)
+    assert [(s.id, s.split) for s in reread] == [(s.id, s.split) for s in first]
+
+
+def test_make_split_depends_on_seed_only_through_the_ids():
+    ids = [str(i) for i in range(20)]
+    assert make_split(ids, 1) == make_split(list(reversed(ids)), 1)
+    assert make_split(ids, 1) != make_split(ids, 2)
+
+
+def test_geotiff_chips_with_label_rasters(tmp_path):
+    root = write_chip_set(tmp_path / "s1f")
+    samples = open_dataset(root, bands="4,3,2", splits_out=tmp_path / "s.csv")
+    assert sorted(s.id for s in samples) == [f"Chip_{i}" for i in range(4)]
+    sample = samples[0]
+    image = sample.load_image()
+    assert image.shape == (32, 32, 3) and image.dtype == np.uint8
+    assert image.min() == 0 and image.max() == 255  # 2-98 percentile stretch of the chip
+    water, valid = sample.load_truth()
+    assert not valid[:, -4:].any() and valid[:, :-4].all()  # label -1 is nodata
+    assert water[:16, :-4].all() and not water[16:].any() and not water[:, -4:].any()
+
+
+def test_geotiff_image_nodata_is_invalid(tmp_path):
+    root = write_chip_set(tmp_path / "s1f", n=1)
+    path = root / "S2Hand" / "Chip_0_S2Hand.tif"
+    with rasterio.open(path, "r+") as ds:
+        data = ds.read()
+        data[:, 0, :] = 0  # the file's nodata value
+        ds.write(data)
+    water, valid = open_dataset(root, bands="4,3,2", splits_out=tmp_path / "s.csv")[0].load_truth()
+    assert not valid[0].any() and not water[0].any() and valid[1:, :-4].all()
+
+
+def test_image_key_changes_with_the_file(tmp_path):
+    root = write_photo_set(tmp_path / "ds", ["train"])
+    sample = open_dataset(root)[0]
+    key = sample.image_key()
+    assert key == open_dataset(root)[0].image_key()
+    Image.fromarray(_photo(30, 40, 9)).save(root / "images" / "0.jpg", format="PNG")
+    assert Sample("0", "train", sample.image, sample.mask).image_key() != key
+
+
+@pytest.mark.slow
+def test_shared_flood_dataset(shared_data):
+    root = need(shared_data / "flood-area-segmentation")
+    samples = open_dataset(root)
+    counts = {k: sum(s.split == k for s in samples) for k in ("train", "val", "test")}
+    assert counts == {"train": 160, "val": 35, "test": 35}
+    water, valid = samples[0].load_truth()
+    assert water.shape == samples[0].load_image().shape[:2] and 0 < water.mean() < 1
+
+
+# ---------------------------------------------------------------------------- bad input
+def _raises(match: str, *args, **kwargs) -> str:
+    with pytest.raises(GeofloodsamError, match=match) as info:
+        open_dataset(*args, **kwargs)
+    message = info.value.format_message()
+    assert "\n" not in message
+    return message
+
+
+def test_missing_split_file_and_layout(tmp_path):
+    (tmp_path / "empty").mkdir()
+    _raises("not a data set", tmp_path / "empty")
+    _raises("does not exist", tmp_path / "nowhere")
+
+
+def test_missing_split_columns(tmp_path):
+    root = write_photo_set(tmp_path / "ds", ["train"])
+    (root / "splits.csv").write_text("id,image,split\n0,images/0.jpg,train\n")
+    assert "mask" in _raises("lacks column", root)
+
+
+def test_split_file_without_rows_or_with_unknown_split(tmp_path):
+    root = write_photo_set(tmp_path / "ds", ["train"])
+    (root / "splits.csv").write_text("id,image,mask,split\n")
+    _raises("lists no images", root)
+    (root / "splits.csv").write_text("id,image,mask,split\n0,images/0.jpg,masks/0.png,holdout\n")
+    _raises("unknown split", root)
+
+
+def test_missing_image_file(tmp_path):
+    root = write_photo_set(tmp_path / "ds", ["train"])
+    (root / "images" / "0.jpg").unlink()
+    _raises("does not exist", root)
+
+
+def test_image_mask_size_mismatch(tmp_path):
+    root = write_photo_set(tmp_path / "ds", ["train", "val"])
+    Image.fromarray(_mask(31, 40)).save(root / "masks" / "1.png")
+    assert "sample 1" in _raises("40x30 but mask 1.png is 40x31", root)
+
+
+def test_unreadable_image(tmp_path):
+    root = write_photo_set(tmp_path / "ds", ["train", "val"])
+    (root / "images" / "1.jpg").write_bytes(b"not an image at all")
+    _raises("cannot read image .*1.jpg", root)
+
+
+def test_empty_mask_set(tmp_path):
+    root = write_photo_set(tmp_path / "ds", ["train"])
+    (root / "splits.csv").unlink()
+    for p in (root / "masks").iterdir():
+        p.unlink()
+    _raises("no image/mask pairs", root)
+
+
+def test_split_without_images(tmp_path):
+    root = write_photo_set(tmp_path / "ds", ["train", "train"])
+    _raises("no images in split 'val'", root, "val")

@@ -1,0 +1,143 @@
+"""Mask -> polygons: band-wise vectorisation, dissolve across bands, areas, filters, GeoPackage."""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import shapely
+from affine import Affine
+from rasterio import features
+from scipy import ndimage
+
+from geofloodsam.vectorize import (
+    BandPolygonizer,
+    geodesic_areas,
+    metres_to_crs_units,
+    polygons_to_frame,
+    write_gpkg,
+)
+
+
+def blobs(height: int = 300, width: int = 260) -> tuple[np.ndarray, np.ndarray]:
+    """A mask with a lake with an island (holding a pond), a river, diagonal pixels; and ids."""
+    yy, xx = np.mgrid[0:height, 0:width] + 0.5
+    lake = ((xx - 120) / 90) ** 2 + ((yy - 140) / 110) ** 2 <= 1
+    island = ((xx - 120) / 30) ** 2 + ((yy - 140) / 40) ** 2 <= 1
+    pond = ((xx - 120) / 8) ** 2 + ((yy - 140) / 8) ** 2 <= 1
+    river = np.abs(xx - (235 + 12 * np.sin(yy / 20))) < 5
+    water = (lake & ~island) | pond | river
+    water[5, 5] = water[6, 6] = True  # diagonal neighbours: two 4-connected polygons
+    ids = np.where(river, 2, np.where(water, 1, 0)).astype(np.int32)
+    ids[200:, 215:] = np.where(river[200:, 215:], 3, 0)  # the river's lower part: object 3
+    return water, ids
+
+
+def run_bands(water: np.ndarray, ids: np.ndarray | None, band: int) -> list:
+    poly = BandPolygonizer(water.shape[1])
+    for y0 in range(0, water.shape[0], band):
+        poly.add_band(y0, water[y0 : y0 + band], None if ids is None else ids[y0 : y0 + band])
+    return poly.polygons()
+
+
+def rasterize(polys, shape) -> np.ndarray:
+    shapes = [(p.geometry, 1) for p in polys]
+    return features.rasterize(shapes, out_shape=shape, fill=0).astype(bool)
+
+
+@pytest.mark.parametrize("band", [7, 64, 100, 1000])
+def test_bands_dissolve_into_the_same_polygons(band: int) -> None:
+    water, ids = blobs()
+    polys = run_bands(water, ids, band)
+    whole = run_bands(water, ids, water.shape[0])
+    n_components = ndimage.label(water)[1]  # 4-connectivity
+    assert len(polys) == len(whole) == n_components
+    np.testing.assert_array_equal(rasterize(polys, water.shape), water)
+    key = sorted((round(p.geometry.area), p.object_index) for p in polys)
+    assert key == sorted((round(p.geometry.area), p.object_index) for p in whole)
+    for p in polys:
+        assert p.geometry.is_valid and p.geometry.geom_type == "Polygon"
+        assert p.geometry.area == p.pixels  # pixel units: area == pixel count
+    # dissolved exactly: no vertex left on a band boundary inside a straight edge
+    lake = max(polys, key=lambda p: p.pixels)
+    assert len(lake.geometry.interiors) == 1
+    same = [p for p in whole if p.pixels == lake.pixels][0]
+    assert shapely.equals(lake.geometry, same.geometry)
+    n_vertices = len(shapely.get_coordinates(same.geometry))
+    assert len(shapely.get_coordinates(lake.geometry)) == n_vertices
+
+
+def test_object_id_is_the_majority_over_the_polygon() -> None:
+    water, ids = blobs()
+    polys = run_bands(water, ids, 50)
+    river = [p for p in polys if p.geometry.bounds[0] > 200]
+    assert len(river) == 1 and river[0].object_index == 2  # ids 2 and 3 met: the larger wins
+    assert {p.object_index for p in polys} == {1, 2}
+    assert {p.object_index for p in run_bands(water, None, 50)} == {0}
+
+
+def test_geodesic_area_in_projected_and_geographic_crs() -> None:
+    square = shapely.box(500000, 5000000, 501000, 5001000)  # 1 km² in UTM 33N, near CM
+    utm = geodesic_areas([square], "EPSG:32633")[0]
+    assert utm == pytest.approx(1e6, rel=1e-3)  # UTM scale factor 0.9996 at the CM
+    lonlat = gpd.GeoSeries([square], crs="EPSG:32633").to_crs("EPSG:4326")
+    wgs = geodesic_areas(list(lonlat), "EPSG:4326")[0]
+    assert wgs == pytest.approx(utm, rel=1e-4)
+    # a 0.01 deg cell at 60 N vs at the equator: radii of curvature M * N * cos(lat) of WGS84
+    at60 = geodesic_areas([shapely.box(10, 60, 10.01, 60.01)], "EPSG:4326")[0]
+    at0 = geodesic_areas([shapely.box(10, 0, 10.01, 0.01)], "EPSG:4326")[0]
+    e2 = 0.00669437999014
+
+    def mn(lat: float) -> float:
+        s2 = np.sin(np.radians(lat)) ** 2
+        return (1 - e2) / (1 - e2 * s2) ** 1.5 / (1 - e2 * s2) ** 0.5 * np.cos(np.radians(lat))
+
+    assert at60 / at0 == pytest.approx(mn(60.005) / mn(0.005), rel=1e-3)
+
+
+def test_simplify_tolerance_is_metres_in_every_crs() -> None:
+    assert metres_to_crs_units(10, "EPSG:32633") == 10
+    assert metres_to_crs_units(0.3048, "EPSG:2263") == pytest.approx(1.0, rel=1e-5)  # US feet
+    assert metres_to_crs_units(111_320, "EPSG:4326") == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("crs", ["EPSG:32633", "EPSG:4326"])
+def test_frame_attributes_filters_and_gpkg(tmp_path, crs: str) -> None:
+    water, ids = blobs()
+    polys = run_bands(water, ids, 64)
+    if crs == "EPSG:4326":
+        transform = Affine(1e-4, 0, 15.0, 0, -1e-4, 45.0)
+        pixel_m2 = geodesic_areas([shapely.box(15.0, 45.0 - 1e-4, 15.0 + 1e-4, 45.0)], crs)[0]
+    else:
+        transform = Affine(10.0, 0, 500000.0, 0, -10.0, 5000000.0)
+        pixel_m2 = geodesic_areas([shapely.box(500000, 4999990, 500010, 5000000)], crs)[0]
+    attrs = {1: {"object_id": 11, "prompt_type": "point"}, 2: {"object_id": 12,
+                                                                "prompt_type": "box"}}
+    frame = polygons_to_frame(polys, transform, crs, attrs, "vit_t:pretrained")
+    assert len(frame) == len(polys) and frame.crs == crs
+    np.testing.assert_allclose(
+        sorted(frame["area_m2"]), sorted(p.pixels * pixel_m2 for p in polys), rtol=2e-3
+    )
+    assert set(zip(frame["object_id"], frame["prompt_type"], strict=True)) == {
+        (11, "point"), (12, "box")}
+    big = polygons_to_frame(polys, transform, crs, attrs, "m", min_area=3 * pixel_m2)
+    assert len(big) == len(polys) - 2  # the two single diagonal pixels are gone
+    simple = polygons_to_frame(polys, transform, crs, attrs, "m", min_area=3 * pixel_m2,
+                               simplify=15.0)
+    n_big = shapely.get_num_coordinates(np.array(big.geometry)).sum()
+    assert shapely.get_num_coordinates(np.array(simple.geometry)).sum() < n_big / 2
+    assert simple.is_valid.all()
+    assert simple["area_m2"].sum() == pytest.approx(big["area_m2"].sum(), rel=0.03)
+    path = tmp_path / "f.gpkg"
+    write_gpkg(simple, path)
+    back = gpd.read_file(path, layer="flood")
+    assert back.crs == crs and len(back) == len(simple)
+
+
+def test_empty_layer_keeps_its_crs_and_columns(tmp_path) -> None:
+    frame = polygons_to_frame([], Affine.identity(), "EPSG:32633")
+    path = tmp_path / "e.gpkg"
+    write_gpkg(frame, path)
+    back = gpd.read_file(path, layer="flood")
+    assert len(back) == 0 and back.crs == "EPSG:32633"
+    assert {"area_m2", "object_id", "prompt_type", "model"} <= set(back.columns)
