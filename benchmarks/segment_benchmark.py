@@ -55,15 +55,15 @@ def scene_rows(size: int, y0: int, y1: int) -> np.ndarray:
     return np.clip(np.where(water[None], lake, land), 0, 255).astype(np.uint8)
 
 
-def write_scene(path: Path, size: int) -> None:
-    """Write the scene window by window (never whole in memory)."""
+def write_scene(path: Path, size: int, origin: tuple[float, float] = ORIGIN) -> None:
+    """Write the scene (top-left corner at ``origin``) window by window, never whole."""
     import rasterio
     from rasterio.transform import from_origin
     from rasterio.windows import Window
 
     profile = {
         "driver": "GTiff", "width": size, "height": size, "count": 3, "dtype": "uint8",
-        "crs": CRS, "transform": from_origin(*ORIGIN, 1.0, 1.0), "tiled": True,
+        "crs": CRS, "transform": from_origin(*origin, 1.0, 1.0), "tiled": True,
         "blockxsize": 512, "blockysize": 512, "compress": "deflate", "BIGTIFF": "IF_SAFER",
     }
     with rasterio.open(path, "w", **profile) as ds:
@@ -72,15 +72,17 @@ def write_scene(path: Path, size: int) -> None:
             ds.write(scene_rows(size, y0, y1), window=Window(0, y0, size, y1 - y0))
 
 
-def write_prompts(path: Path, size: int, every: int) -> int:
-    """Points on every ``every``-th lake; returns how many."""
+def write_prompts(
+    path: Path, size: int, every: int, origins: list[tuple[float, float]] | None = None
+) -> int:
+    """Points on every ``every``-th lake of the scenes at ``origins``; returns how many."""
     import geopandas as gpd
     from shapely.geometry import Point
 
     pts = lake_centres(size)[::every]
-    geoms = [Point(ORIGIN[0] + x, ORIGIN[1] - y) for x, y in pts]
+    geoms = [Point(ox + x, oy - y) for ox, oy in origins or [ORIGIN] for x, y in pts]
     gpd.GeoDataFrame(geometry=geoms, crs=CRS).to_file(path)
-    return len(pts)
+    return len(geoms)
 
 
 def _vm_hwm_mb() -> float | None:

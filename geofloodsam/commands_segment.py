@@ -10,7 +10,7 @@ from geofloodsam.device import DEVICE_CHOICES
 
 
 @click.command("segment")
-@click.argument("scene", type=click.Path(path_type=Path))
+@click.argument("scenes", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option(
     "--prompts",
     "-p",
@@ -51,12 +51,32 @@ from geofloodsam.device import DEVICE_CHOICES
 )
 @click.option("--prompts-crs", help="CRS of a prompts file that has none, e.g. EPSG:4326.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
-def segment(scene: Path, prompts: Path | None, outdir: Path | None, **options) -> None:
-    """Map flood water in SCENE (a georeferenced raster) with SAM, tile by tile.
+@click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    help="Run the tile work on the Dask cluster at ADDRESS (e.g. tcp://head:8786); scenes "
+    "and weights must be at the same paths on every worker.",
+)
+@click.option(
+    "--workers", type=int, help="Run the tile work on a local Dask cluster of N processes."
+)
+@click.option(
+    "--threads",
+    type=int,
+    help="Torch threads per tile task [default: all cores; on Dask, each worker's share of "
+    "its host]. The same value gives bit-identical outputs in-process and on Dask.",
+)
+def segment(scenes: tuple[Path, ...], prompts: Path | None, outdir: Path | None, **options) -> None:
+    """Map flood water in SCENES (georeferenced rasters) with SAM, tile by tile.
 
-    Writes <stem>_mask.tif (COG: 1 water, 0 dry, 255 nodata), <stem>_flood.gpkg (layer
-    `flood`), <stem>_run.json and, with --save-prob, <stem>_prob.tif into OUTDIR.
+    SCENES are one or more rasters, or text files (.txt, .lst, .list) listing one raster
+    path a line. One prompts file serves all scenes: each feature prompts every scene that
+    contains it. For each scene, writes <stem>_mask.tif (COG: 1 water, 0 dry, 255 nodata),
+    <stem>_flood.gpkg (layer `flood`), <stem>_run.json and, with --save-prob,
+    <stem>_prob.tif into OUTDIR. Without --scheduler or --workers the work runs in-process.
     """
+    from geofloodsam.scenes import is_scene_list
     from geofloodsam.segment import segment as run_segment
 
-    run_segment(scene, prompts=prompts, outdir=outdir, **options)
+    one = len(scenes) == 1 and not is_scene_list(scenes[0])
+    run_segment(scenes[0] if one else list(scenes), prompts=prompts, outdir=outdir, **options)

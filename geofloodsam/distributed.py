@@ -1,4 +1,4 @@
-"""Tile work on a Dask cluster: connect, check the workers, load the model once per worker.
+"""Where tile work runs: in-process, or on a Dask cluster with the model loaded once per worker.
 
 Dask is an optional extra (``pip install 'geofloodsam[dask]'``): this module imports without
 it, and :func:`open_session` says how to install it when it is missing. Typical use::
@@ -25,6 +25,14 @@ it, and :func:`open_session` says how to install it when it is missing. Typical 
   flight, collects them with ``as_completed`` and hands them back in submission order, so that
   the client blends tiles in exactly the order of an in-process run.
 
+* :class:`~geofloodsam.tile_work.LocalExecutor` (defined with the work, so that an in-process
+  run never imports Dask) has the same ``map`` and runs the work in this process, one task
+  after the other (``segment`` without ``--scheduler`` / ``--workers``).
+
+A work function is called ``work(model, scene, stretch, payload)``; with ``map(...,
+cache=True)`` it also gets the executor's :class:`~geofloodsam.tile_work.EmbeddingKeeper`
+(in-process: one that spills to disk; on a worker: a bounded memory cache kept between tasks).
+
 Scene paths must be readable at the same path on every worker (shared storage).
 """
 
@@ -37,13 +45,20 @@ import os
 import threading
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from geofloodsam.errors import GeofloodsamError
+from geofloodsam.tile_work import (
+    WORKER_EMBEDDING_BYTES,
+    EmbeddingKeeper,
+    LocalExecutor,  # noqa: F401 - re-exported: the in-process executor lives with the work
+    OpenScenes,
+    SceneSpec,
+    TileOutcome,
+)
 
 try:  # the optional extra
     from distributed import WorkerPlugin as _WorkerPluginBase
@@ -60,8 +75,6 @@ CONNECT_TIMEOUT = 10.0
 PREFLIGHT_TIMEOUT = 300.0
 #: times a failed tile task is resubmitted (on top of Dask rescheduling a lost worker's tasks)
 RETRIES = 3
-#: open rasters kept per worker thread
-SCENE_CACHE = 4
 
 log = logging.getLogger(__name__)
 
@@ -148,30 +161,6 @@ class ModelSpec:
         return None
 
 
-@dataclass(frozen=True)
-class SceneSpec:
-    """A scene as a task sees it: path, band selection and the scene-level stretch."""
-
-    path: str
-    bands: tuple[int, ...]
-    stretch: dict = field(hash=False)  # Stretch.to_dict()
-
-    @classmethod
-    def of(cls, scene, stretch) -> SceneSpec:
-        """From an open :class:`~geofloodsam.raster_io.Scene` and its ``Stretch``."""
-        return cls(str(Path(scene.path).resolve()), tuple(scene.bands), stretch.to_dict())
-
-
-@dataclass
-class TileOutcome:
-    """A tile's result and where/how long it was computed."""
-
-    result: Any
-    seconds: float  # time spent in the work function
-    worker: str  # worker address, or "local"
-    pid: int
-
-
 # --------------------------------------------------------------------------- worker side
 class ModelPlugin(_WorkerPluginBase):
     """Keeps one loaded model (and the open rasters) on a worker for all its tasks."""
@@ -195,14 +184,15 @@ class ModelPlugin(_WorkerPluginBase):
         self.loads = 0
         self.load_seconds = 0.0
         self._model = None
+        self._embeddings = None
         self._lock = threading.Lock()
-        self._local = threading.local()
+        self.scenes = OpenScenes()
 
     def teardown(self, worker) -> None:
-        """Drop the model and close this thread's rasters."""
+        """Drop the model and the kept embeddings, close this thread's rasters."""
         self._model = None
-        for scene in getattr(self._local, "scenes", {}).values():
-            scene.close()
+        self._embeddings = None
+        self.scenes.close()
 
     def model(self):
         """The worker's model, loaded on first use (once, whatever the number of threads)."""
@@ -238,16 +228,14 @@ class ModelPlugin(_WorkerPluginBase):
 
     def scene(self, spec: SceneSpec):
         """(open Scene, Stretch) for ``spec``; rasters stay open per thread (a few at most)."""
-        from geofloodsam.raster_io import Scene, Stretch
+        return self.scenes.get(spec)
 
-        cache: OrderedDict = getattr(self._local, "scenes", None) or OrderedDict()
-        self._local.scenes = cache
-        key = (spec.path, spec.bands)
-        scene = cache.pop(key, None) or Scene.open(spec.path, spec.bands)
-        cache[key] = scene
-        while len(cache) > SCENE_CACHE:
-            cache.popitem(last=False)[1].close()
-        return scene, Stretch.from_dict(spec.stretch)
+    def embeddings(self):
+        """The worker's cache of kept embeddings (bounded; shared by its task threads)."""
+        with self._lock:
+            if self._embeddings is None:
+                self._embeddings = EmbeddingKeeper(None, WORKER_EMBEDDING_BYTES)
+            return self._embeddings
 
 
 def _plugin(name: str) -> ModelPlugin:
@@ -260,13 +248,16 @@ def _plugin(name: str) -> ModelPlugin:
     return plugin
 
 
-def run_tile(plugin_name: str, work: Callable, scene: SceneSpec, payload: Any) -> TileOutcome:
-    """The Dask task: ``work(model, scene, stretch, payload)`` with the worker's model."""
+def run_tile(
+    plugin_name: str, work: Callable, scene: SceneSpec, payload: Any, cache: bool = False
+) -> TileOutcome:
+    """The Dask task: ``work(model, scene, stretch, payload[, keeper])`` on the worker."""
     plugin = _plugin(plugin_name)
     model = plugin.model()
     raster, stretch = plugin.scene(scene)
+    extra = (plugin.embeddings(),) if cache else ()
     start = time.perf_counter()
-    result = work(model, raster, stretch, payload)
+    result = work(model, raster, stretch, payload, *extra)
     return TileOutcome(result, time.perf_counter() - start, plugin.worker.address, os.getpid())
 
 
@@ -299,9 +290,17 @@ def _probe(spec: ModelSpec, scene_paths: Sequence[str]) -> dict[str, Any]:
 
 def _warm(plugin_name: str) -> dict[str, Any]:
     """Worker-side: load the model through the plugin; its info and how long loading took."""
+    import torch
+
     plugin = _plugin(plugin_name)
     model = plugin.model()
-    return {**model.info(), "load_seconds": plugin.load_seconds, "loads": plugin.loads}
+    return {
+        **model.info(),
+        "load_seconds": plugin.load_seconds,
+        "loads": plugin.loads,
+        "batch_size": int(getattr(model, "batch_size", 1)),
+        "torch_threads": torch.get_num_threads(),
+    }
 
 
 def plugin_loads(client, plugin_name: str) -> dict[str, int]:
@@ -364,17 +363,11 @@ def open_session(
     encodes one tile at a time with its share of the cores). Raises a one-line
     :class:`GeofloodsamError` for an unreachable scheduler or a bad worker count.
     """
-    require_dask()
-    if (scheduler is None) == (workers is None):
-        raise GeofloodsamError(
-            "give either --scheduler ADDRESS (an existing Dask cluster) or --workers N "
-            "(a local cluster), not both." if scheduler is not None else
-            "open_session needs a scheduler address or a worker count."
-        )
+    if scheduler is None and workers is None:
+        raise GeofloodsamError("open_session needs a scheduler address or a worker count.")
+    check_session_args(scheduler, workers)
     if scheduler is not None:
         return DaskSession(_connect(scheduler, connect_timeout), None, scheduler)
-    if workers < 1:
-        raise GeofloodsamError(f"--workers must be at least 1, got {workers}.")
     from distributed import Client, LocalCluster
 
     kwargs = {
@@ -392,6 +385,23 @@ def open_session(
         cluster.close()
         raise
     return DaskSession(client, cluster, "local")
+
+
+def check_session_args(scheduler: str | None, workers: int | None) -> None:
+    """One-line errors for ``--scheduler`` / ``--workers`` before anything is started.
+
+    Neither given is fine (the work runs in-process); either needs the Dask extra.
+    """
+    if scheduler is None and workers is None:
+        return
+    require_dask()
+    if scheduler is not None and workers is not None:
+        raise GeofloodsamError(
+            "give either --scheduler ADDRESS (an existing Dask cluster) or --workers N "
+            "(a local cluster), not both."
+        )
+    if workers is not None and workers < 1:
+        raise GeofloodsamError(f"--workers must be at least 1, got {workers}.")
 
 
 def _connect(address: str, timeout: float):
@@ -426,6 +436,21 @@ class PreflightReport:
         first = self.workers[min(self.workers)]
         keys = ("model", "checkpoint", "checkpoint_sha256", "decoder", "decoder_sha256", "device")
         return {k: first.get(k) for k in keys}
+
+    @property
+    def batch_size(self) -> int:
+        """Tiles per encoder call: the smallest of the workers' (1 on CPU workers)."""
+        return min(int(w.get("batch_size", 1)) for w in self.workers.values())
+
+    @property
+    def torch_threads(self) -> list[int]:
+        """The torch thread counts the workers use (sorted, distinct)."""
+        return sorted({int(w.get("torch_threads", 0)) for w in self.workers.values()})
+
+    @property
+    def load_seconds(self) -> float:
+        """The longest model load among the workers."""
+        return max(float(w.get("load_seconds", 0.0)) for w in self.workers.values())
 
 
 def _gather_per_worker(client, futures: dict[str, Any], timeout: float, what: str) -> dict:
@@ -585,8 +610,13 @@ class DaskExecutor:
         workers = self.client.scheduler_info(n_workers=-1)["workers"].values()
         return max(2, 4 * sum(int(w.get("nthreads", 1)) for w in workers))
 
-    def map(self, work: Callable, items: Iterable[tuple[SceneSpec, Any]]) -> Iterator[TileOutcome]:
-        """``work(model, scene, stretch, payload)`` for each (scene, payload), in order."""
+    def map(
+        self, work: Callable, items: Iterable[tuple[SceneSpec, Any]], *, cache: bool = False
+    ) -> Iterator[TileOutcome]:
+        """``work(model, scene, stretch, payload)`` for each (scene, payload), in order.
+
+        With ``cache``, ``work`` also gets the worker's kept embeddings as a fifth argument.
+        """
         from distributed import as_completed
 
         items = iter(enumerate(items))
@@ -604,7 +634,7 @@ class DaskExecutor:
                         break
                     i, (scene, payload) = nxt
                     fut = self.client.submit(
-                        run_tile, self.plugin_name, work, scene, payload,
+                        run_tile, self.plugin_name, work, scene, payload, cache,
                         key=f"geofloodsam-tile-{self._run}-{batch}-{i}",
                         retries=self.retries, pure=False,
                     )
@@ -641,3 +671,6 @@ class DaskExecutor:
         finally:
             fut.release()
         return outcome
+
+    def forget(self, keys: Iterable) -> None:
+        """Nothing to do: the workers' embedding caches forget by themselves (LRU)."""

@@ -66,17 +66,21 @@ def read_prompts(
     width: int,
     height: int,
     prompts_crs: str | None = None,
+    frame=None,
 ) -> PromptSet:
     """Read point/box prompts from ``path`` into pixel space of a ``width`` x ``height`` raster.
 
     ``crs`` and ``transform`` are the raster's. ``prompts_crs`` sets the CRS of a file that has
     none (and overrides the file's own CRS if it has one). Raises :class:`GeofloodsamError`
     for an unreadable, empty or CRS-less file, unsupported geometries, bad labels, and when no
-    feature lies inside the raster.
+    feature lies inside the raster. ``frame``: the file as already read and checked by
+    :func:`geofloodsam.scenes.read_prompt_frame` (one file for many scenes is read once).
     """
     import pyproj
 
     path = Path(path)
+    if frame is not None:
+        return _from_frame(path, frame, crs, transform, width, height)
     gdf = _read(path)
     if prompts_crs:
         try:
@@ -92,6 +96,13 @@ def read_prompts(
             "(the CRS its coordinates are in)."
         )
     _check_geometries(path, gdf)
+    return _from_frame(path, gdf, crs, transform, width, height)
+
+
+def _from_frame(path: Path, gdf, crs, transform: Affine, width: int, height: int) -> PromptSet:
+    """A checked frame (CRS set) -> the prompts inside the raster."""
+    import pyproj
+
     labels = _labels(path, gdf)
     groups = _groups(gdf)
     dst_crs = pyproj.CRS.from_user_input(crs)

@@ -92,17 +92,23 @@ def expand_scene_args(args: Iterable[str | Path]) -> list[Path]:
     return out
 
 
-def check_output_stems(paths: Sequence[Path]) -> None:
-    """Scenes written into one OUTDIR need distinct file stems (``<stem>_mask.tif``...)."""
-    seen: dict[str, Path] = {}
+def check_output_stems(paths: Sequence[Path], next_to_scenes: bool = False) -> None:
+    """Scenes written into one folder need distinct file stems (``<stem>_mask.tif``...).
+
+    All scenes write into one OUTDIR, or, with ``next_to_scenes``, each into its own folder.
+    """
+    seen: dict[tuple, Path] = {}
     for path in paths:
-        if path.stem in seen:
+        key = (Path(path).resolve().parent if next_to_scenes else None, path.stem)
+        if key in seen:
+            where = "in their folder" if next_to_scenes else "in one -o OUTDIR"
+            fix = ", or leave -o out to write each scene's outputs next to it"
+            fix = "" if next_to_scenes else fix
             raise GeofloodsamError(
-                f"scenes {seen[path.stem]} and {path} share the name {path.stem!r}, so their "
-                "outputs in one -o OUTDIR would collide: rename one, or leave -o out to write "
-                "each scene's outputs next to it."
+                f"scenes {seen[key]} and {path} share the name {path.stem!r}, so their "
+                f"outputs {where} would collide: rename one{fix}."
             )
-        seen[path.stem] = path
+        seen[key] = path
 
 
 # --------------------------------------------------------------------------- scene metadata

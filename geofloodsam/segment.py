@@ -1,34 +1,41 @@
-"""The ``segment`` pipeline: tiled, prompted flood segmentation of a large georeferenced raster.
+"""The ``segment`` pipeline: tiled, prompted flood segmentation of large georeferenced rasters.
 
-Steps (the scene is never read whole, no full-scene array is ever allocated):
+One scene or many; the scenes are never read whole and no full-scene array is ever allocated.
 
-1. open the scene, compute one scene-level stretch, read the prompts into raster pixels;
-2. seed tiles: each point object in the tile where its points are most central, each box in
-   the tile that holds it (a box larger than a tile is split into per-tile boxes), or, without
-   prompts, every tile that is not all nodata with a whole-tile box;
-3. run in *waves*: encode the seeded tiles in batches (each tile at most once per run; its
-   embedding is kept, in float16 and spilled to disk beyond a cap, in case a later wave comes
-   back), decode all prompts of a tile on its embedding and keep each object's probability
-   in an on-disk :class:`~geofloodsam.stitching.TileStore`; where a point object's water
-   (connected to its points) reaches an edge shared with a neighbour tile, seed that
-   neighbour with positive points from the water inside their overlap strip, and repeat
-   until nothing grows;
-4. blend row band by row band (each object over the tiles it was decoded in, then the
-   per-pixel maximum over objects) into the mask (and probability) GeoTIFFs and polygons,
-   convert to COGs, write the GeoPackage and ``run.json``. Everything is written under
-   temporary names in OUTDIR and renamed only at the very end.
+1. Check and plan every scene before anything runs: open it, compute one scene-level
+   stretch, read the prompts into its pixels and seed its tiles
+   (:mod:`geofloodsam.tile_engine`). With several scenes, one prompts file serves them all:
+   each feature goes to every scene that contains it (:mod:`geofloodsam.scenes`); a scene
+   that receives nothing to segment is skipped with a warning.
+2. Choose where the tile work runs (:mod:`geofloodsam.distributed`): in this process (the
+   model loaded here; no Dask involved), on a local Dask cluster of ``workers`` processes,
+   or on an existing cluster at ``scheduler``, where every worker is checked and loads the
+   model once.
+3. Run each scene's waves: the tile work (read + encode + decode, :mod:`geofloodsam.tile_work`)
+   goes through the executor; the outcomes come back in submission order into the scene's
+   :class:`~geofloodsam.tile_engine.TileEngine` and on-disk
+   :class:`~geofloodsam.stitching.TileStore`. On a cluster several scenes are in flight.
+4. When a scene has no more waves, blend it row band by row band into the mask (and
+   probability) GeoTIFFs and polygons, convert to COGs, write the GeoPackage and
+   ``run.json``: everything under temporary names in its OUTDIR, renamed at the very end.
+
+The outputs do not depend on where the tile work ran, provided each tile is computed with
+the same number of torch threads (``threads``): torch's CPU kernels add up in an order that
+depends on it, which moves logits by about 1e-6.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -37,56 +44,49 @@ import click
 import numpy as np
 import rasterio
 import torch
-from scipy import ndimage
 from tqdm import tqdm
 
 from geofloodsam import __version__
 from geofloodsam.errors import GeofloodsamError
-from geofloodsam.model import Embedding, PromptableModel
+from geofloodsam.model import PromptableModel
 from geofloodsam.stitching import Band, TileStore, write_blended
-from geofloodsam.tiling import Tile, TileGrid
+from geofloodsam.tile_engine import (
+    MAX_OBJECT_TILES,
+    ObjectInfo,
+    TileEngine,
+    box_seeds,
+    build_seeds,
+    edge_seeds,
+    point_seeds,
+)
+from geofloodsam.tile_work import EmbeddingKeeper, LocalExecutor, SceneSpec, Seed, run_chunk
+from geofloodsam.tiling import TileGrid
 from geofloodsam.transforms import pixel_to_world
 from geofloodsam.vectorize import BandPolygonizer, geodesic_areas, polygons_to_frame, write_gpkg
 
-#: a point object spreads over at most this many tiles
-MAX_OBJECT_TILES = 256
-#: the same object decodes the same tile at most this many times (a lake that comes back)
-MAX_VISITS = 3
-#: seeds per object and neighbour tile (one per water component crossing the edge)
-MAX_SEEDS = 4
-#: water components smaller than this (pixels, inside the overlap strip) seed nothing
-MIN_SEED_PIXELS = 8
-#: objects decoded per decoder call
-DECODE_CHUNK = 16
-#: embeddings kept in memory (float16) before spilling to disk
-EMBEDDING_MEMORY_BYTES = 64 * 1024**2
+__all__ = [
+    "MAX_OBJECT_TILES",
+    "EmbeddingKeeper",
+    "ObjectInfo",
+    "ScenePlan",
+    "SegmentResult",
+    "Seed",
+    "TileEngine",
+    "box_seeds",
+    "build_seeds",
+    "default_decoder",
+    "edge_seeds",
+    "output_paths",
+    "point_seeds",
+    "segment",
+]
+
 #: GDAL's block cache during a run (MB), unless GDAL_CACHEMAX is set: GDAL's default (5 % of
 #: RAM) would otherwise fill with the scene's blocks and memory would grow with scene size
 GDAL_CACHE_MB = 64
 
 
 # --------------------------------------------------------------------------- data
-@dataclass
-class Seed:
-    """Prompts for one object in one tile, in tile-local pixels."""
-
-    obj: int  # internal object index, 1..N
-    points: np.ndarray | None = None  # (K, 2)
-    labels: np.ndarray | None = None  # (K,)
-    box: np.ndarray | None = None  # (4,)
-    propagate: bool = False  # a point object that may grow into neighbouring tiles
-    carried: bool = False  # seeded from a neighbour's mask, not from the user's prompts
-
-
-@dataclass
-class ObjectInfo:
-    """What the engine knows of one object (internal index -> attributes)."""
-
-    object_id: int
-    prompt_type: str
-    negatives: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))  # full-raster px
-
-
 @dataclass
 class SegmentResult:
     """Paths of the outputs and the run's figures (the content of run.json in ``record``)."""
@@ -116,462 +116,275 @@ class SegmentResult:
         )
 
 
-# --------------------------------------------------------------------------- embeddings
-class EmbeddingKeeper:
-    """Embeddings of tiles a later wave may revisit: float16 in memory, spilled beyond a cap."""
-
-    def __init__(self, directory: Path, max_bytes: int = EMBEDDING_MEMORY_BYTES) -> None:
-        self.directory = directory
-        self.max_bytes = max_bytes
-        self._memory: dict[int, tuple[torch.Tensor, tuple, tuple]] = {}
-        self._disk: set[int] = set()
-        self._bytes = 0
-
-    def __contains__(self, index: int) -> bool:
-        return index in self._memory or index in self._disk
-
-    def put(self, index: int, emb: Embedding) -> None:
-        """Keep a copy of ``emb`` for tile ``index``."""
-        feats = emb.features.detach().to("cpu", torch.float16)
-        entry = (feats, tuple(emb.original_size), tuple(emb.input_size))
-        size = feats.numel() * feats.element_size()
-        if self._bytes + size <= self.max_bytes:
-            self._memory[index] = entry
-            self._bytes += size
-        else:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            torch.save(entry, self.directory / f"emb_{index}.pt")
-            self._disk.add(index)
-
-    def get(self, index: int) -> Embedding:
-        """The kept embedding of tile ``index`` (float32)."""
-        if index in self._memory:
-            feats, orig, inp = self._memory[index]
-        else:
-            feats, orig, inp = torch.load(self.directory / f"emb_{index}.pt", weights_only=True)
-        return Embedding(feats.float(), orig, inp)
-
-
-# --------------------------------------------------------------------------- seeding
-def _local(points: np.ndarray, tile: Tile) -> np.ndarray:
-    return np.asarray(points, dtype=np.float64) - np.array([tile.x0, tile.y0], dtype=np.float64)
-
-
-def point_seeds(grid: TileGrid, obj: int, points: np.ndarray, labels: np.ndarray) -> dict:
-    """Seeds of a point object: its water points in the tile where each is most central.
-
-    Not-water points (label 0) go with the water points of every tile they fall in.
-    """
-    points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
-    labels = np.asarray(labels).reshape(-1)
-    pos, neg = points[labels == 1], points[labels != 1]
-    by_tile: dict[int, list[np.ndarray]] = {}
-    for p in pos:
-        by_tile.setdefault(grid.best_tile(p[0], p[1]).index, []).append(p)
-    seeds = {}
-    for index, plist in by_tile.items():
-        tile = grid.tiles[index]
-        inside = [q for q in neg if tile.contains(q[0], q[1])]
-        pts = np.array(plist + inside, dtype=np.float64)
-        labs = np.array([1] * len(plist) + [0] * len(inside), dtype=np.int64)
-        seeds[index] = Seed(obj, _local(pts, tile), labs, propagate=True)
-    return seeds
-
-
-def box_seeds(grid: TileGrid, obj: int, box: np.ndarray) -> dict:
-    """Seeds of a box object: the tile that holds it whole, else one clipped box per tile.
-
-    A box larger than a tile goes to every tile whose core (the part of the tile nearer its
-    centre than any neighbour's) it touches, clipped to that tile.
-    """
-    x0, y0, x1, y1 = (float(v) for v in box)
-    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-    holders = [t for t in grid.tiles_overlapping(x0, y0, x1, y1) if _holds(t, x0, y0, x1, y1)]
-    if holders:
-        tile = max(holders, key=lambda t: (t.margin(cx, cy), -t.index))
-        return {tile.index: Seed(obj, box=_local(np.array(box).reshape(2, 2), tile).ravel())}
-    seeds = {}
-    for tile in grid.tiles_overlapping(x0, y0, x1, y1):
-        c0, r0, c1, r1 = grid.core(tile)
-        if min(x1, c1) <= max(x0, c0) or min(y1, r1) <= max(y0, r0):
-            continue
-        piece = np.array(
-            [max(x0, tile.x0), max(y0, tile.y0), min(x1, tile.x1), min(y1, tile.y1)], np.float64
-        )
-        seeds[tile.index] = Seed(obj, box=_local(piece.reshape(2, 2), tile).ravel())
-    return seeds
-
-
-def _holds(tile: Tile, x0: float, y0: float, x1: float, y1: float) -> bool:
-    return tile.x0 <= x0 and tile.y0 <= y0 and x1 <= tile.x1 and y1 <= tile.y1
-
-
-def _oriented(water: np.ndarray, side: str) -> np.ndarray:
-    """A view of ``water`` turned so that the edge on ``side`` is the last column."""
-    return {
-        "right": water,
-        "left": water[:, ::-1],
-        "bottom": water.T,
-        "top": water[::-1].T,
-    }[side]
-
-
-def _unorient(rows: np.ndarray, cols: np.ndarray, side: str, shape: tuple[int, int]):
-    """Map (row, col) of :func:`_oriented`'s view back to (row, col) of the tile."""
-    h, w = shape
-    if side == "right":
-        return rows, cols
-    if side == "left":
-        return rows, w - 1 - cols
-    if side == "bottom":
-        return cols, rows
-    return h - 1 - cols, rows
-
-
-def _overlap_width(tile: Tile, side: str, neighbour: Tile) -> int:
-    return {
-        "right": tile.x1 - neighbour.x0,
-        "left": neighbour.x1 - tile.x0,
-        "bottom": tile.y1 - neighbour.y0,
-        "top": neighbour.y1 - tile.y0,
-    }[side]
-
-
-def edge_seeds(water: np.ndarray, tile: Tile, side: str, neighbour: Tile) -> np.ndarray:
-    """Full-raster points seeding ``neighbour`` from an object's mask in ``tile``.
-
-    ``water`` is the object's (h, w) mask in ``tile``. Nothing unless it reaches the tile's
-    edge on ``side``. Each water component of the overlap strip shared with the neighbour
-    that touches that edge (largest first, at most two) gives the deepest pixel of its half
-    of the strip nearest the edge (where the object leaves the tile) and, when far from it,
-    the deepest pixel of the whole component. Without overlap the edge column (row) is the
-    strip and seeds move one pixel across into the neighbour.
-    """
-    view = _oriented(water, side)
-    width = _overlap_width(tile, side, neighbour)
-    across = width <= 0
-    width = min(max(width, 1), view.shape[1])
-    strip = view[:, view.shape[1] - width :]
-    if not strip[:, -1].any():
-        return np.zeros((0, 2))
-    labels, _ = ndimage.label(strip, structure=np.ones((3, 3), bool))
-    touching = np.unique(labels[:, -1])
-    touching = touching[touching > 0]
-    sizes = ndimage.sum_labels(np.ones_like(labels), labels, touching)
-    order = np.argsort(-sizes, kind="stable")
-    ranked = [int(touching[i]) for i in order if sizes[i] >= MIN_SEED_PIXELS]
-    far = np.zeros(strip.shape, bool)
-    far[:, width - max(1, width // 2) :] = True
-    rows, cols = [], []
-    pad = 1 if width > 1 else ((1, 1), (0, 0))  # a 1-px strip: its run's middle
-    for label in ranked[: MAX_SEEDS // 2]:
-        region = labels == label
-        dist = ndimage.distance_transform_edt(np.pad(region, pad))
-        dist = dist[1:-1, 1:-1] if width > 1 else dist[1:-1]
-        r1, c1 = np.unravel_index(int(np.argmax(np.where(far, dist, 0))), dist.shape)
-        r2, c2 = np.unravel_index(int(np.argmax(dist)), dist.shape)
-        rows.append(r1)
-        cols.append(c1)
-        if np.hypot(r2 - r1, c2 - c1) > 32:
-            rows.append(r2)
-            cols.append(c2)
-    r, c = np.array(rows), np.array(cols) + view.shape[1] - width
-    r, c = _unorient(r, c, side, water.shape)
-    x = tile.x0 + c + 0.5
-    y = tile.y0 + r + 0.5
-    if across:
-        step = {"right": (1, 0), "left": (-1, 0), "bottom": (0, 1), "top": (0, -1)}[side]
-        x, y = x + step[0], y + step[1]
-    pts = np.column_stack([x, y]).astype(np.float64).reshape(-1, 2)
-    inside = np.array([neighbour.contains(px, py) for px, py in pts], dtype=bool)
-    return pts[inside] if len(pts) else pts
-
-
-def connected_water(water: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """The 8-connected components of ``water`` that hold one of the tile-local ``points``."""
-    if len(points) == 0 or not water.any():
-        return np.zeros_like(water, dtype=bool)
-    labels, _ = ndimage.label(water, structure=np.ones((3, 3), bool))
-    h, w = water.shape
-    cols = np.clip(np.floor(points[:, 0]).astype(int), 0, w - 1)
-    rows = np.clip(np.floor(points[:, 1]).astype(int), 0, h - 1)
-    hit = np.unique(labels[rows, cols])
-    hit = hit[hit > 0]
-    return np.isin(labels, hit) if len(hit) else np.zeros_like(water, dtype=bool)
-
-
-# --------------------------------------------------------------------------- engine
 @dataclass
-class EngineStats:
-    """Counters and timings of the tile engine."""
+class ScenePlan:
+    """A checked scene, ready to run: grid, stretch, prompts, first seeds, output folder."""
 
-    tiles_encoded: int = 0
-    tile_decodes: int = 0
-    prompt_decodes: int = 0
-    waves: int = 0
-    skipped_nodata_tiles: int = 0
-    capped_objects: set = field(default_factory=set)
-    read_s: float = 0.0
-    encoder_s: float = 0.0
-    decode_s: float = 0.0
-    store_s: float = 0.0
-    propagate_s: float = 0.0
+    number: int  # position among the run's scenes
+    path: Path
+    out: Path
+    grid: TileGrid
+    stretch: Any  # raster_io.Stretch
+    prompt_set: Any  # prompts.PromptSet, None when promptless
+    objects: dict[int, ObjectInfo]
+    seeds: dict[int, list[Seed]]
+    params: dict[str, Any]  # the run's parameters, with this scene's bands
+    spec: Any  # distributed.SceneSpec: what a tile task needs to read the scene
+    created: list[Path]  # output folders created for it (removed again if the run fails)
+
+    @property
+    def stem(self) -> str:
+        return self.path.stem
 
 
-class TileEngine:
-    """Encode seeded tiles once, decode their prompts, grow objects across tiles in waves."""
+# --------------------------------------------------------------------------- planning
+def _plan_scene(
+    number: int, scene, outdir, params: dict, stretch_spec, read_prompt_set
+) -> ScenePlan:
+    """Open and check ``scene``, prepare its output folder, seed its tiles."""
+    from geofloodsam.raster_io import Scene, compute_stretch
 
-    def __init__(
-        self,
-        scene,
-        stretch,
-        grid: TileGrid,
-        model: PromptableModel,
-        store: TileStore,
-        objects: dict[int, ObjectInfo],
-        workdir: Path,
-        threshold: float = 0.5,
-        progress: tqdm | None = None,
-        skip_nodata_tiles: bool = False,
-        max_object_tiles: int = MAX_OBJECT_TILES,
-        keep_embeddings: bool = True,
-    ) -> None:
-        self.scene = scene
-        self.stretch = stretch
-        self.grid = grid
-        self.model = model
-        self.store = store
-        self.objects = objects
-        self.threshold = threshold
-        self.progress = progress
-        self.skip_nodata_tiles = skip_nodata_tiles
-        self.max_object_tiles = max_object_tiles
-        self.keep_embeddings = keep_embeddings
-        self.keeper = EmbeddingKeeper(workdir / "embeddings")
-        self.stats = EngineStats()
-        self.batch_size = max(1, int(getattr(model, "batch_size", 1)))
-        self._visits: dict[tuple[int, int], int] = {}
-        self._object_tiles: dict[int, set[int]] = {}
-        device = getattr(model, "device", None)
-        self._cuda = isinstance(device, torch.device) and device.type == "cuda"
+    with Scene.open(scene, params["bands"]) as sc:
+        params = {**params, "bands": list(sc.bands)}
+        out = Path(outdir) if outdir is not None else Path(sc.path).resolve().parent
+        created = _prepare_outdir(out)
+        try:
+            grid = TileGrid(sc.width, sc.height, params["tile_size"], params["overlap"])
+            st = compute_stretch(sc, stretch_spec)
+            prompt_set = read_prompt_set(sc)
+            objects, seeds = build_seeds(grid, prompt_set)
+        except BaseException:
+            _remove_dirs(created)
+            raise
+        return ScenePlan(
+            number, Path(sc.path), out, grid, st, prompt_set, objects, seeds, params,
+            SceneSpec.of(sc, st), created,
+        )
 
-    # waves
-    def run(self, seeds: dict[int, list[Seed]]) -> EngineStats:
-        """Process ``seeds`` (tile index -> seeds) and everything they grow into."""
-        pending = {i: s for i, s in seeds.items() if s}
-        while pending:
-            self.stats.waves += 1
-            wave = sorted(pending.items())
-            pending = {}
-            for start in range(0, len(wave), self.batch_size):
-                chunk = wave[start : start + self.batch_size]
-                embeddings = self._embeddings([i for i, _ in chunk])
-                for index, tile_seeds in chunk:
-                    emb = embeddings.get(index)
-                    if emb is not None:
-                        grown = self._decode_tile(self.grid.tiles[index], emb, tile_seeds)
-                        for n_index, seed in grown:
-                            _add_seed(pending, n_index, seed)
-                    self._tick()
-            pending = self._admit(pending)
-            if self.progress is not None and pending:
-                self.progress.total += len(pending)
-                self.progress.refresh()
-        return self.stats
 
-    def _tick(self) -> None:
-        if self.progress is not None:
-            self.progress.update(1)
+def _one_scene_prompts(prompts, prompts_crs):
+    """Prompt reader of a single-scene run: features outside the raster are warned about."""
+    from geofloodsam.prompts import read_prompts
 
-    def _embeddings(self, indices: list[int]) -> dict[int, Embedding]:
-        """Embeddings of the tiles ``indices``: kept ones reused, the others read and encoded."""
-        out = {i: self.keeper.get(i) for i in indices if i in self.keeper}
-        todo = [i for i in indices if i not in out]
-        images, keep = [], []
-        t0 = time.perf_counter()
-        for i in todo:
-            rgb, valid = self.scene.read_rgb(self.grid.tiles[i].window, self.stretch)
-            if self.skip_nodata_tiles and not valid.any():
-                self.stats.skipped_nodata_tiles += 1
-                continue
-            images.append(rgb)
-            keep.append(i)
-        self.stats.read_s += time.perf_counter() - t0
-        if images:
-            t0 = time.perf_counter()
-            embs = self.model.encode_batch(images)
-            if self._cuda:
-                torch.cuda.synchronize()
-            self.stats.encoder_s += time.perf_counter() - t0
-            self.stats.tiles_encoded += len(images)
-            for i, emb in zip(keep, embs, strict=True):
-                out[i] = emb
-                if self.keep_embeddings:
-                    self.keeper.put(i, emb)
-        return out
+    def read(sc):
+        if prompts is None:
+            return None
+        prompt_set = read_prompts(
+            prompts, sc.crs, sc.transform, sc.width, sc.height, prompts_crs=prompts_crs
+        )
+        if prompt_set.n_outside:
+            click.echo(
+                f"Warning: {prompt_set.n_outside} of {prompt_set.n_features} prompt "
+                "feature(s) lie outside the raster and are ignored.",
+                err=True,
+            )
+        return prompt_set
 
-    def _decode_tile(self, tile: Tile, emb: Embedding, seeds: list[Seed]) -> list[tuple[int, Seed]]:
-        """Decode every seed of a tile, store the merged result, return seeds for neighbours.
+    return read
 
-        A point object grows only from the water connected to its positive points; in a tile
-        it was carried into (not clicked in), its mask is also cut to that connected water,
-        so an unrelated dark field decoded beside a seed neither shows nor spreads.
-        """
-        self.stats.tile_decodes += 1
-        t0 = time.perf_counter()
-        probs = self._decode(emb, seeds)
-        self.stats.decode_s += time.perf_counter() - t0
-        t0 = time.perf_counter()
-        connected = {}
-        for k, seed in enumerate(seeds):
-            if seed.propagate:
-                water = connected_water(probs[k] > self.threshold, seed.points[seed.labels == 1])
-                connected[k] = water
-                if seed.carried:
-                    near = ndimage.binary_dilation(water, iterations=2)
-                    probs[k][~near] = 0.0
-        self.stats.propagate_s += time.perf_counter() - t0
-        t0 = time.perf_counter()
-        for seed, prob in zip(seeds, probs, strict=True):
-            self.store.update(tile, seed.obj, prob)
-        self.stats.store_s += time.perf_counter() - t0
-        t0 = time.perf_counter()
-        grown = []
-        for k, seed in enumerate(seeds):
-            self._object_tiles.setdefault(seed.obj, set()).add(tile.index)
-            if k in connected:
-                grown.extend(self._grow(tile, seed.obj, connected[k]))
-        self.stats.propagate_s += time.perf_counter() - t0
-        return grown
 
-    def _decode(self, emb: Embedding, seeds: list[Seed]) -> np.ndarray:
-        """(S, h, w) float32 water probability of each seed."""
-        h, w = emb.original_size
-        out = np.zeros((len(seeds), h, w), np.float32)
-        groups: dict[tuple, list[int]] = {}
-        for k, seed in enumerate(seeds):
-            if seed.box is not None:
-                key = ("box",)
-            else:
-                key = ("points", len(seed.points) == 1)
-            groups.setdefault(key, []).append(k)
-        for key, members in groups.items():
-            for start in range(0, len(members), DECODE_CHUNK):
-                part = members[start : start + DECODE_CHUNK]
-                if key[0] == "box":
-                    boxes = np.stack([seeds[k].box for k in part])
-                    pred = self.model.decode(emb, boxes=boxes, multimask=False)
-                else:
-                    pts, labs = _pad_points([seeds[k] for k in part])
-                    pred = self.model.decode(emb, points=pts, point_labels=labs, multimask=key[1])
-                self.stats.prompt_decodes += len(part)
-                logits = pred.best_logits()
-                for k, lg in zip(part, logits, strict=True):
-                    out[k] = _sigmoid(lg)
-        return out
+def _plan_scenes(scenes, outdir, params: dict, stretch_spec, quiet: bool) -> list[ScenePlan]:
+    """Check every scene (one band layout), give each the prompt features inside it, plan."""
+    from geofloodsam.prompts import read_prompts
+    from geofloodsam.scenes import (
+        assign_features,
+        check_output_stems,
+        describe_scenes,
+        expand_scene_args,
+        read_prompt_frame,
+    )
 
-    def _grow(self, tile: Tile, obj: int, water: np.ndarray) -> list[tuple[int, Seed]]:
-        """Seeds for the neighbours of ``tile`` that ``obj``'s mask reaches."""
-        grown = []
-        negatives = self.objects[obj].negatives
-        for side, nb in self.grid.neighbours(tile).items():
-            pts = edge_seeds(water, tile, side, nb)
-            if len(pts) == 0:
-                continue
-            neg = np.array([q for q in negatives if nb.contains(q[0], q[1])]).reshape(-1, 2)
-            all_pts = np.concatenate([pts, neg])
-            labels = np.array([1] * len(pts) + [0] * len(neg), dtype=np.int64)
-            seed = Seed(obj, _local(all_pts, nb), labels, propagate=True, carried=True)
-            grown.append((nb.index, seed))
-        return grown
-
-    def _admit(self, pending: dict[int, list[Seed]]) -> dict[int, list[Seed]]:
-        """Drop seeds already inside water, over the visit cap or the object's tile cap."""
-        out: dict[int, list[Seed]] = {}
-        for index in sorted(pending):
-            tile = self.grid.tiles[index]
-            for seed in pending[index]:
-                pos = seed.labels == 1
-                full = seed.points + np.array([tile.x0, tile.y0])
-                if index in self.store:
-                    dry = self.store.prob_at(tile, full[:, 0], full[:, 1]) <= self.threshold
-                    pos = pos & dry
-                if not pos.any():
-                    continue
-                keep = pos | (seed.labels != 1)
-                key = (seed.obj, index)
-                tiles = self._object_tiles.setdefault(seed.obj, set())
-                if self._visits.get(key, 0) >= MAX_VISITS:
-                    continue
-                if index not in tiles and len(tiles) >= self.max_object_tiles:
-                    self.stats.capped_objects.add(seed.obj)
-                    continue
-                self._visits[key] = self._visits.get(key, 0) + 1
-                pts, labs = seed.points[keep], seed.labels[keep]
-                out.setdefault(index, []).append(
-                    Seed(seed.obj, pts, labs, propagate=True, carried=True)
+    paths = expand_scene_args(scenes)
+    infos = describe_scenes(paths, params["bands"])
+    check_output_stems(paths, next_to_scenes=outdir is None)
+    prompts, prompts_crs = params["prompts"], params["prompts_crs"]
+    chosen = list(paths)
+    read = _one_scene_prompts(None, None)  # promptless: every scene, no prompt set
+    if prompts is not None:
+        frame = read_prompt_frame(prompts, prompts_crs)
+        assignment = assign_features(frame, infos, warn=False)
+        if assignment.outside.size:
+            click.echo(
+                f"Warning: {assignment.outside.size} of {len(frame)} prompt feature(s) lie "
+                "outside every scene and are ignored.",
+                err=True,
+            )
+        for path, prompted in zip(paths, assignment.prompted, strict=True):
+            if not prompted:
+                click.echo(
+                    f"Warning: no water point or box of {prompts} lies in {path}: skipped, "
+                    "no outputs for it.",
+                    err=True,
                 )
-        return out
+        if not quiet:
+            click.echo(assignment.summary(), err=True)
+        chosen = [p for p, ok in zip(paths, assignment.prompted, strict=True) if ok]
+
+        def read(sc):
+            return read_prompts(
+                prompts, sc.crs, sc.transform, sc.width, sc.height, frame=frame
+            )
+
+    plans: list[ScenePlan] = []
+    try:
+        for number, path in enumerate(chosen):
+            plans.append(_plan_scene(number, path, outdir, params, stretch_spec, read))
+    except BaseException:
+        for plan in reversed(plans):
+            _remove_dirs(plan.created)
+        raise
+    return plans
 
 
-def _add_seed(pending: dict[int, list[Seed]], index: int, seed: Seed) -> None:
-    """Add ``seed`` to a tile's pending seeds, merging points of the same object."""
-    for other in pending.setdefault(index, []):
-        if other.obj == seed.obj and other.box is None and seed.box is None:
-            pos = np.concatenate([other.points[other.labels == 1], seed.points[seed.labels == 1]])
-            neg = other.points[other.labels != 1]
-            pos = pos[: 2 * MAX_SEEDS]
-            other.points = np.concatenate([pos, neg])
-            other.labels = np.array([1] * len(pos) + [0] * len(neg), dtype=np.int64)
-            return
-    pending[index].append(seed)
+def _many(scene) -> bool:
+    """Whether ``segment`` was given several scenes (a list, or a scene list file)."""
+    from geofloodsam.scenes import is_scene_list
+
+    if isinstance(scene, (list, tuple)):
+        return True
+    return isinstance(scene, (str, Path)) and is_scene_list(scene)
 
 
-def _pad_points(seeds: list[Seed]) -> tuple[np.ndarray, np.ndarray]:
-    """(N, K, 2) points and (N, K) labels, padded with label -1."""
-    k = max(len(s.points) for s in seeds)
-    pts = np.zeros((len(seeds), k, 2), np.float64)
-    labs = np.full((len(seeds), k), -1, np.int64)
-    for i, s in enumerate(seeds):
-        pts[i, : len(s.points)] = s.points
-        labs[i, : len(s.points)] = s.labels
-    return pts, labs
+# --------------------------------------------------------------------------- where tiles run
+@dataclass
+class _Backend:
+    """The executor of the tile work and what the run records of it."""
+
+    executor: Any  # distributed.LocalExecutor or DaskExecutor
+    model_info: dict[str, Any]
+    record: dict[str, Any]  # for run.json: kind, scheduler, workers, threads
+    load_s: float  # loading the model (in-process) or connecting + preflight (Dask)
+    batch_size: int  # tiles per task (encoded together)
+    max_active: int  # scenes in flight at once
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    out = np.negative(x, dtype=np.float32)
-    np.exp(np.clip(out, -80, 80, out=out), out=out)
-    out += 1.0
-    np.reciprocal(out, out=out)
-    return out
+@contextlib.contextmanager
+def _open_backend(
+    params: dict, model: str, checkpoint, decoder, sam_model, scene_paths: list[str],
+    cache_dir: Path,
+) -> Iterator[_Backend]:
+    """In-process (the model loaded here), or a Dask session checked by ``preflight``."""
+    scheduler, workers, threads = params["scheduler"], params["workers"], params["threads"]
+    decoder = str(decoder) if decoder is not None else default_decoder(model)
+    t0 = time.perf_counter()
+    if scheduler is None and workers is None:
+        if sam_model is None:
+            from geofloodsam.model import load_model
+
+            sam_model = load_model(
+                model, checkpoint=checkpoint, decoder=decoder, device=params["device"]
+            )
+        load_s = time.perf_counter() - t0
+        before = torch.get_num_threads()
+        if threads:
+            torch.set_num_threads(threads)
+        executor = LocalExecutor(sam_model, cache_dir)
+        record = {"kind": "in-process", "scheduler": None, "workers": 1, "threads": 1,
+                  "torch_threads": [torch.get_num_threads()]}
+        try:
+            yield _Backend(
+                executor, _model_info(sam_model), record, load_s,
+                max(1, int(getattr(sam_model, "batch_size", 1))), 1,
+            )
+        finally:
+            executor.close()
+            torch.set_num_threads(before)
+        return
+    from geofloodsam import distributed as dist
+
+    spec = dist.ModelSpec(
+        model, None if checkpoint is None else str(Path(checkpoint).resolve()),
+        decoder if decoder in ("pretrained", "flood") else str(Path(decoder).resolve()),
+        params["device"],
+    )
+    with dist.open_session(scheduler, workers, connect_timeout=dist.CONNECT_TIMEOUT) as session:
+        report = dist.preflight(session.client, spec, scene_paths, torch_threads=threads)
+        record = {"kind": "dask", **session.describe(), "torch_threads": report.torch_threads}
+        yield _Backend(
+            dist.DaskExecutor(session.client, report.plugin), report.model_info, record,
+            time.perf_counter() - t0, report.batch_size, max(2, int(record["threads"])),
+        )
 
 
-# --------------------------------------------------------------------------- seeds
-def build_seeds(grid: TileGrid, prompt_set) -> tuple[dict[int, ObjectInfo], dict[int, list[Seed]]]:
-    """Objects (internal index -> info) and the first wave's seeds (tile index -> seeds).
+def _check_backend(scheduler, workers, threads, sam_model) -> None:
+    """Errors in ``scheduler`` / ``workers`` / ``threads`` before any scene is read."""
+    if scheduler is not None or workers is not None:  # Dask is imported only when asked for
+        from geofloodsam.distributed import check_session_args
 
-    Without prompts (``prompt_set`` None) every tile gets a whole-tile box of one "auto"
-    object (id 0), so that polygons are not cut at tile edges.
+        check_session_args(scheduler, workers)
+    if threads is not None and threads < 1:
+        raise GeofloodsamError(f"--threads must be at least 1, got {threads}.")
+    if sam_model is not None and (scheduler is not None or workers is not None):
+        raise GeofloodsamError(
+            "a loaded sam_model cannot be sent to Dask workers: give model=, checkpoint= and "
+            "decoder= instead, and each worker loads the model itself."
+        )
+
+
+# --------------------------------------------------------------------------- running
+class _SceneRun:
+    """A scene in flight: its work folder, tile store, engine and waves."""
+
+    def __init__(self, plan: ScenePlan, backend: _Backend, progress, token: str) -> None:
+        self.plan = plan
+        self.started = time.perf_counter()
+        self.workdir = Path(tempfile.mkdtemp(dir=plan.out, prefix=f".{plan.stem}.geofloodsam-"))
+        params = plan.params
+        self.engine = TileEngine(
+            plan.grid, TileStore(self.workdir / "tiles"), plan.objects, key=(token, plan.number),
+            threshold=params["threshold"], progress=progress,
+            skip_nodata_tiles=plan.prompt_set is None,
+            max_object_tiles=params["max_object_tiles"],
+            keep_embeddings=any(s.propagate for tile in plan.seeds.values() for s in tile),
+            batch_size=backend.batch_size,
+        )
+        self._waves = self.engine.waves(plan.seeds)
+
+    def next_wave(self):
+        """The next wave's jobs, or None when the scene is done."""
+        return next(self._waves, None)
+
+    def close(self) -> None:
+        """Remove the work folder."""
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def _run_plans(
+    plans: list[ScenePlan], backend: _Backend, quiet: bool, t_start: float
+) -> list[SegmentResult]:
+    """Run every scene's waves through the executor; write each scene when it is done.
+
+    Up to ``backend.max_active`` scenes are in flight; each round sends the current wave of
+    every one of them and takes the outcomes back in that order.
     """
-    seeds: dict[int, list[Seed]] = {}
-    if prompt_set is None:
-        objects = {1: ObjectInfo(0, "auto")}
-        for tile in grid:
-            box = np.array([0.0, 0.0, tile.width, tile.height])
-            seeds[tile.index] = [Seed(1, box=box)]
-        return objects, seeds
-    objects = {}
-    for k, obj in enumerate(prompt_set.objects, start=1):
-        if obj.kind == "box":
-            objects[k] = ObjectInfo(int(obj.object_id), "box")
-            per_tile = box_seeds(grid, k, obj.box)
-        else:
-            negatives = obj.points[obj.labels != 1]
-            objects[k] = ObjectInfo(int(obj.object_id), "point", negatives)
-            per_tile = point_seeds(grid, k, obj.points, obj.labels)
-        for index, seed in per_tile.items():
-            seeds.setdefault(index, []).append(seed)
-    return objects, seeds
+    token = uuid.uuid4().hex[:12]
+    queue, active, done = list(plans), [], {}
+    total = sum(len(p.seeds) for p in plans)
+    with tqdm(total=total, unit="tile", desc="segment", disable=quiet, leave=False) as bar:
+        try:
+            while queue or active:
+                while queue and len(active) < backend.max_active:
+                    active.append(_SceneRun(queue.pop(0), backend, bar, token))
+                jobs = []
+                for run in list(active):
+                    wave = run.next_wave()
+                    if wave is not None:
+                        jobs += [(run, job) for job in wave]
+                        continue
+                    active.remove(run)
+                    try:
+                        done[run.plan.number] = _finish(run, backend, quiet, t_start)
+                    finally:
+                        backend.executor.forget(run.engine.embedding_keys())
+                        run.close()
+                items = ((run.plan.spec, job) for run, job in jobs)
+                outcomes = backend.executor.map(run_chunk, items, cache=True)
+                for (run, job), outcome in zip(jobs, outcomes, strict=True):
+                    run.engine.take(job, outcome)
+        finally:
+            for run in active:
+                run.close()
+    return [done[p.number] for p in plans]
 
 
 # --------------------------------------------------------------------------- outputs
@@ -673,177 +486,63 @@ def output_paths(outdir: Path, stem: str) -> dict[str, Path]:
     }
 
 
-def segment(
-    scene: str | Path,
-    prompts: str | Path | None = None,
-    outdir: str | Path | None = None,
-    model: str = "vit_t",
-    checkpoint: str | Path | None = None,
-    decoder: str | Path | None = None,
-    bands: str | Iterable[int] | None = None,
-    stretch: str | tuple[float, float] = "auto",
-    tile_size: int = 1024,
-    overlap: int = 256,
-    threshold: float = 0.5,
-    min_area: float = 0.0,
-    simplify: float = 0.0,
-    save_prob: bool = False,
-    device: str = "auto",
-    quiet: bool = False,
-    prompts_crs: str | None = None,
-    sam_model: PromptableModel | None = None,
-    max_object_tiles: int = MAX_OBJECT_TILES,
-) -> SegmentResult:
-    """Segment flood water in a georeferenced raster; write mask, polygons and run record.
+def _finish(run: _SceneRun, backend: _Backend, quiet: bool, t_start: float) -> SegmentResult:
+    """Blend, vectorize and write one scene's outputs (temporary names, then the renames)."""
+    from geofloodsam.raster_io import Scene
 
-    Args:
-        scene: the GeoTIFF (any GDAL raster with a CRS).
-        prompts: a vector file of water points and boxes (any CRS); ``None``: promptless,
-            every tile is segmented with a whole-tile box.
-        outdir: output folder (default: the scene's folder).
-        model, checkpoint, decoder, device: the SAM to load (decoder default: ``flood`` when
-            shipped, else ``pretrained``); ignored when ``sam_model`` is given.
-        bands, stretch: band selection (1 or 3, 1-based) and ``auto`` or ``(MIN, MAX)``.
-        tile_size, overlap: the tile grid (pixels).
-        threshold: water where the blended probability is above it.
-        min_area, simplify: polygon filter (m²) and simplification tolerance (metres).
-        save_prob: also write the probability COG.
-        quiet: no progress bar, no summary line (warnings still go to stderr).
-        prompts_crs: the CRS of a prompts file that has none.
-        sam_model: an already loaded :class:`~geofloodsam.model.PromptableModel` (tests).
-        max_object_tiles: how many tiles one point object may spread over.
-    """
-    from geofloodsam.prompts import read_prompts
-    from geofloodsam.raster_io import Scene, compute_stretch, parse_stretch
-
-    t_start = time.perf_counter()
-    _check_numbers(threshold, min_area, simplify)
-    stretch_spec = parse_stretch(stretch)
-    params = {
-        "prompts": None if prompts is None else str(prompts),
-        "prompts_crs": prompts_crs,
-        "bands": None,
-        "stretch": stretch if isinstance(stretch, str) else list(stretch_spec),
-        "tile_size": tile_size,
-        "overlap": overlap,
-        "threshold": threshold,
-        "min_area": min_area,
-        "simplify": simplify,
-        "save_prob": save_prob,
-        "device": device,
-        "max_object_tiles": max_object_tiles,
-    }
-    gdal_env = {} if "GDAL_CACHEMAX" in os.environ else {"GDAL_CACHEMAX": GDAL_CACHE_MB}
-    with rasterio.Env(**gdal_env), Scene.open(scene, bands) as sc:
-        params["bands"] = list(sc.bands)
-        stem = Path(sc.path).stem
-        out = Path(outdir) if outdir is not None else Path(sc.path).resolve().parent
-        created = _prepare_outdir(out)
-        try:
-            grid = TileGrid(sc.width, sc.height, tile_size, overlap)
-            st = compute_stretch(sc, stretch_spec)
-            prompt_set = None
-            if prompts is not None:
-                prompt_set = read_prompts(
-                    prompts, sc.crs, sc.transform, sc.width, sc.height, prompts_crs=prompts_crs
-                )
-                if prompt_set.n_outside:
-                    click.echo(
-                        f"Warning: {prompt_set.n_outside} of {prompt_set.n_features} prompt "
-                        "feature(s) lie outside the raster and are ignored.",
-                        err=True,
-                    )
-            objects, seeds = build_seeds(grid, prompt_set)
-            t_load = time.perf_counter()
-            if sam_model is None:
-                from geofloodsam.model import load_model
-
-                decoder = decoder if decoder is not None else default_decoder(model)
-                sam_model = load_model(model, checkpoint=checkpoint, decoder=decoder, device=device)
-            load_s = time.perf_counter() - t_load
-            workdir = Path(tempfile.mkdtemp(dir=out, prefix=f".{stem}.geofloodsam-"))
-            try:
-                result = _run(
-                    sc, st, grid, sam_model, objects, seeds, prompt_set, workdir, out, stem,
-                    params, quiet, t_start, load_s,
-                )
-            finally:
-                shutil.rmtree(workdir, ignore_errors=True)
-        except BaseException:
-            _remove_dirs(created)
-            raise
-    if not quiet:
-        click.echo(result.summary(), err=True)
-    return result
-
-
-def _run(
-    sc, st, grid, sam_model, objects, seeds, prompt_set, workdir, out, stem, params,
-    quiet, t_start, load_s,
-) -> SegmentResult:
-    """Engine, outputs under temporary names in ``workdir``, then the renames."""
-    info = _model_info(sam_model)
-    n_objects = len(objects)
-    store = TileStore(workdir / "tiles")
-    promptless = prompt_set is None
-    with tqdm(total=len(seeds), unit="tile", desc="segment", disable=quiet, leave=False) as bar:
-        engine = TileEngine(
-            sc, st, grid, sam_model, store, objects, workdir,
-            threshold=params["threshold"], progress=bar, skip_nodata_tiles=promptless,
-            max_object_tiles=params["max_object_tiles"],
-            keep_embeddings=any(s.propagate for tile in seeds.values() for s in tile),
+    plan, stats, workdir, params = run.plan, run.engine.stats, run.workdir, run.plan.params
+    with Scene.open(plan.path, plan.params["bands"]) as sc:
+        if plan.prompt_set is None and stats.tiles_encoded == 0:
+            raise GeofloodsamError(
+                f"every tile of {sc.path} is nodata in bands {','.join(map(str, sc.bands))}: "
+                "nothing to segment; check the file and --bands."
+            )
+        if stats.capped_objects and not quiet:
+            ids = sorted(plan.objects[k].object_id for k in stats.capped_objects)
+            click.echo(
+                f"Warning: object(s) {', '.join(map(str, ids[:10]))} reached the limit of "
+                f"{params['max_object_tiles']} tiles and were cut there.",
+                err=True,
+            )
+        t0 = time.perf_counter()
+        sink = _BandSink(sc)
+        cogs = write_blended(
+            sc, plan.grid, run.engine.store, workdir, params["threshold"], params["save_prob"],
+            on_band=sink,
         )
-        stats = engine.run(seeds)
-    if promptless and stats.tiles_encoded == 0:
-        raise GeofloodsamError(
-            f"every tile of {sc.path} is nodata in bands {','.join(map(str, sc.bands))}: "
-            "nothing to segment; check the file and --bands."
+        water = {"pixels": sink.pixels, "area_m2": sink.area_m2}
+        stitch_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        info = backend.model_info
+        model_label = f"{info.get('model', '?')}:{info.get('decoder', 'pretrained')}"
+        attributes = {
+            k: {"object_id": o.object_id, "prompt_type": o.prompt_type}
+            for k, o in plan.objects.items()
+        }
+        frame = polygons_to_frame(
+            sink.polygonizer.polygons(), sc.transform, sc.crs, attributes, model_label,
+            params["min_area"], params["simplify"],
         )
-    if stats.capped_objects and not quiet:
-        ids = sorted(objects[k].object_id for k in stats.capped_objects)
-        click.echo(
-            f"Warning: object(s) {', '.join(map(str, ids[:10]))} reached the limit of "
-            f"{params['max_object_tiles']} tiles and were cut there.",
-            err=True,
-        )
-    t0 = time.perf_counter()
-    sink = _BandSink(sc)
-    cogs = write_blended(
-        sc, grid, store, workdir, params["threshold"], params["save_prob"], on_band=sink
-    )
-    polygonizer = sink.polygonizer
-    water = {"pixels": sink.pixels, "area_m2": sink.area_m2}
-    stitch_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    model_label = f"{info.get('model', '?')}:{info.get('decoder', 'pretrained')}"
-    attributes = {
-        k: {"object_id": o.object_id, "prompt_type": o.prompt_type} for k, o in objects.items()
-    }
-    frame = polygons_to_frame(
-        polygonizer.polygons(), sc.transform, sc.crs, attributes, model_label,
-        params["min_area"], params["simplify"],
-    )
-    gpkg_tmp = workdir / "flood.gpkg"
-    write_gpkg(frame, gpkg_tmp)
-    vectorize_s = time.perf_counter() - t0
-    final = output_paths(out, stem)
-    total_s = time.perf_counter() - t_start
-    record = _record(
-        sc, st, grid, info, prompt_set, params, stats, water, len(frame), final, cogs,
-        {
+        gpkg_tmp = workdir / "flood.gpkg"
+        write_gpkg(frame, gpkg_tmp)
+        vectorize_s = time.perf_counter() - t0
+        final = output_paths(plan.out, plan.stem)
+        total_s = time.perf_counter() - t_start
+        timings = {
             "total_s": total_s,
-            "model_load_s": load_s,
+            "scene_s": time.perf_counter() - run.started,
+            "model_load_s": backend.load_s,
             "encoder_s": stats.encoder_s,
-            "other_s": total_s - load_s - stats.encoder_s,
+            "other_s": total_s - backend.load_s - stats.encoder_s,
             "read_s": stats.read_s,
             "decode_s": stats.decode_s,
             "tile_store_s": stats.store_s,
             "propagate_s": stats.propagate_s,
             "stitch_write_s": stitch_s,
             "vectorize_s": vectorize_s,
-        },
-        n_objects,
-    )
+        }
+        record = _record(sc, plan, info, stats, water, len(frame), final, cogs, timings)
+    record["executor"] = _executor_record(backend, stats)
     run_tmp = workdir / "run.json"
     run_tmp.write_text(json.dumps(record, indent=2) + "\n")
     moves = [(cogs["mask"], final["mask"]), (gpkg_tmp, final["gpkg"]), (run_tmp, final["run"])]
@@ -864,11 +563,35 @@ def _run(
     )
 
 
-def _record(
-    sc, st, grid, info, prompt_set, params, stats, water, n_polygons, final, cogs, timings,
-    n_objects,
-) -> dict[str, Any]:
+def _executor_record(backend: _Backend, stats) -> dict[str, Any]:
+    """Where the tile work ran, and how long its tasks took (seconds of work per task)."""
+    seconds = np.asarray(stats.task_seconds, dtype=np.float64)
+    by_worker: dict[str, dict[str, float]] = {}
+    for worker, s in zip(stats.task_workers, stats.task_seconds, strict=True):
+        entry = by_worker.setdefault(worker, {"tasks": 0, "seconds": 0.0})
+        entry["tasks"] += 1
+        entry["seconds"] = round(entry["seconds"] + s, 4)
+    summary = {"count": int(seconds.size)}
+    if seconds.size:
+        summary.update({
+            "total_s": round(float(seconds.sum()), 4),
+            "mean_s": round(float(seconds.mean()), 4),
+            "median_s": round(float(np.median(seconds)), 4),
+            "p95_s": round(float(np.percentile(seconds, 95)), 4),
+            "max_s": round(float(seconds.max()), 4),
+        })
+    return {
+        **backend.record,
+        "batch_size": backend.batch_size,
+        "tile_tasks": summary,
+        "tiles_reencoded": stats.tiles_reencoded,
+        "by_worker": by_worker,
+    }
+
+
+def _record(sc, plan: ScenePlan, info, stats, water, n_polygons, final, cogs, timings) -> dict:
     scene_path = Path(sc.path)
+    params, prompt_set = plan.params, plan.prompt_set
     prompts = params["prompts"]
     return {
         "geofloodsam_version": __version__,
@@ -891,17 +614,17 @@ def _record(
         },
         "parameters": params,
         "model": info,
-        "stretch": st.to_dict(),
+        "stretch": plan.stretch.to_dict(),
         "prompts": {
             "mode": "promptless" if prompt_set is None else "prompted",
             "features": 0 if prompt_set is None else prompt_set.n_features,
             "outside": 0 if prompt_set is None else prompt_set.n_outside,
             "source_crs": None if prompt_set is None else prompt_set.source_crs,
-            "objects": 0 if prompt_set is None else n_objects,
+            "objects": 0 if prompt_set is None else len(plan.objects),
         },
         "tiles": {
-            "grid": len(grid),
-            "grid_shape": [grid.n_rows, grid.n_cols],
+            "grid": len(plan.grid),
+            "grid_shape": [plan.grid.n_rows, plan.grid.n_cols],
             "encoded": stats.tiles_encoded,
             "decoded": stats.tile_decodes,
             "prompt_decodes": stats.prompt_decodes,
@@ -918,3 +641,114 @@ def _record(
             "run": final["run"].name,
         },
     }
+
+
+# --------------------------------------------------------------------------- entry point
+def segment(
+    scene: str | Path | Sequence[str | Path],
+    prompts: str | Path | None = None,
+    outdir: str | Path | None = None,
+    model: str = "vit_t",
+    checkpoint: str | Path | None = None,
+    decoder: str | Path | None = None,
+    bands: str | Iterable[int] | None = None,
+    stretch: str | tuple[float, float] = "auto",
+    tile_size: int = 1024,
+    overlap: int = 256,
+    threshold: float = 0.5,
+    min_area: float = 0.0,
+    simplify: float = 0.0,
+    save_prob: bool = False,
+    device: str = "auto",
+    quiet: bool = False,
+    prompts_crs: str | None = None,
+    sam_model: PromptableModel | None = None,
+    max_object_tiles: int = MAX_OBJECT_TILES,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    threads: int | None = None,
+) -> SegmentResult | list[SegmentResult]:
+    """Segment flood water in georeferenced rasters; write masks, polygons and run records.
+
+    Args:
+        scene: the GeoTIFF (any GDAL raster with a CRS), or several of them: a list of
+            paths, or a scene list (``.txt``/``.lst``/``.list``, one path a line). One path
+            returns a :class:`SegmentResult`; several return a list (the scenes that were
+            segmented, in order).
+        prompts: a vector file of water points and boxes (any CRS); ``None``: promptless,
+            every tile is segmented with a whole-tile box. With several scenes, each feature
+            goes to every scene that contains it; a scene with no water point or box in it
+            is skipped with a warning.
+        outdir: output folder (default: each scene's folder).
+        model, checkpoint, decoder, device: the SAM to load (decoder default: ``flood`` when
+            shipped, else ``pretrained``); ignored when ``sam_model`` is given.
+        bands, stretch: band selection (1 or 3, 1-based) and ``auto`` or ``(MIN, MAX)``.
+        tile_size, overlap: the tile grid (pixels).
+        threshold: water where the blended probability is above it.
+        min_area, simplify: polygon filter (m²) and simplification tolerance (metres).
+        save_prob: also write the probability COG.
+        quiet: no progress bar, no summary line (warnings still go to stderr).
+        prompts_crs: the CRS of a prompts file that has none.
+        sam_model: an already loaded :class:`~geofloodsam.model.PromptableModel` (tests;
+            in-process only).
+        max_object_tiles: how many tiles one point object may spread over.
+        scheduler: run the tile work on the Dask cluster at this address.
+        workers: run the tile work on a local Dask cluster of this many processes (started
+            with ``spawn``: in a script, call ``segment`` under ``if __name__ == "__main__":``).
+        threads: torch threads per tile task (default: all cores in-process; on Dask, each
+            worker's share of its host's cores). Runs with the same ``threads`` give
+            bit-identical outputs wherever the tiles were computed.
+    """
+    from geofloodsam.raster_io import parse_stretch
+
+    t_start = time.perf_counter()
+    _check_numbers(threshold, min_area, simplify)
+    _check_backend(scheduler, workers, threads, sam_model)
+    stretch_spec = parse_stretch(stretch)
+    params = {
+        "prompts": None if prompts is None else str(prompts),
+        "prompts_crs": prompts_crs,
+        "bands": bands if bands is None or isinstance(bands, str) else list(bands),
+        "stretch": stretch if isinstance(stretch, str) else list(stretch_spec),
+        "tile_size": tile_size,
+        "overlap": overlap,
+        "threshold": threshold,
+        "min_area": min_area,
+        "simplify": simplify,
+        "save_prob": save_prob,
+        "device": device,
+        "max_object_tiles": max_object_tiles,
+        "scheduler": scheduler,
+        "workers": workers,
+        "threads": threads,
+    }
+    many = _many(scene)
+    plans: list[ScenePlan] = []
+    gdal_env = {} if "GDAL_CACHEMAX" in os.environ else {"GDAL_CACHEMAX": GDAL_CACHE_MB}
+    try:
+        with rasterio.Env(**gdal_env):
+            if many:
+                plans = _plan_scenes(
+                    [scene] if isinstance(scene, (str, Path)) else list(scene), outdir, params,
+                    stretch_spec, quiet,
+                )
+            else:
+                reader = _one_scene_prompts(prompts, prompts_crs)
+                plans = [_plan_scene(0, scene, outdir, params, stretch_spec, reader)]
+            cache_dir = plans[0].out / f".geofloodsam-embeddings-{uuid.uuid4().hex[:12]}"
+            try:
+                with _open_backend(
+                    params, model, checkpoint, decoder, sam_model,
+                    [p.spec.path for p in plans], cache_dir,
+                ) as backend:
+                    results = _run_plans(plans, backend, quiet, t_start)
+            finally:
+                shutil.rmtree(cache_dir, ignore_errors=True)
+    except BaseException:
+        for plan in reversed(plans):
+            _remove_dirs(plan.created)
+        raise
+    if not quiet:
+        for result in results:
+            click.echo(result.summary(), err=True)
+    return results if many else results[0]

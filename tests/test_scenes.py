@@ -127,6 +127,12 @@ def test_output_stems_collide(tmp_path):
     check_output_stems([tmp_path / "x" / "a.tif", tmp_path / "y" / "b.tif"])
     with pytest.raises(GeofloodsamError, match="share the name 'a'"):
         check_output_stems([tmp_path / "x" / "a.tif", tmp_path / "y" / "a.tif"])
+    # outputs next to each scene: only scenes in one folder can collide
+    check_output_stems([tmp_path / "x" / "a.tif", tmp_path / "y" / "a.tif"], next_to_scenes=True)
+    with pytest.raises(GeofloodsamError, match="share the name 'a', so their outputs in their "
+                                               "folder would collide: rename one.$"):
+        check_output_stems([tmp_path / "x" / "a.tif", tmp_path / "x" / "a.vrt"],
+                           next_to_scenes=True)
 
 
 # --------------------------------------------------------------------------- band layouts
