@@ -15,7 +15,6 @@ model's 1024 frame lives in :mod:`geofloodsam.transforms`.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +29,7 @@ from geofloodsam.decoder_ckpt import check_compatible, read_decoder
 from geofloodsam.device import autocast, default_batch_size, resolve_device
 from geofloodsam.errors import GeofloodsamError
 from geofloodsam.sam_import import build_sam, modeling
+from geofloodsam.weights import sha256_file
 
 PIXEL_MEAN = (123.675, 116.28, 103.53)
 PIXEL_STD = (58.395, 57.12, 57.375)
@@ -349,14 +349,6 @@ def _load_state(sam: torch.nn.Module, path: Path, name: str) -> None:
         ) from None
 
 
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def shipped_decoder(name: str) -> Path:
     """Path of the flood decoder shipped in the package for base model ``name``."""
     path = SHIPPED_DECODER_DIR / f"flood_decoder_{name}.pt"
@@ -384,7 +376,7 @@ def apply_decoder(model: SamModel, decoder: str | Path) -> SamModel:
         )
     target.load_state_dict({k: v.to(reference[k].dtype) for k, v in state.items()}, strict=True)
     model.decoder_name = str(decoder) if str(decoder) == "flood" else str(path)
-    model.decoder_sha256 = _file_sha256(path)
+    model.decoder_sha256 = sha256_file(path)
     model.decoder_meta = meta
     return model
 

@@ -74,13 +74,24 @@ def read_prompts(
     none (and overrides the file's own CRS if it has one). Raises :class:`GeofloodsamError`
     for an unreadable, empty or CRS-less file, unsupported geometries, bad labels, and when no
     feature lies inside the raster. ``frame``: the file as already read and checked by
-    :func:`geofloodsam.scenes.read_prompt_frame` (one file for many scenes is read once).
+    :func:`read_prompt_frame` (one file for many scenes is read once).
+    """
+    path = Path(path)
+    if frame is None:
+        frame = read_prompt_frame(path, prompts_crs)
+    return _from_frame(path, frame, crs, transform, width, height)
+
+
+def read_prompt_frame(path: str | Path, prompts_crs: str | None = None):
+    """Read and check a prompts file once: a GeoDataFrame with its CRS set.
+
+    ``prompts_crs`` sets the CRS of a file that has none (and overrides the file's own).
+    One-line errors for an unreadable or empty file, a file without CRS, unsupported
+    geometries and bad labels.
     """
     import pyproj
 
     path = Path(path)
-    if frame is not None:
-        return _from_frame(path, frame, crs, transform, width, height)
     gdf = _read(path)
     if prompts_crs:
         try:
@@ -96,7 +107,8 @@ def read_prompts(
             "(the CRS its coordinates are in)."
         )
     _check_geometries(path, gdf)
-    return _from_frame(path, gdf, crs, transform, width, height)
+    _labels(path, gdf)  # label values are checked here too, before any work starts
+    return gdf
 
 
 def _from_frame(path: Path, gdf, crs, transform: Affine, width: int, height: int) -> PromptSet:

@@ -30,6 +30,7 @@ from affine import Affine
 
 from geofloodsam import transforms
 from geofloodsam.errors import GeofloodsamError
+from geofloodsam.prompts import read_prompt_frame  # noqa: F401 - part of this module's API
 
 #: an argument with one of these suffixes is a scene list, not a raster
 LIST_SUFFIXES = (".txt", ".lst", ".list")
@@ -194,35 +195,6 @@ def describe_scenes(
 
 
 # --------------------------------------------------------------------------- prompts
-def read_prompt_frame(path: str | Path, prompts_crs: str | None = None):
-    """The prompt file as a GeoDataFrame with its CRS set, checked like a single-scene run.
-
-    Same messages as :func:`geofloodsam.prompts.read_prompts` for an unreadable or empty
-    file, a file without CRS (unless ``prompts_crs``) and unsupported geometries.
-    """
-    import pyproj
-
-    from geofloodsam import prompts
-
-    path = Path(path)
-    frame = prompts._read(path)
-    if prompts_crs:
-        try:
-            crs = pyproj.CRS.from_user_input(prompts_crs)
-        except pyproj.exceptions.CRSError:
-            raise GeofloodsamError(
-                f"unknown --prompts-crs {prompts_crs!r}: give e.g. EPSG:4326."
-            ) from None
-        frame = frame.set_crs(crs, allow_override=True)
-    elif frame.crs is None:
-        raise GeofloodsamError(
-            f"prompts file {path} has no CRS: pass --prompts-crs EPSG:XXXX "
-            "(the CRS its coordinates are in)."
-        )
-    prompts._check_geometries(path, frame)
-    prompts._labels(path, frame)  # label values: same checks and messages
-    return frame
-
 
 def water_features(frame) -> np.ndarray:
     """(N,) bool: features that can make an object on their own (boxes, label-1 points).

@@ -27,7 +27,6 @@ depends on it, which moves logits by about 1e-6.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import shutil
@@ -63,6 +62,7 @@ from geofloodsam.tile_work import EmbeddingKeeper, LocalExecutor, SceneSpec, See
 from geofloodsam.tiling import TileGrid
 from geofloodsam.transforms import pixel_to_world
 from geofloodsam.vectorize import BandPolygonizer, geodesic_areas, polygons_to_frame, write_gpkg
+from geofloodsam.weights import sha256_file
 
 __all__ = [
     "MAX_OBJECT_TILES",
@@ -463,14 +463,6 @@ def _check_numbers(threshold: float, min_area: float, simplify: float) -> None:
         raise GeofloodsamError(f"--simplify is in metres and cannot be negative, got {simplify}.")
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _model_info(model) -> dict[str, Any]:
     info = model.info() if hasattr(model, "info") else {}
     return dict(info) if info else {"model": type(model).__name__}
@@ -601,7 +593,7 @@ def _record(sc, plan: ScenePlan, info, stats, water, n_polygons, final, cogs, ti
             "scene": str(scene_path.resolve()),
             "scene_bytes": scene_path.stat().st_size,
             "prompts": None if prompts is None else str(Path(prompts).resolve()),
-            "prompts_sha256": None if prompts is None else _sha256(Path(prompts)),
+            "prompts_sha256": None if prompts is None else sha256_file(Path(prompts)),
         },
         "scene": {
             "width": sc.width,
