@@ -72,9 +72,9 @@ class FinetuneConfig:
     data: str
     model: str = "vit_t"
     checkpoint: str | None = None
-    epochs: int = 12
+    epochs: int = 10
     batch_size: int = 4
-    prompts_per_image: int = 4
+    prompts_per_image: int = 2
     lr: float = 3e-4
     weight_decay: float = 0.01
     warmup: float = 0.05
