@@ -79,26 +79,38 @@ class BandPolygonizer:
         h = water.shape[0]
         self._next_y = y0 + h
         water = np.asarray(water, dtype=bool)
-        labels, n = ndimage.label(water)  # 4-connectivity, as rasterio's shapes below
-        offset = len(self._geoms)
-        if n == 0:
+        wet = np.flatnonzero(water.any(axis=0))
+        if len(wet) == 0:
             self._last_row = np.full(self.width, -1, np.int64)
             return
+        # Label and trace only the columns that hold water: the same components, numbered in
+        # the same order, as over the full width, at a fraction of the cost on sparse masks.
+        x0, x1 = int(wet[0]), int(wet[-1]) + 1
+        water = water[:, x0:x1]
+        ids = None if ids is None else ids[:, x0:x1]
+        labels, n = ndimage.label(water)  # 4-connectivity, as rasterio's shapes below
+        offset = len(self._geoms)
         for _ in range(n):
             self._uf.add()
         self._geoms.extend([None] * n)
         self._hists.extend(_histograms(labels, water, ids, n))
         shapes = features.shapes(
-            labels, mask=water, connectivity=4, transform=Affine.translation(0, y0)
+            labels, mask=water, connectivity=4, transform=Affine.translation(x0, y0)
         )
         for geom, value in shapes:
             self._geoms[offset + int(value) - 1] = shapely.geometry.shape(geom)
-        first = np.where(labels[0] > 0, labels[0].astype(np.int64) + offset - 1, -1)
+        first = self._global_row(labels[0], offset, x0)
         if self._last_row is not None:
             both = (self._last_row >= 0) & (first >= 0)
             for a, b in set(zip(self._last_row[both].tolist(), first[both].tolist(), strict=True)):
                 self._uf.union(a, b)
-        self._last_row = np.where(labels[-1] > 0, labels[-1].astype(np.int64) + offset - 1, -1)
+        self._last_row = self._global_row(labels[-1], offset, x0)
+
+    def _global_row(self, labels: np.ndarray, offset: int, x0: int) -> np.ndarray:
+        """Full-width global component index of one row of cropped labels (-1 = dry)."""
+        row = np.full(self.width, -1, np.int64)
+        row[x0 : x0 + len(labels)] = np.where(labels > 0, labels.astype(np.int64) + offset - 1, -1)
+        return row
 
     def polygons(self) -> list[PixelPolygon]:
         """The dissolved polygons (pixel coordinates), in order of their first row."""

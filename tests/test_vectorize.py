@@ -6,6 +6,7 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import shapely
+import shapely.affinity
 from affine import Affine
 from rasterio import features
 from scipy import ndimage
@@ -65,6 +66,21 @@ def test_bands_dissolve_into_the_same_polygons(band: int) -> None:
     assert shapely.equals(lake.geometry, same.geometry)
     n_vertices = len(shapely.get_coordinates(same.geometry))
     assert len(shapely.get_coordinates(lake.geometry)) == n_vertices
+
+
+@pytest.mark.parametrize("band", [7, 100])
+def test_water_far_from_the_left_edge_keeps_its_place(band: int) -> None:
+    """Bands are traced only where they hold water: the polygons must not move or change."""
+    water, ids = blobs()
+    wide = np.pad(water, ((0, 0), (300, 200)))
+    wide_ids = np.pad(ids, ((0, 0), (300, 200)))
+    polys = run_bands(wide, wide_ids, band)
+    np.testing.assert_array_equal(rasterize(polys, wide.shape), wide)
+    moved = sorted(
+        (shapely.affinity.translate(p.geometry, 300, 0).wkb_hex, p.object_index, p.pixels)
+        for p in run_bands(water, ids, band)
+    )
+    assert sorted((p.geometry.wkb_hex, p.object_index, p.pixels) for p in polys) == moved
 
 
 def test_object_id_is_the_majority_over_the_polygon() -> None:
