@@ -19,6 +19,7 @@ def make_samples(outdir: Path, quiet: bool) -> None:
     committed files unchanged.
     """
     from geofloodsam import samples
+    from geofloodsam.weights import sha256_file
 
     try:
         outdir.mkdir(parents=True, exist_ok=True)
@@ -35,5 +36,5 @@ def make_samples(outdir: Path, quiet: bool) -> None:
     if not quiet:
         for path in written:
             size = path.stat().st_size
-            click.echo(f"{path}  {size:>9,d} bytes  sha256 {samples.sha256(path)[:16]}")
+            click.echo(f"{path}  {size:>9,d} bytes  sha256 {sha256_file(path)[:16]}")
         click.echo(f"{len(written)} files written to {outdir}")

@@ -261,17 +261,7 @@ def default_file_mode() -> int:
     return 0o666 & ~mask
 
 
-class _NoBar:
-    def update(self, n: int) -> None:  # noqa: D102
-        pass
-
-    def close(self) -> None:  # noqa: D102
-        pass
-
-
 def _progress(total: int, enabled: bool, desc: str):
-    if not enabled:
-        return _NoBar()
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, unit="img", leave=False)
+    return tqdm(total=total, desc=desc, unit="img", leave=False, disable=not enabled)

@@ -26,7 +26,6 @@ grid) and, when it has prompts, ``<stem>_prompts_utm.geojson`` (raster CRS) and
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -751,8 +750,3 @@ def make_samples(outdir: str | Path) -> list[Path]:
         written += [p for p in (files.image, files.truth, files.prompts_utm, files.prompts_4326)
                     if p is not None]
     return written
-
-
-def sha256(path: str | Path) -> str:
-    """SHA-256 hex digest of a file."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()

@@ -16,6 +16,7 @@ from geofloodsam import samples
 from geofloodsam.cli import main
 from geofloodsam.prompts import read_prompts
 from geofloodsam.raster_io import Scene, compute_stretch
+from geofloodsam.weights import sha256_file
 
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "sample_tiles"
 STEMS = {"riverside_rgb": None, "delta_4band": "1,2,3"}  # stem -> --bands
@@ -160,8 +161,8 @@ def test_generators_are_deterministic(tmp_path):
     b = samples.river_scene(tmp_path / "b", 500, 400, seed=5)
     c = samples.river_scene(tmp_path / "c", 500, 400, seed=6)
     for pa, pb in ((a.image, b.image), (a.truth, b.truth), (a.prompts_4326, b.prompts_4326)):
-        assert samples.sha256(pa) == samples.sha256(pb)
-    assert samples.sha256(a.image) != samples.sha256(c.image)
+        assert sha256_file(pa) == sha256_file(pb)
+    assert sha256_file(a.image) != sha256_file(c.image)
 
 
 def test_four_band_scene_with_nodata(tmp_path):
