@@ -15,7 +15,7 @@ model's 1024 frame lives in :mod:`geofloodsam.transforms`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -54,11 +54,23 @@ class Embedding:
 
 @dataclass
 class Prediction:
-    """Decoder output for N prompts (objects) with C masks each (C = 3 with multimask)."""
+    """Decoder output for N prompts (objects) with C masks each (C = 3 with multimask).
 
-    logits: np.ndarray  # (N, C, H, W) float32 mask logits at the original resolution
+    Built with ``upscale`` (and ``None`` logits), the full-resolution logits are computed
+    when first asked for, and :meth:`best_logits` upscales only the best mask of each prompt.
+    """
+
+    _logits: np.ndarray | None  # (N, C, H, W) float32 mask logits at the original resolution
     iou: np.ndarray  # (N, C) predicted IoU
     low_res: np.ndarray  # (N, C, 256, 256) logits in the model frame (feed back as mask_input)
+    upscale: Callable[[np.ndarray], np.ndarray] | None = field(default=None, repr=False)
+
+    @property
+    def logits(self) -> np.ndarray:
+        """(N, C, H, W) float32 mask logits at the image's original resolution."""
+        if self._logits is None:
+            self._logits = self.upscale(self.low_res)
+        return self._logits
 
     def best_index(self) -> np.ndarray:
         """Index of the mask with the highest predicted IoU, per prompt."""
@@ -66,7 +78,9 @@ class Prediction:
 
     def best_logits(self) -> np.ndarray:
         """(N, H, W) logits of each prompt's best mask."""
-        return self.logits[np.arange(len(self.logits)), self.best_index()]
+        if self._logits is None:
+            return self.upscale(self.best_low_res())[:, 0]
+        return self._logits[np.arange(len(self._logits)), self.best_index()]
 
     def best_low_res(self) -> np.ndarray:
         """(N, 1, 256, 256) low-resolution logits of each prompt's best mask."""
@@ -254,6 +268,8 @@ class SamModel:
         )
         h, w = embedding.input_size
         x = x[..., :h, :w]
+        if (h, w) == tuple(embedding.original_size):  # no resize: interpolating is the identity
+            return x
         return F.interpolate(x, embedding.original_size, mode="bilinear", align_corners=False)
 
     @torch.inference_mode()
@@ -274,13 +290,14 @@ class SamModel:
             low_res, iou = self.decode_lowres(
                 embedding.features.to(self.device), prompts, multimask
             )
-        low_res = low_res.float()
-        logits = self.upscale(low_res, embedding)
-        return Prediction(
-            logits=logits.cpu().numpy(),
-            iou=iou.float().cpu().numpy(),
-            low_res=low_res.cpu().numpy(),
-        )
+        low_res = low_res.float().cpu().numpy()
+
+        @torch.inference_mode()
+        def upscale(masks: np.ndarray) -> np.ndarray:
+            x = torch.from_numpy(np.ascontiguousarray(masks)).to(self.device)
+            return self.upscale(x, embedding).cpu().numpy()
+
+        return Prediction(None, iou.float().cpu().numpy(), low_res, upscale)
 
 
 # ---------------------------------------------------------------------- building

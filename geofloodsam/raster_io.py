@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
+from rasterio.enums import MaskFlags
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.windows import Window
 
@@ -177,6 +178,11 @@ class Scene:
         nan_nodata = self.nodata is not None and math.isnan(self.nodata)
         #: NaN pixels are not covered by the dataset masks and must be checked in the data
         self._check_nan = is_float and not nan_nodata
+        flags = ds.mask_flag_enums
+        #: no nodata value, internal mask or NaN check: every pixel is valid, nothing to read
+        self.all_valid = not self._check_nan and all(
+            flags[b - 1] == [MaskFlags.all_valid] for b in bands
+        )
 
     @classmethod
     def open(cls, path: str | Path, bands: str | Sequence[int] | None = None) -> Scene:
@@ -222,6 +228,8 @@ class Scene:
     # reading
     def read_valid(self, window: Window) -> np.ndarray:
         """(h, w) bool: True where every selected band is valid (dataset masks, NaN)."""
+        if self.all_valid:
+            return np.ones((int(window.height), int(window.width)), bool)
         masks = self.ds.read_masks(self.bands, window=window)
         valid = (masks != 0).all(axis=0)
         if self._check_nan:
@@ -235,10 +243,12 @@ class Scene:
         Invalid pixels (nodata, internal mask, NaN in any selected band) are black in the RGB.
         """
         data = self.ds.read(self.bands, window=window)
+        rgb = stretch.apply(data)
+        if self.all_valid:
+            return rgb, np.ones(data.shape[1:], bool)
         valid = (self.ds.read_masks(self.bands, window=window) != 0).all(axis=0)
         if self._check_nan:
             valid &= np.isfinite(data).all(axis=0)
-        rgb = stretch.apply(data)
         rgb[~valid] = 0
         return rgb, valid
 

@@ -61,7 +61,12 @@ from geofloodsam.tile_engine import (
 from geofloodsam.tile_work import EmbeddingKeeper, LocalExecutor, SceneSpec, Seed, run_chunk
 from geofloodsam.tiling import TileGrid
 from geofloodsam.transforms import pixel_to_world
-from geofloodsam.vectorize import BandPolygonizer, geodesic_areas, polygons_to_frame, write_gpkg
+from geofloodsam.vectorize import (
+    BandPolygonizer,
+    geodesic_ring_areas,
+    polygons_to_frame,
+    write_gpkg,
+)
 from geofloodsam.weights import sha256_file
 
 __all__ = [
@@ -390,14 +395,11 @@ def _run_plans(
 # --------------------------------------------------------------------------- outputs
 def _row_pixel_areas(scene, y0: int, y1: int) -> np.ndarray:
     """Geodesic area (m²) of one pixel of each row ``y0..y1`` (at the centre column)."""
-    import shapely
-
     col = scene.width // 2
     rows = np.arange(y0, y1, dtype=np.float64)
-    cols = np.array([col, col + 1, col + 1, col], dtype=np.float64)
-    xs, ys = pixel_to_world(scene.transform, cols[None, :], rows[:, None] + [0, 0, 1, 1])
-    boxes = shapely.polygons(np.stack([xs, ys], axis=-1))
-    return geodesic_areas(boxes, scene.crs)
+    cols = np.array([col, col + 1, col + 1, col, col], dtype=np.float64)  # a closed ring
+    xs, ys = pixel_to_world(scene.transform, cols[None, :], rows[:, None] + [0, 0, 1, 1, 0])
+    return geodesic_ring_areas(xs, ys, scene.crs)
 
 
 class _BandSink:
@@ -411,7 +413,7 @@ class _BandSink:
 
     def __call__(self, band: Band, water: np.ndarray) -> None:
         self.polygonizer.add_band(band.y0, water, band.ids)
-        per_row = np.count_nonzero(water, axis=1)
+        per_row = np.count_nonzero(water[:, band.x0 : band.x1], axis=1)
         if per_row.any():
             self.pixels += int(per_row.sum())
             self.area_m2 += float(per_row @ _row_pixel_areas(self.scene, band.y0, band.y1))

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -180,13 +180,28 @@ def _index(tile: Tile | int) -> int:
 
 @dataclass
 class Band:
-    """A blended row band ``[y0, y1)`` spanning the raster's full width."""
+    """A blended row band ``[y0, y1)`` spanning the raster's full width.
+
+    ``prob`` and ``ids`` are 0 outside columns ``[x0, x1)`` (empty when ``x0 == x1``): the
+    extent of every object blended in the band, so consumers can skip the rest.
+    """
 
     y0: int
     y1: int
     prob: np.ndarray  # (h, W) float32 water probability: max over objects (0 where none)
     ids: np.ndarray  # (h, W) int32 object with the highest probability (0: none)
-    covered: np.ndarray  # (h, W) bool: some decoded tile covers the pixel
+    x0: int = 0
+    x1: int = 0
+    #: band-local (r0, r1, c0, c1) of each decoded tile that meets the band
+    tile_spans: list[tuple[int, int, int, int]] = field(default_factory=list)
+
+    @property
+    def covered(self) -> np.ndarray:
+        """(h, W) bool: some decoded tile covers the pixel."""
+        out = np.zeros(self.prob.shape, bool)
+        for r0, r1, c0, c1 in self.tile_spans:
+            out[r0:r1, c0:c1] = True
+        return out
 
 
 def blend_band(
@@ -198,19 +213,22 @@ def blend_band(
     the object and cover the pixel. Objects are combined by per-pixel maximum.
     """
     h, w = y1 - y0, grid.width
-    prob = np.zeros((h, w), np.float32)
-    ids = np.zeros((h, w), np.int32)
-    covered = np.zeros((h, w), bool)
+    band = Band(y0, y1, np.zeros((h, w), np.float32), np.zeros((h, w), np.int32))
+    prob, ids = band.prob, band.ids
     for index in store.indices:
         tile = grid.tiles[index]
         if tile.y0 < y1 and y0 < tile.y1:
-            covered[max(y0, tile.y0) - y0 : min(y1, tile.y1) - y0, tile.x0 : tile.x1] = True
+            band.tile_spans.append(
+                (max(y0, tile.y0) - y0, min(y1, tile.y1) - y0, tile.x0, tile.x1)
+            )
+    extent = None
     for obj in store.objects:
         tiles = [grid.tiles[i] for i in store.covering(obj)]
         region = _object_region(store, tiles, obj, y0, y1)
         if region is None:
             continue
         ry0, rx0, ry1, rx1 = region
+        extent = (rx0, rx1) if extent is None else (min(extent[0], rx0), max(extent[1], rx1))
         num = np.zeros((ry1 - ry0, rx1 - rx0), np.float32)
         den = np.zeros_like(num)
         for tile in tiles:
@@ -230,7 +248,9 @@ def blend_band(
         better = p_obj > prob[target]
         prob[target] = np.where(better, p_obj, prob[target])
         ids[target] = np.where(better, obj, ids[target])
-    return Band(y0, y1, prob, ids, covered)
+    if extent is not None:
+        band.x0, band.x1 = extent
+    return band
 
 
 def _object_region(
@@ -277,6 +297,10 @@ def default_band_height(width: int) -> int:
 
 
 def _profile(scene) -> dict:
+    """The temporary tiled GeoTIFF a band-by-band output is written to before the COG copy.
+
+    Fast ZSTD level 1: GDAL's COG copy decompresses it again and writes the deflate COG.
+    """
     return {
         "driver": "GTiff",
         "width": scene.width,
@@ -288,7 +312,8 @@ def _profile(scene) -> dict:
         "tiled": True,
         "blockxsize": BLOCK,
         "blockysize": BLOCK,
-        "compress": "deflate",
+        "compress": "zstd",
+        "zstd_level": 1,
         "BIGTIFF": "IF_SAFER",
     }
 
@@ -326,16 +351,24 @@ def write_blended(
             prob_ds = stack.enter_context(rasterio.open(plain["prob"], "w", **profile))
         for band in iter_bands(grid, store, band_height):
             window = Window(0, band.y0, scene.width, band.y1 - band.y0)
-            valid = scene.read_valid(window)
-            water = (band.prob > threshold) & valid
-            mask = water.astype(np.uint8)
-            mask[~valid] = 255
-            mask_ds.write(mask, 1, window=window)
+            water, valid = _band_water(scene, band, window, threshold)
+            if valid is None:  # every pixel valid: the bool mask is already 0/1 bytes
+                mask_ds.write(water.view(np.uint8), 1, window=window)
+            else:
+                mask = water.astype(np.uint8)
+                mask[~valid] = 255
+                mask_ds.write(mask, 1, window=window)
             if prob_ds is not None:
-                prob8 = np.rint(band.prob * 255.0).astype(np.uint8)
-                prob8[~valid] = 0
+                prob8 = np.zeros(water.shape, np.uint8)
+                cols = slice(band.x0, band.x1)
+                prob8[:, cols] = np.rint(band.prob[:, cols] * 255.0).astype(np.uint8)
+                if valid is not None:
+                    prob8[~valid] = 0
                 prob_ds.write(prob8, 1, window=window)
-                prob_ds.write_mask(valid.astype(np.uint8) * 255, window=window)
+                alpha = np.full(water.shape, 255, np.uint8) if valid is None else (
+                    valid.astype(np.uint8) * 255
+                )
+                prob_ds.write_mask(alpha, window=window)
             if on_band is not None:
                 on_band(band, water)
     factors = overview_factors(scene.width, scene.height)
@@ -348,7 +381,24 @@ def write_blended(
         cogs[name] = directory / f"{name}.tif"
         rasterio.shutil.copy(
             path, cogs[name], driver="COG", compress="deflate", blocksize=BLOCK,
-            BIGTIFF="IF_SAFER",
+            BIGTIFF="IF_SAFER", NUM_THREADS="ALL_CPUS",
         )
         path.unlink()
     return cogs
+
+
+def _band_water(
+    scene, band: Band, window: Window, threshold: float
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """(h, W) bool water of ``band`` and its valid mask (None: the scene has no nodata).
+
+    Only the band's object columns are thresholded; the rest is dry by construction.
+    """
+    water = np.zeros(band.prob.shape, bool)
+    cols = slice(band.x0, band.x1)
+    np.greater(band.prob[:, cols], threshold, out=water[:, cols])
+    if scene.all_valid:
+        return water, None
+    valid = scene.read_valid(window)
+    water &= valid
+    return water, valid

@@ -153,19 +153,24 @@ def edge_seeds(water: np.ndarray, tile: Tile, side: str, neighbour: Tile) -> np.
     labels, _ = ndimage.label(strip, structure=np.ones((3, 3), bool))
     touching = np.unique(labels[:, -1])
     touching = touching[touching > 0]
-    sizes = ndimage.sum_labels(np.ones_like(labels), labels, touching)
+    sizes = np.bincount(labels.ravel())[touching]
     order = np.argsort(-sizes, kind="stable")
     ranked = [int(touching[i]) for i in order if sizes[i] >= MIN_SEED_PIXELS]
     far = np.zeros(strip.shape, bool)
     far[:, width - max(1, width // 2) :] = True
     rows, cols = [], []
     pad = 1 if width > 1 else ((1, 1), (0, 0))  # a 1-px strip: its run's middle
+    boxes = ndimage.find_objects(labels)
     for label in ranked[: MAX_SEEDS // 2]:
-        region = labels == label
+        # The distance transform over the component's bounding box only: outside it the
+        # strip is dry, so the distances (and the first maxima) are those of the whole strip.
+        rs, cs = boxes[label - 1]
+        region = labels[rs, cs] == label
         dist = ndimage.distance_transform_edt(np.pad(region, pad))
         dist = dist[1:-1, 1:-1] if width > 1 else dist[1:-1]
-        r1, c1 = np.unravel_index(int(np.argmax(np.where(far, dist, 0))), dist.shape)
+        r1, c1 = np.unravel_index(int(np.argmax(np.where(far[rs, cs], dist, 0))), dist.shape)
         r2, c2 = np.unravel_index(int(np.argmax(dist)), dist.shape)
+        r1, r2, c1, c2 = r1 + rs.start, r2 + rs.start, c1 + cs.start, c2 + cs.start
         rows.append(r1)
         cols.append(c1)
         if np.hypot(r2 - r1, c2 - c1) > 32:

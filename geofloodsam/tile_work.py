@@ -279,9 +279,21 @@ def connect_seeds(probs: np.ndarray, seeds: list[Seed], threshold: float) -> dic
             water = connected_water(probs[k] > threshold, seed.points[seed.labels == 1])
             connected[k] = water
             if seed.carried:
-                near = ndimage.binary_dilation(water, iterations=2)
-                probs[k][~near] = 0.0
+                probs[k][~_dilated(water, 2)] = 0.0
     return connected
+
+
+def _dilated(water: np.ndarray, pixels: int) -> np.ndarray:
+    """``water`` dilated by ``pixels`` (4-connected steps), computed around the water only."""
+    near = np.zeros_like(water)
+    rows = np.flatnonzero(water.any(axis=1))
+    if rows.size == 0:
+        return near
+    cols = np.flatnonzero(water[rows[0] : rows[-1] + 1].any(axis=0))
+    r0, r1 = max(rows[0] - pixels, 0), rows[-1] + 1 + pixels
+    c0, c1 = max(cols[0] - pixels, 0), cols[-1] + 1 + pixels
+    near[r0:r1, c0:c1] = ndimage.binary_dilation(water[r0:r1, c0:c1], iterations=pixels)
+    return near
 
 
 def connected_water(water: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -292,9 +304,10 @@ def connected_water(water: np.ndarray, points: np.ndarray) -> np.ndarray:
     h, w = water.shape
     cols = np.clip(np.floor(points[:, 0]).astype(int), 0, w - 1)
     rows = np.clip(np.floor(points[:, 1]).astype(int), 0, h - 1)
-    hit = np.unique(labels[rows, cols])
-    hit = hit[hit > 0]
-    return np.isin(labels, hit) if len(hit) else np.zeros_like(water, dtype=bool)
+    keep = np.zeros(labels.max() + 1, bool)
+    keep[labels[rows, cols]] = True
+    keep[0] = False
+    return keep[labels]
 
 
 def _pad_points(seeds: list[Seed]) -> tuple[np.ndarray, np.ndarray]:

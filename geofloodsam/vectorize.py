@@ -27,6 +27,8 @@ from scipy import ndimage
 #: metres per degree of latitude (used to turn --simplify metres into degrees)
 METRES_PER_DEGREE = 111_320.0
 LAYER = "flood"
+#: dry columns that split a band into separately vectorised runs (fewer: one run)
+MIN_GAP = 64
 COLUMNS = ("area_m2", "object_id", "prompt_type", "model")
 
 
@@ -66,6 +68,7 @@ class BandPolygonizer:
     """Vectorise a mask given top to bottom in row bands; dissolve across band boundaries."""
 
     width: int
+    min_gap: int = MIN_GAP  # dry columns that split a band into separately traced runs
     _geoms: list = field(default_factory=list)
     _hists: list = field(default_factory=list)
     _uf: _UnionFind = field(default_factory=_UnionFind)
@@ -79,38 +82,43 @@ class BandPolygonizer:
         h = water.shape[0]
         self._next_y = y0 + h
         water = np.asarray(water, dtype=bool)
-        wet = np.flatnonzero(water.any(axis=0))
-        if len(wet) == 0:
-            self._last_row = np.full(self.width, -1, np.int64)
-            return
-        # Label and trace only the columns that hold water: the same components, numbered in
-        # the same order, as over the full width, at a fraction of the cost on sparse masks.
-        x0, x1 = int(wet[0]), int(wet[-1]) + 1
-        water = water[:, x0:x1]
-        ids = None if ids is None else ids[:, x0:x1]
-        labels, n = ndimage.label(water)  # 4-connectivity, as rasterio's shapes below
-        offset = len(self._geoms)
-        for _ in range(n):
+        first = np.full(self.width, -1, np.int64)
+        last = np.full(self.width, -1, np.int64)
+        # Label and trace only the runs of columns that hold water (no component crosses a
+        # dry column): the cost follows the water, not the raster's width.
+        parts = []
+        for x0, x1 in wet_runs(water.any(axis=0), self.min_gap):
+            labels, n = ndimage.label(water[:, x0:x1])  # 4-connectivity, as shapes below
+            parts.append((x0, labels, n, _first_pixels(labels, n, x0)))
+        # Number the components as one labelling of the full width would (raster scan order
+        # of their first pixel), so the output does not depend on how the band was split.
+        keys = [key for *_, firsts in parts for key in firsts]
+        rank = np.empty(len(keys), np.int64)
+        rank[sorted(range(len(keys)), key=keys.__getitem__)] = np.arange(len(keys))
+        offset, done = len(self._geoms), 0
+        for _ in keys:
             self._uf.add()
-        self._geoms.extend([None] * n)
-        self._hists.extend(_histograms(labels, water, ids, n))
-        shapes = features.shapes(
-            labels, mask=water, connectivity=4, transform=Affine.translation(x0, y0)
-        )
-        for geom, value in shapes:
-            self._geoms[offset + int(value) - 1] = shapely.geometry.shape(geom)
-        first = self._global_row(labels[0], offset, x0)
+        self._geoms.extend([None] * len(keys))
+        self._hists.extend([None] * len(keys))
+        for x0, labels, n, _ in parts:
+            remap = np.concatenate([[-1], offset + rank[done : done + n]])
+            done += n
+            sub = water[:, x0 : x0 + labels.shape[1]]
+            sub_ids = None if ids is None else ids[:, x0 : x0 + labels.shape[1]]
+            for k, hist in enumerate(_histograms(labels, sub, sub_ids, n), start=1):
+                self._hists[remap[k]] = hist
+            shapes = features.shapes(
+                labels, mask=sub, connectivity=4, transform=Affine.translation(x0, y0)
+            )
+            for geom, value in shapes:
+                self._geoms[remap[int(value)]] = shapely.geometry.shape(geom)
+            first[x0 : x0 + labels.shape[1]] = remap[labels[0]]
+            last[x0 : x0 + labels.shape[1]] = remap[labels[-1]]
         if self._last_row is not None:
             both = (self._last_row >= 0) & (first >= 0)
             for a, b in set(zip(self._last_row[both].tolist(), first[both].tolist(), strict=True)):
                 self._uf.union(a, b)
-        self._last_row = self._global_row(labels[-1], offset, x0)
-
-    def _global_row(self, labels: np.ndarray, offset: int, x0: int) -> np.ndarray:
-        """Full-width global component index of one row of cropped labels (-1 = dry)."""
-        row = np.full(self.width, -1, np.int64)
-        row[x0 : x0 + len(labels)] = np.where(labels > 0, labels.astype(np.int64) + offset - 1, -1)
-        return row
+        self._last_row = last
 
     def polygons(self) -> list[PixelPolygon]:
         """The dissolved polygons (pixel coordinates), in order of their first row."""
@@ -129,6 +137,28 @@ class BandPolygonizer:
             for part in getattr(geom, "geoms", [geom]):
                 out.append(PixelPolygon(part, _majority(hist), int(sum(hist.values()))))
         return out
+
+
+def wet_runs(wet: np.ndarray, min_gap: int = MIN_GAP) -> list[tuple[int, int]]:
+    """``[x0, x1)`` spans of the ``wet`` columns, split where ``min_gap`` (at least 1) or
+    more columns in a row are dry: no 4- or 8-connected component crosses such a gap."""
+    cols = np.flatnonzero(wet)
+    if len(cols) == 0:
+        return []
+    breaks = np.flatnonzero(np.diff(cols) > max(min_gap, 1))
+    starts = np.concatenate([[cols[0]], cols[breaks + 1]])
+    ends = np.concatenate([cols[breaks], [cols[-1]]]) + 1
+    return list(zip(starts.tolist(), ends.tolist(), strict=True))
+
+
+def _first_pixels(labels: np.ndarray, n: int, x0: int) -> list[tuple[int, int]]:
+    """(row, column + ``x0``) of each component's first pixel in raster scan order."""
+    out = []
+    for k, box in enumerate(ndimage.find_objects(labels, n), start=1):
+        row = box[0].start
+        col = box[1].start + int(np.argmax(labels[row, box[1]] == k))
+        out.append((row, col + x0))
+    return out
 
 
 def _histograms(labels: np.ndarray, water: np.ndarray, ids: np.ndarray | None, n: int) -> list:
@@ -168,23 +198,39 @@ def metres_to_crs_units(metres: float, crs) -> float:
     return metres / (factor or 1.0)
 
 
-def geodesic_areas(geoms, crs) -> np.ndarray:
-    """Area in m² of each geometry (in ``crs``) on the ellipsoid of the CRS's datum."""
+def _geodesy(crs):
+    """(pyproj.Geod on the CRS datum's ellipsoid, transform function to its lon/lat)."""
     import pyproj
 
-    if len(geoms) == 0:
-        return np.zeros(0)
     crs = pyproj.CRS.from_user_input(crs)
     geodetic = crs.geodetic_crs or pyproj.CRS.from_epsg(4326)
     ellipsoid = geodetic.ellipsoid
     geod = pyproj.Geod(a=ellipsoid.semi_major_metre, b=ellipsoid.semi_minor_metre)
-    to_lonlat = pyproj.Transformer.from_crs(crs, geodetic, always_xy=True)
+    return geod, pyproj.Transformer.from_crs(crs, geodetic, always_xy=True).transform
+
+
+def geodesic_areas(geoms, crs) -> np.ndarray:
+    """Area in m² of each geometry (in ``crs``) on the ellipsoid of the CRS's datum."""
+    if len(geoms) == 0:
+        return np.zeros(0)
+    geod, to_lonlat = _geodesy(crs)
 
     def lonlat(coords: np.ndarray) -> np.ndarray:
-        return np.column_stack(to_lonlat.transform(coords[:, 0], coords[:, 1]))
+        return np.column_stack(to_lonlat(coords[:, 0], coords[:, 1]))
 
     projected = shapely.transform(np.asarray(list(geoms), dtype=object), lonlat)
     return np.array([abs(geod.geometry_area_perimeter(g)[0]) for g in projected], np.float64)
+
+
+def geodesic_ring_areas(xs: np.ndarray, ys: np.ndarray, crs) -> np.ndarray:
+    """Area in m² of each closed ring ``xs[i], ys[i]`` (in ``crs``), as :func:`geodesic_areas`."""
+    geod, to_lonlat = _geodesy(crs)
+    lons, lats = to_lonlat(np.ravel(xs), np.ravel(ys))
+    lons, lats = np.reshape(lons, np.shape(xs)), np.reshape(lats, np.shape(ys))
+    return np.array(
+        [abs(geod.polygon_area_perimeter(lo, la)[0]) for lo, la in zip(lons, lats, strict=True)],
+        np.float64,
+    )
 
 
 # --------------------------------------------------------------------------- GeoDataFrame

@@ -56,6 +56,12 @@ def test_tiny_decode_returns_logits_at_input_size(tiny_model, shape: tuple[int, 
     assert pred.iou.shape == (2, 3)
     assert pred.best_logits().shape == (2, *shape)
     assert pred.best_low_res().shape == (2, 1, 256, 256)
+    # only the best masks upscaled: exactly those masks of the full upscaled logits
+    lazy = tiny_model.decode(
+        emb, points=np.array([[[10.5, 20.5]], [[5.5, 5.5]]]), point_labels=np.array([[1], [1]]),
+        multimask=True,
+    ).best_logits()
+    np.testing.assert_array_equal(lazy, pred.logits[[0, 1], pred.best_index()])
 
 
 def test_one_embedding_serves_many_prompts(tiny_model) -> None:

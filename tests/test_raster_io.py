@@ -154,6 +154,29 @@ def test_internal_mask_is_respected(tmp_path):
     assert (rgb[~mask] == 0).all()
 
 
+@pytest.mark.parametrize(
+    ("dtype", "nodata", "masked", "expected"),
+    [("uint8", None, False, True), ("uint16", 0, False, False), ("uint8", None, True, False),
+     ("float32", None, False, False)],
+)
+def test_all_valid_scene_skips_the_masks(tmp_path, dtype, nodata, masked, expected):
+    """No nodata, internal mask or float NaN: every pixel valid, without reading masks."""
+    data = random_scene(dtype, 3, 100, 120)
+    mask = np.ones((100, 120), bool)
+    mask[:10] = False
+    path = write_tif(tmp_path / "s.tif", data, nodata=nodata, mask=mask if masked else None)
+    window = Window(10, 0, 60, 50)
+    with Scene.open(path) as scene:
+        assert scene.all_valid is expected
+        rgb, valid = scene.read_rgb(window, compute_stretch(scene))
+        assert valid.shape == (50, 60) and valid.dtype == bool
+        assert np.array_equal(scene.read_valid(window), valid)
+    if masked:
+        assert not valid[:10].any() and valid[10:].all()
+    elif nodata is None:
+        assert valid.all()
+
+
 def test_alpha_band_is_the_mask(tmp_path):
     data = random_scene("uint8", 4, 60, 60)
     data[3] = 255

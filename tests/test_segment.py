@@ -34,6 +34,7 @@ from geofloodsam.segment import (
     point_seeds,
     segment,
 )
+from geofloodsam.tile_work import _dilated
 from geofloodsam.tiling import TileGrid
 from geofloodsam.transforms import pixel_to_world
 
@@ -184,6 +185,39 @@ def test_edge_seeds_lie_in_the_overlap_and_in_water() -> None:
     water[:, :] = False
     water[100:140, 30:200] = True  # stops before the edge: nothing to carry
     assert len(edge_seeds(water, tile, "right", right)) == 0
+
+
+@pytest.mark.parametrize("side", ["right", "left", "bottom", "top"])
+def test_edge_seeds_move_with_the_water(side: str) -> None:
+    """Seeds are found within each component's box: shifting the water shifts them alike."""
+    grid = TileGrid(1000, 777, 256, 64)
+    tile = grid.tile(1, 1)
+    yy, xx = np.mgrid[0 : tile.height, 0 : tile.width]
+    blob = ((xx - 250) / 120.0) ** 2 + ((yy - 60) / 25.0) ** 2 <= 1  # leaves on the right
+    blob |= (np.abs(yy - 150) < 4) & (xx > 180)  # a thin channel leaving too
+    turn = {"right": lambda a: a, "left": lambda a: a[:, ::-1], "bottom": lambda a: a.T,
+            "top": lambda a: a.T[::-1]}[side]
+    shift = (40, 0) if side in ("right", "left") else (0, 40)  # (rows, cols) along the edge
+    water = turn(blob)
+    moved = np.roll(water, shift, axis=(0, 1))
+    assert moved.sum() == water.sum()  # nothing wrapped around
+    neighbour = grid.neighbours(tile)[side]
+    pts = edge_seeds(water, tile, side, neighbour)
+    assert len(pts) == 2  # the lake and the channel
+    np.testing.assert_array_equal(
+        edge_seeds(moved, tile, side, neighbour), pts + [shift[1], shift[0]]
+    )
+
+
+def test_dilation_around_the_water_equals_the_full_dilation() -> None:
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        water = np.zeros((60, 80), bool)
+        y, x = rng.integers(0, 60), rng.integers(0, 80)
+        water[y : y + rng.integers(1, 9), x : x + rng.integers(1, 9)] = True
+        water &= rng.random(water.shape) < 0.7
+        assert np.array_equal(_dilated(water, 2), ndimage.binary_dilation(water, iterations=2))
+    assert not _dilated(np.zeros((5, 5), bool), 2).any()
 
 
 def test_embedding_keeper_spills_beyond_its_cap(tmp_path) -> None:

@@ -90,6 +90,7 @@ def test_uncovered_pixels_and_merge_by_maximum(tmp_path) -> None:
     store.update(tile, 1, high * 0.5)  # object 1 again (a later wave): merged by maximum
     assert store.crop(tile, 2) == (0, 0, 10, 10)  # stored cropped
     band = blend_band(grid, store, 0, grid.height)
+    assert (band.x0, band.x1) == (0, tile.x1)  # the objects' columns
     assert band.covered[: tile.y1, : tile.x1].all() and not band.covered[:, tile.x1 :].any()
     assert (band.prob[:, tile.x1 :] == 0).all() and (band.ids[:, tile.x1 :] == 0).all()
     np.testing.assert_allclose(band.prob[:10, :10], 0.9)
@@ -97,6 +98,23 @@ def test_uncovered_pixels_and_merge_by_maximum(tmp_path) -> None:
     assert (band.ids[:10, :10] == 2).all() and (band.ids[20 : tile.y1, 20 : tile.x1] == 1).all()
     values = store.prob_at(tile, np.array([5.5, 100.5]), np.array([5.5, 100.5]))
     np.testing.assert_allclose(values, [0.9, 0.2], rtol=1e-6)
+
+
+def test_band_extent_bounds_the_objects(tmp_path) -> None:
+    grid = TileGrid(900, 300, 256, 64)
+    store = TileStore(tmp_path, prob_dtype=np.float32)
+    assert blend_band(grid, store, 0, 100).x0 == blend_band(grid, store, 0, 100).x1  # nothing
+    tile = grid.tile(0, 2)
+    prob = np.zeros((tile.height, tile.width), np.float32)
+    prob[50:60, 30:90] = 0.8
+    store.update(tile, 1, prob)
+    band = blend_band(grid, store, 0, 100)
+    assert (band.x0, band.x1) == (tile.x0 + 30, tile.x0 + 90)
+    outside = np.ones(band.prob.shape, bool)
+    outside[:, band.x0 : band.x1] = False
+    assert not band.prob[outside].any() and not band.ids[outside].any()
+    assert band.covered[:, tile.x0 : tile.x1].all()  # the tile covers more than its object
+    assert blend_band(grid, store, 100, 200).x0 == blend_band(grid, store, 100, 200).x1
 
 
 def test_a_tile_decoded_for_other_objects_does_not_erase_an_object(tmp_path) -> None:

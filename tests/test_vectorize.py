@@ -16,6 +16,7 @@ from geofloodsam.vectorize import (
     geodesic_areas,
     metres_to_crs_units,
     polygons_to_frame,
+    wet_runs,
     write_gpkg,
 )
 
@@ -34,8 +35,8 @@ def blobs(height: int = 300, width: int = 260) -> tuple[np.ndarray, np.ndarray]:
     return water, ids
 
 
-def run_bands(water: np.ndarray, ids: np.ndarray | None, band: int) -> list:
-    poly = BandPolygonizer(water.shape[1])
+def run_bands(water: np.ndarray, ids: np.ndarray | None, band: int, **kwargs) -> list:
+    poly = BandPolygonizer(water.shape[1], **kwargs)
     for y0 in range(0, water.shape[0], band):
         poly.add_band(y0, water[y0 : y0 + band], None if ids is None else ids[y0 : y0 + band])
     return poly.polygons()
@@ -81,6 +82,33 @@ def test_water_far_from_the_left_edge_keeps_its_place(band: int) -> None:
         for p in run_bands(water, ids, band)
     )
     assert sorted((p.geometry.wkb_hex, p.object_index, p.pixels) for p in polys) == moved
+
+
+def test_wet_runs_split_at_wide_dry_gaps() -> None:
+    wet = np.zeros(40, bool)
+    wet[[2, 3, 5, 20, 21, 39]] = True
+    assert wet_runs(wet, min_gap=3) == [(2, 6), (20, 22), (39, 40)]
+    assert wet_runs(wet, min_gap=15) == [(2, 22), (39, 40)]  # 14 dry columns: one run
+    assert wet_runs(wet, min_gap=100) == [(2, 40)]
+    one_dry = [(2, 4), (5, 6), (20, 22), (39, 40)]  # any dry column splits
+    assert wet_runs(wet, min_gap=0) == wet_runs(wet, min_gap=1) == one_dry
+    assert wet_runs(np.zeros(5, bool)) == []
+
+
+@pytest.mark.parametrize("band", [7, 100])
+@pytest.mark.parametrize("min_gap", [0, 1, 5, 64])
+def test_tracing_wet_runs_apart_gives_the_full_width_result(band: int, min_gap: int) -> None:
+    """Runs traced apart: the same polygons, ids and order as one full-width labelling."""
+    water, ids = blobs()
+    dry = np.zeros((water.shape[0], 30), bool)
+    wide = np.hstack([water, dry, water[::-1], dry[:, :3], water[:, ::-1]])
+    wide_ids = np.hstack([ids, dry, ids[::-1] * 2, dry[:, :3], ids[:, ::-1]]).astype(np.int32)
+    whole = run_bands(wide, wide_ids, band, min_gap=10**9)  # one run: the full width
+    split = run_bands(wide, wide_ids, band, min_gap=min_gap)
+    assert len(whole) == len(split) == ndimage.label(wide)[1]
+    assert [(p.geometry.wkb, p.object_index, p.pixels) for p in split] == [
+        (p.geometry.wkb, p.object_index, p.pixels) for p in whole
+    ]
 
 
 def test_object_id_is_the_majority_over_the_polygon() -> None:
