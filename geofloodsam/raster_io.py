@@ -365,13 +365,17 @@ def compute_stretch(
     nodata, or if every selected band is constant.
     """
     spec = parse_stretch(spec)
-    values, source = _sample(scene, sample_windows)
     n_bands = len(scene.bands)
-    if spec != "auto":
-        low, high = spec
-        return Stretch(np.full(n_bands, low), np.full(n_bands, high), f"fixed {low:g},{high:g}")
-    if scene.dtype == np.uint8:
+    if spec != "auto" or scene.dtype == np.uint8:
+        if not scene.all_valid:  # no values needed: only the check for an all-nodata scene
+            _sample(scene, sample_windows)
+        if spec != "auto":
+            low, high = spec
+            return Stretch(
+                np.full(n_bands, low), np.full(n_bands, high), f"fixed {low:g},{high:g}"
+            )
         return Stretch(np.zeros(n_bands), np.full(n_bands, 255.0), "none (uint8)")
+    values, source = _sample(scene, sample_windows)
     values = values.astype(np.float64)
     lows, highs = np.percentile(values, PERCENTILES, axis=1)
     flat = highs <= lows

@@ -258,6 +258,18 @@ def test_fixed_and_uint8_stretches(tmp_path):
     assert flat[0] == 0 and flat[64] == 128 and (flat[128:] == 255).all()
 
 
+@pytest.mark.parametrize("spec", ["auto", "0,127.5"])
+def test_stretch_of_an_all_valid_scene_without_percentiles_reads_nothing(tmp_path, spec):
+    """uint8 (auto) and fixed stretches need no values: only nodata scenes are sampled."""
+    data = random_scene("uint8", 3, 100, 120)
+    for nodata, expected_reads in ((None, False), (0, True)):
+        path = write_tif(tmp_path / f"s{nodata}.tif", data, nodata=nodata)
+        with Scene.open(path) as scene:
+            scene.ds = ReadRecorder(scene.ds)
+            compute_stretch(scene, spec)
+            assert bool(scene.ds.reads) is expected_reads
+
+
 def test_stretch_apply_and_round_trip():
     stretch = Stretch(np.array([0.0]), np.array([100.0]), "fixed 0,100")
     data = np.array([[[-5.0, 0.0, 50.0, 100.0, 200.0, np.nan]]])
