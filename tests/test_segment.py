@@ -352,7 +352,7 @@ def test_failure_leaves_no_output(tmp_path, big_lake, monkeypatch) -> None:
     def broken(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr("geofloodsam.segment.write_gpkg", broken)
+    monkeypatch.setattr("geofloodsam.scene_outputs.write_gpkg", broken)
     with pytest.raises(OSError, match="disk full"):
         segment(scene, prompts, out, tile_size=256, overlap=64, sam_model=OracleModel(),
                 quiet=True)
@@ -360,6 +360,7 @@ def test_failure_leaves_no_output(tmp_path, big_lake, monkeypatch) -> None:
 
 
 # --------------------------------------------------------------------------- tiny SAM
+@pytest.mark.slow
 def test_same_mask_for_prompts_in_4326_and_in_the_raster_crs(tmp_path, tiny_model) -> None:
     from geofloodsam.samples import river_scene
 
