@@ -182,7 +182,7 @@ def predict(
             f"unknown prompt type {prompt_type!r}: use {', '.join(PROMPT_TYPES)}."
         )
     best = int(pred.best_index()[0])
-    return pred.logits[0, best] > 0, float(pred.iou[0, best])
+    return pred.best_logits()[0] > 0, float(pred.iou[0, best])
 
 
 def predict_all(
