@@ -228,12 +228,15 @@ class Scene:
     # reading
     def read_valid(self, window: Window) -> np.ndarray:
         """(h, w) bool: True where every selected band is valid (dataset masks, NaN)."""
+        data = self.ds.read(self.bands, window=window) if self._check_nan else None
+        return self._valid(window, data)
+
+    def _valid(self, window: Window, data: np.ndarray | None) -> np.ndarray:
+        """(h, w) validity of ``window``: dataset masks, and NaN in ``data`` where checked."""
         if self.all_valid:
             return np.ones((int(window.height), int(window.width)), bool)
-        masks = self.ds.read_masks(self.bands, window=window)
-        valid = (masks != 0).all(axis=0)
+        valid = (self.ds.read_masks(self.bands, window=window) != 0).all(axis=0)
         if self._check_nan:
-            data = self.ds.read(self.bands, window=window)
             valid &= np.isfinite(data).all(axis=0)
         return valid
 
@@ -244,12 +247,9 @@ class Scene:
         """
         data = self.ds.read(self.bands, window=window)
         rgb = stretch.apply(data)
-        if self.all_valid:
-            return rgb, np.ones(data.shape[1:], bool)
-        valid = (self.ds.read_masks(self.bands, window=window) != 0).all(axis=0)
-        if self._check_nan:
-            valid &= np.isfinite(data).all(axis=0)
-        rgb[~valid] = 0
+        valid = self._valid(window, data)
+        if not self.all_valid:
+            rgb[~valid] = 0
         return rgb, valid
 
 

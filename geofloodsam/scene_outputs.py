@@ -65,7 +65,6 @@ class SegmentResult:
         )
 
 
-
 def output_paths(outdir: Path, stem: str) -> dict[str, Path]:
     """Final output paths of a scene called ``stem`` in ``outdir``."""
     return {

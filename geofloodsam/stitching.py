@@ -22,6 +22,7 @@ import rasterio
 import rasterio.shutil
 from rasterio.enums import Resampling
 from rasterio.windows import Window
+from scipy import ndimage
 
 from geofloodsam.tiling import Tile, TileGrid
 
@@ -131,11 +132,11 @@ class TileStore:
             r0, c0, r1, c1 = old
             full[r0:r1, c0:c1] = np.load(self._path(*key))
             prob = np.maximum(prob, full)
-        rows = np.flatnonzero((prob > self.eps).any(axis=1))
+        boxes = ndimage.find_objects((prob > self.eps).astype(np.uint8))
         crop = None
-        if rows.size:
-            cols = np.flatnonzero((prob[rows[0] : rows[-1] + 1] > self.eps).any(axis=0))
-            crop = (int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1)
+        if boxes:
+            rows, cols = boxes[0]
+            crop = (rows.start, cols.start, rows.stop, cols.stop)
             r0, c0, r1, c1 = crop
             np.save(self._path(*key), np.asarray(prob[r0:r1, c0:c1], dtype=self.prob_dtype))
         self._crops[key] = crop

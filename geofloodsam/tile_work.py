@@ -286,12 +286,12 @@ def connect_seeds(probs: np.ndarray, seeds: list[Seed], threshold: float) -> dic
 def _dilated(water: np.ndarray, pixels: int) -> np.ndarray:
     """``water`` dilated by ``pixels`` (4-connected steps), computed around the water only."""
     near = np.zeros_like(water)
-    rows = np.flatnonzero(water.any(axis=1))
-    if rows.size == 0:
+    boxes = ndimage.find_objects(water.astype(np.uint8))
+    if not boxes:
         return near
-    cols = np.flatnonzero(water[rows[0] : rows[-1] + 1].any(axis=0))
-    r0, r1 = max(rows[0] - pixels, 0), rows[-1] + 1 + pixels
-    c0, c1 = max(cols[0] - pixels, 0), cols[-1] + 1 + pixels
+    rows, cols = boxes[0]
+    r0, r1 = max(rows.start - pixels, 0), rows.stop + pixels
+    c0, c1 = max(cols.start - pixels, 0), cols.stop + pixels
     near[r0:r1, c0:c1] = ndimage.binary_dilation(water[r0:r1, c0:c1], iterations=pixels)
     return near
 
