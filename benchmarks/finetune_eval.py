@@ -16,11 +16,11 @@ import json
 
 import numpy as np
 
-from geofloodsam import metrics
-from geofloodsam.datasets import open_dataset
-from geofloodsam.embedding_cache import EmbeddingCache
-from geofloodsam.eval_prompts import default_prompts
-from geofloodsam.model import apply_decoder, load_model
+from geofloodsam.datasets.reading import open_dataset
+from geofloodsam.datasets.truth_prompts import default_prompts
+from geofloodsam.evaluation import metrics
+from geofloodsam.model.embedding_cache import EmbeddingCache
+from geofloodsam.model.sam import apply_decoder, load_model
 
 
 def score_split(model, samples, cache) -> dict[str, dict[str, float]]:

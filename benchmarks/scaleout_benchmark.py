@@ -56,7 +56,7 @@ def child(args: argparse.Namespace) -> None:
     """Run the job once (in a fresh process) and print one JSON line of figures."""
     import resource
 
-    from geofloodsam.segment import segment
+    from geofloodsam.segmentation.pipeline import segment
 
     scenes = json.loads(args.scene_paths)
     prompts = None if args.promptless else Path(args.workdir) / "prompts.geojson"

@@ -103,8 +103,8 @@ def child(args: argparse.Namespace) -> None:
     import resource
 
     t0 = time.perf_counter()
-    from geofloodsam.model import load_model
-    from geofloodsam.segment import segment
+    from geofloodsam.model.sam import load_model
+    from geofloodsam.segmentation.pipeline import segment
 
     import_s = time.perf_counter() - t0
     # One-off process costs, like loading the model, are timed apart from the run: also the

@@ -47,7 +47,7 @@ def mobile_sam_path() -> Path:
 @pytest.fixture(scope="session")
 def vit_t(mobile_sam_path: Path):
     """The real MobileSAM (vit_t) with its pretrained decoder, on the CPU."""
-    from geofloodsam.model import load_model
+    from geofloodsam.model.sam import load_model
 
     return load_model("vit_t", checkpoint=mobile_sam_path, device="cpu")
 
@@ -55,6 +55,6 @@ def vit_t(mobile_sam_path: Path):
 @pytest.fixture(scope="session")
 def tiny_model():
     """A tiny randomly initialised SAM (same code path as the real ones)."""
-    from geofloodsam.model import load_model
+    from geofloodsam.model.sam import load_model
 
     return load_model("tiny", device="cpu")

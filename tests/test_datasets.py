@@ -12,7 +12,7 @@ from conftest import need
 from PIL import Image
 from rasterio.transform import from_origin
 
-from geofloodsam.datasets import (
+from geofloodsam.datasets.reading import (
     SPLIT_COLUMNS,
     Sample,
     make_split,

@@ -14,7 +14,9 @@ pytest.importorskip("distributed")
 
 from distributed import Nanny, Scheduler, SpecCluster  # noqa: E402
 
-from geofloodsam.distributed import (  # noqa: E402
+from geofloodsam.errors import GeofloodsamError  # noqa: E402
+from geofloodsam.raster.scene import Scene, compute_stretch  # noqa: E402
+from geofloodsam.segmentation.distributed import (  # noqa: E402
     DaskExecutor,
     ModelSpec,
     SceneSpec,
@@ -23,9 +25,7 @@ from geofloodsam.distributed import (  # noqa: E402
     plugin_loads,
     preflight,
 )
-from geofloodsam.errors import GeofloodsamError  # noqa: E402
-from geofloodsam.raster_io import Scene, compute_stretch  # noqa: E402
-from geofloodsam.tiling import TileGrid  # noqa: E402
+from geofloodsam.tiles.grid import TileGrid  # noqa: E402
 
 TINY = ModelSpec("tiny", device="cpu")
 
@@ -48,7 +48,7 @@ def slow_echo(model, scene, stretch, payload) -> int:
 @pytest.fixture(scope="module")
 def scene_items(tmp_path_factory):
     """A small RGB sample scene cut into 12 tiles: (SceneSpec, window) items."""
-    from geofloodsam.samples import river_scene
+    from geofloodsam.datasets.sample_scenes import river_scene
 
     files = river_scene(tmp_path_factory.mktemp("dask"), 600, 450)
     with Scene.open(files.image) as scene:
@@ -63,7 +63,7 @@ def local_reference(scene_items, tiny_model):
     """The tiles computed in-process."""
     image, items = scene_items
     spec = items[0][0]
-    from geofloodsam.raster_io import Stretch
+    from geofloodsam.raster.scene import Stretch
 
     with Scene.open(image, spec.bands) as scene:
         stretch = Stretch.from_dict(spec.stretch)

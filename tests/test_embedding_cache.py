@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from geofloodsam.embedding_cache import (
+from geofloodsam.errors import GeofloodsamError
+from geofloodsam.model.embedding_cache import (
     VARIANTS,
     EmbeddingCache,
     apply_variant,
     pixel_sha256,
 )
-from geofloodsam.errors import GeofloodsamError
-from geofloodsam.model import load_model
+from geofloodsam.model.sam import load_model
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +85,7 @@ def test_stale_entry_is_recomputed_and_overwritten(tmp_path, tiny_model, other_t
 
 def test_preprocessing_change_makes_entries_stale(tmp_path, tiny_model, image, monkeypatch):
     EmbeddingCache(tmp_path, tiny_model).get(image)
-    monkeypatch.setattr("geofloodsam.embedding_cache.PREPROCESS_VERSION", 999)
+    monkeypatch.setattr("geofloodsam.model.embedding_cache.PREPROCESS_VERSION", 999)
     cache = EmbeddingCache(tmp_path, tiny_model)
     cache.get(image)
     assert cache.stats.stale == 1
@@ -132,7 +132,7 @@ def test_get_many_batches_misses(tmp_path, tiny_model, image, monkeypatch):
 def test_samples_are_hashed_by_their_pixels(tmp_path, tiny_model):
     from test_datasets import write_photo_set
 
-    from geofloodsam.datasets import open_dataset
+    from geofloodsam.datasets.reading import open_dataset
 
     samples = open_dataset(write_photo_set(tmp_path / "ds", ["train", "val"]))
     cache = EmbeddingCache(tmp_path / "cache", tiny_model)

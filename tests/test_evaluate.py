@@ -14,9 +14,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from geofloodsam.cli import main
-from geofloodsam.decoder_ckpt import save_decoder
-from geofloodsam.embedding_cache import EmbeddingCache
-from geofloodsam.evaluate import (
+from geofloodsam.evaluation.evaluate import (
     image_prompts,
     load_decoders,
     predict,
@@ -24,7 +22,9 @@ from geofloodsam.evaluate import (
     spread_examples,
     worst_examples,
 )
-from geofloodsam.report import HEAD_COLUMNS, aggregate, atomic_outputs
+from geofloodsam.evaluation.report import HEAD_COLUMNS, aggregate, atomic_outputs
+from geofloodsam.model.decoders import save_decoder
+from geofloodsam.model.embedding_cache import EmbeddingCache
 
 H, W = 48, 64
 #: id -> (row0, row1, col0, col1) water rectangle (end exclusive), None = no water
@@ -85,7 +85,7 @@ def decoder_files(tmp_path_factory, tiny_model) -> list[Path]:
 
 @pytest.fixture
 def samples(dataset):
-    from geofloodsam.datasets import open_dataset
+    from geofloodsam.datasets.reading import open_dataset
 
     return open_dataset(dataset, split="test")
 

@@ -13,9 +13,9 @@ from affine import Affine
 from click.testing import CliRunner
 from pyproj import Transformer
 
-from geofloodsam import evaluate_raster as er
 from geofloodsam.cli import main
-from geofloodsam.report import HEAD_COLUMNS
+from geofloodsam.evaluation import raster as er
+from geofloodsam.evaluation.report import HEAD_COLUMNS
 
 UTM = "EPSG:32633"
 X0, Y0 = 500000.0, 5000000.0

@@ -17,18 +17,18 @@ from PIL import Image
 from rasterio.transform import from_origin
 
 from geofloodsam.cli import main
-from geofloodsam.datasets import SPLIT_COLUMNS
-from geofloodsam.decoder_ckpt import read_decoder
+from geofloodsam.datasets.reading import SPLIT_COLUMNS
 from geofloodsam.errors import GeofloodsamError
-from geofloodsam.finetune import (
+from geofloodsam.model.decoders import read_decoder
+from geofloodsam.model.sam import load_model
+from geofloodsam.training.finetune import (
     FinetuneConfig,
     _swapped_decoder,
     finetune,
     mask_loss,
     prompt_loss,
 )
-from geofloodsam.model import load_model
-from geofloodsam.prompt_sampling import lowres_truth, sample_prompts
+from geofloodsam.training.prompt_sampling import lowres_truth, sample_prompts
 
 SIZE = (40, 56)
 
@@ -175,7 +175,7 @@ def test_tiny_training_through_the_command(dataset, cache_dir, tmp_path):
 
 
 def _segment_with(decoder: Path, tmp_path: Path) -> None:
-    from geofloodsam.segment import segment
+    from geofloodsam.segmentation.pipeline import segment
 
     image, _ = _scene(0)
     scene = tmp_path / "scene.tif"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from geofloodsam.metrics import Confusion, confusion, scores
+from geofloodsam.evaluation.metrics import Confusion, confusion, scores
 
 
 def grid(text: str) -> np.ndarray:

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from geofloodsam.decoder_ckpt import read_decoder, save_decoder
 from geofloodsam.errors import GeofloodsamError
-from geofloodsam.metrics import scores
-from geofloodsam.model import Prediction, PromptableModel, load_model
+from geofloodsam.evaluation.metrics import scores
+from geofloodsam.model.decoders import read_decoder, save_decoder
+from geofloodsam.model.sam import Prediction, PromptableModel, load_model
 
 
 def lake_tile(size: int = 512, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -170,7 +170,7 @@ def test_works_without_torchvision() -> None:
                     raise ImportError('blocked ' + name)
         sys.meta_path.insert(0, Block())
         import numpy as np
-        from geofloodsam.model import load_model
+        from geofloodsam.model.sam import load_model
         m = load_model('tiny', device='cpu')
         p = m.decode(m.encode(np.zeros((64, 64, 3), np.uint8)), boxes=[[0, 0, 32, 32]])
         assert p.logits.shape == (1, 1, 64, 64)

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from geofloodsam import transforms
-from geofloodsam.eval_prompts import default_prompts
-from geofloodsam.prompt_sampling import (
+from geofloodsam.datasets.truth_prompts import default_prompts
+from geofloodsam.geo import transforms
+from geofloodsam.training.prompt_sampling import (
     KINDS,
     LOWRES,
     MODE_KINDS,

@@ -14,7 +14,7 @@ import shapely
 from affine import Affine
 
 from geofloodsam.errors import GeofloodsamError
-from geofloodsam.prompts import read_prompts
+from geofloodsam.vector.prompts import read_prompts
 
 CRS = "EPSG:32633"
 TRANSFORM = Affine(2.0, 0.0, 500000.0, 0.0, -2.0, 5000000.0)

@@ -12,7 +12,7 @@ from rasterio.enums import Resampling
 from rasterio.windows import Window
 
 from geofloodsam.errors import GeofloodsamError
-from geofloodsam.raster_io import (
+from geofloodsam.raster.scene import (
     Scene,
     Stretch,
     compute_stretch,

@@ -12,11 +12,11 @@ from click.testing import CliRunner
 from rasterio.windows import Window
 from scipy import ndimage
 
-from geofloodsam import samples
 from geofloodsam.cli import main
-from geofloodsam.prompts import read_prompts
-from geofloodsam.raster_io import Scene, compute_stretch
-from geofloodsam.weights import sha256_file
+from geofloodsam.datasets import sample_scenes as samples
+from geofloodsam.files.hashing import sha256_file
+from geofloodsam.raster.scene import Scene, compute_stretch
+from geofloodsam.vector.prompts import read_prompts
 
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "sample_tiles"
 STEMS = {"riverside_rgb": None, "delta_4band": "1,2,3"}  # stem -> --bands

@@ -13,8 +13,7 @@ from affine import Affine
 from pyproj import Transformer
 
 from geofloodsam.errors import GeofloodsamError
-from geofloodsam.prompts import read_prompts
-from geofloodsam.scenes import (
+from geofloodsam.segmentation.scenes import (
     assign_features,
     check_band_layout,
     check_output_stems,
@@ -25,6 +24,7 @@ from geofloodsam.scenes import (
     read_scene_list,
     water_features,
 )
+from geofloodsam.vector.prompts import read_prompts
 
 UTM = "EPSG:32633"
 LAEA = "EPSG:3035"

@@ -23,20 +23,20 @@ from scipy import ndimage
 from shapely.geometry import LineString, Point, box
 
 from geofloodsam.cli import main
+from geofloodsam.datasets.truth_prompts import deepest_point
 from geofloodsam.errors import GeofloodsamError
-from geofloodsam.eval_prompts import deepest_point
-from geofloodsam.metrics import scores
-from geofloodsam.model import Embedding, Prediction
-from geofloodsam.segment import (
+from geofloodsam.evaluation.metrics import scores
+from geofloodsam.geo.transforms import pixel_to_world
+from geofloodsam.model.sam import Embedding, Prediction
+from geofloodsam.segmentation.pipeline import (
     EmbeddingKeeper,
     box_seeds,
     edge_seeds,
     point_seeds,
     segment,
 )
-from geofloodsam.tile_work import _dilated
-from geofloodsam.tiling import TileGrid
-from geofloodsam.transforms import pixel_to_world
+from geofloodsam.tiles.grid import TileGrid
+from geofloodsam.tiles.work import _dilated
 
 UTM = "EPSG:32614"
 ORIGIN = (500000.0, 5200000.0)
@@ -352,7 +352,7 @@ def test_failure_leaves_no_output(tmp_path, big_lake, monkeypatch) -> None:
     def broken(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr("geofloodsam.scene_outputs.write_gpkg", broken)
+    monkeypatch.setattr("geofloodsam.segmentation.outputs.write_gpkg", broken)
     with pytest.raises(OSError, match="disk full"):
         segment(scene, prompts, out, tile_size=256, overlap=64, sam_model=OracleModel(),
                 quiet=True)
@@ -362,7 +362,7 @@ def test_failure_leaves_no_output(tmp_path, big_lake, monkeypatch) -> None:
 # --------------------------------------------------------------------------- tiny SAM
 @pytest.mark.slow
 def test_same_mask_for_prompts_in_4326_and_in_the_raster_crs(tmp_path, tiny_model) -> None:
-    from geofloodsam.samples import river_scene
+    from geofloodsam.datasets.sample_scenes import river_scene
 
     files = river_scene(tmp_path, 640, 480)
     masks = []
@@ -408,7 +408,7 @@ def test_outside_prompts_are_counted_and_warned(tmp_path) -> None:
 
 
 def test_uint16_four_band_scene_with_nodata_border(tmp_path, tiny_model) -> None:
-    from geofloodsam.samples import LakeSpec, synthetic_scene
+    from geofloodsam.datasets.sample_scenes import LakeSpec, synthetic_scene
 
     w, h = 640, 480
     yy, xx = np.mgrid[0:h, 0:w]
@@ -491,7 +491,7 @@ def test_bad_input_is_a_one_line_error_and_leaves_nothing(tmp_path, case, monkey
     def no_model(*a, **k):  # every bad input must be caught before the model loads
         raise AssertionError("the model was loaded")
 
-    monkeypatch.setattr("geofloodsam.model.load_model", no_model)
+    monkeypatch.setattr("geofloodsam.model.sam.load_model", no_model)
     result = CliRunner().invoke(main, ["segment", *args, "--quiet"])
     assert result.exit_code != 0
     assert not isinstance(result.exception, AssertionError), result.exception
@@ -518,7 +518,7 @@ def _to_4326(path: Path, pixels, transform, crs) -> Path:
 
 @pytest.mark.slow
 def test_real_sam_maps_a_lake_across_tiles_from_one_point(tmp_path, vit_t) -> None:
-    from geofloodsam.samples import lake_scene
+    from geofloodsam.datasets.sample_scenes import lake_scene
 
     files = lake_scene(tmp_path, size=1400)  # lake ~840 px across; tiles 512: 4x4 grid
     res = segment(files.image, files.prompts_4326, tmp_path / "out", tile_size=512, overlap=128,
@@ -533,7 +533,7 @@ def test_real_sam_maps_a_lake_across_tiles_from_one_point(tmp_path, vit_t) -> No
 @pytest.mark.slow
 def test_real_sam_tiled_result_has_no_seams(tmp_path, vit_t) -> None:
     """Tiled (3x3 tiles of 512) vs one tile covering the whole 1024x1024 sample scene."""
-    from geofloodsam.samples import LakeSpec, synthetic_scene
+    from geofloodsam.datasets.sample_scenes import LakeSpec, synthetic_scene
 
     size = 1024
     lake = LakeSpec(size * 0.5, size * 0.47, size * 0.3, size * 0.24, angle=0.3, roughness=0.1)

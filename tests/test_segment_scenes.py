@@ -25,9 +25,9 @@ from shapely.geometry import Point, box
 
 from geofloodsam.cli import main
 from geofloodsam.errors import GeofloodsamError
-from geofloodsam.model import Embedding
-from geofloodsam.segment import segment
-from geofloodsam.transforms import pixel_to_world
+from geofloodsam.geo.transforms import pixel_to_world
+from geofloodsam.model.sam import Embedding
+from geofloodsam.segmentation.pipeline import segment
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "sample_tiles"
@@ -158,8 +158,8 @@ def test_a_revisit_without_the_kept_embedding_decodes_the_same(scenes, tiny_mode
     """A worker that lacks a revisited tile's embedding encodes it again, rounded as if kept."""
     import torch
 
-    from geofloodsam.raster_io import Scene, compute_stretch
-    from geofloodsam.tile_work import ChunkJob, EmbeddingKeeper, Seed, TileTask, run_chunk
+    from geofloodsam.raster.scene import Scene, compute_stretch
+    from geofloodsam.tiles.work import ChunkJob, EmbeddingKeeper, Seed, TileTask, run_chunk
 
     seed = Seed(1, np.array([[40.5, 60.5], [90.5, 20.5]]), np.array([1, 0]), propagate=True)
     window = Window(64, 32, 128, 128)
@@ -202,8 +202,8 @@ def test_bad_runs_are_one_line_errors_and_leave_nothing(
     pytest.importorskip("distributed")
     from test_distributed import free_port
 
-    monkeypatch.setattr("geofloodsam.model.load_model", no_model)
-    monkeypatch.setattr("geofloodsam.distributed.CONNECT_TIMEOUT", 1.0)
+    monkeypatch.setattr("geofloodsam.model.sam.load_model", no_model)
+    monkeypatch.setattr("geofloodsam.segmentation.distributed.CONNECT_TIMEOUT", 1.0)
     out = tmp_path / "out"
     pair = [str(scenes["west"]), str(scenes["east"])]
     args = {
@@ -232,7 +232,7 @@ def test_a_loaded_model_cannot_go_to_workers(scenes, tiny_model) -> None:
 def cluster():
     """A local cluster of 2 worker processes (1 task thread each), shared by the slow tests."""
     pytest.importorskip("distributed")
-    from geofloodsam.distributed import open_session
+    from geofloodsam.segmentation.distributed import open_session
 
     with open_session(workers=2) as session:
         yield session
@@ -294,7 +294,7 @@ def test_cli_on_a_local_cluster_matches_in_process(scenes, tmp_path, in_process)
 def test_killed_worker_does_not_lose_the_run(scenes, tmp_path, cluster, in_process,
                                              monkeypatch) -> None:
     """SIGKILL a worker mid-run: its tiles are recomputed and the outputs are unchanged."""
-    from geofloodsam.distributed import DaskExecutor
+    from geofloodsam.segmentation.distributed import DaskExecutor
 
     killed: list[int] = []
     seen: list[int] = []

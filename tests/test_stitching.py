@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from geofloodsam.stitching import (
+from geofloodsam.stitch.blend import (
     WEIGHT_FLOOR,
     TileStore,
     blend_band,
@@ -13,7 +13,7 @@ from geofloodsam.stitching import (
     ramp,
     tile_weights,
 )
-from geofloodsam.tiling import TileGrid
+from geofloodsam.tiles.grid import TileGrid
 
 
 def smooth_field(width: int, height: int) -> np.ndarray:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from geofloodsam.errors import GeofloodsamError
-from geofloodsam.tiling import TileGrid, tile_starts
+from geofloodsam.tiles.grid import TileGrid, tile_starts
 
 SIZES = [(1000, 777), (777, 1000), (256, 256), (100, 60), (1025, 300), (4096, 4096)]
 

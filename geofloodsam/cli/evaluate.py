@@ -1,0 +1,129 @@
+"""``geofloodsam evaluate`` and ``geofloodsam evaluate-raster``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from geofloodsam.errors import GeofloodsamError
+
+PROMPT_CHOICES = ("point", "box", "none")
+
+
+def _numbers(text: str | None, what: str, cast=float) -> list | None:
+    """Comma-separated numbers of an option, one-line error otherwise."""
+    if text is None:
+        return None
+    try:
+        return [cast(v) for v in text.replace(" ", "").split(",") if v != ""]
+    except ValueError:
+        raise GeofloodsamError(
+            f"{what} must be comma-separated numbers, got {text!r}."
+        ) from None
+
+
+@click.command()
+@click.option("--data", "data", required=True, type=click.Path(path_type=Path),
+              help="Data set folder (splits.csv, images/ + masks/, or Sen1Floods11-style chips).")
+@click.option("--split", default="test", show_default=True,
+              type=click.Choice(["train", "val", "test", "all"]),
+              help="Which split to score ('all': every image).")
+@click.option("--decoder", "decoders", multiple=True, default=("pretrained", "flood"),
+              show_default=True,
+              help="Decoder to score, repeatable: 'pretrained', 'flood' (shipped) or a file "
+                   "written by `geofloodsam finetune`.")
+@click.option("--prompt", "prompts", multiple=True, default=("point", "box"), show_default=True,
+              type=click.Choice(PROMPT_CHOICES),
+              help="Prompt type, repeatable: 'point' (deepest pixel of the largest water body), "
+                   "'box' (box of all water), 'none' (whole-image box, as without prompts).")
+@click.option("--prompts-file", type=click.Path(path_type=Path),
+              help="Score on the prompts of a saved prompts.json instead of deriving them.")
+@click.option("-o", "--output", "out_dir", default="evaluation", show_default=True,
+              type=click.Path(path_type=Path, file_okay=False), help="Report folder.")
+@click.option("--model", "model_name", default="vit_t", show_default=True,
+              help="Base SAM model: vit_t (MobileSAM), vit_b, vit_l, vit_h.")
+@click.option("--checkpoint", type=click.Path(path_type=Path),
+              help="Base model checkpoint (default: the verified cached file).")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--cache-dir", type=click.Path(path_type=Path, file_okay=False),
+              help="Embedding cache folder (default: $GEOFLOODSAM_HOME/embeddings).")
+@click.option("--bands", help="GeoTIFF chips: three 1-based band numbers for R,G,B, e.g. 4,3,2.")
+@click.option("--stretch", default="auto", show_default=True,
+              type=click.Choice(["auto", "none", "minmax", "percentile"]),
+              help="GeoTIFF chips: stretch to 8-bit.")
+@click.option("--seed", default=0, show_default=True, type=int,
+              help="Seed of the tool-made split of folders without splits.csv.")
+@click.option("--examples", default=4, show_default=True, type=click.IntRange(0, 12),
+              help="Images per comparison collage and failure gallery (0: no collages).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+def evaluate(
+    data, split, decoders, prompts, prompts_file, out_dir, model_name, checkpoint, device,
+    cache_dir, bands, stretch, seed, examples, quiet,
+) -> None:
+    """Score decoders × prompt types against ground truth; write tables, plots and report.md.
+
+    Every decoder is scored on the same prompts (saved to REPORT_DIR/prompts.json), and
+    the image embeddings come from the shared cache, so each image is encoded once.
+    """
+    from geofloodsam.evaluation.evaluate import evaluate as run
+
+    band_list = _numbers(bands, "--bands", int)
+    if band_list is not None and len(band_list) != 3:
+        raise GeofloodsamError(f"--bands needs three band numbers (R,G,B), got {bands!r}.")
+    metrics = run(
+        data,
+        decoders=decoders,
+        prompt_types=prompts,
+        out_dir=out_dir,
+        split=None if split == "all" else split,
+        prompts_file=prompts_file,
+        model_name=model_name,
+        checkpoint=checkpoint,
+        device=device,
+        cache_dir=cache_dir,
+        bands=band_list,
+        stretch=stretch,
+        seed=seed,
+        examples=examples,
+        progress=not quiet,
+    )
+    for row in metrics.itertuples():
+        click.echo(
+            f"{row.model:>12} {row.prompt:>6}  IoU {row.iou:.3f}  Dice {row.dice:.3f}  "
+            f"Precision {row.precision:.3f}  Recall {row.recall:.3f}  ({row.n_images} images)"
+        )
+    click.echo(f"report: {Path(out_dir) / 'report.md'}")
+
+
+@click.command("evaluate-raster")
+@click.argument("pred_path", metavar="PRED_MASK.tif", type=click.Path(path_type=Path))
+@click.argument("truth_path", metavar="TRUTH.tif", type=click.Path(path_type=Path))
+@click.option("--truth-water-values", default="1", show_default=True,
+              help="Comma-separated truth values that mean water.")
+@click.option("--truth-nodata", type=float,
+              help="Truth value to exclude (default: the raster's nodata), e.g. -1.")
+@click.option("-o", "--output", "out_dir", default="evaluation", show_default=True,
+              type=click.Path(path_type=Path, file_okay=False), help="Report folder.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def evaluate_raster(
+    pred_path, truth_path, truth_water_values, truth_nodata, out_dir, quiet
+) -> None:
+    """Score a georeferenced water mask (1 water, 0 dry, 255 nodata) against a truth raster.
+
+    The truth is aligned to the prediction's grid (nearest neighbour, any CRS); both are
+    read window by window. Writes metrics.csv and report.md with water areas in m².
+    """
+    from geofloodsam.evaluation.raster import evaluate_raster as run
+    from geofloodsam.evaluation.raster import write_raster_report
+
+    values = _numbers(truth_water_values, "--truth-water-values")
+    score = run(pred_path, truth_path, values, truth_nodata, progress=not quiet)
+    table = write_raster_report(score, out_dir, pred_path, truth_path)
+    row = table.iloc[0]
+    click.echo(
+        f"IoU {row.iou:.3f}  Dice {row.dice:.3f}  Precision {row.precision:.3f}  "
+        f"Recall {row.recall:.3f}  water: predicted {score.pred_water_m2 / 1e6:.4f} km², "
+        f"true {score.truth_water_m2 / 1e6:.4f} km²"
+    )
+    click.echo(f"report: {Path(out_dir) / 'report.md'}")

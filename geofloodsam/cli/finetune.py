@@ -1,0 +1,155 @@
+"""``geofloodsam finetune``: adapt SAM's mask decoder to flood water."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from geofloodsam.model.device import DEVICE_CHOICES
+from geofloodsam.training.finetune import AUGMENTS, PROMPT_MODES, FinetuneConfig
+
+_DEFAULTS = FinetuneConfig(data="")
+
+
+def _bands(ctx: click.Context, param: click.Parameter, value: str | None):
+    from geofloodsam.raster.scene import parse_bands
+
+    return parse_bands(value)
+
+
+def _stretch(ctx: click.Context, param: click.Parameter, value: str):
+    from geofloodsam.raster.scene import parse_stretch
+
+    return parse_stretch(value)
+
+
+def _weights(ctx: click.Context, param: click.Parameter, value: str) -> tuple[float, ...]:
+    try:
+        weights = tuple(float(v) for v in value.split(","))
+    except ValueError:
+        weights = ()
+    if len(weights) != 3 or min(weights) < 0:
+        raise click.BadParameter("give three non-negative numbers DICE,BCE,IOU, e.g. 1,1,1")
+    return weights
+
+
+@click.command()
+@click.option(
+    "--data",
+    required=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="Data set folder: splits.csv (id,image,mask,split), images/ + masks/, "
+    "or S2Hand/ + LabelHand/ GeoTIFF chips.",
+)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Decoder checkpoint to write; curves.csv and curves.png go beside it.",
+)
+@click.option("--model", default=_DEFAULTS.model, show_default=True, help="Base SAM model.")
+@click.option(
+    "--checkpoint",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False),
+    help="Base model checkpoint (default: the registry's, fetched and verified).",
+)
+@click.option("--epochs", default=_DEFAULTS.epochs, show_default=True, type=int)
+@click.option(
+    "--batch-size",
+    default=_DEFAULTS.batch_size,
+    show_default=True,
+    type=int,
+    help="Images per optimiser step.",
+)
+@click.option(
+    "--prompts-per-image",
+    default=_DEFAULTS.prompts_per_image,
+    show_default=True,
+    type=int,
+    help="Prompts sampled per image per step (decoded on one embedding).",
+)
+@click.option("--lr", default=_DEFAULTS.lr, show_default=True, type=float, help="Peak AdamW rate.")
+@click.option(
+    "--prompt",
+    default=_DEFAULTS.prompt,
+    show_default=True,
+    type=click.Choice(PROMPT_MODES),
+    help="Training prompts: points, boxes (incl. the whole-image box), or both alternating.",
+)
+@click.option(
+    "--augment",
+    default=_DEFAULTS.augment,
+    show_default=True,
+    type=click.Choice(AUGMENTS),
+    help="Flip/rotation variants of the train images (each one more encoder pass).",
+)
+@click.option(
+    "--multimask",
+    default=_DEFAULTS.multimask,
+    show_default=True,
+    type=click.Choice(["best", "all"]),
+    help="Single-point prompts give 3 masks: train the best one (SAM's practice) or all.",
+)
+@click.option(
+    "--loss-weights",
+    default=f"{_DEFAULTS.dice_weight:g},{_DEFAULTS.bce_weight:g},{_DEFAULTS.iou_weight:g}",
+    show_default=True,
+    callback=_weights,
+    help="Weights of the Dice, BCE and IoU-head (MSE) losses.",
+)
+@click.option(
+    "--patience",
+    default=_DEFAULTS.patience,
+    show_default=True,
+    type=int,
+    help="Stop after this many epochs without a better val IoU.",
+)
+@click.option(
+    "--bands",
+    default=None,
+    callback=_bands,
+    help="GeoTIFF chips: 1 or 3 1-based band numbers (R,G,B), e.g. 4,3,2.",
+)
+@click.option(
+    "--stretch",
+    default="auto",
+    show_default=True,
+    callback=_stretch,
+    help="GeoTIFF chips: 'auto' (2-98 percentiles per chip) or MIN,MAX.",
+)
+@click.option(
+    "--cache-dir",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Embedding cache (default: $GEOFLOODSAM_HOME/embeddings or the user cache).",
+)
+@click.option("--seed", default=_DEFAULTS.seed, show_default=True, type=int)
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue the interrupted run saved in OUT.resume.pt (same options).",
+)
+@click.option("--device", default="auto", show_default=True, type=click.Choice(DEVICE_CHOICES))
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def finetune(
+    data: Path, out: Path, resume: bool, quiet: bool, loss_weights: tuple[float, ...], **options
+) -> None:
+    """Fine-tune SAM's mask decoder on images with water masks (encoders frozen).
+
+    Trains on the `train` split, keeps the epoch with the best IoU on `val` (the `test`
+    split is never read) and writes a decoder usable as `--decoder OUT` in `segment`
+    and `evaluate`.
+    """
+    from geofloodsam.training.finetune import finetune as run
+
+    dice, bce, iou = loss_weights
+    options.update(dice_weight=dice, bce_weight=bce, iou_weight=iou)
+    result = run(data, out, resume=resume, progress=not quiet, **options)
+    val = result.val
+    click.echo(
+        f"wrote {result.out} (best epoch {result.best_epoch} of {result.epochs_run}; val IoU "
+        f"box {val['iou_box']:.3f}, point {val['iou_point']:.3f}, whole image "
+        f"{val['iou_whole']:.3f})"
+    )

@@ -1,0 +1,82 @@
+"""``geofloodsam segment``: the command-line face of :func:`geofloodsam.segmentation.pipeline.segment`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from geofloodsam.model.device import DEVICE_CHOICES
+
+
+@click.command("segment")
+@click.argument("scenes", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--prompts",
+    "-p",
+    type=click.Path(path_type=Path),
+    help="Points (water clicks, optional `label` 1/0 and `object` columns) and boxes "
+    "(polygons) in GeoJSON, GeoPackage or Shapefile, any CRS. Without it: promptless mode.",
+)
+@click.option(
+    "--outdir", "-o", type=click.Path(path_type=Path), help="Output folder [default: the scene's]."
+)
+@click.option("--model", default="vit_t", show_default=True, help="SAM model: vit_t, vit_b, ...")
+@click.option(
+    "--checkpoint", type=click.Path(path_type=Path), help="Model checkpoint [default: registry]."
+)
+@click.option(
+    "--decoder",
+    help="pretrained, flood (the shipped flood-tuned decoder) or a decoder file "
+    "[default: flood when shipped, else pretrained].",
+)
+@click.option("--bands", help="1 or 3 band numbers, e.g. 4,3,2 [default: 1,2,3 or 1].")
+@click.option(
+    "--stretch", default="auto", show_default=True, help="auto (2-98 percentiles) or MIN,MAX."
+)
+@click.option("--tile-size", default=1024, show_default=True, type=int, help="Tile side (px).")
+@click.option("--overlap", default=256, show_default=True, type=int, help="Tile overlap (px).")
+@click.option(
+    "--threshold", default=0.5, show_default=True, type=float, help="Water probability cut."
+)
+@click.option(
+    "--min-area", default=0.0, show_default=True, type=float, help="Drop polygons below (m²)."
+)
+@click.option(
+    "--simplify", default=0.0, show_default=True, type=float, help="Simplify polygons (metres)."
+)
+@click.option("--save-prob", is_flag=True, help="Also write <stem>_prob.tif (0-255).")
+@click.option(
+    "--device", type=click.Choice(DEVICE_CHOICES), default="auto", show_default=True
+)
+@click.option("--prompts-crs", help="CRS of a prompts file that has none, e.g. EPSG:4326.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
+@click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    help="Run the tile work on the Dask cluster at ADDRESS (e.g. tcp://head:8786); scenes "
+    "and weights must be at the same paths on every worker.",
+)
+@click.option(
+    "--workers", type=int, help="Run the tile work on a local Dask cluster of N processes."
+)
+@click.option(
+    "--threads",
+    type=int,
+    help="Torch threads per tile task [default: all cores; on Dask, each worker's share of "
+    "its host]. The same value gives bit-identical outputs in-process and on Dask.",
+)
+def segment(scenes: tuple[Path, ...], prompts: Path | None, outdir: Path | None, **options) -> None:
+    """Map flood water in SCENES (georeferenced rasters) with SAM, tile by tile.
+
+    SCENES are one or more rasters, or text files (.txt, .lst, .list) listing one raster
+    path a line. One prompts file serves all scenes: each feature prompts every scene that
+    contains it. For each scene, writes <stem>_mask.tif (COG: 1 water, 0 dry, 255 nodata),
+    <stem>_flood.gpkg (layer `flood`), <stem>_run.json and, with --save-prob,
+    <stem>_prob.tif into OUTDIR. Without --scheduler or --workers the work runs in-process.
+    """
+    from geofloodsam.segmentation.pipeline import segment as run_segment
+    from geofloodsam.segmentation.scenes import is_scene_list
+
+    one = len(scenes) == 1 and not is_scene_list(scenes[0])
+    run_segment(scenes[0] if one else list(scenes), prompts=prompts, outdir=outdir, **options)

@@ -1,0 +1,315 @@
+"""Evaluation outputs: aggregate tables, CSV files, plots and the Markdown report.
+
+Everything here works on plain tables (one row per image × model × prompt) and small
+thumbnails, so it knows nothing about models. Plots use matplotlib's ``Agg`` backend.
+Outputs are written into a temporary folder beside the report folder and moved in only when
+all of them are complete (:func:`atomic_outputs`), so a failed run leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from geofloodsam.evaluation.metrics import METRICS, Confusion
+from geofloodsam.files.atomic import replace_all
+
+#: the leading columns of ``metrics.csv``, in this order
+HEAD_COLUMNS = ("model", "prompt", "n_images", *METRICS)
+COUNT_COLUMNS = ("tp", "fp", "fn", "tn")
+METRIC_TITLES = {"iou": "IoU", "dice": "Dice", "precision": "Precision", "recall": "Recall"}
+#: overlay colours (RGB 0-1) of the comparison collages
+COLOURS = {
+    "water": (0.12, 0.47, 0.95),  # truth water; true positive in predictions
+    "fp": (0.90, 0.15, 0.15),  # predicted water that is dry
+    "fn": (1.00, 0.80, 0.00),  # missed water
+    "nodata": (0.55, 0.55, 0.55),
+}
+
+
+# ---------------------------------------------------------------------------- outputs
+@contextlib.contextmanager
+def atomic_outputs(out_dir: str | Path) -> Iterator[Path]:
+    """Yield a temporary folder; on success move its files into ``out_dir``.
+
+    The temporary folder sits beside ``out_dir`` (same file system), so each file lands
+    with an atomic ``os.replace``. On error the temporary folder is removed and ``out_dir``
+    is left as it was (not even created).
+    """
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+    try:
+        yield tmp
+        out_dir.mkdir(parents=True, exist_ok=True)
+        replace_all([(src, out_dir / src.name) for src in sorted(tmp.iterdir())])
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------- tables
+def aggregate(per_image: pd.DataFrame) -> pd.DataFrame:
+    """One row per model × prompt: means (headline), then medians and pooled scores.
+
+    ``per_image`` needs the columns ``model``, ``prompt``, the four metrics and the
+    confusion counts. Pooled scores come from the summed counts. Rows keep the order in
+    which models and prompts first appear.
+    """
+    rows = []
+    for (model, prompt), group in per_image.groupby(["model", "prompt"], sort=False):
+        pooled = Confusion(*(int(group[c].sum()) for c in COUNT_COLUMNS)).scores()
+        row = {"model": model, "prompt": prompt, "n_images": len(group)}
+        row.update({m: float(group[m].mean()) for m in METRICS})
+        row.update({f"median_{m}": float(group[m].median()) for m in METRICS})
+        row.update({f"pooled_{m}": pooled[m] for m in METRICS})
+        rows.append(row)
+    columns = [*HEAD_COLUMNS, *(f"median_{m}" for m in METRICS), *(f"pooled_{m}" for m in METRICS)]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def write_csv(table: pd.DataFrame, path: str | Path) -> Path:
+    """Write a table as CSV (floats with 6 decimals)."""
+    table.to_csv(path, index=False, float_format="%.6f")
+    return Path(path)
+
+
+def markdown_table(table: pd.DataFrame, columns: dict[str, str], digits: int = 3) -> str:
+    """A Markdown table of ``columns`` (name -> header); floats rounded to ``digits``."""
+    head = "| " + " | ".join(columns.values()) + " |"
+    rule = "| " + " | ".join("---" if c in ("model", "prompt") else "---:" for c in columns) + " |"
+    lines = [head, rule]
+    for _, row in table.iterrows():
+        cells = []
+        for c in columns:
+            v = row[c]
+            cells.append(f"{v:.{digits}f}" if isinstance(v, float) else str(v))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def headline_table(metrics: pd.DataFrame) -> str:
+    """The reference layout: Model, Prompt × IoU, Dice, Precision, Recall (means)."""
+    return markdown_table(
+        metrics, {"model": "Model", "prompt": "Prompt", **METRIC_TITLES}
+    )
+
+
+def robust_table(metrics: pd.DataFrame) -> str:
+    """Median and pooled IoU / Dice per model × prompt."""
+    return markdown_table(
+        metrics,
+        {
+            "model": "Model",
+            "prompt": "Prompt",
+            "median_iou": "median IoU",
+            "pooled_iou": "pooled IoU",
+            "median_dice": "median Dice",
+            "pooled_dice": "pooled Dice",
+        },
+    )
+
+
+# ---------------------------------------------------------------------------- plots
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path, dpi: int = 90, colours: int | None = None) -> Path:
+    """Save a figure as PNG; ``colours`` quantises it to a palette (much smaller files)."""
+    plt = _pyplot()
+    if colours is None:
+        fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    else:
+        from PIL import Image
+
+        buf = io.BytesIO()
+        fig.savefig(buf, dpi=dpi, bbox_inches="tight", format="png")
+        buf.seek(0)
+        with Image.open(buf) as im:
+            im.convert("RGB").quantize(colours).save(path, optimize=True)
+    plt.close(fig)
+    return path
+
+
+def _series_labels(metrics: pd.DataFrame) -> list[str]:
+    return [f"{m} · {p}" for m, p in zip(metrics["model"], metrics["prompt"], strict=True)]
+
+
+def _series_colours(metrics: pd.DataFrame) -> list:
+    """One hue per model, lighter shades for its prompts."""
+    plt = _pyplot()
+    models = list(dict.fromkeys(metrics["model"]))
+    prompts = list(dict.fromkeys(metrics["prompt"]))
+    cmap = plt.get_cmap("tab10")
+    out = []
+    for m, p in zip(metrics["model"], metrics["prompt"], strict=True):
+        base = np.array(cmap(models.index(m) % 10)[:3])
+        shade = prompts.index(p) / max(len(prompts), 1) * 0.6
+        out.append(tuple(base + (1 - base) * shade))
+    return out
+
+
+def plot_means(metrics: pd.DataFrame, path: str | Path) -> Path:
+    """Grouped bar chart: the mean of each metric, one bar per model × prompt."""
+    plt = _pyplot()
+    n = len(metrics)
+    width = 0.8 / max(n, 1)
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(METRICS) + 0.35 * n * len(METRICS)), 3.6))
+    x = np.arange(len(METRICS))
+    colours = _series_colours(metrics)
+    labels = _series_labels(metrics)
+    for i, (_, row) in enumerate(metrics.iterrows()):
+        values = [row[m] for m in METRICS]
+        bars = ax.bar(x - 0.4 + width * (i + 0.5), values, width, label=labels[i], color=colours[i])
+        ax.bar_label(bars, fmt="%.2f", fontsize=6, padding=1)
+    ax.set_xticks(x, [METRIC_TITLES[m] for m in METRICS])
+    ax.set_ylim(0, 1.08)
+    ax.set_ylabel("mean over images")
+    ax.legend(fontsize=7, ncol=min(n, 3), loc="upper center", bbox_to_anchor=(0.5, -0.1))
+    ax.grid(axis="y", alpha=0.3)
+    return _save(fig, Path(path))
+
+
+def plot_distributions(per_image: pd.DataFrame, metrics: pd.DataFrame, path: str | Path) -> Path:
+    """Box plots (with the images as dots) of each metric per model × prompt."""
+    plt = _pyplot()
+    labels = _series_labels(metrics)
+    colours = _series_colours(metrics)
+    fig, axes = plt.subplots(1, len(METRICS), figsize=(3.0 * len(METRICS), 3.4), sharey=True)
+    rng = np.random.default_rng(0)  # jitter of the dots only
+    for ax, m in zip(np.atleast_1d(axes), METRICS, strict=True):
+        data = [
+            per_image.loc[(per_image["model"] == mo) & (per_image["prompt"] == pr), m].to_numpy()
+            for mo, pr in zip(metrics["model"], metrics["prompt"], strict=True)
+        ]
+        box = ax.boxplot(data, widths=0.6, patch_artist=True, showfliers=False)
+        for patch, c in zip(box["boxes"], colours, strict=True):
+            patch.set_facecolor(c)
+            patch.set_alpha(0.6)
+        for i, values in enumerate(data):
+            ax.scatter(1 + i + rng.uniform(-0.15, 0.15, len(values)), values, s=4, c="k",
+                       alpha=0.5, linewidths=0)
+        ax.set_title(METRIC_TITLES[m])
+        ax.set_xticks(np.arange(1, len(labels) + 1), labels, rotation=60, ha="right", fontsize=7)
+        ax.set_ylim(-0.03, 1.03)
+        ax.grid(axis="y", alpha=0.3)
+    return _save(fig, Path(path))
+
+
+@dataclass
+class Panel:
+    """One cell of a collage: an RGB thumbnail and its title."""
+
+    image: np.ndarray  # (h, w, 3) uint8
+    title: str
+
+
+def overlay_truth(image: np.ndarray, water: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Truth water in blue (nodata grey) over a faded image."""
+    out = _fade(image)
+    out[water & valid] = _rgb("water")
+    out[~valid] = _rgb("nodata")
+    return out
+
+
+def overlay_prediction(
+    image: np.ndarray, pred: np.ndarray, water: np.ndarray, valid: np.ndarray
+) -> np.ndarray:
+    """Prediction over a faded image: hits blue, false alarms red, misses yellow."""
+    out = _fade(image)
+    out[pred & water] = _rgb("water")
+    out[pred & ~water] = _rgb("fp")
+    out[~pred & water] = _rgb("fn")
+    out[~valid] = _rgb("nodata")
+    return out
+
+
+def _fade(image: np.ndarray) -> np.ndarray:
+    return (image.astype(np.float32) * 0.45 + 255 * 0.35).astype(np.uint8)
+
+
+def _rgb(name: str) -> np.ndarray:
+    return (np.array(COLOURS[name]) * 255).astype(np.uint8)
+
+
+def plot_collage(rows: Sequence[tuple[str, Sequence[Panel]]], path: str | Path, title: str) -> Path:
+    """A grid of thumbnails: one row per image (id, panels), titles above each panel."""
+    plt = _pyplot()
+    n_rows = len(rows)
+    n_cols = max(len(panels) for _, panels in rows)
+    aspect = np.median([p.image.shape[0] / p.image.shape[1] for _, ps in rows for p in ps])
+    cell = 1.9
+    fig, axes = plt.subplots(
+        n_rows, n_cols, figsize=(cell * n_cols, cell * aspect * n_rows + 0.45 * n_rows + 0.3),
+        squeeze=False,
+    )
+    for r, (_, panels) in enumerate(rows):
+        for c in range(n_cols):
+            ax = axes[r, c]
+            ax.set_axis_off()
+            if c < len(panels):
+                ax.imshow(panels[c].image, interpolation="nearest")
+                ax.set_title(panels[c].title, fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return _save(fig, Path(path), dpi=80, colours=96)
+
+
+# ---------------------------------------------------------------------------- report.md
+def evaluation_markdown(
+    metrics: pd.DataFrame,
+    context: dict[str, str],
+    plots: dict[str, str],
+    collages: Sequence[tuple[str, str, str]],
+) -> str:
+    """The text of ``report.md``.
+
+    ``context`` holds labelled facts (data set, split, model...), ``plots`` file names of the
+    ``means`` and ``distributions`` plots, ``collages`` (heading, file name, caption) triples.
+    """
+    lines = ["# Evaluation report", ""]
+    lines += [f"- **{k}**: {v}" for k, v in context.items()]
+    lines += [
+        "",
+        "## Scores (mean over images)",
+        "",
+        headline_table(metrics),
+        "",
+        "Per-image scores are averaged (the reference study's figure). Median and pooled "
+        "scores (from confusion counts summed over all images) are in `metrics.csv`:",
+        "",
+        robust_table(metrics),
+        "",
+        "Empty cases: no water in truth nor prediction scores 1 everywhere; an empty "
+        "prediction has Precision 1 and Recall 0; an empty truth has Recall 1 and Precision 0. "
+        "Nodata pixels are excluded.",
+        "",
+    ]
+    if "means" in plots:
+        lines += ["## Means", "", f"![Mean scores]({plots['means']})", ""]
+    if "distributions" in plots:
+        lines += ["## Distributions", "", f"![Score distributions]({plots['distributions']})", ""]
+    if collages:
+        lines += [
+            "## Examples",
+            "",
+            "Truth water is blue; in the predictions blue is a hit, red a false alarm, yellow "
+            "missed water, grey nodata.",
+            "",
+        ]
+        for heading, name, caption in collages:
+            lines += [f"### {heading}", "", caption, "", f"![{heading}]({name})", ""]
+    return "\n".join(lines)

@@ -1,0 +1,447 @@
+"""The model layer: load SAM, encode images once, decode many prompts per embedding.
+
+Typical use::
+
+    model = load_model("vit_t")                 # MobileSAM, CPU or CUDA
+    emb = model.encode(rgb)                     # HxWx3 uint8, any size
+    pred = model.decode(emb, points=[[120, 80]], point_labels=[1])
+    water = pred.best_logits()[0] > 0           # (H, W) at the image's resolution
+
+Engines (tiling, fine-tuning, evaluation) talk to the model through the small
+:class:`PromptableModel` protocol, so tests can inject a dummy model. Prompts are given
+in pixel coordinates of the encoded image (x = column, y = row); the scaling into the
+model's 1024 frame lives in :mod:`geofloodsam.geo.transforms`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from geofloodsam.errors import GeofloodsamError
+from geofloodsam.files.hashing import sha256_file
+from geofloodsam.geo import transforms
+from geofloodsam.model.decoders import check_compatible, read_decoder
+from geofloodsam.model.device import autocast, default_batch_size, resolve_device
+from geofloodsam.model.sam_import import build_sam, modeling
+
+PIXEL_MEAN = (123.675, 116.28, 103.53)
+PIXEL_STD = (58.395, 57.12, 57.375)
+MODEL_NAMES = ("vit_t", "vit_b", "vit_l", "vit_h")
+#: A tiny randomly initialised SAM (few channels) for fast unit tests: same code path.
+TINY = "tiny"
+SHIPPED_DECODER_DIR = Path(__file__).resolve().parents[1] / "data"
+
+
+@dataclass
+class Embedding:
+    """An encoded image: SAM's image embedding plus the sizes needed to map outputs back."""
+
+    features: torch.Tensor  # (C, 64, 64) on the model's device, float32
+    original_size: tuple[int, int]  # (h, w) of the image given to encode()
+    input_size: tuple[int, int]  # (h, w) after resizing the longest side to image_size
+
+    def to(self, device: torch.device | str) -> Embedding:
+        """The same embedding on another device."""
+        return Embedding(self.features.to(device), self.original_size, self.input_size)
+
+
+@dataclass
+class Prediction:
+    """Decoder output for N prompts (objects) with C masks each (C = 3 with multimask).
+
+    Built with ``upscale`` (and ``None`` logits), the full-resolution logits are computed
+    when first asked for, and :meth:`best_logits` upscales only the best mask of each prompt.
+    """
+
+    _logits: np.ndarray | None  # (N, C, H, W) float32 mask logits at the original resolution
+    iou: np.ndarray  # (N, C) predicted IoU
+    low_res: np.ndarray  # (N, C, 256, 256) logits in the model frame (feed back as mask_input)
+    upscale: Callable[[np.ndarray], np.ndarray] | None = field(default=None, repr=False)
+
+    @property
+    def logits(self) -> np.ndarray:
+        """(N, C, H, W) float32 mask logits at the image's original resolution."""
+        if self._logits is None:
+            self._logits = self.upscale(self.low_res)
+        return self._logits
+
+    def best_index(self) -> np.ndarray:
+        """Index of the mask with the highest predicted IoU, per prompt."""
+        return self.iou.argmax(axis=1)
+
+    def best_logits(self) -> np.ndarray:
+        """(N, H, W) logits of each prompt's best mask."""
+        if self._logits is None:
+            return self.upscale(self.best_low_res())[:, 0]
+        return self._logits[np.arange(len(self._logits)), self.best_index()]
+
+    def best_low_res(self) -> np.ndarray:
+        """(N, 1, 256, 256) low-resolution logits of each prompt's best mask."""
+        return self.low_res[np.arange(len(self.low_res)), self.best_index()][:, None]
+
+
+@runtime_checkable
+class PromptableModel(Protocol):
+    """What the engines need from a model."""
+
+    image_size: int
+
+    def encode_batch(self, images: Sequence[np.ndarray]) -> list[Embedding]: ...
+
+    def decode(
+        self,
+        embedding: Embedding,
+        points: np.ndarray | None = None,
+        point_labels: np.ndarray | None = None,
+        boxes: np.ndarray | None = None,
+        mask_input: np.ndarray | None = None,
+        multimask: bool = False,
+    ) -> Prediction: ...
+
+
+def check_rgb(image: np.ndarray) -> np.ndarray:
+    """Validate an HxWx3 uint8 RGB image; one-line error otherwise."""
+    if not isinstance(image, np.ndarray):
+        raise GeofloodsamError(
+            f"image must be a numpy array (HxWx3 uint8 RGB), got {type(image).__name__}."
+        )
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise GeofloodsamError(
+            f"image must be HxWx3 uint8 RGB, got shape {image.shape} dtype {image.dtype}: "
+            "convert it first (e.g. PIL `.convert('RGB')`, or pick 3 bands and stretch to 0-255)."
+        )
+    if min(image.shape[:2]) < 1:
+        raise GeofloodsamError(f"image is empty (shape {image.shape}).")
+    return image
+
+
+@dataclass
+class SamModel:
+    """A loaded SAM with a batched ``encode`` and a prompt-batched ``decode``."""
+
+    sam: torch.nn.Module
+    name: str
+    device: torch.device
+    checkpoint: str | None = None
+    checkpoint_sha256: str | None = None
+    decoder_name: str = "pretrained"
+    decoder_sha256: str | None = None
+    decoder_meta: dict[str, Any] = field(default_factory=dict)
+    batch_size: int = 1
+
+    @property
+    def image_size(self) -> int:
+        """Side of the square model input (1024 for every SAM)."""
+        return int(self.sam.image_encoder.img_size)
+
+    def info(self) -> dict[str, Any]:
+        """What produced a result: model, checkpoint hash, decoder and its hash."""
+        return {
+            "model": self.name,
+            "checkpoint": self.checkpoint,
+            "checkpoint_sha256": self.checkpoint_sha256,
+            "decoder": self.decoder_name,
+            "decoder_sha256": self.decoder_sha256,
+            "device": str(self.device),
+        }
+
+    # ------------------------------------------------------------------ encoding
+    def preprocess(self, image: np.ndarray) -> tuple[torch.Tensor, tuple[int, int]]:
+        """Resize longest side to ``image_size``, normalise, pad: (3, S, S) tensor, resized size."""
+        image = check_rgb(image)
+        size = transforms.resized_size(image.shape[:2], self.image_size)
+        x = torch.from_numpy(np.ascontiguousarray(image)).to(self.device)
+        x = x.permute(2, 0, 1)[None].float()
+        if size != image.shape[:2]:
+            x = F.interpolate(x, size, mode="bilinear", align_corners=False, antialias=True)
+            x = x.round().clamp(0, 255)
+        mean = torch.tensor(PIXEL_MEAN, device=self.device).view(1, 3, 1, 1)
+        std = torch.tensor(PIXEL_STD, device=self.device).view(1, 3, 1, 1)
+        x = (x - mean) / std
+        x = F.pad(x, (0, self.image_size - size[1], 0, self.image_size - size[0]))
+        return x[0], size
+
+    @torch.inference_mode()
+    def encode_batch(self, images: Sequence[np.ndarray]) -> list[Embedding]:
+        """Encode many images (any sizes), ``batch_size`` at a time."""
+        out: list[Embedding] = []
+        for start in range(0, len(images), self.batch_size):
+            chunk = images[start : start + self.batch_size]
+            prepped = [self.preprocess(img) for img in chunk]
+            x = torch.stack([p[0] for p in prepped])
+            with autocast(self.device):
+                feats = self.sam.image_encoder(x)
+            feats = feats.float()
+            for img, (_, size), f in zip(chunk, prepped, feats, strict=True):
+                out.append(Embedding(f, tuple(img.shape[:2]), size))
+        return out
+
+    def encode(self, image: np.ndarray) -> Embedding:
+        """Encode one HxWx3 uint8 RGB image."""
+        return self.encode_batch([image])[0]
+
+    # ------------------------------------------------------------------ decoding
+    def prompt_tensors(
+        self,
+        original_size: tuple[int, int],
+        points: np.ndarray | None = None,
+        point_labels: np.ndarray | None = None,
+        boxes: np.ndarray | None = None,
+        mask_input: np.ndarray | torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor | None]:
+        """Pixel-space prompts -> model-frame tensors, batched over N objects.
+
+        ``points`` is (N, K, 2) (or (K, 2) for one object) x/y pixels, ``point_labels``
+        (N, K) with 1 = foreground, 0 = background, -1 = padding. ``boxes`` is (N, 4)
+        x0, y0, x1, y1. ``mask_input`` is (N, 1, 256, 256) low-resolution logits.
+        """
+        if points is None and boxes is None and mask_input is None:
+            raise GeofloodsamError("decode needs at least one prompt: points, boxes or mask_input.")
+        out: dict[str, torch.Tensor | None] = {"points": None, "labels": None, "boxes": None}
+        n = None
+        if points is not None:
+            pts = np.asarray(points, dtype=np.float64)
+            if pts.ndim == 2:
+                pts = pts[None]
+            if point_labels is None:
+                labels = np.ones(pts.shape[:2])
+            else:
+                labels = np.asarray(point_labels).reshape(pts.shape[:2])
+            if pts.ndim != 3 or pts.shape[2] != 2:
+                raise GeofloodsamError(f"points must be (N, K, 2) x/y pixels, got {pts.shape}.")
+            pts = transforms.pixel_to_model(pts, original_size, self.image_size)
+            out["points"] = torch.as_tensor(pts, dtype=torch.float32, device=self.device)
+            out["labels"] = torch.as_tensor(labels, dtype=torch.int64, device=self.device)
+            n = pts.shape[0]
+        if boxes is not None:
+            bx = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+            if n is not None and bx.shape[0] != n:
+                raise GeofloodsamError(
+                    f"{n} point groups but {bx.shape[0]} boxes: give one box per object."
+                )
+            bx = transforms.boxes_pixel_to_model(bx, original_size, self.image_size)
+            out["boxes"] = torch.as_tensor(bx, dtype=torch.float32, device=self.device)
+        if mask_input is not None:
+            out["mask_input"] = torch.as_tensor(mask_input, dtype=torch.float32, device=self.device)
+        else:
+            out["mask_input"] = None
+        return out
+
+    def decode_lowres(
+        self,
+        features: torch.Tensor,
+        prompts: dict[str, torch.Tensor | None],
+        multimask: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Run prompt encoder + mask decoder for N prompts on one image embedding.
+
+        Differentiable (used by fine-tuning). ``features`` is (C, 64, 64) or (1, C, 64, 64).
+        Returns low-resolution logits (N, M, 256, 256) and predicted IoU (N, M).
+        """
+        if features.dim() == 3:
+            features = features[None]
+        pts = prompts.get("points")
+        point_arg = None if pts is None else (pts, prompts["labels"])
+        sparse, dense = self.sam.prompt_encoder(
+            points=point_arg, boxes=prompts.get("boxes"), masks=prompts.get("mask_input")
+        )
+        low_res, iou = self.sam.mask_decoder(
+            image_embeddings=features,
+            image_pe=self.sam.prompt_encoder.get_dense_pe(),
+            sparse_prompt_embeddings=sparse,
+            dense_prompt_embeddings=dense,
+            multimask_output=multimask,
+        )
+        return low_res, iou
+
+    def upscale(self, low_res: torch.Tensor, embedding: Embedding) -> torch.Tensor:
+        """Low-resolution logits (N, M, 256, 256) -> logits at the image's original size."""
+        x = F.interpolate(
+            low_res, (self.image_size, self.image_size), mode="bilinear", align_corners=False
+        )
+        h, w = embedding.input_size
+        x = x[..., :h, :w]
+        if (h, w) == tuple(embedding.original_size):  # no resize: interpolating is the identity
+            return x
+        return F.interpolate(x, embedding.original_size, mode="bilinear", align_corners=False)
+
+    @torch.inference_mode()
+    def decode(
+        self,
+        embedding: Embedding,
+        points: np.ndarray | None = None,
+        point_labels: np.ndarray | None = None,
+        boxes: np.ndarray | None = None,
+        mask_input: np.ndarray | None = None,
+        multimask: bool = False,
+    ) -> Prediction:
+        """Decode N prompts on one embedding; logits come back at the image's resolution."""
+        prompts = self.prompt_tensors(
+            embedding.original_size, points, point_labels, boxes, mask_input
+        )
+        with autocast(self.device):
+            low_res, iou = self.decode_lowres(
+                embedding.features.to(self.device), prompts, multimask
+            )
+        low_res = low_res.float().cpu().numpy()
+
+        @torch.inference_mode()
+        def upscale(masks: np.ndarray) -> np.ndarray:
+            x = torch.from_numpy(np.ascontiguousarray(masks)).to(self.device)
+            return self.upscale(x, embedding).cpu().numpy()
+
+        return Prediction(None, iou.float().cpu().numpy(), low_res, upscale)
+
+
+# ---------------------------------------------------------------------- building
+def _build_architecture(name: str) -> torch.nn.Module:
+    mod = modeling()
+    if name in ("vit_b", "vit_l", "vit_h"):
+        return build_sam().sam_model_registry[name](checkpoint=None)
+    from geofloodsam.model.tinyvit import TinyViT
+
+    if name == "vit_t":
+        dim, encoder = 256, TinyViT()
+        decoder_depth, mlp_dim, heads = 2, 2048, 8
+    elif name == TINY:
+        dim = 32
+        encoder = TinyViT(
+            embed_dims=(8, 16, 16, 32),
+            depths=(1, 1, 1, 1),
+            num_heads=(1, 1, 1, 1),
+            window_sizes=(7, 7, 7, 7),
+            out_chans=dim,
+        )
+        decoder_depth, mlp_dim, heads = 1, 64, 2
+    else:
+        raise GeofloodsamError(
+            f"unknown model {name!r}: use one of {', '.join(MODEL_NAMES)} (or 'tiny' for tests)."
+        )
+    return mod.Sam(
+        image_encoder=encoder,
+        prompt_encoder=mod.PromptEncoder(
+            embed_dim=dim,
+            image_embedding_size=(64, 64),
+            input_image_size=(1024, 1024),
+            mask_in_chans=16,
+        ),
+        mask_decoder=mod.MaskDecoder(
+            num_multimask_outputs=3,
+            transformer=mod.TwoWayTransformer(
+                depth=decoder_depth, embedding_dim=dim, mlp_dim=mlp_dim, num_heads=heads
+            ),
+            transformer_dim=dim,
+            iou_head_depth=3,
+            iou_head_hidden_dim=min(256, dim * 8),
+        ),
+        pixel_mean=list(PIXEL_MEAN),
+        pixel_std=list(PIXEL_STD),
+    )
+
+
+def _load_state(sam: torch.nn.Module, path: Path, name: str) -> None:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means a bad file
+        raise GeofloodsamError(
+            f"cannot read checkpoint {path} ({type(exc).__name__}): the file is truncated or "
+            f"corrupt; delete it and run `geofloodsam weights fetch {name}`."
+        ) from None
+    if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
+        state = state["model"]
+    try:
+        sam.load_state_dict(state, strict=True)
+    except (RuntimeError, TypeError, AttributeError) as exc:
+        first = str(exc).splitlines()[0][:160]
+        raise GeofloodsamError(
+            f"checkpoint {path} does not fit model {name} ({first}): pass the checkpoint of "
+            f"that model, or the right --model for this file."
+        ) from None
+
+
+def shipped_decoder(name: str) -> Path:
+    """Path of the flood decoder shipped in the package for base model ``name``."""
+    path = SHIPPED_DECODER_DIR / f"flood_decoder_{name}.pt"
+    if not path.is_file():
+        raise GeofloodsamError(
+            f"no flood decoder is shipped for model {name}: use --decoder pretrained, "
+            "or a decoder file from `geofloodsam finetune`."
+        )
+    return path
+
+
+def apply_decoder(model: SamModel, decoder: str | Path) -> SamModel:
+    """Swap in a fine-tuned mask decoder (``pretrained``, ``flood`` or a checkpoint path)."""
+    if str(decoder) == "pretrained":
+        return model
+    path = shipped_decoder(model.name) if str(decoder) == "flood" else Path(decoder)
+    state, meta = read_decoder(path)
+    check_compatible(meta, path, model.name, model.checkpoint_sha256 or "")
+    target = model.sam.mask_decoder
+    reference = target.state_dict()
+    if set(state) != set(reference):
+        raise GeofloodsamError(
+            f"decoder {path} has keys that do not match segment-anything's MaskDecoder: "
+            "it was not written by `geofloodsam finetune`."
+        )
+    target.load_state_dict({k: v.to(reference[k].dtype) for k, v in state.items()}, strict=True)
+    model.decoder_name = str(decoder) if str(decoder) == "flood" else str(path)
+    model.decoder_sha256 = sha256_file(path)
+    model.decoder_meta = meta
+    return model
+
+
+def load_model(
+    name: str = "vit_t",
+    checkpoint: str | Path | None = None,
+    decoder: str | Path | None = "pretrained",
+    device: str | torch.device = "auto",
+    batch_size: int | None = None,
+    seed: int = 0,
+) -> SamModel:
+    """Load a SAM model ready for inference.
+
+    Args:
+        name: ``vit_t`` (MobileSAM), ``vit_b``, ``vit_l``, ``vit_h``, or ``tiny`` (random,
+            for tests).
+        checkpoint: a checkpoint file; default: the registry's file for ``name``, from
+            ``GEOFLOODSAM_WEIGHTS_DIR`` or the cache, fetched and verified if missing.
+        decoder: ``pretrained``, ``flood`` (the shipped flood-tuned decoder) or a decoder
+            checkpoint written by ``geofloodsam finetune``.
+        device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
+        batch_size: tiles per encoder call (default: 8 on CUDA, 1 on CPU).
+        seed: initialisation seed for the random ``tiny`` model.
+    """
+    dev = resolve_device(device)
+    if name == TINY:
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            sam = _build_architecture(name)
+        path, sha = None, f"tiny-seed-{seed}"
+    else:
+        if name not in MODEL_NAMES:
+            _build_architecture(name)  # raises the one-line unknown-model error
+        from geofloodsam.weights.checkpoints import resolve_checkpoint
+
+        path, sha = resolve_checkpoint(name, checkpoint)
+        sam = _build_architecture(name)
+        _load_state(sam, Path(path), name)
+    sam.eval().to(dev)
+    for p in sam.parameters():
+        p.requires_grad_(False)
+    model = SamModel(
+        sam=sam,
+        name=name,
+        device=dev,
+        checkpoint=None if path is None else str(path),
+        checkpoint_sha256=sha,
+        batch_size=batch_size or default_batch_size(dev),
+    )
+    return apply_decoder(model, decoder or "pretrained")

@@ -1,0 +1,242 @@
+"""Finishing one scene of ``segment``: blend, vectorise and write its outputs, and its record.
+
+Once a scene has no more waves, :func:`finish_scene` blends its tile store row band by row
+band into the mask (and probability) COGs while the bands feed the polygonizer and the
+water area, writes the GeoPackage and ``run.json`` under temporary names in the scene's
+work folder, and renames them all into OUTDIR at the very end (a failure removes what was
+already renamed).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+import numpy as np
+
+from geofloodsam import __version__
+from geofloodsam.errors import GeofloodsamError
+from geofloodsam.files.atomic import replace_all
+from geofloodsam.files.hashing import sha256_file
+from geofloodsam.geo.area import row_pixel_areas
+from geofloodsam.stitch.blend import Band, write_blended
+from geofloodsam.vector.polygonize import (
+    BandPolygonizer,
+    polygons_to_frame,
+    write_gpkg,
+)
+
+if TYPE_CHECKING:
+    from geofloodsam.segmentation.pipeline import ScenePlan, _Backend, _SceneRun
+
+
+@dataclass
+class SegmentResult:
+    """Paths of the outputs and the run's figures (the content of run.json in ``record``)."""
+
+    mask_path: Path
+    prob_path: Path | None
+    gpkg_path: Path
+    run_path: Path
+    record: dict[str, Any]
+
+    @property
+    def tiles_encoded(self) -> int:
+        return int(self.record["tiles"]["encoded"])
+
+    @property
+    def water_area_m2(self) -> float:
+        return float(self.record["water"]["area_m2"])
+
+    def summary(self) -> str:
+        """The one-line summary printed at the end of a run."""
+        r = self.record
+        return (
+            f"{Path(r['inputs']['scene']).name}: {r['water']['area_m2'] / 1e6:.4g} km² of water "
+            f"in {r['water']['polygons']} polygon(s) from {r['prompts']['objects']} object(s); "
+            f"{r['tiles']['encoded']} tile(s) encoded, {r['timings']['total_s']:.1f} s -> "
+            f"{self.mask_path.parent}"
+        )
+
+
+def output_paths(outdir: Path, stem: str) -> dict[str, Path]:
+    """Final output paths of a scene called ``stem`` in ``outdir``."""
+    return {
+        "mask": outdir / f"{stem}_mask.tif",
+        "prob": outdir / f"{stem}_prob.tif",
+        "gpkg": outdir / f"{stem}_flood.gpkg",
+        "run": outdir / f"{stem}_run.json",
+    }
+
+
+class _BandSink:
+    """Receives each written band: feeds the polygonizer and adds up the water area."""
+
+    def __init__(self, scene) -> None:
+        self.scene = scene
+        self.polygonizer = BandPolygonizer(scene.width)
+        self.pixels = 0
+        self.area_m2 = 0.0
+
+    def __call__(self, band: Band, water: np.ndarray) -> None:
+        self.polygonizer.add_band(band.y0, water, band.ids)
+        per_row = np.count_nonzero(water[:, band.x0 : band.x1], axis=1)
+        if per_row.any():
+            self.pixels += int(per_row.sum())
+            self.area_m2 += float(per_row @ row_pixel_areas(
+                self.scene.transform, self.scene.crs, self.scene.width, band.y0, band.y1
+            ))
+
+
+def finish_scene(run: _SceneRun, backend: _Backend, quiet: bool, t_start: float) -> SegmentResult:
+    """Blend, vectorize and write one scene's outputs (temporary names, then the renames)."""
+    from geofloodsam.raster.scene import Scene
+
+    plan, stats, workdir, params = run.plan, run.engine.stats, run.workdir, run.plan.params
+    with Scene.open(plan.path, plan.params["bands"]) as sc:
+        if plan.prompt_set is None and stats.tiles_encoded == 0:
+            raise GeofloodsamError(
+                f"every tile of {sc.path} is nodata in bands {','.join(map(str, sc.bands))}: "
+                "nothing to segment; check the file and --bands."
+            )
+        if stats.capped_objects and not quiet:
+            ids = sorted(plan.objects[k].object_id for k in stats.capped_objects)
+            click.echo(
+                f"Warning: object(s) {', '.join(map(str, ids[:10]))} reached the limit of "
+                f"{params['max_object_tiles']} tiles and were cut there.",
+                err=True,
+            )
+        t0 = time.perf_counter()
+        sink = _BandSink(sc)
+        cogs = write_blended(
+            sc, plan.grid, run.engine.store, workdir, params["threshold"], params["save_prob"],
+            on_band=sink,
+        )
+        water = {"pixels": sink.pixels, "area_m2": sink.area_m2}
+        stitch_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        info = backend.model_info
+        model_label = f"{info.get('model', '?')}:{info.get('decoder', 'pretrained')}"
+        attributes = {
+            k: {"object_id": o.object_id, "prompt_type": o.prompt_type}
+            for k, o in plan.objects.items()
+        }
+        frame = polygons_to_frame(
+            sink.polygonizer.polygons(), sc.transform, sc.crs, attributes, model_label,
+            params["min_area"], params["simplify"],
+        )
+        gpkg_tmp = workdir / "flood.gpkg"
+        write_gpkg(frame, gpkg_tmp)
+        vectorize_s = time.perf_counter() - t0
+        final = output_paths(plan.out, plan.stem)
+        total_s = time.perf_counter() - t_start
+        timings = {
+            "total_s": total_s,
+            "scene_s": time.perf_counter() - run.started,
+            "model_load_s": backend.load_s,
+            "encoder_s": stats.encoder_s,
+            "other_s": total_s - backend.load_s - stats.encoder_s,
+            "read_s": stats.read_s,
+            "decode_s": stats.decode_s,
+            "tile_store_s": stats.store_s,
+            "propagate_s": stats.propagate_s,
+            "stitch_write_s": stitch_s,
+            "vectorize_s": vectorize_s,
+        }
+        record = _record(sc, plan, info, stats, water, len(frame), final, cogs, timings)
+    record["executor"] = _executor_record(backend, stats)
+    run_tmp = workdir / "run.json"
+    run_tmp.write_text(json.dumps(record, indent=2) + "\n")
+    moves = [(cogs["mask"], final["mask"]), (gpkg_tmp, final["gpkg"]), (run_tmp, final["run"])]
+    if "prob" in cogs:
+        moves.insert(1, (cogs["prob"], final["prob"]))
+    replace_all(moves)
+    return SegmentResult(
+        final["mask"], final["prob"] if "prob" in cogs else None, final["gpkg"], final["run"],
+        record,
+    )
+
+
+def _executor_record(backend: _Backend, stats) -> dict[str, Any]:
+    """Where the tile work ran, and how long its tasks took (seconds of work per task)."""
+    seconds = np.asarray(stats.task_seconds, dtype=np.float64)
+    by_worker: dict[str, dict[str, float]] = {}
+    for worker, s in zip(stats.task_workers, stats.task_seconds, strict=True):
+        entry = by_worker.setdefault(worker, {"tasks": 0, "seconds": 0.0})
+        entry["tasks"] += 1
+        entry["seconds"] = round(entry["seconds"] + s, 4)
+    summary = {"count": int(seconds.size)}
+    if seconds.size:
+        summary.update({
+            "total_s": round(float(seconds.sum()), 4),
+            "mean_s": round(float(seconds.mean()), 4),
+            "median_s": round(float(np.median(seconds)), 4),
+            "p95_s": round(float(np.percentile(seconds, 95)), 4),
+            "max_s": round(float(seconds.max()), 4),
+        })
+    return {
+        **backend.record,
+        "batch_size": backend.batch_size,
+        "tile_tasks": summary,
+        "tiles_reencoded": stats.tiles_reencoded,
+        "by_worker": by_worker,
+    }
+
+
+def _record(sc, plan: ScenePlan, info, stats, water, n_polygons, final, cogs, timings) -> dict:
+    scene_path = Path(sc.path)
+    params, prompt_set = plan.params, plan.prompt_set
+    prompts = params["prompts"]
+    return {
+        "geofloodsam_version": __version__,
+        "command": "segment",
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "inputs": {
+            "scene": str(scene_path.resolve()),
+            "scene_bytes": scene_path.stat().st_size,
+            "prompts": None if prompts is None else str(Path(prompts).resolve()),
+            "prompts_sha256": None if prompts is None else sha256_file(Path(prompts)),
+        },
+        "scene": {
+            "width": sc.width,
+            "height": sc.height,
+            "crs": sc.crs.to_string(),
+            "transform": list(sc.transform)[:6],
+            "dtype": str(sc.dtype),
+            "bands": list(sc.bands),
+            "nodata": sc.nodata,
+        },
+        "parameters": params,
+        "model": info,
+        "stretch": plan.stretch.to_dict(),
+        "prompts": {
+            "mode": "promptless" if prompt_set is None else "prompted",
+            "features": 0 if prompt_set is None else prompt_set.n_features,
+            "outside": 0 if prompt_set is None else prompt_set.n_outside,
+            "source_crs": None if prompt_set is None else prompt_set.source_crs,
+            "objects": 0 if prompt_set is None else len(plan.objects),
+        },
+        "tiles": {
+            "grid": len(plan.grid),
+            "grid_shape": [plan.grid.n_rows, plan.grid.n_cols],
+            "encoded": stats.tiles_encoded,
+            "decoded": stats.tile_decodes,
+            "prompt_decodes": stats.prompt_decodes,
+            "waves": stats.waves,
+            "skipped_nodata": stats.skipped_nodata_tiles,
+            "capped_objects": len(stats.capped_objects),
+        },
+        "timings": {k: round(float(v), 4) for k, v in timings.items()},
+        "water": {"pixels": water["pixels"], "area_m2": water["area_m2"], "polygons": n_polygons},
+        "outputs": {
+            "mask": final["mask"].name,
+            "prob": final["prob"].name if "prob" in cogs else None,
+            "polygons": final["gpkg"].name,
+            "run": final["run"].name,
+        },
+    }

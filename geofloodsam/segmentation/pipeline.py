@@ -1,0 +1,516 @@
+"""The ``segment`` pipeline: tiled, prompted flood segmentation of large georeferenced rasters.
+
+One scene or many; the scenes are never read whole and no full-scene array is ever allocated.
+
+1. Check and plan every scene before anything runs: open it, compute one scene-level
+   stretch, read the prompts into its pixels and seed its tiles
+   (:mod:`geofloodsam.tiles.engine`). With several scenes, one prompts file serves them all:
+   each feature goes to every scene that contains it (:mod:`geofloodsam.segmentation.scenes`); a scene
+   that receives nothing to segment is skipped with a warning.
+2. Choose where the tile work runs (:mod:`geofloodsam.segmentation.distributed`): in this process (the
+   model loaded here; no Dask involved), on a local Dask cluster of ``workers`` processes,
+   or on an existing cluster at ``scheduler``, where every worker is checked and loads the
+   model once.
+3. Run each scene's waves: the tile work (read + encode + decode, :mod:`geofloodsam.tiles.work`)
+   goes through the executor; the outcomes come back in submission order into the scene's
+   :class:`~geofloodsam.tiles.engine.TileEngine` and on-disk
+   :class:`~geofloodsam.stitch.blend.TileStore`. On a cluster several scenes are in flight.
+4. When a scene has no more waves, blend it row band by row band into the mask (and
+   probability) GeoTIFFs and polygons, convert to COGs, write the GeoPackage and
+   ``run.json``: everything under temporary names in its OUTDIR, renamed at the very end
+   (:mod:`geofloodsam.segmentation.outputs`).
+
+The outputs do not depend on where the tile work ran, provided each tile is computed with
+the same number of torch threads (``threads``): torch's CPU kernels add up in an order that
+depends on it, which moves logits by about 1e-6.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+import rasterio
+import torch
+from tqdm import tqdm
+
+from geofloodsam.errors import GeofloodsamError
+from geofloodsam.model.sam import PromptableModel
+from geofloodsam.segmentation.outputs import SegmentResult, finish_scene, output_paths
+from geofloodsam.stitch.blend import TileStore
+from geofloodsam.tiles.engine import (
+    MAX_OBJECT_TILES,
+    ObjectInfo,
+    TileEngine,
+    box_seeds,
+    build_seeds,
+    edge_seeds,
+    point_seeds,
+)
+from geofloodsam.tiles.grid import TileGrid
+from geofloodsam.tiles.work import EmbeddingKeeper, LocalExecutor, SceneSpec, Seed, run_chunk
+
+__all__ = [
+    "MAX_OBJECT_TILES",
+    "EmbeddingKeeper",
+    "ObjectInfo",
+    "ScenePlan",
+    "SegmentResult",
+    "Seed",
+    "TileEngine",
+    "box_seeds",
+    "build_seeds",
+    "default_decoder",
+    "edge_seeds",
+    "output_paths",
+    "point_seeds",
+    "segment",
+]
+
+#: GDAL's block cache during a run (MB), unless GDAL_CACHEMAX is set: GDAL's default (5 % of
+#: RAM) would otherwise fill with the scene's blocks and memory would grow with scene size
+GDAL_CACHE_MB = 64
+
+
+# --------------------------------------------------------------------------- data
+@dataclass
+class ScenePlan:
+    """A checked scene, ready to run: grid, stretch, prompts, first seeds, output folder."""
+
+    number: int  # position among the run's scenes
+    path: Path
+    out: Path
+    grid: TileGrid
+    stretch: Any  # raster_io.Stretch
+    prompt_set: Any  # prompts.PromptSet, None when promptless
+    objects: dict[int, ObjectInfo]
+    seeds: dict[int, list[Seed]]
+    params: dict[str, Any]  # the run's parameters, with this scene's bands
+    spec: Any  # distributed.SceneSpec: what a tile task needs to read the scene
+    created: list[Path]  # output folders created for it (removed again if the run fails)
+
+    @property
+    def stem(self) -> str:
+        return self.path.stem
+
+
+# --------------------------------------------------------------------------- planning
+def _plan_scene(
+    number: int, scene, outdir, params: dict, stretch_spec, read_prompt_set
+) -> ScenePlan:
+    """Open and check ``scene``, prepare its output folder, seed its tiles."""
+    from geofloodsam.raster.scene import Scene, compute_stretch
+
+    with Scene.open(scene, params["bands"]) as sc:
+        params = {**params, "bands": list(sc.bands)}
+        out = Path(outdir) if outdir is not None else Path(sc.path).resolve().parent
+        created = _prepare_outdir(out)
+        try:
+            grid = TileGrid(sc.width, sc.height, params["tile_size"], params["overlap"])
+            st = compute_stretch(sc, stretch_spec)
+            prompt_set = read_prompt_set(sc)
+            objects, seeds = build_seeds(grid, prompt_set)
+        except BaseException:
+            _remove_dirs(created)
+            raise
+        return ScenePlan(
+            number, Path(sc.path), out, grid, st, prompt_set, objects, seeds, params,
+            SceneSpec.of(sc, st), created,
+        )
+
+
+def _one_scene_prompts(prompts, prompts_crs):
+    """Prompt reader of a single-scene run: features outside the raster are warned about."""
+    from geofloodsam.vector.prompts import read_prompts
+
+    def read(sc):
+        if prompts is None:
+            return None
+        prompt_set = read_prompts(
+            prompts, sc.crs, sc.transform, sc.width, sc.height, prompts_crs=prompts_crs
+        )
+        if prompt_set.n_outside:
+            click.echo(
+                f"Warning: {prompt_set.n_outside} of {prompt_set.n_features} prompt "
+                "feature(s) lie outside the raster and are ignored.",
+                err=True,
+            )
+        return prompt_set
+
+    return read
+
+
+def _plan_scenes(scenes, outdir, params: dict, stretch_spec, quiet: bool) -> list[ScenePlan]:
+    """Check every scene (one band layout), give each the prompt features inside it, plan."""
+    from geofloodsam.segmentation.scenes import (
+        assign_features,
+        check_output_stems,
+        describe_scenes,
+        expand_scene_args,
+        read_prompt_frame,
+    )
+    from geofloodsam.vector.prompts import read_prompts
+
+    paths = expand_scene_args(scenes)
+    infos = describe_scenes(paths, params["bands"])
+    check_output_stems(paths, next_to_scenes=outdir is None)
+    prompts, prompts_crs = params["prompts"], params["prompts_crs"]
+    chosen = list(paths)
+    read = _one_scene_prompts(None, None)  # promptless: every scene, no prompt set
+    if prompts is not None:
+        frame = read_prompt_frame(prompts, prompts_crs)
+        assignment = assign_features(frame, infos, warn=False)
+        if assignment.outside.size:
+            click.echo(
+                f"Warning: {assignment.outside.size} of {len(frame)} prompt feature(s) lie "
+                "outside every scene and are ignored.",
+                err=True,
+            )
+        for path, prompted in zip(paths, assignment.prompted, strict=True):
+            if not prompted:
+                click.echo(
+                    f"Warning: no water point or box of {prompts} lies in {path}: skipped, "
+                    "no outputs for it.",
+                    err=True,
+                )
+        if not quiet:
+            click.echo(assignment.summary(), err=True)
+        chosen = [p for p, ok in zip(paths, assignment.prompted, strict=True) if ok]
+
+        def read(sc):
+            return read_prompts(
+                prompts, sc.crs, sc.transform, sc.width, sc.height, frame=frame
+            )
+
+    plans: list[ScenePlan] = []
+    try:
+        for number, path in enumerate(chosen):
+            plans.append(_plan_scene(number, path, outdir, params, stretch_spec, read))
+    except BaseException:
+        for plan in reversed(plans):
+            _remove_dirs(plan.created)
+        raise
+    return plans
+
+
+def _many(scene) -> bool:
+    """Whether ``segment`` was given several scenes (a list, or a scene list file)."""
+    from geofloodsam.segmentation.scenes import is_scene_list
+
+    if isinstance(scene, (list, tuple)):
+        return True
+    return isinstance(scene, (str, Path)) and is_scene_list(scene)
+
+
+# --------------------------------------------------------------------------- where tiles run
+@dataclass
+class _Backend:
+    """The executor of the tile work and what the run records of it."""
+
+    executor: Any  # distributed.LocalExecutor or DaskExecutor
+    model_info: dict[str, Any]
+    record: dict[str, Any]  # for run.json: kind, scheduler, workers, threads
+    load_s: float  # loading the model (in-process) or connecting + preflight (Dask)
+    batch_size: int  # tiles per task (encoded together)
+    max_active: int  # scenes in flight at once
+
+
+@contextlib.contextmanager
+def _open_backend(
+    params: dict, model: str, checkpoint, decoder, sam_model, scene_paths: list[str],
+    cache_dir: Path,
+) -> Iterator[_Backend]:
+    """In-process (the model loaded here), or a Dask session checked by ``preflight``."""
+    scheduler, workers, threads = params["scheduler"], params["workers"], params["threads"]
+    decoder = str(decoder) if decoder is not None else default_decoder(model)
+    t0 = time.perf_counter()
+    if scheduler is None and workers is None:
+        if sam_model is None:
+            from geofloodsam.model.sam import load_model
+
+            sam_model = load_model(
+                model, checkpoint=checkpoint, decoder=decoder, device=params["device"]
+            )
+        load_s = time.perf_counter() - t0
+        before = torch.get_num_threads()
+        if threads:
+            torch.set_num_threads(threads)
+        executor = LocalExecutor(sam_model, cache_dir)
+        record = {"kind": "in-process", "scheduler": None, "workers": 1, "threads": 1,
+                  "torch_threads": [torch.get_num_threads()]}
+        try:
+            yield _Backend(
+                executor, _model_info(sam_model), record, load_s,
+                max(1, int(getattr(sam_model, "batch_size", 1))), 1,
+            )
+        finally:
+            executor.close()
+            torch.set_num_threads(before)
+        return
+    from geofloodsam.segmentation import distributed as dist
+
+    spec = dist.ModelSpec(
+        model, None if checkpoint is None else str(Path(checkpoint).resolve()),
+        decoder if decoder in ("pretrained", "flood") else str(Path(decoder).resolve()),
+        params["device"],
+    )
+    with dist.open_session(scheduler, workers, connect_timeout=dist.CONNECT_TIMEOUT) as session:
+        report = dist.preflight(session.client, spec, scene_paths, torch_threads=threads)
+        record = {"kind": "dask", **session.describe(), "torch_threads": report.torch_threads}
+        yield _Backend(
+            dist.DaskExecutor(session.client, report.plugin), report.model_info, record,
+            time.perf_counter() - t0, report.batch_size, max(2, int(record["threads"])),
+        )
+
+
+def _check_backend(scheduler, workers, threads, sam_model) -> None:
+    """Errors in ``scheduler`` / ``workers`` / ``threads`` before any scene is read."""
+    if scheduler is not None or workers is not None:  # Dask is imported only when asked for
+        from geofloodsam.segmentation.distributed import check_session_args
+
+        check_session_args(scheduler, workers)
+    if threads is not None and threads < 1:
+        raise GeofloodsamError(f"--threads must be at least 1, got {threads}.")
+    if sam_model is not None and (scheduler is not None or workers is not None):
+        raise GeofloodsamError(
+            "a loaded sam_model cannot be sent to Dask workers: give model=, checkpoint= and "
+            "decoder= instead, and each worker loads the model itself."
+        )
+
+
+# --------------------------------------------------------------------------- running
+class _SceneRun:
+    """A scene in flight: its work folder, tile store, engine and waves."""
+
+    def __init__(self, plan: ScenePlan, backend: _Backend, progress, token: str) -> None:
+        self.plan = plan
+        self.started = time.perf_counter()
+        self.workdir = Path(tempfile.mkdtemp(dir=plan.out, prefix=f".{plan.stem}.geofloodsam-"))
+        params = plan.params
+        self.engine = TileEngine(
+            plan.grid, TileStore(self.workdir / "tiles"), plan.objects, key=(token, plan.number),
+            threshold=params["threshold"], progress=progress,
+            skip_nodata_tiles=plan.prompt_set is None,
+            max_object_tiles=params["max_object_tiles"],
+            keep_embeddings=any(s.propagate for tile in plan.seeds.values() for s in tile),
+            batch_size=backend.batch_size,
+        )
+        self._waves = self.engine.waves(plan.seeds)
+
+    def next_wave(self):
+        """The next wave's jobs, or None when the scene is done."""
+        return next(self._waves, None)
+
+    def close(self) -> None:
+        """Remove the work folder."""
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def _run_plans(
+    plans: list[ScenePlan], backend: _Backend, quiet: bool, t_start: float
+) -> list[SegmentResult]:
+    """Run every scene's waves through the executor; write each scene when it is done.
+
+    Up to ``backend.max_active`` scenes are in flight; each round sends the current wave of
+    every one of them and takes the outcomes back in that order.
+    """
+    token = uuid.uuid4().hex[:12]
+    queue, active, done = list(plans), [], {}
+    total = sum(len(p.seeds) for p in plans)
+    with tqdm(total=total, unit="tile", desc="segment", disable=quiet, leave=False) as bar:
+        try:
+            while queue or active:
+                while queue and len(active) < backend.max_active:
+                    active.append(_SceneRun(queue.pop(0), backend, bar, token))
+                jobs = []
+                for run in list(active):
+                    wave = run.next_wave()
+                    if wave is not None:
+                        jobs += [(run, job) for job in wave]
+                        continue
+                    active.remove(run)
+                    try:
+                        done[run.plan.number] = finish_scene(run, backend, quiet, t_start)
+                    finally:
+                        backend.executor.forget(run.engine.embedding_keys())
+                        run.close()
+                items = ((run.plan.spec, job) for run, job in jobs)
+                outcomes = backend.executor.map(run_chunk, items, cache=True)
+                for (run, job), outcome in zip(jobs, outcomes, strict=True):
+                    run.engine.take(job, outcome)
+        finally:
+            for run in active:
+                run.close()
+    return [done[p.number] for p in plans]
+
+
+# --------------------------------------------------------------------------- set-up
+def default_decoder(model_name: str) -> str:
+    """``flood`` when the package ships a flood decoder for ``model_name``, else ``pretrained``."""
+    from geofloodsam.model.sam import SHIPPED_DECODER_DIR
+
+    shipped = SHIPPED_DECODER_DIR / f"flood_decoder_{model_name}.pt"
+    return "flood" if shipped.is_file() else "pretrained"
+
+
+def _prepare_outdir(outdir: Path) -> list[Path]:
+    """Create ``outdir`` if needed and check it is writable; return the folders created."""
+    created = []
+    parent = outdir.absolute()
+    while not parent.exists() and parent != parent.parent:
+        created.append(parent)
+        parent = parent.parent
+    try:
+        outdir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=outdir):
+            pass
+    except OSError as exc:
+        _remove_dirs(created)
+        raise GeofloodsamError(
+            f"cannot write to output folder {outdir} ({exc.strerror or type(exc).__name__}): "
+            "choose another with -o/--outdir."
+        ) from None
+    return created
+
+
+def _remove_dirs(created: list[Path]) -> None:
+    """Remove the folders a failed run created (deepest first), if they are empty."""
+    for path in created:
+        try:
+            path.rmdir()
+        except OSError:
+            pass
+
+
+def _check_numbers(threshold: float, min_area: float, simplify: float) -> None:
+    if not 0.0 < threshold < 1.0:
+        raise GeofloodsamError(f"--threshold must be between 0 and 1 (exclusive), got {threshold}.")
+    if min_area < 0:
+        raise GeofloodsamError(f"--min-area is in m² and cannot be negative, got {min_area}.")
+    if simplify < 0:
+        raise GeofloodsamError(f"--simplify is in metres and cannot be negative, got {simplify}.")
+
+
+def _model_info(model) -> dict[str, Any]:
+    info = model.info() if hasattr(model, "info") else {}
+    return dict(info) if info else {"model": type(model).__name__}
+
+
+# --------------------------------------------------------------------------- entry point
+def segment(
+    scene: str | Path | Sequence[str | Path],
+    prompts: str | Path | None = None,
+    outdir: str | Path | None = None,
+    model: str = "vit_t",
+    checkpoint: str | Path | None = None,
+    decoder: str | Path | None = None,
+    bands: str | Iterable[int] | None = None,
+    stretch: str | tuple[float, float] = "auto",
+    tile_size: int = 1024,
+    overlap: int = 256,
+    threshold: float = 0.5,
+    min_area: float = 0.0,
+    simplify: float = 0.0,
+    save_prob: bool = False,
+    device: str = "auto",
+    quiet: bool = False,
+    prompts_crs: str | None = None,
+    sam_model: PromptableModel | None = None,
+    max_object_tiles: int = MAX_OBJECT_TILES,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    threads: int | None = None,
+) -> SegmentResult | list[SegmentResult]:
+    """Segment flood water in georeferenced rasters; write masks, polygons and run records.
+
+    Args:
+        scene: the GeoTIFF (any GDAL raster with a CRS), or several of them: a list of
+            paths, or a scene list (``.txt``/``.lst``/``.list``, one path a line). One path
+            returns a :class:`SegmentResult`; several return a list (the scenes that were
+            segmented, in order).
+        prompts: a vector file of water points and boxes (any CRS); ``None``: promptless,
+            every tile is segmented with a whole-tile box. With several scenes, each feature
+            goes to every scene that contains it; a scene with no water point or box in it
+            is skipped with a warning.
+        outdir: output folder (default: each scene's folder).
+        model, checkpoint, decoder, device: the SAM to load (decoder default: ``flood`` when
+            shipped, else ``pretrained``); ignored when ``sam_model`` is given.
+        bands, stretch: band selection (1 or 3, 1-based) and ``auto`` or ``(MIN, MAX)``.
+        tile_size, overlap: the tile grid (pixels).
+        threshold: water where the blended probability is above it.
+        min_area, simplify: polygon filter (m²) and simplification tolerance (metres).
+        save_prob: also write the probability COG.
+        quiet: no progress bar, no summary line (warnings still go to stderr).
+        prompts_crs: the CRS of a prompts file that has none.
+        sam_model: an already loaded :class:`~geofloodsam.model.sam.PromptableModel` (tests;
+            in-process only).
+        max_object_tiles: how many tiles one point object may spread over.
+        scheduler: run the tile work on the Dask cluster at this address.
+        workers: run the tile work on a local Dask cluster of this many processes (started
+            with ``spawn``: in a script, call ``segment`` under ``if __name__ == "__main__":``).
+        threads: torch threads per tile task (default: all cores in-process; on Dask, each
+            worker's share of its host's cores). Runs with the same ``threads`` give
+            bit-identical outputs wherever the tiles were computed.
+    """
+    from geofloodsam.raster.scene import parse_stretch
+
+    t_start = time.perf_counter()
+    _check_numbers(threshold, min_area, simplify)
+    _check_backend(scheduler, workers, threads, sam_model)
+    stretch_spec = parse_stretch(stretch)
+    params = {
+        "prompts": None if prompts is None else str(prompts),
+        "prompts_crs": prompts_crs,
+        "bands": bands if bands is None or isinstance(bands, str) else list(bands),
+        "stretch": stretch if isinstance(stretch, str) else list(stretch_spec),
+        "tile_size": tile_size,
+        "overlap": overlap,
+        "threshold": threshold,
+        "min_area": min_area,
+        "simplify": simplify,
+        "save_prob": save_prob,
+        "device": device,
+        "max_object_tiles": max_object_tiles,
+        "scheduler": scheduler,
+        "workers": workers,
+        "threads": threads,
+    }
+    many = _many(scene)
+    plans: list[ScenePlan] = []
+    gdal_env = {} if "GDAL_CACHEMAX" in os.environ else {"GDAL_CACHEMAX": GDAL_CACHE_MB}
+    try:
+        with rasterio.Env(**gdal_env):
+            if many:
+                plans = _plan_scenes(
+                    [scene] if isinstance(scene, (str, Path)) else list(scene), outdir, params,
+                    stretch_spec, quiet,
+                )
+            else:
+                reader = _one_scene_prompts(prompts, prompts_crs)
+                plans = [_plan_scene(0, scene, outdir, params, stretch_spec, reader)]
+            cache_dir = plans[0].out / f".geofloodsam-embeddings-{uuid.uuid4().hex[:12]}"
+            try:
+                with _open_backend(
+                    params, model, checkpoint, decoder, sam_model,
+                    [p.spec.path for p in plans], cache_dir,
+                ) as backend:
+                    results = _run_plans(plans, backend, quiet, t_start)
+            finally:
+                shutil.rmtree(cache_dir, ignore_errors=True)
+    except BaseException:
+        for plan in reversed(plans):
+            _remove_dirs(plan.created)
+        raise
+    if not quiet:
+        for result in results:
+            click.echo(result.summary(), err=True)
+    return results if many else results[0]

@@ -1,0 +1,405 @@
+"""Blend per-tile water probabilities into one seamless raster, one row band at a time.
+
+Each object's probability in each tile it was decoded in is kept in an on-disk
+:class:`TileStore` (cropped to where it is not ~0), never in a full-scene array. The output
+is produced in row bands: in a band, each object is blended over the tiles it was decoded
+in, each weighted by :func:`tile_weights`, a separable ramp that tapers towards the tile's
+*interior* edges (the ones shared with a neighbouring tile) and is flat at the raster
+border; objects are then combined by per-pixel maximum. Weights never reach zero, so a pixel
+seen by one tile only keeps that tile's probability exactly, and a tile decoded for other
+objects never votes "dry" on an object it was not asked about.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import rasterio
+import rasterio.shutil
+from rasterio.enums import Resampling
+from rasterio.windows import Window
+from scipy import ndimage
+
+from geofloodsam.tiles.grid import Tile, TileGrid
+
+#: Smallest blend weight, so that every decoded pixel counts.
+WEIGHT_FLOOR = 1e-3
+#: GeoTIFF block side
+BLOCK = 512
+#: pixels per output band: bands get fewer rows on wide rasters, so memory stays flat
+BAND_PIXELS = 1 << 22
+
+
+def ramp(length: int, before: int, after: int, floor: float = WEIGHT_FLOOR) -> np.ndarray:
+    """1-D weights of ``length`` pixels tapering linearly over ``before``/``after`` pixels.
+
+    ``before`` (``after``) is the overlap with the neighbour at the start (end); 0 means a
+    raster border or no overlap, where the weight stays 1. Two linear ramps over the same
+    overlap sum to 1 at every pixel.
+    """
+    w = np.ones(length, dtype=np.float32)
+    idx = np.arange(length, dtype=np.float32)
+    if before > 0:
+        w = np.minimum(w, (idx + 0.5) / before)
+    if after > 0:
+        w = np.minimum(w, (length - idx - 0.5) / after)
+    return np.maximum(w, floor).astype(np.float32)
+
+
+def tile_ramps(
+    grid: TileGrid, tile: Tile, floor: float = WEIGHT_FLOOR
+) -> tuple[np.ndarray, np.ndarray]:
+    """The (row, column) 1-D weight ramps of ``tile``: tapered only towards neighbours."""
+    nb = grid.neighbours(tile)
+    left = nb["left"].x1 - tile.x0 if "left" in nb else 0
+    right = tile.x1 - nb["right"].x0 if "right" in nb else 0
+    top = nb["top"].y1 - tile.y0 if "top" in nb else 0
+    bottom = tile.y1 - nb["bottom"].y0 if "bottom" in nb else 0
+    wy = ramp(tile.height, max(top, 0), max(bottom, 0), floor)
+    wx = ramp(tile.width, max(left, 0), max(right, 0), floor)
+    return wy, wx
+
+
+def tile_weights(grid: TileGrid, tile: Tile, floor: float = WEIGHT_FLOOR) -> np.ndarray:
+    """(h, w) blend weights of ``tile``: product of its ramps, never below ``floor``."""
+    wy, wx = tile_ramps(grid, tile, floor)
+    return np.maximum(wy[:, None] * wx[None, :], floor)
+
+
+class TileStore:
+    """Per-object water probabilities of decoded tiles, one cropped ``.npy`` each on disk.
+
+    An entry is the probability of one object in one tile, cropped to the pixels above
+    ``eps`` (the rest is 0), so small objects cost little. Decoding the same object in the
+    same tile again (a later wave) merges by per-pixel maximum. :meth:`covering` tells which
+    tiles an object was decoded in: blending an object uses those tiles only, so a tile that
+    was decoded for other objects never votes "dry" on it.
+    """
+
+    def __init__(self, directory: str | Path, prob_dtype=np.float16, eps: float = 1 / 512) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.prob_dtype = np.dtype(prob_dtype)
+        self.eps = eps
+        #: (tile index, object) -> crop (r0, c0, r1, c1) in tile pixels, or None if empty
+        self._crops: dict[tuple[int, int], tuple[int, int, int, int] | None] = {}
+        self._tiles: dict[int, list[int]] = {}  # tile -> objects decoded there
+        self._object_tiles: dict[int, list[int]] = {}  # object -> tiles it was decoded in
+
+    def __contains__(self, tile: Tile | int) -> bool:
+        return _index(tile) in self._tiles
+
+    def __len__(self) -> int:
+        return len(self._tiles)
+
+    @property
+    def indices(self) -> list[int]:
+        """Indices of the tiles that were decoded."""
+        return sorted(self._tiles)
+
+    @property
+    def objects(self) -> list[int]:
+        """Every object decoded somewhere."""
+        return sorted(self._object_tiles)
+
+    def covering(self, obj: int) -> list[int]:
+        """Tiles ``obj`` was decoded in."""
+        return self._object_tiles.get(obj, [])
+
+    def objects_in(self, tile: Tile | int) -> list[int]:
+        """Objects decoded in ``tile``."""
+        return self._tiles.get(_index(tile), [])
+
+    def crop(self, tile: Tile | int, obj: int) -> tuple[int, int, int, int] | None:
+        """Tile-local (r0, c0, r1, c1) of the stored crop, None where all below ``eps``."""
+        return self._crops.get((_index(tile), obj))
+
+    def _path(self, index: int, obj: int) -> Path:
+        return self.directory / f"t{index}_o{obj}.npy"
+
+    def update(self, tile: Tile, obj: int, prob: np.ndarray) -> None:
+        """Merge the (h, w) water probability of object ``obj`` decoded in ``tile``."""
+        if prob.shape != (tile.height, tile.width):
+            raise ValueError(f"tile {tile.index} is {tile.height}x{tile.width}, got {prob.shape}")
+        key = (tile.index, obj)
+        old = self._crops.get(key)
+        if old is not None:
+            full = np.zeros(prob.shape, np.float32)
+            r0, c0, r1, c1 = old
+            full[r0:r1, c0:c1] = np.load(self._path(*key))
+            prob = np.maximum(prob, full)
+        boxes = ndimage.find_objects((prob > self.eps).astype(np.uint8))
+        crop = None
+        if boxes:
+            rows, cols = boxes[0]
+            crop = (rows.start, cols.start, rows.stop, cols.stop)
+            r0, c0, r1, c1 = crop
+            np.save(self._path(*key), np.asarray(prob[r0:r1, c0:c1], dtype=self.prob_dtype))
+        self._crops[key] = crop
+        if key[1] not in self._tiles.setdefault(tile.index, []):
+            self._tiles[tile.index].append(obj)
+            self._object_tiles.setdefault(obj, []).append(tile.index)
+
+    def read(self, tile: Tile | int, obj: int, rows: slice, cols: slice) -> np.ndarray:
+        """float32 probability of ``obj`` in tile-local ``rows`` x ``cols`` (0 outside crop)."""
+        index = _index(tile)
+        h, w = rows.stop - rows.start, cols.stop - cols.start
+        out = np.zeros((h, w), np.float32)
+        crop = self._crops.get((index, obj))
+        if crop is None:
+            return out
+        r0, c0, r1, c1 = crop
+        a0, a1 = max(rows.start, r0), min(rows.stop, r1)
+        b0, b1 = max(cols.start, c0), min(cols.stop, c1)
+        if a0 < a1 and b0 < b1:
+            data = np.load(self._path(index, obj), mmap_mode="r")
+            out[a0 - rows.start : a1 - rows.start, b0 - cols.start : b1 - cols.start] = data[
+                a0 - r0 : a1 - r0, b0 - c0 : b1 - c0
+            ]
+        return out
+
+    def prob_at(self, tile: Tile, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+        """Highest stored probability over objects at full-raster pixel coordinates."""
+        xs = np.asarray(xs, dtype=np.float64)
+        cols = np.clip(np.floor(xs).astype(int) - tile.x0, 0, tile.width - 1)
+        rows = np.clip(np.floor(np.asarray(ys)).astype(int) - tile.y0, 0, tile.height - 1)
+        out = np.zeros(xs.shape, np.float32)
+        for obj in self.objects_in(tile):
+            for k, (r, c) in enumerate(zip(rows.tolist(), cols.tolist(), strict=True)):
+                value = self.read(tile, obj, slice(r, r + 1), slice(c, c + 1))[0, 0]
+                out[k] = max(out[k], value)
+        return out
+
+
+def _index(tile: Tile | int) -> int:
+    return tile.index if isinstance(tile, Tile) else int(tile)
+
+
+@dataclass
+class Band:
+    """A blended row band ``[y0, y1)`` spanning the raster's full width.
+
+    ``prob`` and ``ids`` are 0 outside columns ``[x0, x1)`` (empty when ``x0 == x1``): the
+    extent of every object blended in the band, so consumers can skip the rest.
+    """
+
+    y0: int
+    y1: int
+    prob: np.ndarray  # (h, W) float32 water probability: max over objects (0 where none)
+    ids: np.ndarray  # (h, W) int32 object with the highest probability (0: none)
+    x0: int = 0
+    x1: int = 0
+    #: band-local (r0, r1, c0, c1) of each decoded tile that meets the band
+    tile_spans: list[tuple[int, int, int, int]] = field(default_factory=list)
+
+    @property
+    def covered(self) -> np.ndarray:
+        """(h, W) bool: some decoded tile covers the pixel."""
+        out = np.zeros(self.prob.shape, bool)
+        for r0, r1, c0, c1 in self.tile_spans:
+            out[r0:r1, c0:c1] = True
+        return out
+
+
+def blend_band(
+    grid: TileGrid, store: TileStore, y0: int, y1: int, floor: float = WEIGHT_FLOOR
+) -> Band:
+    """Blend rows ``[y0, y1)``: each object over the tiles it was decoded in, then max.
+
+    For one object, a pixel's probability is the weighted mean over the tiles that decoded
+    the object and cover the pixel. Objects are combined by per-pixel maximum.
+    """
+    h, w = y1 - y0, grid.width
+    band = Band(y0, y1, np.zeros((h, w), np.float32), np.zeros((h, w), np.int32))
+    prob, ids = band.prob, band.ids
+    for index in store.indices:
+        tile = grid.tiles[index]
+        if tile.y0 < y1 and y0 < tile.y1:
+            band.tile_spans.append(
+                (max(y0, tile.y0) - y0, min(y1, tile.y1) - y0, tile.x0, tile.x1)
+            )
+    extent = None
+    for obj in store.objects:
+        tiles = [grid.tiles[i] for i in store.covering(obj)]
+        region = _object_region(store, tiles, obj, y0, y1)
+        if region is None:
+            continue
+        ry0, rx0, ry1, rx1 = region
+        extent = (rx0, rx1) if extent is None else (min(extent[0], rx0), max(extent[1], rx1))
+        num = np.zeros((ry1 - ry0, rx1 - rx0), np.float32)
+        den = np.zeros_like(num)
+        for tile in tiles:
+            a0, a1 = max(ry0, tile.y0), min(ry1, tile.y1)
+            b0, b1 = max(rx0, tile.x0), min(rx1, tile.x1)
+            if a0 >= a1 or b0 >= b1:
+                continue
+            rows, cols = slice(a0 - tile.y0, a1 - tile.y0), slice(b0 - tile.x0, b1 - tile.x0)
+            wy, wx = tile_ramps(grid, tile, floor)
+            weight = np.maximum(wy[rows, None] * wx[None, cols], floor)
+            p = store.read(tile, obj, rows, cols)
+            out = (slice(a0 - ry0, a1 - ry0), slice(b0 - rx0, b1 - rx0))
+            num[out] += weight * p
+            den[out] += weight
+        p_obj = np.divide(num, den, out=np.zeros_like(num), where=den > 0)
+        target = (slice(ry0 - y0, ry1 - y0), slice(rx0, rx1))
+        better = p_obj > prob[target]
+        prob[target] = np.where(better, p_obj, prob[target])
+        ids[target] = np.where(better, obj, ids[target])
+    if extent is not None:
+        band.x0, band.x1 = extent
+    return band
+
+
+def _object_region(
+    store: TileStore, tiles: list[Tile], obj: int, y0: int, y1: int
+) -> tuple[int, int, int, int] | None:
+    """Full-raster (y0, x0, y1, x1) bounding the object's crops within rows [y0, y1)."""
+    box = None
+    for tile in tiles:
+        crop = store.crop(tile, obj)
+        if crop is None:
+            continue
+        r0, c0, r1, c1 = crop
+        a0, a1 = max(y0, tile.y0 + r0), min(y1, tile.y0 + r1)
+        if a0 >= a1:
+            continue
+        b0, b1 = tile.x0 + c0, tile.x0 + c1
+        box = (a0, b0, a1, b1) if box is None else (
+            min(box[0], a0), min(box[1], b0), max(box[2], a1), max(box[3], b1)
+        )
+    return box
+
+
+def iter_bands(
+    grid: TileGrid, store: TileStore, band_height: int = 512, floor: float = WEIGHT_FLOOR
+) -> Iterator[Band]:
+    """Blended row bands of ``band_height`` rows covering the whole raster, top to bottom."""
+    for y0 in range(0, grid.height, band_height):
+        yield blend_band(grid, store, y0, min(y0 + band_height, grid.height), floor)
+
+
+# --------------------------------------------------------------------------- output rasters
+def overview_factors(width: int, height: int, block: int = BLOCK) -> list[int]:
+    """Overview decimations 2, 4, ... while the overview is still at least half a block."""
+    factors, f = [], 2
+    while max(width, height) / f >= block // 2:
+        factors.append(f)
+        f *= 2
+    return factors
+
+
+def default_band_height(width: int) -> int:
+    """Rows per output band for a raster ``width`` px wide: a multiple of 64, 64 to 512."""
+    return int(min(BLOCK, max(64, (BAND_PIXELS // max(width, 1)) // 64 * 64)))
+
+
+def _profile(scene) -> dict:
+    """The temporary tiled GeoTIFF a band-by-band output is written to before the COG copy.
+
+    Fast ZSTD level 1: GDAL's COG copy decompresses it again and writes the deflate COG.
+    """
+    return {
+        "driver": "GTiff",
+        "width": scene.width,
+        "height": scene.height,
+        "count": 1,
+        "dtype": "uint8",
+        "crs": scene.crs,
+        "transform": scene.transform,
+        "tiled": True,
+        "blockxsize": BLOCK,
+        "blockysize": BLOCK,
+        "compress": "zstd",
+        "zstd_level": 1,
+        "BIGTIFF": "IF_SAFER",
+    }
+
+
+def write_blended(
+    scene,
+    grid: TileGrid,
+    store: TileStore,
+    directory: Path,
+    threshold: float = 0.5,
+    save_prob: bool = False,
+    on_band: Callable[[Band, np.ndarray], None] | None = None,
+    band_height: int | None = None,
+) -> dict[str, Path]:
+    """Blend the stored tiles band by band into ``mask.tif`` (and ``prob.tif``) COGs.
+
+    The mask is uint8: 1 water (blended probability above ``threshold``), 0 dry, 255 where
+    ``scene.read_valid`` says nodata (its nodata value). The probability is uint8 0-255 with
+    nodata pixels at 0 and an internal mask. Each band is first written to a tiled GeoTIFF,
+    overviews are added, then GDAL's COG driver copies it into ``directory``.
+    ``on_band(band, water)`` sees every band (e.g. to vectorise it). Bands are
+    ``band_height`` rows (default: about :data:`BAND_PIXELS` pixels, 64 to 512 rows).
+    Returns the COG paths.
+    """
+    if band_height is None:
+        band_height = default_band_height(scene.width)
+    plain = {"mask": directory / "mask_plain.tif"}
+    if save_prob:
+        plain["prob"] = directory / "prob_plain.tif"
+    with ExitStack() as stack:
+        profile = _profile(scene)
+        mask_ds = stack.enter_context(rasterio.open(plain["mask"], "w", nodata=255, **profile))
+        prob_ds = None
+        if save_prob:
+            prob_ds = stack.enter_context(rasterio.open(plain["prob"], "w", **profile))
+        for band in iter_bands(grid, store, band_height):
+            window = Window(0, band.y0, scene.width, band.y1 - band.y0)
+            water, valid = _band_water(scene, band, window, threshold)
+            if valid is None:  # every pixel valid: the bool mask is already 0/1 bytes
+                mask_ds.write(water.view(np.uint8), 1, window=window)
+            else:
+                mask = water.astype(np.uint8)
+                mask[~valid] = 255
+                mask_ds.write(mask, 1, window=window)
+            if prob_ds is not None:
+                prob8 = np.zeros(water.shape, np.uint8)
+                cols = slice(band.x0, band.x1)
+                prob8[:, cols] = np.rint(band.prob[:, cols] * 255.0).astype(np.uint8)
+                if valid is not None:
+                    prob8[~valid] = 0
+                prob_ds.write(prob8, 1, window=window)
+                alpha = np.full(water.shape, 255, np.uint8) if valid is None else (
+                    valid.astype(np.uint8) * 255
+                )
+                prob_ds.write_mask(alpha, window=window)
+            if on_band is not None:
+                on_band(band, water)
+    factors = overview_factors(scene.width, scene.height)
+    cogs = {}
+    for name, path in plain.items():
+        if factors:
+            with rasterio.open(path, "r+") as ds:
+                method = Resampling.nearest if name == "mask" else Resampling.average
+                ds.build_overviews(factors, method)
+        cogs[name] = directory / f"{name}.tif"
+        rasterio.shutil.copy(
+            path, cogs[name], driver="COG", compress="deflate", blocksize=BLOCK,
+            BIGTIFF="IF_SAFER", NUM_THREADS="ALL_CPUS",
+        )
+        path.unlink()
+    return cogs
+
+
+def _band_water(
+    scene, band: Band, window: Window, threshold: float
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """(h, W) bool water of ``band`` and its valid mask (None: the scene has no nodata).
+
+    Only the band's object columns are thresholded; the rest is dry by construction.
+    """
+    water = np.zeros(band.prob.shape, bool)
+    cols = slice(band.x0, band.x1)
+    np.greater(band.prob[:, cols], threshold, out=water[:, cols])
+    if scene.all_valid:
+        return water, None
+    valid = scene.read_valid(window)
+    water &= valid
+    return water, valid

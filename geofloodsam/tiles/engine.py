@@ -1,0 +1,408 @@
+"""The client side of ``segment``'s tile work: seeds, waves, the tile store, growth.
+
+* Seeding: each point object goes to the tile where its points are most central, each box to
+  the tile that holds it (a box larger than a tile is split into per-tile boxes), or, without
+  prompts, every tile gets a whole-tile box.
+* :class:`TileEngine` runs in *waves*. :meth:`TileEngine.waves` yields each wave as
+  :class:`~geofloodsam.tiles.work.ChunkJob` s (the tiles encoded together); whoever runs them
+  (:func:`~geofloodsam.tiles.work.run_chunk`, in this process or on Dask workers) hands each
+  outcome to :meth:`TileEngine.take` in the order of the jobs. ``take`` keeps each object's
+  probability in the :class:`~geofloodsam.stitch.blend.TileStore` and, where a point object's
+  water (connected to its points) reaches an edge shared with a neighbour tile, seeds that
+  neighbour with positive points from the water inside their overlap strip; the next wave is
+  what was seeded, less seeds already inside water or over the caps. Because outcomes are
+  taken in job order whatever order they were computed in, the result does not depend on
+  where the work ran.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Hashable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import ndimage
+from tqdm import tqdm
+
+from geofloodsam.stitch.blend import TileStore
+from geofloodsam.tiles.grid import Tile, TileGrid
+from geofloodsam.tiles.work import ChunkJob, Seed, TileResult, TileTask
+
+#: a point object spreads over at most this many tiles
+MAX_OBJECT_TILES = 256
+#: the same object decodes the same tile at most this many times (a lake that comes back)
+MAX_VISITS = 3
+#: seeds per object and neighbour tile (one per water component crossing the edge)
+MAX_SEEDS = 4
+#: water components smaller than this (pixels, inside the overlap strip) seed nothing
+MIN_SEED_PIXELS = 8
+
+
+@dataclass
+class ObjectInfo:
+    """What the engine knows of one object (internal index -> attributes)."""
+
+    object_id: int
+    prompt_type: str
+    negatives: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))  # full-raster px
+
+
+# --------------------------------------------------------------------------- seeding
+def _local(points: np.ndarray, tile: Tile) -> np.ndarray:
+    return np.asarray(points, dtype=np.float64) - np.array([tile.x0, tile.y0], dtype=np.float64)
+
+
+def point_seeds(grid: TileGrid, obj: int, points: np.ndarray, labels: np.ndarray) -> dict:
+    """Seeds of a point object: its water points in the tile where each is most central.
+
+    Not-water points (label 0) go with the water points of every tile they fall in.
+    """
+    points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    labels = np.asarray(labels).reshape(-1)
+    pos, neg = points[labels == 1], points[labels != 1]
+    by_tile: dict[int, list[np.ndarray]] = {}
+    for p in pos:
+        by_tile.setdefault(grid.best_tile(p[0], p[1]).index, []).append(p)
+    seeds = {}
+    for index, plist in by_tile.items():
+        tile = grid.tiles[index]
+        inside = [q for q in neg if tile.contains(q[0], q[1])]
+        pts = np.array(plist + inside, dtype=np.float64)
+        labs = np.array([1] * len(plist) + [0] * len(inside), dtype=np.int64)
+        seeds[index] = Seed(obj, _local(pts, tile), labs, propagate=True)
+    return seeds
+
+
+def box_seeds(grid: TileGrid, obj: int, box: np.ndarray) -> dict:
+    """Seeds of a box object: the tile that holds it whole, else one clipped box per tile.
+
+    A box larger than a tile goes to every tile whose core (the part of the tile nearer its
+    centre than any neighbour's) it touches, clipped to that tile.
+    """
+    x0, y0, x1, y1 = (float(v) for v in box)
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    holders = [t for t in grid.tiles_overlapping(x0, y0, x1, y1) if _holds(t, x0, y0, x1, y1)]
+    if holders:
+        tile = max(holders, key=lambda t: (t.margin(cx, cy), -t.index))
+        return {tile.index: Seed(obj, box=_local(np.array(box).reshape(2, 2), tile).ravel())}
+    seeds = {}
+    for tile in grid.tiles_overlapping(x0, y0, x1, y1):
+        c0, r0, c1, r1 = grid.core(tile)
+        if min(x1, c1) <= max(x0, c0) or min(y1, r1) <= max(y0, r0):
+            continue
+        piece = np.array(
+            [max(x0, tile.x0), max(y0, tile.y0), min(x1, tile.x1), min(y1, tile.y1)], np.float64
+        )
+        seeds[tile.index] = Seed(obj, box=_local(piece.reshape(2, 2), tile).ravel())
+    return seeds
+
+
+def _holds(tile: Tile, x0: float, y0: float, x1: float, y1: float) -> bool:
+    return tile.x0 <= x0 and tile.y0 <= y0 and x1 <= tile.x1 and y1 <= tile.y1
+
+
+def _oriented(water: np.ndarray, side: str) -> np.ndarray:
+    """A view of ``water`` turned so that the edge on ``side`` is the last column."""
+    return {
+        "right": water,
+        "left": water[:, ::-1],
+        "bottom": water.T,
+        "top": water[::-1].T,
+    }[side]
+
+
+def _unorient(rows: np.ndarray, cols: np.ndarray, side: str, shape: tuple[int, int]):
+    """Map (row, col) of :func:`_oriented`'s view back to (row, col) of the tile."""
+    h, w = shape
+    if side == "right":
+        return rows, cols
+    if side == "left":
+        return rows, w - 1 - cols
+    if side == "bottom":
+        return cols, rows
+    return h - 1 - cols, rows
+
+
+def _overlap_width(tile: Tile, side: str, neighbour: Tile) -> int:
+    return {
+        "right": tile.x1 - neighbour.x0,
+        "left": neighbour.x1 - tile.x0,
+        "bottom": tile.y1 - neighbour.y0,
+        "top": neighbour.y1 - tile.y0,
+    }[side]
+
+
+def edge_seeds(water: np.ndarray, tile: Tile, side: str, neighbour: Tile) -> np.ndarray:
+    """Full-raster points seeding ``neighbour`` from an object's mask in ``tile``.
+
+    ``water`` is the object's (h, w) mask in ``tile``. Nothing unless it reaches the tile's
+    edge on ``side``. Each water component of the overlap strip shared with the neighbour
+    that touches that edge (largest first, at most two) gives the deepest pixel of its half
+    of the strip nearest the edge (where the object leaves the tile) and, when far from it,
+    the deepest pixel of the whole component. Without overlap the edge column (row) is the
+    strip and seeds move one pixel across into the neighbour.
+    """
+    view = _oriented(water, side)
+    width = _overlap_width(tile, side, neighbour)
+    across = width <= 0
+    width = min(max(width, 1), view.shape[1])
+    strip = view[:, view.shape[1] - width :]
+    if not strip[:, -1].any():
+        return np.zeros((0, 2))
+    labels, _ = ndimage.label(strip, structure=np.ones((3, 3), bool))
+    touching = np.unique(labels[:, -1])
+    touching = touching[touching > 0]
+    sizes = np.bincount(labels.ravel())[touching]
+    order = np.argsort(-sizes, kind="stable")
+    ranked = [int(touching[i]) for i in order if sizes[i] >= MIN_SEED_PIXELS]
+    far = np.zeros(strip.shape, bool)
+    far[:, width - max(1, width // 2) :] = True
+    rows, cols = [], []
+    pad = 1 if width > 1 else ((1, 1), (0, 0))  # a 1-px strip: its run's middle
+    boxes = ndimage.find_objects(labels)
+    for label in ranked[: MAX_SEEDS // 2]:
+        # The distance transform over the component's bounding box only: outside it the
+        # strip is dry, so the distances (and the first maxima) are those of the whole strip.
+        rs, cs = boxes[label - 1]
+        region = labels[rs, cs] == label
+        dist = ndimage.distance_transform_edt(np.pad(region, pad))
+        dist = dist[1:-1, 1:-1] if width > 1 else dist[1:-1]
+        r1, c1 = np.unravel_index(int(np.argmax(np.where(far[rs, cs], dist, 0))), dist.shape)
+        r2, c2 = np.unravel_index(int(np.argmax(dist)), dist.shape)
+        r1, r2, c1, c2 = r1 + rs.start, r2 + rs.start, c1 + cs.start, c2 + cs.start
+        rows.append(r1)
+        cols.append(c1)
+        if np.hypot(r2 - r1, c2 - c1) > 32:
+            rows.append(r2)
+            cols.append(c2)
+    r, c = np.array(rows), np.array(cols) + view.shape[1] - width
+    r, c = _unorient(r, c, side, water.shape)
+    x = tile.x0 + c + 0.5
+    y = tile.y0 + r + 0.5
+    if across:
+        step = {"right": (1, 0), "left": (-1, 0), "bottom": (0, 1), "top": (0, -1)}[side]
+        x, y = x + step[0], y + step[1]
+    pts = np.column_stack([x, y]).astype(np.float64).reshape(-1, 2)
+    inside = np.array([neighbour.contains(px, py) for px, py in pts], dtype=bool)
+    return pts[inside] if len(pts) else pts
+
+
+
+# --------------------------------------------------------------------------- engine
+@dataclass
+class EngineStats:
+    """Counters and timings of the tile engine (tile steps summed over whoever ran them)."""
+
+    tiles_encoded: int = 0
+    tiles_reencoded: int = 0  # encoded again by a worker that did not keep the embedding
+    tile_decodes: int = 0
+    prompt_decodes: int = 0
+    waves: int = 0
+    skipped_nodata_tiles: int = 0
+    capped_objects: set = field(default_factory=set)
+    read_s: float = 0.0
+    encoder_s: float = 0.0
+    decode_s: float = 0.0
+    store_s: float = 0.0
+    propagate_s: float = 0.0
+    task_seconds: list[float] = field(default_factory=list)  # each chunk task's work time
+    task_workers: list[str] = field(default_factory=list)  # who ran each task
+
+
+class TileEngine:
+    """Waves of seeded tiles: jobs out (:meth:`waves`), outcomes in (:meth:`take`).
+
+    ``key`` prefixes the embedding keys of this engine's tiles (unique to the run and the
+    scene). Each tile is encoded at most once per run; a tile a later wave comes back to is
+    decoded on its kept embedding.
+    """
+
+    def __init__(
+        self,
+        grid: TileGrid,
+        store: TileStore,
+        objects: dict[int, ObjectInfo],
+        key: tuple = (),
+        threshold: float = 0.5,
+        progress: tqdm | None = None,
+        skip_nodata_tiles: bool = False,
+        max_object_tiles: int = MAX_OBJECT_TILES,
+        keep_embeddings: bool = True,
+        batch_size: int = 1,
+    ) -> None:
+        self.grid = grid
+        self.store = store
+        self.objects = objects
+        self.key = tuple(key)
+        self.threshold = threshold
+        self.progress = progress
+        self.skip_nodata_tiles = skip_nodata_tiles
+        self.max_object_tiles = max_object_tiles
+        self.keep_embeddings = keep_embeddings
+        self.batch_size = max(1, int(batch_size))
+        self.stats = EngineStats()
+        self._encoded: set[int] = set()  # tiles whose embedding was kept
+        self._grown: dict[int, list[Seed]] = {}
+        self._visits: dict[tuple[int, int], int] = {}
+        self._object_tiles: dict[int, set[int]] = {}
+
+    # waves
+    def waves(self, seeds: dict[int, list[Seed]]) -> Iterator[list[ChunkJob]]:
+        """Each wave's jobs, ``batch_size`` tiles each, starting from ``seeds`` (tile -> seeds).
+
+        Every outcome of a wave must be given to :meth:`take` before the next wave is asked for.
+        """
+        pending = {i: s for i, s in seeds.items() if s}
+        while pending:
+            self.stats.waves += 1
+            wave = sorted(pending.items())
+            self._grown = {}
+            yield [
+                self._job(wave[start : start + self.batch_size])
+                for start in range(0, len(wave), self.batch_size)
+            ]
+            pending = self._admit(self._grown)
+            if self.progress is not None and pending:
+                self.progress.total += len(pending)
+                self.progress.refresh()
+
+    def embedding_keys(self) -> list[Hashable]:
+        """Keys of the embeddings kept for this engine's tiles."""
+        return [(*self.key, index) for index in sorted(self._encoded)]
+
+    def _job(self, chunk: list[tuple[int, list[Seed]]]) -> ChunkJob:
+        tasks = [
+            TileTask(index, (*self.key, index), self.grid.tiles[index].window, seeds,
+                     revisit=index in self._encoded)
+            for index, seeds in chunk
+        ]
+        return ChunkJob(tasks, self.threshold, self.skip_nodata_tiles, self.keep_embeddings)
+
+    def take(self, job: ChunkJob, outcome) -> None:
+        """Store a job's decoded tiles and seed the neighbours they grow into.
+
+        ``outcome`` is a :class:`~geofloodsam.segmentation.distributed.TileOutcome` whose result is the
+        job's :class:`~geofloodsam.tiles.work.ChunkResult`.
+        """
+        result, stats = outcome.result, self.stats
+        stats.read_s += result.read_s
+        stats.encoder_s += result.encoder_s
+        stats.decode_s += result.decode_s
+        stats.propagate_s += result.propagate_s
+        stats.prompt_decodes += result.prompt_decodes
+        stats.task_seconds.append(float(outcome.seconds))
+        stats.task_workers.append(str(outcome.worker))
+        for task, tile in zip(job.tasks, result.tiles, strict=True):
+            if tile.encoding == "skipped":
+                stats.skipped_nodata_tiles += 1
+            elif tile.encoding == "new":
+                stats.tiles_encoded += 1
+                if job.keep:
+                    self._encoded.add(task.index)
+            elif tile.encoding == "again":
+                stats.tiles_reencoded += 1
+            if tile.probs is not None:
+                self._decoded(self.grid.tiles[task.index], task.seeds, tile)
+            if self.progress is not None:
+                self.progress.update(1)
+
+    def _decoded(self, tile: Tile, seeds: list[Seed], result: TileResult) -> None:
+        """Merge a tile's probabilities into the store; seed the neighbours objects reach."""
+        self.stats.tile_decodes += 1
+        t0 = time.perf_counter()
+        for seed, prob in zip(seeds, result.probs, strict=True):
+            self.store.update(tile, seed.obj, prob)
+        self.stats.store_s += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        for k, seed in enumerate(seeds):
+            self._object_tiles.setdefault(seed.obj, set()).add(tile.index)
+            if k in result.connected:
+                for n_index, grown in self._grow(tile, seed.obj, result.connected[k]):
+                    _add_seed(self._grown, n_index, grown)
+        self.stats.propagate_s += time.perf_counter() - t0
+
+    def _grow(self, tile: Tile, obj: int, water: np.ndarray) -> list[tuple[int, Seed]]:
+        """Seeds for the neighbours of ``tile`` that ``obj``'s mask reaches."""
+        grown = []
+        negatives = self.objects[obj].negatives
+        for side, nb in self.grid.neighbours(tile).items():
+            pts = edge_seeds(water, tile, side, nb)
+            if len(pts) == 0:
+                continue
+            neg = np.array([q for q in negatives if nb.contains(q[0], q[1])]).reshape(-1, 2)
+            all_pts = np.concatenate([pts, neg])
+            labels = np.array([1] * len(pts) + [0] * len(neg), dtype=np.int64)
+            seed = Seed(obj, _local(all_pts, nb), labels, propagate=True, carried=True)
+            grown.append((nb.index, seed))
+        return grown
+
+    def _admit(self, pending: dict[int, list[Seed]]) -> dict[int, list[Seed]]:
+        """Drop seeds already inside water, over the visit cap or the object's tile cap."""
+        out: dict[int, list[Seed]] = {}
+        for index in sorted(pending):
+            tile = self.grid.tiles[index]
+            for seed in pending[index]:
+                pos = seed.labels == 1
+                full = seed.points + np.array([tile.x0, tile.y0])
+                if index in self.store:
+                    dry = self.store.prob_at(tile, full[:, 0], full[:, 1]) <= self.threshold
+                    pos = pos & dry
+                if not pos.any():
+                    continue
+                keep = pos | (seed.labels != 1)
+                key = (seed.obj, index)
+                tiles = self._object_tiles.setdefault(seed.obj, set())
+                if self._visits.get(key, 0) >= MAX_VISITS:
+                    continue
+                if index not in tiles and len(tiles) >= self.max_object_tiles:
+                    self.stats.capped_objects.add(seed.obj)
+                    continue
+                self._visits[key] = self._visits.get(key, 0) + 1
+                pts, labs = seed.points[keep], seed.labels[keep]
+                out.setdefault(index, []).append(
+                    Seed(seed.obj, pts, labs, propagate=True, carried=True)
+                )
+        return out
+
+
+def _add_seed(pending: dict[int, list[Seed]], index: int, seed: Seed) -> None:
+    """Add ``seed`` to a tile's pending seeds, merging points of the same object."""
+    for other in pending.setdefault(index, []):
+        if other.obj == seed.obj and other.box is None and seed.box is None:
+            pos = np.concatenate([other.points[other.labels == 1], seed.points[seed.labels == 1]])
+            neg = other.points[other.labels != 1]
+            pos = pos[: 2 * MAX_SEEDS]
+            other.points = np.concatenate([pos, neg])
+            other.labels = np.array([1] * len(pos) + [0] * len(neg), dtype=np.int64)
+            return
+    pending[index].append(seed)
+
+
+# --------------------------------------------------------------------------- seeds
+def build_seeds(grid: TileGrid, prompt_set) -> tuple[dict[int, ObjectInfo], dict[int, list[Seed]]]:
+    """Objects (internal index -> info) and the first wave's seeds (tile index -> seeds).
+
+    Without prompts (``prompt_set`` None) every tile gets a whole-tile box of one "auto"
+    object (id 0), so that polygons are not cut at tile edges.
+    """
+    seeds: dict[int, list[Seed]] = {}
+    if prompt_set is None:
+        objects = {1: ObjectInfo(0, "auto")}
+        for tile in grid:
+            box = np.array([0.0, 0.0, tile.width, tile.height])
+            seeds[tile.index] = [Seed(1, box=box)]
+        return objects, seeds
+    objects = {}
+    for k, obj in enumerate(prompt_set.objects, start=1):
+        if obj.kind == "box":
+            objects[k] = ObjectInfo(int(obj.object_id), "box")
+            per_tile = box_seeds(grid, k, obj.box)
+        else:
+            negatives = obj.points[obj.labels != 1]
+            objects[k] = ObjectInfo(int(obj.object_id), "point", negatives)
+            per_tile = point_seeds(grid, k, obj.points, obj.labels)
+        for index, seed in per_tile.items():
+            seeds.setdefault(index, []).append(seed)
+    return objects, seeds
+

@@ -1,0 +1,413 @@
+"""The per-tile work of ``segment``: read, encode and decode a chunk of tiles.
+
+This is the part of a run that can go to a Dask worker (or run in-process, the same code): a
+:class:`ChunkJob` carries tile windows and seeds (prompts in tile pixels), never pixels or
+weights, and :func:`run_chunk` returns, per tile, each seed's water probability and, for a
+seed that may grow into neighbour tiles, the water connected to its points. The client
+(:class:`geofloodsam.segmentation.pipeline.TileEngine`) keeps the wave logic, the tile store and the writers.
+
+Embeddings of tiles a later wave may come back to are kept, float16, in an
+:class:`EmbeddingKeeper`. In-process the keeper spills to disk and never forgets; a worker's
+keeper is a bounded memory cache, and a worker that does not have a tile's embedding (another
+worker encoded it, or it was forgotten) encodes the tile again and rounds the result exactly
+as the keeper does: the decoder sees the same numbers either way.
+
+:class:`LocalExecutor` runs the work in this process; it has the same ``map`` as
+:class:`geofloodsam.segmentation.distributed.DaskExecutor`, which sends it to a cluster.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from rasterio.windows import Window
+from scipy import ndimage
+
+from geofloodsam.model.sam import Embedding
+
+#: objects decoded per decoder call
+DECODE_CHUNK = 16
+#: embeddings kept in memory (float16) before spilling to disk (in-process)
+EMBEDDING_MEMORY_BYTES = 64 * 1024**2
+#: embeddings a Dask worker keeps (float16) before forgetting the least recently used
+WORKER_EMBEDDING_BYTES = 256 * 1024**2
+#: open rasters kept per thread (in-process or on a worker)
+SCENE_CACHE = 4
+
+
+# --------------------------------------------------------------------------- task data
+@dataclass
+class Seed:
+    """Prompts for one object in one tile, in tile-local pixels."""
+
+    obj: int  # internal object index, 1..N
+    points: np.ndarray | None = None  # (K, 2)
+    labels: np.ndarray | None = None  # (K,)
+    box: np.ndarray | None = None  # (4,)
+    propagate: bool = False  # a point object that may grow into neighbouring tiles
+    carried: bool = False  # seeded from a neighbour's mask, not from the user's prompts
+
+
+@dataclass
+class TileTask:
+    """One tile to decode: its window, its seeds, and whether it was encoded before."""
+
+    index: int  # the tile's index in the scene's grid
+    key: Hashable  # the embedding's key: unique to the run, the scene and the tile
+    window: Window
+    seeds: list[Seed]
+    revisit: bool = False  # encoded in an earlier wave: decode on the kept embedding
+
+
+@dataclass
+class ChunkJob:
+    """Tiles encoded together (one encoder batch) and the settings of their decoding."""
+
+    tasks: list[TileTask]
+    threshold: float = 0.5
+    skip_nodata: bool = False  # tiles without a valid pixel are neither encoded nor decoded
+    keep: bool = True  # keep the new embeddings: a later wave may come back to these tiles
+
+
+@dataclass
+class TileResult:
+    """One decoded tile: ``probs`` None when it was skipped (no valid pixel)."""
+
+    probs: np.ndarray | None  # (S, h, w) float32 water probability of each seed
+    connected: dict[int, np.ndarray]  # seed position -> (h, w) water connected to its points
+    encoding: str  # "new", "kept" (embedding reused), "again" (encoded again), "skipped"
+
+
+@dataclass
+class ChunkResult:
+    """The tiles of a :class:`ChunkJob`, in order, and the seconds spent on each step."""
+
+    tiles: list[TileResult] = field(default_factory=list)
+    read_s: float = 0.0
+    encoder_s: float = 0.0
+    decode_s: float = 0.0
+    propagate_s: float = 0.0
+    prompt_decodes: int = 0
+
+
+# --------------------------------------------------------------------------- embeddings
+class EmbeddingKeeper:
+    """Embeddings of tiles a later wave may revisit, float16, keyed by anything hashable.
+
+    With a ``directory``, embeddings beyond ``max_bytes`` in memory are spilled there and
+    nothing is lost. Without one (a Dask worker's cache), the least recently used are
+    forgotten beyond ``max_bytes``: :meth:`get` then returns ``None`` and the caller encodes
+    the tile again (see :meth:`rounded`). Safe to use from several threads.
+    """
+
+    def __init__(self, directory: Path | None, max_bytes: int = EMBEDDING_MEMORY_BYTES) -> None:
+        self.directory = directory
+        self.max_bytes = max_bytes
+        self._memory: OrderedDict[Hashable, tuple] = OrderedDict()
+        self._disk: dict[Hashable, Path] = {}
+        self._bytes = 0
+        self._files = 0
+        self._lock = threading.Lock()
+
+    def __contains__(self, key: Hashable) -> bool:
+        return key in self._memory or key in self._disk
+
+    @staticmethod
+    def _pack(emb: Embedding) -> tuple:
+        feats = emb.features.detach().to("cpu", torch.float16)
+        return feats, tuple(emb.original_size), tuple(emb.input_size)
+
+    @staticmethod
+    def _unpack(entry: tuple) -> Embedding:
+        feats, orig, inp = entry
+        return Embedding(feats.float(), orig, inp)
+
+    @classmethod
+    def rounded(cls, emb: Embedding) -> Embedding:
+        """``emb`` as :meth:`get` would return it once kept (float16, on the CPU)."""
+        return cls._unpack(cls._pack(emb))
+
+    def put(self, key: Hashable, emb: Embedding) -> None:
+        """Keep a copy of ``emb`` under ``key``."""
+        entry = self._pack(emb)
+        size = entry[0].numel() * entry[0].element_size()
+        with self._lock:
+            if key in self:
+                return
+            if self.directory is None:
+                while self._memory and self._bytes + size > self.max_bytes:
+                    _, old = self._memory.popitem(last=False)
+                    self._bytes -= old[0].numel() * old[0].element_size()
+            if self._bytes + size <= self.max_bytes:
+                self._memory[key] = entry
+                self._bytes += size
+            elif self.directory is not None:
+                self.directory.mkdir(parents=True, exist_ok=True)
+                path = self.directory / f"emb_{self._files}.pt"
+                self._files += 1
+                torch.save(entry, path)
+                self._disk[key] = path
+
+    def get(self, key: Hashable) -> Embedding | None:
+        """The kept embedding of ``key`` (float32), or ``None``."""
+        with self._lock:
+            if key in self._memory:
+                self._memory.move_to_end(key)
+                return self._unpack(self._memory[key])
+            path = self._disk.get(key)
+        if path is None:
+            return None
+        return self._unpack(torch.load(path, weights_only=True))
+
+    def forget(self, keys: Iterable[Hashable]) -> None:
+        """Drop the embeddings of ``keys`` (a finished scene's tiles)."""
+        with self._lock:
+            for key in keys:
+                entry = self._memory.pop(key, None)
+                if entry is not None:
+                    self._bytes -= entry[0].numel() * entry[0].element_size()
+                path = self._disk.pop(key, None)
+                if path is not None:
+                    path.unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------------------- the work
+def run_chunk(model, scene, stretch, job: ChunkJob, keeper: EmbeddingKeeper) -> ChunkResult:
+    """Read, encode and decode the tiles of ``job`` on ``scene`` (an open Scene).
+
+    Tiles seen before reuse their kept embedding (or are encoded again, rounded as if kept);
+    the others are read through ``stretch`` and encoded in one batch, skipped when
+    ``job.skip_nodata`` and they hold no valid pixel.
+    """
+    out = ChunkResult()
+    embeddings = _embeddings(model, scene, stretch, job, keeper, out)
+    for task, (emb, how) in zip(job.tasks, embeddings, strict=True):
+        if emb is None:
+            out.tiles.append(TileResult(None, {}, how))
+            continue
+        t0 = time.perf_counter()
+        probs = decode_seeds(model, emb, task.seeds, out)
+        out.decode_s += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        connected = connect_seeds(probs, task.seeds, job.threshold)
+        out.propagate_s += time.perf_counter() - t0
+        out.tiles.append(TileResult(probs, connected, how))
+    return out
+
+
+def _embeddings(model, scene, stretch, job: ChunkJob, keeper: EmbeddingKeeper, out: ChunkResult):
+    """(embedding or None, how) per task: kept ones reused, the others read and encoded."""
+    found: list = [None] * len(job.tasks)
+    how = ["new"] * len(job.tasks)
+    for k, task in enumerate(job.tasks):
+        if task.revisit:
+            found[k] = keeper.get(task.key)
+            how[k] = "kept" if found[k] is not None else "again"
+    new, again = [], []
+    t0 = time.perf_counter()
+    for k, task in enumerate(job.tasks):
+        if found[k] is not None:
+            continue
+        rgb, valid = scene.read_rgb(task.window, stretch)
+        if job.skip_nodata and not task.revisit and not valid.any():
+            how[k] = "skipped"
+            continue
+        (again if task.revisit else new).append((k, rgb))
+    out.read_s += time.perf_counter() - t0
+    for group in (new, again):  # new tiles in one batch, as in a run that never forgets
+        if not group:
+            continue
+        t0 = time.perf_counter()
+        embs = model.encode_batch([rgb for _, rgb in group])
+        device = getattr(model, "device", None)
+        if isinstance(device, torch.device) and device.type == "cuda":
+            torch.cuda.synchronize()
+        out.encoder_s += time.perf_counter() - t0
+        for (k, _), emb in zip(group, embs, strict=True):
+            if group is again:
+                keeper.put(job.tasks[k].key, emb)
+                emb = EmbeddingKeeper.rounded(emb)
+            elif job.keep:
+                keeper.put(job.tasks[k].key, emb)
+            found[k] = emb
+    return list(zip(found, how, strict=True))
+
+
+def decode_seeds(model, emb: Embedding, seeds: list[Seed], out: ChunkResult) -> np.ndarray:
+    """(S, h, w) float32 water probability of each seed on one tile's embedding."""
+    h, w = emb.original_size
+    probs = np.zeros((len(seeds), h, w), np.float32)
+    groups: dict[tuple, list[int]] = {}
+    for k, seed in enumerate(seeds):
+        key = ("box",) if seed.box is not None else ("points", len(seed.points) == 1)
+        groups.setdefault(key, []).append(k)
+    for key, members in groups.items():
+        for start in range(0, len(members), DECODE_CHUNK):
+            part = members[start : start + DECODE_CHUNK]
+            if key[0] == "box":
+                boxes = np.stack([seeds[k].box for k in part])
+                pred = model.decode(emb, boxes=boxes, multimask=False)
+            else:
+                pts, labs = _pad_points([seeds[k] for k in part])
+                pred = model.decode(emb, points=pts, point_labels=labs, multimask=key[1])
+            out.prompt_decodes += len(part)
+            for k, lg in zip(part, pred.best_logits(), strict=True):
+                probs[k] = _sigmoid(lg)
+    return probs
+
+
+def connect_seeds(probs: np.ndarray, seeds: list[Seed], threshold: float) -> dict[int, np.ndarray]:
+    """Water connected to each growing seed's points; cuts carried seeds' probabilities to it.
+
+    A point object grows only from the water connected to its positive points; in a tile it
+    was carried into (not clicked in), its probability is also cut to that connected water
+    (dilated by 2 px), so an unrelated dark field decoded beside a seed neither shows nor
+    spreads. ``probs`` is changed in place.
+    """
+    connected = {}
+    for k, seed in enumerate(seeds):
+        if seed.propagate:
+            water = connected_water(probs[k] > threshold, seed.points[seed.labels == 1])
+            connected[k] = water
+            if seed.carried:
+                probs[k][~_dilated(water, 2)] = 0.0
+    return connected
+
+
+def _dilated(water: np.ndarray, pixels: int) -> np.ndarray:
+    """``water`` dilated by ``pixels`` (4-connected steps), computed around the water only."""
+    near = np.zeros_like(water)
+    boxes = ndimage.find_objects(water.astype(np.uint8))
+    if not boxes:
+        return near
+    rows, cols = boxes[0]
+    r0, r1 = max(rows.start - pixels, 0), rows.stop + pixels
+    c0, c1 = max(cols.start - pixels, 0), cols.stop + pixels
+    near[r0:r1, c0:c1] = ndimage.binary_dilation(water[r0:r1, c0:c1], iterations=pixels)
+    return near
+
+
+def connected_water(water: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """The 8-connected components of ``water`` that hold one of the tile-local ``points``."""
+    if len(points) == 0 or not water.any():
+        return np.zeros_like(water, dtype=bool)
+    labels, _ = ndimage.label(water, structure=np.ones((3, 3), bool))
+    h, w = water.shape
+    cols = np.clip(np.floor(points[:, 0]).astype(int), 0, w - 1)
+    rows = np.clip(np.floor(points[:, 1]).astype(int), 0, h - 1)
+    keep = np.zeros(labels.max() + 1, bool)
+    keep[labels[rows, cols]] = True
+    keep[0] = False
+    return keep[labels]
+
+
+def _pad_points(seeds: list[Seed]) -> tuple[np.ndarray, np.ndarray]:
+    """(N, K, 2) points and (N, K) labels, padded with label -1."""
+    k = max(len(s.points) for s in seeds)
+    pts = np.zeros((len(seeds), k, 2), np.float64)
+    labs = np.full((len(seeds), k), -1, np.int64)
+    for i, s in enumerate(seeds):
+        pts[i, : len(s.points)] = s.points
+        labs[i, : len(s.points)] = s.labels
+    return pts, labs
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    out = np.negative(x, dtype=np.float32)
+    np.exp(np.clip(out, -80, 80, out=out), out=out)
+    out += 1.0
+    np.reciprocal(out, out=out)
+    return out
+
+
+# --------------------------------------------------------------------------- running it
+# (what distributed.DaskExecutor also uses; kept here so that an in-process run needs no Dask)
+@dataclass(frozen=True)
+class SceneSpec:
+    """A scene as a task sees it: path, band selection and the scene-level stretch."""
+
+    path: str
+    bands: tuple[int, ...]
+    stretch: dict = field(hash=False)  # Stretch.to_dict()
+
+    @classmethod
+    def of(cls, scene, stretch) -> SceneSpec:
+        """From an open :class:`~geofloodsam.raster.scene.Scene` and its ``Stretch``."""
+        return cls(str(Path(scene.path).resolve()), tuple(scene.bands), stretch.to_dict())
+
+
+@dataclass
+class TileOutcome:
+    """A tile's result and where/how long it was computed."""
+
+    result: Any
+    seconds: float  # time spent in the work function
+    worker: str  # worker address, or "local"
+    pid: int
+
+
+class OpenScenes:
+    """Rasters kept open between tasks: a few per thread, the least recently used closed."""
+
+    def __init__(self, size: int = SCENE_CACHE) -> None:
+        self.size = size
+        self._local = threading.local()
+
+    def get(self, spec: SceneSpec):
+        """(open Scene, Stretch) for ``spec``."""
+        from geofloodsam.raster.scene import Scene, Stretch
+
+        cache: OrderedDict = getattr(self._local, "scenes", None) or OrderedDict()
+        self._local.scenes = cache
+        key = (spec.path, spec.bands)
+        scene = cache.pop(key, None) or Scene.open(spec.path, spec.bands)
+        cache[key] = scene
+        while len(cache) > self.size:
+            cache.popitem(last=False)[1].close()
+        return scene, Stretch.from_dict(spec.stretch)
+
+    def close(self) -> None:
+        """Close this thread's rasters."""
+        cache = getattr(self._local, "scenes", None) or {}
+        while cache:
+            cache.popitem()[1].close()
+
+
+class LocalExecutor:
+    """The same ``map`` as :class:`DaskExecutor`, run in this process with no Dask at all.
+
+    ``cache_dir``: where kept embeddings beyond the in-memory cap are spilled.
+    """
+
+    def __init__(self, model, cache_dir: Path | None = None) -> None:
+        self.model = model
+        self.keeper = EmbeddingKeeper(cache_dir)
+        self.scenes = OpenScenes()
+
+    def map(
+        self, work: Callable, items: Iterable[tuple[SceneSpec, Any]], *, cache: bool = False
+    ) -> Iterator[TileOutcome]:
+        """``work(model, scene, stretch, payload[, keeper])`` for each item, one by one."""
+        extra = (self.keeper,) if cache else ()
+        for scene, payload in items:
+            raster, stretch = self.scenes.get(scene)
+            start = time.perf_counter()
+            result = work(self.model, raster, stretch, payload, *extra)
+            yield TileOutcome(result, time.perf_counter() - start, "local", os.getpid())
+
+    def forget(self, keys: Iterable) -> None:
+        """Drop the kept embeddings of ``keys`` (a finished scene's tiles)."""
+        self.keeper.forget(keys)
+
+    def close(self) -> None:
+        """Close the rasters this executor opened."""
+        self.scenes.close()
