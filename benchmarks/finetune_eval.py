@@ -19,8 +19,9 @@ import numpy as np
 from geofloodsam.datasets.reading import open_dataset
 from geofloodsam.datasets.truth_prompts import default_prompts
 from geofloodsam.evaluation import metrics
+from geofloodsam.model.decoders import apply_decoder
 from geofloodsam.model.embedding_cache import EmbeddingCache
-from geofloodsam.model.sam import apply_decoder, load_model
+from geofloodsam.model.sam import load_model
 
 
 def score_split(model, samples, cache) -> dict[str, dict[str, float]]:

@@ -1,6 +1,6 @@
 """Shared fixtures: paths to ../shared, the real MobileSAM model and a tiny random SAM.
 
-Tests that need the shared real data call :func:`need` (or use the fixtures below). They
+Tests that need the shared real data use the fixtures below (``shared("data/...")``). They
 skip with a clear reason when the data is absent, except under ``GEOFLOODSAM_REQUIRE_SHARED=1``
 (set by ``.ci/run``), where a missing file fails the test instead.
 """
@@ -33,6 +33,12 @@ def need(path: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def shared():
+    """``shared("data/geo/x.tif")``: a path under ../shared, which the test needs (see need)."""
+    return lambda relative: need(SHARED / relative)
+
+
+@pytest.fixture(scope="session")
 def shared_data() -> Path:
     """``../shared/data``."""
     return need(DATA)
@@ -58,3 +64,22 @@ def tiny_model():
     from geofloodsam.model.sam import load_model
 
     return load_model("tiny", device="cpu")
+
+
+# --------------------------------------------------------------------------- fast by default
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--slow",
+        action="store_true",
+        help="also run the tests marked slow (real weights, whole scenes): the full suite, as CI",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Without ``--slow`` (or an explicit ``-m``), the slow tests are deselected."""
+    if config.getoption("--slow") or config.getoption("markexpr"):
+        return
+    slow = [item for item in items if item.get_closest_marker("slow")]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if not item.get_closest_marker("slow")]

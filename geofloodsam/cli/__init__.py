@@ -1,7 +1,10 @@
-"""The ``geofloodsam`` command-line entry point.
+"""The ``geofloodsam`` command line: one module per sub-command, options shared in one place.
 
-Sub-commands live in their own ``commands_*`` modules and are imported lazily, so
+Sub-commands live in their own modules (``cli/segment.py``, ...) and are imported lazily;
+their options come from :mod:`geofloodsam.cli.options`. Nothing here imports torch, so
 ``geofloodsam --help`` stays fast and one broken optional extra cannot break the rest.
+
+May import: every other subpackage (only inside the commands' bodies for heavy ones).
 """
 
 from __future__ import annotations

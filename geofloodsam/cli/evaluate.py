@@ -6,6 +6,14 @@ from pathlib import Path
 
 import click
 
+from geofloodsam.cli.options import (
+    bands_option,
+    checkpoint_option,
+    device_option,
+    model_option,
+    quiet_option,
+    stretch_option,
+)
 from geofloodsam.errors import GeofloodsamError
 
 PROMPT_CHOICES = ("point", "box", "none")
@@ -41,22 +49,18 @@ def _numbers(text: str | None, what: str, cast=float) -> list | None:
               help="Score on the prompts of a saved prompts.json instead of deriving them.")
 @click.option("-o", "--output", "out_dir", default="evaluation", show_default=True,
               type=click.Path(path_type=Path, file_okay=False), help="Report folder.")
-@click.option("--model", "model_name", default="vit_t", show_default=True,
-              help="Base SAM model: vit_t (MobileSAM), vit_b, vit_l, vit_h.")
-@click.option("--checkpoint", type=click.Path(path_type=Path),
-              help="Base model checkpoint (default: the verified cached file).")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@model_option("model_name")
+@checkpoint_option
+@device_option
 @click.option("--cache-dir", type=click.Path(path_type=Path, file_okay=False),
               help="Embedding cache folder (default: $GEOFLOODSAM_HOME/embeddings).")
-@click.option("--bands", help="GeoTIFF chips: three 1-based band numbers for R,G,B, e.g. 4,3,2.")
-@click.option("--stretch", default="auto", show_default=True,
-              type=click.Choice(["auto", "none", "minmax", "percentile"]),
-              help="GeoTIFF chips: stretch to 8-bit.")
+@bands_option
+@stretch_option
 @click.option("--seed", default=0, show_default=True, type=int,
               help="Seed of the tool-made split of folders without splits.csv.")
 @click.option("--examples", default=4, show_default=True, type=click.IntRange(0, 12),
               help="Images per comparison collage and failure gallery (0: no collages).")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+@quiet_option()
 def evaluate(
     data, split, decoders, prompts, prompts_file, out_dir, model_name, checkpoint, device,
     cache_dir, bands, stretch, seed, examples, quiet,
@@ -68,9 +72,6 @@ def evaluate(
     """
     from geofloodsam.evaluation.evaluate import evaluate as run
 
-    band_list = _numbers(bands, "--bands", int)
-    if band_list is not None and len(band_list) != 3:
-        raise GeofloodsamError(f"--bands needs three band numbers (R,G,B), got {bands!r}.")
     metrics = run(
         data,
         decoders=decoders,
@@ -82,7 +83,7 @@ def evaluate(
         checkpoint=checkpoint,
         device=device,
         cache_dir=cache_dir,
-        bands=band_list,
+        bands=bands,
         stretch=stretch,
         seed=seed,
         examples=examples,
@@ -105,7 +106,7 @@ def evaluate(
               help="Truth value to exclude (default: the raster's nodata), e.g. -1.")
 @click.option("-o", "--output", "out_dir", default="evaluation", show_default=True,
               type=click.Path(path_type=Path, file_okay=False), help="Report folder.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@quiet_option("No progress bar.")
 def evaluate_raster(
     pred_path, truth_path, truth_water_values, truth_nodata, out_dir, quiet
 ) -> None:

@@ -6,22 +6,17 @@ from pathlib import Path
 
 import click
 
-from geofloodsam.model.device import DEVICE_CHOICES
-from geofloodsam.training.finetune import AUGMENTS, PROMPT_MODES, FinetuneConfig
+from geofloodsam.cli.options import (
+    bands_option,
+    checkpoint_option,
+    device_option,
+    model_option,
+    quiet_option,
+    stretch_option,
+)
+from geofloodsam.training.config import AUGMENTS, PROMPT_MODES, FinetuneConfig
 
 _DEFAULTS = FinetuneConfig(data="")
-
-
-def _bands(ctx: click.Context, param: click.Parameter, value: str | None):
-    from geofloodsam.raster.scene import parse_bands
-
-    return parse_bands(value)
-
-
-def _stretch(ctx: click.Context, param: click.Parameter, value: str):
-    from geofloodsam.raster.scene import parse_stretch
-
-    return parse_stretch(value)
 
 
 def _weights(ctx: click.Context, param: click.Parameter, value: str) -> tuple[float, ...]:
@@ -48,13 +43,8 @@ def _weights(ctx: click.Context, param: click.Parameter, value: str) -> tuple[fl
     type=click.Path(dir_okay=False, path_type=Path),
     help="Decoder checkpoint to write; curves.csv and curves.png go beside it.",
 )
-@click.option("--model", default=_DEFAULTS.model, show_default=True, help="Base SAM model.")
-@click.option(
-    "--checkpoint",
-    default=None,
-    type=click.Path(exists=True, dir_okay=False),
-    help="Base model checkpoint (default: the registry's, fetched and verified).",
-)
+@model_option()
+@checkpoint_option
 @click.option("--epochs", default=_DEFAULTS.epochs, show_default=True, type=int)
 @click.option(
     "--batch-size",
@@ -106,19 +96,8 @@ def _weights(ctx: click.Context, param: click.Parameter, value: str) -> tuple[fl
     type=int,
     help="Stop after this many epochs without a better val IoU.",
 )
-@click.option(
-    "--bands",
-    default=None,
-    callback=_bands,
-    help="GeoTIFF chips: 1 or 3 1-based band numbers (R,G,B), e.g. 4,3,2.",
-)
-@click.option(
-    "--stretch",
-    default="auto",
-    show_default=True,
-    callback=_stretch,
-    help="GeoTIFF chips: 'auto' (2-98 percentiles per chip) or MIN,MAX.",
-)
+@bands_option
+@stretch_option
 @click.option(
     "--cache-dir",
     default=None,
@@ -131,8 +110,8 @@ def _weights(ctx: click.Context, param: click.Parameter, value: str) -> tuple[fl
     is_flag=True,
     help="Continue the interrupted run saved in OUT.resume.pt (same options).",
 )
-@click.option("--device", default="auto", show_default=True, type=click.Choice(DEVICE_CHOICES))
-@click.option("--quiet", is_flag=True, help="No progress bars.")
+@device_option
+@quiet_option()
 def finetune(
     data: Path, out: Path, resume: bool, quiet: bool, loss_weights: tuple[float, ...], **options
 ) -> None:

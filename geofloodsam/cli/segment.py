@@ -1,4 +1,6 @@
-"""``geofloodsam segment``: the command-line face of :func:`geofloodsam.segmentation.pipeline.segment`."""
+"""``geofloodsam segment``: the command line of
+:func:`geofloodsam.segmentation.pipeline.segment`.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +8,14 @@ from pathlib import Path
 
 import click
 
-from geofloodsam.model.device import DEVICE_CHOICES
+from geofloodsam.cli.options import (
+    bands_option,
+    checkpoint_option,
+    device_option,
+    model_option,
+    quiet_option,
+    stretch_option,
+)
 
 
 @click.command("segment")
@@ -21,19 +30,15 @@ from geofloodsam.model.device import DEVICE_CHOICES
 @click.option(
     "--outdir", "-o", type=click.Path(path_type=Path), help="Output folder [default: the scene's]."
 )
-@click.option("--model", default="vit_t", show_default=True, help="SAM model: vit_t, vit_b, ...")
-@click.option(
-    "--checkpoint", type=click.Path(path_type=Path), help="Model checkpoint [default: registry]."
-)
+@model_option()
+@checkpoint_option
 @click.option(
     "--decoder",
     help="pretrained, flood (the shipped flood-tuned decoder) or a decoder file "
     "[default: flood when shipped, else pretrained].",
 )
-@click.option("--bands", help="1 or 3 band numbers, e.g. 4,3,2 [default: 1,2,3 or 1].")
-@click.option(
-    "--stretch", default="auto", show_default=True, help="auto (2-98 percentiles) or MIN,MAX."
-)
+@bands_option
+@stretch_option
 @click.option("--tile-size", default=1024, show_default=True, type=int, help="Tile side (px).")
 @click.option("--overlap", default=256, show_default=True, type=int, help="Tile overlap (px).")
 @click.option(
@@ -46,11 +51,9 @@ from geofloodsam.model.device import DEVICE_CHOICES
     "--simplify", default=0.0, show_default=True, type=float, help="Simplify polygons (metres)."
 )
 @click.option("--save-prob", is_flag=True, help="Also write <stem>_prob.tif (0-255).")
-@click.option(
-    "--device", type=click.Choice(DEVICE_CHOICES), default="auto", show_default=True
-)
+@device_option
 @click.option("--prompts-crs", help="CRS of a prompts file that has none, e.g. EPSG:4326.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
+@quiet_option("No progress bar and no summary.")
 @click.option(
     "--scheduler",
     metavar="ADDRESS",

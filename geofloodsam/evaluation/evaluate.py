@@ -4,34 +4,33 @@
   file) is a copy of the mask decoder swapped in for its turn, and image embeddings come from
   the shared :class:`~geofloodsam.model.embedding_cache.EmbeddingCache`, so several decoders cost
   one encoder pass per image.
-* Prompts are derived once per image from the ground truth (:mod:`geofloodsam.datasets.truth_prompts`:
+* Prompts are derived once per image from the ground truth
+  (:mod:`geofloodsam.datasets.truth_prompts`:
   ``box`` = box of all water, ``point`` = deepest pixel of the largest water body, ``none`` =
   the whole-image box used when segmenting without prompts). They are deterministic and
   saved to ``prompts.json``; a saved file can be given back to score on exactly those prompts.
 * Scores are computed at the image's full resolution with nodata excluded
-  (:mod:`geofloodsam.evaluation.metrics`); :mod:`geofloodsam.evaluation.report` turns them into tables and plots.
+  (:mod:`geofloodsam.evaluation.metrics`); :mod:`geofloodsam.evaluation.report` turns them
+  into tables and plots.
 """
 
 from __future__ import annotations
 
-import contextlib
-import copy
 import json
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 from PIL import Image
 
 from geofloodsam.datasets.truth_prompts import default_prompts
 from geofloodsam.errors import GeofloodsamError
 from geofloodsam.evaluation import report
 from geofloodsam.evaluation.metrics import confusion
-from geofloodsam.model.sam import Embedding, SamModel, apply_decoder
+from geofloodsam.model.decoders import Decoder, load_decoders, use_decoder
+from geofloodsam.model.sam import Embedding, SamModel
 
 PROMPT_TYPES = ("point", "box", "none")
 PROMPTS_FORMAT = "geofloodsam-prompts/1"
@@ -39,61 +38,6 @@ PROMPTS_FORMAT = "geofloodsam-prompts/1"
 THUMB_SIDE = 200
 #: samples whose embeddings are fetched from the cache together (batched encoding on misses)
 CHUNK = 8
-
-
-# ---------------------------------------------------------------------------- decoders
-@dataclass
-class Decoder:
-    """A mask decoder to score: its label in the tables, what was asked, the module itself."""
-
-    label: str
-    spec: str
-    module: torch.nn.Module
-    sha256: str | None = None
-
-
-def load_decoders(model: SamModel, specs: Sequence[str]) -> list[Decoder]:
-    """Resolve ``pretrained`` / ``flood`` / decoder files into modules sharing ``model``'s encoder.
-
-    ``model`` must carry its pretrained decoder; it is left unchanged. Each other decoder is
-    loaded into a deep copy of the pretrained mask decoder (one-line errors for unknown or
-    incompatible decoders come from :func:`geofloodsam.model.sam.apply_decoder`).
-    """
-    if model.decoder_name != "pretrained":
-        raise ValueError("load_decoders needs the model with its pretrained decoder")
-    pretrained = model.sam.mask_decoder
-    saved = (model.decoder_name, model.decoder_sha256, model.decoder_meta)
-    out: list[Decoder] = []
-    labels: set[str] = set()
-    try:
-        for spec in dict.fromkeys(str(s) for s in specs):
-            if spec == "pretrained":
-                module, sha = pretrained, None
-            else:
-                model.sam.mask_decoder = copy.deepcopy(pretrained)
-                apply_decoder(model, spec)
-                module, sha = model.sam.mask_decoder, model.decoder_sha256
-            label = spec if spec in ("pretrained", "flood") else Path(spec).stem
-            base, n = label, 2
-            while label in labels:
-                label, n = f"{base}-{n}", n + 1
-            labels.add(label)
-            out.append(Decoder(label, spec, module, sha))
-    finally:
-        model.sam.mask_decoder = pretrained
-        model.decoder_name, model.decoder_sha256, model.decoder_meta = saved
-    return out
-
-
-@contextlib.contextmanager
-def use_decoder(model: SamModel, decoder: Decoder) -> Iterator[SamModel]:
-    """Swap ``decoder`` into ``model`` for the duration of the block."""
-    previous = model.sam.mask_decoder
-    model.sam.mask_decoder = decoder.module
-    try:
-        yield model
-    finally:
-        model.sam.mask_decoder = previous
 
 
 # ---------------------------------------------------------------------------- prompts

@@ -92,7 +92,11 @@ def replace_all(moves: Sequence[tuple[Path, Path]]) -> None:
         for src, dst in moves:
             if dst.exists() or dst.is_symlink():
                 backup = temporary_path(dst, ".old")
-                os.replace(dst, backup)
+                try:
+                    os.replace(dst, backup)
+                except BaseException:
+                    backup.unlink(missing_ok=True)
+                    raise
                 aside.append((dst, backup))
             os.replace(src, dst)
             placed.append(dst)

@@ -1,1 +1,9 @@
-"""TODO geo."""
+"""Where things are: every coordinate transform and every area on the ground.
+
+- :mod:`~geofloodsam.geo.transforms`: pixel <-> SAM's 1024 model frame, world <-> pixel
+  through the affine transform, reprojecting geometries between CRSs (densified edges, never
+  two corners), "inside the raster" bounds.
+- :mod:`~geofloodsam.geo.area`: the one area convention (geodesic m²) and metres in CRS units.
+
+May import: ``errors``, ``files``.
+"""

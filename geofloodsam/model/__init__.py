@@ -1,1 +1,15 @@
-"""TODO model."""
+"""SAM as one small API: load, encode once, decode many prompts.
+
+- :mod:`~geofloodsam.model.sam`: ``load_model``, ``SamModel``, ``Embedding``, ``Prediction``
+  and the ``PromptableModel`` protocol that engines (and test dummies) talk to.
+- :mod:`~geofloodsam.model.decoders`: the decoder spec ``pretrained|flood|PATH``, the
+  fine-tuned decoder file format, swapping decoders.
+- :mod:`~geofloodsam.model.embedding_cache`: image embeddings on disk, signed by image hash,
+  model and preprocessing; :mod:`~geofloodsam.model.variants`: the cached image variants.
+- :mod:`~geofloodsam.model.device`: device, threads, autocast, batch size;
+  :mod:`~geofloodsam.model.choices`: the CLI's choices without torch.
+- :mod:`~geofloodsam.model.sam_import`, :mod:`~geofloodsam.model.tinyvit`: segment-anything's
+  modeling without torchvision, and MobileSAM's TinyViT encoder.
+
+May import: ``errors``, ``files``, ``geo``, ``weights``.
+"""

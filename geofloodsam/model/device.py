@@ -9,8 +9,7 @@ from collections.abc import Iterator
 import torch
 
 from geofloodsam.errors import GeofloodsamError
-
-DEVICE_CHOICES = ("auto", "cpu", "cuda")
+from geofloodsam.model.choices import DEVICE_CHOICES
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:

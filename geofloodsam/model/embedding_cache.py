@@ -30,16 +30,10 @@ import torch
 from geofloodsam.errors import GeofloodsamError
 from geofloodsam.files.atomic import atomic_write
 from geofloodsam.model.sam import Embedding
+from geofloodsam.model.variants import VARIANTS
 
 #: bump when the way images are turned into encoder input changes
 PREPROCESS_VERSION = 1
-#: the dihedral group D4: identity, flips, rotations (counter-clockwise), transposes
-VARIANTS = ("none", "hflip", "vflip", "rot90", "rot180", "rot270", "transpose", "transverse")
-AUGMENT_VARIANTS = {
-    "none": ("none",),
-    "flip": ("none", "hflip", "vflip"),
-    "d4": VARIANTS,
-}
 
 
 def cache_home() -> Path:

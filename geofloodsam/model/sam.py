@@ -25,9 +25,8 @@ import torch
 import torch.nn.functional as F
 
 from geofloodsam.errors import GeofloodsamError
-from geofloodsam.files.hashing import sha256_file
 from geofloodsam.geo import transforms
-from geofloodsam.model.decoders import check_compatible, read_decoder
+from geofloodsam.model.decoders import apply_decoder
 from geofloodsam.model.device import autocast, default_batch_size, resolve_device
 from geofloodsam.model.sam_import import build_sam, modeling
 
@@ -36,7 +35,6 @@ PIXEL_STD = (58.395, 57.12, 57.375)
 MODEL_NAMES = ("vit_t", "vit_b", "vit_l", "vit_h")
 #: A tiny randomly initialised SAM (few channels) for fast unit tests: same code path.
 TINY = "tiny"
-SHIPPED_DECODER_DIR = Path(__file__).resolve().parents[1] / "data"
 
 
 @dataclass
@@ -364,38 +362,6 @@ def _load_state(sam: torch.nn.Module, path: Path, name: str) -> None:
             f"checkpoint {path} does not fit model {name} ({first}): pass the checkpoint of "
             f"that model, or the right --model for this file."
         ) from None
-
-
-def shipped_decoder(name: str) -> Path:
-    """Path of the flood decoder shipped in the package for base model ``name``."""
-    path = SHIPPED_DECODER_DIR / f"flood_decoder_{name}.pt"
-    if not path.is_file():
-        raise GeofloodsamError(
-            f"no flood decoder is shipped for model {name}: use --decoder pretrained, "
-            "or a decoder file from `geofloodsam finetune`."
-        )
-    return path
-
-
-def apply_decoder(model: SamModel, decoder: str | Path) -> SamModel:
-    """Swap in a fine-tuned mask decoder (``pretrained``, ``flood`` or a checkpoint path)."""
-    if str(decoder) == "pretrained":
-        return model
-    path = shipped_decoder(model.name) if str(decoder) == "flood" else Path(decoder)
-    state, meta = read_decoder(path)
-    check_compatible(meta, path, model.name, model.checkpoint_sha256 or "")
-    target = model.sam.mask_decoder
-    reference = target.state_dict()
-    if set(state) != set(reference):
-        raise GeofloodsamError(
-            f"decoder {path} has keys that do not match segment-anything's MaskDecoder: "
-            "it was not written by `geofloodsam finetune`."
-        )
-    target.load_state_dict({k: v.to(reference[k].dtype) for k, v in state.items()}, strict=True)
-    model.decoder_name = str(decoder) if str(decoder) == "flood" else str(path)
-    model.decoder_sha256 = sha256_file(path)
-    model.decoder_meta = meta
-    return model
 
 
 def load_model(

@@ -67,12 +67,16 @@ def parse_bands(text: str | Sequence[int] | None) -> tuple[int, ...] | None:
 
 
 def parse_stretch(text: str | tuple[float, float] | None) -> str | tuple[float, float]:
-    """``"auto"`` (or ``None``) -> ``"auto"``; ``"MIN,MAX"`` -> ``(MIN, MAX)`` with MIN < MAX."""
+    """The one parser of ``--stretch``, for every command and library call.
+
+    ``"auto"`` (or ``None``) -> ``"auto"``; ``"none"`` -> ``"none"`` (values used as 0-255);
+    ``"MIN,MAX"`` or a pair -> ``(MIN, MAX)`` with MIN < MAX.
+    """
     if text is None:
         return "auto"
     if isinstance(text, str):
-        if text.strip().lower() == "auto":
-            return "auto"
+        if text.strip().lower() in ("auto", "none"):
+            return text.strip().lower()
         parts = text.split(",")
         try:
             if len(parts) != 2:
@@ -80,14 +84,14 @@ def parse_stretch(text: str | tuple[float, float] | None) -> str | tuple[float, 
             low, high = float(parts[0]), float(parts[1])
         except ValueError:
             raise GeofloodsamError(
-                f"--stretch must be 'auto' or MIN,MAX (e.g. 0,3000), got {text!r}."
+                f"--stretch must be 'auto', 'none' or MIN,MAX (e.g. 0,3000), got {text!r}."
             ) from None
     else:
         try:
             low, high = (float(v) for v in text)
         except (TypeError, ValueError):
             raise GeofloodsamError(
-                f"stretch must be 'auto' or a (MIN, MAX) pair, got {text!r}."
+                f"stretch must be 'auto', 'none' or a (MIN, MAX) pair, got {text!r}."
             ) from None
     if not (math.isfinite(low) and math.isfinite(high)) or low >= high:
         raise GeofloodsamError(
@@ -357,7 +361,7 @@ def _sample(scene: Scene, sample_windows_n: int) -> tuple[np.ndarray, str]:
 def compute_stretch(
     scene: Scene, spec: str | tuple[float, float] = "auto", sample_windows: int = 16
 ) -> Stretch:
-    """The scene-level stretch: ``"auto"`` or ``(MIN, MAX)`` (also ``"MIN,MAX"``).
+    """The scene-level stretch: ``"auto"``, ``"none"`` or ``(MIN, MAX)`` (also ``"MIN,MAX"``).
 
     ``auto``: per band 2nd-98th percentiles of the valid pixels of an overview level (when the
     file has overviews) or of ``sample_windows`` windows spread over the scene; uint8 scenes
@@ -369,6 +373,8 @@ def compute_stretch(
     if spec != "auto" or scene.dtype == np.uint8:
         if not scene.all_valid:  # no values needed: only the check for an all-nodata scene
             _sample(scene, sample_windows)
+        if spec == "none":
+            return Stretch(np.zeros(n_bands), np.full(n_bands, 255.0), "none")
         if spec != "auto":
             low, high = spec
             return Stretch(

@@ -1,1 +1,11 @@
-"""TODO segmentation."""
+"""The ``segment`` pipeline: scenes -> tiles -> embeddings -> logits -> blended mask -> polygons.
+
+- :mod:`~geofloodsam.segmentation.config`: the run's settings (``SegmentConfig``).
+- :mod:`~geofloodsam.segmentation.scenes`: many scenes: lists, footprints, prompt assignment.
+- :mod:`~geofloodsam.segmentation.plan`: every scene opened, checked and seeded first.
+- :mod:`~geofloodsam.segmentation.distributed`: the tile work on a Dask cluster.
+- :mod:`~geofloodsam.segmentation.pipeline`: ``segment``: run the waves, finish each scene.
+- :mod:`~geofloodsam.segmentation.outputs`: blend, vectorize, write, ``run.json``, renames.
+
+May import: everything up to ``stitch`` (not ``datasets``, ``evaluation``, ``training``).
+"""

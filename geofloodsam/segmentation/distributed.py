@@ -118,7 +118,8 @@ class ModelSpec:
 
     def expected_hashes(self) -> dict[str, str | None]:
         """The checkpoint / decoder SHA-256 the client expects (``None``: cannot tell here)."""
-        from geofloodsam.model.sam import TINY, shipped_decoder
+        from geofloodsam.model.decoders import DecoderSpec
+        from geofloodsam.model.sam import TINY
         from geofloodsam.weights.checkpoints import REGISTRY, checkpoint_sha256
 
         if self.name == TINY:
@@ -129,22 +130,15 @@ class ModelSpec:
         else:
             entry = REGISTRY.get(self.name)
             checkpoint = entry.sha256 if entry is not None else None
-        if self.decoder == "pretrained":
-            decoder = None
-        else:
-            path = shipped_decoder(self.name) if self.decoder == "flood" else Path(self.decoder)
-            decoder = checkpoint_sha256(path) if path.is_file() else None
+        path = DecoderSpec(self.decoder).path(self.name)
+        decoder = checkpoint_sha256(path) if path is not None and path.is_file() else None
         return {"checkpoint_sha256": checkpoint, "decoder_sha256": decoder}
 
     def missing(self) -> str | None:
         """What this machine lacks to load the model, without downloading anything."""
+        from geofloodsam.model.decoders import DecoderSpec
         from geofloodsam.model.sam import TINY
-        from geofloodsam.weights.checkpoints import (
-            ENV_WEIGHTS_DIR,
-            REGISTRY,
-            find_checkpoint,
-            search_dirs,
-        )
+        from geofloodsam.weights.checkpoints import REGISTRY, find_checkpoint, not_found_message
 
         if self.checkpoint is not None:
             if not Path(self.checkpoint).is_file():
@@ -155,13 +149,9 @@ class ModelSpec:
             except GeofloodsamError as exc:
                 return f"has a bad checkpoint: {exc.message}"
             if found is None:
-                places = ", ".join(str(d) for d in search_dirs())
-                return (
-                    f"lacks the weights {REGISTRY[self.name].filename} for {self.name} (looked "
-                    f"in {places}): run `geofloodsam weights fetch {self.name}` there, or set "
-                    f"{ENV_WEIGHTS_DIR} on the workers"
-                )
-        if self.decoder not in ("pretrained", "flood") and not Path(self.decoder).is_file():
+                return f"lacks the weights: {not_found_message(self.name)} on the workers"
+        spec = DecoderSpec(self.decoder)
+        if spec.is_file and not Path(spec.text).is_file():
             return f"has no decoder file {self.decoder}: copy it there (same path)"
         return None
 

@@ -32,7 +32,20 @@ from geofloodsam.vector.polygonize import (
 )
 
 if TYPE_CHECKING:
-    from geofloodsam.segmentation.pipeline import ScenePlan, _Backend, _SceneRun
+    from geofloodsam.segmentation.plan import ScenePlan
+    from geofloodsam.tiles.engine import EngineStats
+    from geofloodsam.tiles.store import TileStore
+
+
+@dataclass
+class RunInfo:
+    """What a finished scene records of the run it was part of."""
+
+    model_info: dict[str, Any]  # model.info(): model, checkpoint and decoder hashes, device
+    executor: dict[str, Any]  # where the tile work ran: kind, scheduler, workers, threads, ...
+    load_s: float  # loading the model (in-process) or connecting + preflight (Dask)
+    run_started: float  # time.perf_counter() at the start of the run
+    scene_started: float  # ... and when this scene's first wave was sent
 
 
 @dataclass
@@ -93,12 +106,15 @@ class _BandSink:
             ))
 
 
-def finish_scene(run: _SceneRun, backend: _Backend, quiet: bool, t_start: float) -> SegmentResult:
-    """Blend, vectorize and write one scene's outputs (temporary names, then the renames)."""
+def finish_scene(
+    plan: ScenePlan, store: TileStore, stats: EngineStats, workdir: Path, info: RunInfo,
+    quiet: bool,
+) -> SegmentResult:
+    """Blend, vectorize and write one scene's outputs (in ``workdir``, then the renames)."""
     from geofloodsam.raster.scene import Scene
 
-    plan, stats, workdir, params = run.plan, run.engine.stats, run.workdir, run.plan.params
-    with Scene.open(plan.path, plan.params["bands"]) as sc:
+    config = plan.config
+    with Scene.open(plan.path, config.bands) as sc:
         if plan.prompt_set is None and stats.tiles_encoded == 0:
             raise GeofloodsamError(
                 f"every tile of {sc.path} is nodata in bands {','.join(map(str, sc.bands))}: "
@@ -108,39 +124,39 @@ def finish_scene(run: _SceneRun, backend: _Backend, quiet: bool, t_start: float)
             ids = sorted(plan.objects[k].object_id for k in stats.capped_objects)
             click.echo(
                 f"Warning: object(s) {', '.join(map(str, ids[:10]))} reached the limit of "
-                f"{params['max_object_tiles']} tiles and were cut there.",
+                f"{config.max_object_tiles} tiles and were cut there.",
                 err=True,
             )
         t0 = time.perf_counter()
         sink = _BandSink(sc)
         cogs = write_blended(
-            sc, plan.grid, run.engine.store, workdir, params["threshold"], params["save_prob"],
+            sc, plan.grid, store, workdir, config.threshold, config.save_prob,
             on_band=sink,
         )
         water = {"pixels": sink.pixels, "area_m2": sink.area_m2}
         stitch_s = time.perf_counter() - t0
         t0 = time.perf_counter()
-        info = backend.model_info
-        model_label = f"{info.get('model', '?')}:{info.get('decoder', 'pretrained')}"
+        model_info = info.model_info
+        model_label = f"{model_info.get('model', '?')}:{model_info.get('decoder', 'pretrained')}"
         attributes = {
             k: {"object_id": o.object_id, "prompt_type": o.prompt_type}
             for k, o in plan.objects.items()
         }
         frame = polygons_to_frame(
             sink.polygonizer.polygons(), sc.transform, sc.crs, attributes, model_label,
-            params["min_area"], params["simplify"],
+            config.min_area, config.simplify,
         )
         gpkg_tmp = workdir / "flood.gpkg"
         write_gpkg(frame, gpkg_tmp)
         vectorize_s = time.perf_counter() - t0
         final = output_paths(plan.out, plan.stem)
-        total_s = time.perf_counter() - t_start
+        total_s = time.perf_counter() - info.run_started
         timings = {
             "total_s": total_s,
-            "scene_s": time.perf_counter() - run.started,
-            "model_load_s": backend.load_s,
+            "scene_s": time.perf_counter() - info.scene_started,
+            "model_load_s": info.load_s,
             "encoder_s": stats.encoder_s,
-            "other_s": total_s - backend.load_s - stats.encoder_s,
+            "other_s": total_s - info.load_s - stats.encoder_s,
             "read_s": stats.read_s,
             "decode_s": stats.decode_s,
             "tile_store_s": stats.store_s,
@@ -148,8 +164,8 @@ def finish_scene(run: _SceneRun, backend: _Backend, quiet: bool, t_start: float)
             "stitch_write_s": stitch_s,
             "vectorize_s": vectorize_s,
         }
-        record = _record(sc, plan, info, stats, water, len(frame), final, cogs, timings)
-    record["executor"] = _executor_record(backend, stats)
+        record = _record(sc, plan, model_info, stats, water, len(frame), final, cogs, timings)
+    record["executor"] = _executor_record(info.executor, stats)
     run_tmp = workdir / "run.json"
     run_tmp.write_text(json.dumps(record, indent=2) + "\n")
     moves = [(cogs["mask"], final["mask"]), (gpkg_tmp, final["gpkg"]), (run_tmp, final["run"])]
@@ -162,7 +178,7 @@ def finish_scene(run: _SceneRun, backend: _Backend, quiet: bool, t_start: float)
     )
 
 
-def _executor_record(backend: _Backend, stats) -> dict[str, Any]:
+def _executor_record(executor: dict[str, Any], stats: EngineStats) -> dict[str, Any]:
     """Where the tile work ran, and how long its tasks took (seconds of work per task)."""
     seconds = np.asarray(stats.task_seconds, dtype=np.float64)
     by_worker: dict[str, dict[str, float]] = {}
@@ -180,8 +196,7 @@ def _executor_record(backend: _Backend, stats) -> dict[str, Any]:
             "max_s": round(float(seconds.max()), 4),
         })
     return {
-        **backend.record,
-        "batch_size": backend.batch_size,
+        **executor,
         "tile_tasks": summary,
         "tiles_reencoded": stats.tiles_reencoded,
         "by_worker": by_worker,
@@ -190,8 +205,8 @@ def _executor_record(backend: _Backend, stats) -> dict[str, Any]:
 
 def _record(sc, plan: ScenePlan, info, stats, water, n_polygons, final, cogs, timings) -> dict:
     scene_path = Path(sc.path)
-    params, prompt_set = plan.params, plan.prompt_set
-    prompts = params["prompts"]
+    prompt_set = plan.prompt_set
+    prompts = plan.config.prompts
     return {
         "geofloodsam_version": __version__,
         "command": "segment",
@@ -211,7 +226,7 @@ def _record(sc, plan: ScenePlan, info, stats, water, n_polygons, final, cogs, ti
             "bands": list(sc.bands),
             "nodata": sc.nodata,
         },
-        "parameters": params,
+        "parameters": plan.config.record(),
         "model": info,
         "stretch": plan.stretch.to_dict(),
         "prompts": {

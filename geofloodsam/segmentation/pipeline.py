@@ -5,16 +5,18 @@ One scene or many; the scenes are never read whole and no full-scene array is ev
 1. Check and plan every scene before anything runs: open it, compute one scene-level
    stretch, read the prompts into its pixels and seed its tiles
    (:mod:`geofloodsam.tiles.engine`). With several scenes, one prompts file serves them all:
-   each feature goes to every scene that contains it (:mod:`geofloodsam.segmentation.scenes`); a scene
-   that receives nothing to segment is skipped with a warning.
-2. Choose where the tile work runs (:mod:`geofloodsam.segmentation.distributed`): in this process (the
-   model loaded here; no Dask involved), on a local Dask cluster of ``workers`` processes,
+   each feature goes to every scene that contains it
+   (:mod:`geofloodsam.segmentation.scenes`); a scene that receives nothing to segment is
+   skipped with a warning.
+2. Choose where the tile work runs (:mod:`geofloodsam.segmentation.distributed`): in this
+   process (the model loaded here; no Dask involved), on a local Dask cluster of ``workers``
+   processes,
    or on an existing cluster at ``scheduler``, where every worker is checked and loads the
    model once.
 3. Run each scene's waves: the tile work (read + encode + decode, :mod:`geofloodsam.tiles.work`)
    goes through the executor; the outcomes come back in submission order into the scene's
    :class:`~geofloodsam.tiles.engine.TileEngine` and on-disk
-   :class:`~geofloodsam.stitch.blend.TileStore`. On a cluster several scenes are in flight.
+   :class:`~geofloodsam.tiles.store.TileStore`. On a cluster several scenes are in flight.
 4. When a scene has no more waves, blend it row band by row band into the mask (and
    probability) GeoTIFFs and polygons, convert to COGs, write the GeoPackage and
    ``run.json``: everything under temporary names in its OUTDIR, renamed at the very end
@@ -44,171 +46,26 @@ import torch
 from tqdm import tqdm
 
 from geofloodsam.errors import GeofloodsamError
+from geofloodsam.model.decoders import DecoderSpec
 from geofloodsam.model.sam import PromptableModel
-from geofloodsam.segmentation.outputs import SegmentResult, finish_scene, output_paths
-from geofloodsam.stitch.blend import TileStore
-from geofloodsam.tiles.engine import (
-    MAX_OBJECT_TILES,
-    ObjectInfo,
-    TileEngine,
-    box_seeds,
-    build_seeds,
-    edge_seeds,
-    point_seeds,
+from geofloodsam.raster.scene import parse_stretch
+from geofloodsam.segmentation.config import SegmentConfig
+from geofloodsam.segmentation.outputs import RunInfo, SegmentResult, finish_scene
+from geofloodsam.segmentation.plan import (
+    ScenePlan,
+    is_many,
+    one_scene_prompts,
+    plan_scene,
+    plan_scenes,
+    remove_dirs,
 )
-from geofloodsam.tiles.grid import TileGrid
-from geofloodsam.tiles.work import EmbeddingKeeper, LocalExecutor, SceneSpec, Seed, run_chunk
-
-__all__ = [
-    "MAX_OBJECT_TILES",
-    "EmbeddingKeeper",
-    "ObjectInfo",
-    "ScenePlan",
-    "SegmentResult",
-    "Seed",
-    "TileEngine",
-    "box_seeds",
-    "build_seeds",
-    "default_decoder",
-    "edge_seeds",
-    "output_paths",
-    "point_seeds",
-    "segment",
-]
+from geofloodsam.tiles.engine import MAX_OBJECT_TILES, TileEngine
+from geofloodsam.tiles.store import TileStore
+from geofloodsam.tiles.work import LocalExecutor, run_chunk
 
 #: GDAL's block cache during a run (MB), unless GDAL_CACHEMAX is set: GDAL's default (5 % of
 #: RAM) would otherwise fill with the scene's blocks and memory would grow with scene size
 GDAL_CACHE_MB = 64
-
-
-# --------------------------------------------------------------------------- data
-@dataclass
-class ScenePlan:
-    """A checked scene, ready to run: grid, stretch, prompts, first seeds, output folder."""
-
-    number: int  # position among the run's scenes
-    path: Path
-    out: Path
-    grid: TileGrid
-    stretch: Any  # raster_io.Stretch
-    prompt_set: Any  # prompts.PromptSet, None when promptless
-    objects: dict[int, ObjectInfo]
-    seeds: dict[int, list[Seed]]
-    params: dict[str, Any]  # the run's parameters, with this scene's bands
-    spec: Any  # distributed.SceneSpec: what a tile task needs to read the scene
-    created: list[Path]  # output folders created for it (removed again if the run fails)
-
-    @property
-    def stem(self) -> str:
-        return self.path.stem
-
-
-# --------------------------------------------------------------------------- planning
-def _plan_scene(
-    number: int, scene, outdir, params: dict, stretch_spec, read_prompt_set
-) -> ScenePlan:
-    """Open and check ``scene``, prepare its output folder, seed its tiles."""
-    from geofloodsam.raster.scene import Scene, compute_stretch
-
-    with Scene.open(scene, params["bands"]) as sc:
-        params = {**params, "bands": list(sc.bands)}
-        out = Path(outdir) if outdir is not None else Path(sc.path).resolve().parent
-        created = _prepare_outdir(out)
-        try:
-            grid = TileGrid(sc.width, sc.height, params["tile_size"], params["overlap"])
-            st = compute_stretch(sc, stretch_spec)
-            prompt_set = read_prompt_set(sc)
-            objects, seeds = build_seeds(grid, prompt_set)
-        except BaseException:
-            _remove_dirs(created)
-            raise
-        return ScenePlan(
-            number, Path(sc.path), out, grid, st, prompt_set, objects, seeds, params,
-            SceneSpec.of(sc, st), created,
-        )
-
-
-def _one_scene_prompts(prompts, prompts_crs):
-    """Prompt reader of a single-scene run: features outside the raster are warned about."""
-    from geofloodsam.vector.prompts import read_prompts
-
-    def read(sc):
-        if prompts is None:
-            return None
-        prompt_set = read_prompts(
-            prompts, sc.crs, sc.transform, sc.width, sc.height, prompts_crs=prompts_crs
-        )
-        if prompt_set.n_outside:
-            click.echo(
-                f"Warning: {prompt_set.n_outside} of {prompt_set.n_features} prompt "
-                "feature(s) lie outside the raster and are ignored.",
-                err=True,
-            )
-        return prompt_set
-
-    return read
-
-
-def _plan_scenes(scenes, outdir, params: dict, stretch_spec, quiet: bool) -> list[ScenePlan]:
-    """Check every scene (one band layout), give each the prompt features inside it, plan."""
-    from geofloodsam.segmentation.scenes import (
-        assign_features,
-        check_output_stems,
-        describe_scenes,
-        expand_scene_args,
-        read_prompt_frame,
-    )
-    from geofloodsam.vector.prompts import read_prompts
-
-    paths = expand_scene_args(scenes)
-    infos = describe_scenes(paths, params["bands"])
-    check_output_stems(paths, next_to_scenes=outdir is None)
-    prompts, prompts_crs = params["prompts"], params["prompts_crs"]
-    chosen = list(paths)
-    read = _one_scene_prompts(None, None)  # promptless: every scene, no prompt set
-    if prompts is not None:
-        frame = read_prompt_frame(prompts, prompts_crs)
-        assignment = assign_features(frame, infos, warn=False)
-        if assignment.outside.size:
-            click.echo(
-                f"Warning: {assignment.outside.size} of {len(frame)} prompt feature(s) lie "
-                "outside every scene and are ignored.",
-                err=True,
-            )
-        for path, prompted in zip(paths, assignment.prompted, strict=True):
-            if not prompted:
-                click.echo(
-                    f"Warning: no water point or box of {prompts} lies in {path}: skipped, "
-                    "no outputs for it.",
-                    err=True,
-                )
-        if not quiet:
-            click.echo(assignment.summary(), err=True)
-        chosen = [p for p, ok in zip(paths, assignment.prompted, strict=True) if ok]
-
-        def read(sc):
-            return read_prompts(
-                prompts, sc.crs, sc.transform, sc.width, sc.height, frame=frame
-            )
-
-    plans: list[ScenePlan] = []
-    try:
-        for number, path in enumerate(chosen):
-            plans.append(_plan_scene(number, path, outdir, params, stretch_spec, read))
-    except BaseException:
-        for plan in reversed(plans):
-            _remove_dirs(plan.created)
-        raise
-    return plans
-
-
-def _many(scene) -> bool:
-    """Whether ``segment`` was given several scenes (a list, or a scene list file)."""
-    from geofloodsam.segmentation.scenes import is_scene_list
-
-    if isinstance(scene, (list, tuple)):
-        return True
-    return isinstance(scene, (str, Path)) and is_scene_list(scene)
 
 
 # --------------------------------------------------------------------------- where tiles run
@@ -223,22 +80,29 @@ class _Backend:
     batch_size: int  # tiles per task (encoded together)
     max_active: int  # scenes in flight at once
 
+    def run_info(self, scene_started: float, run_started: float) -> RunInfo:
+        """What a finished scene records of the run (times from ``time.perf_counter``)."""
+        return RunInfo(
+            self.model_info, {**self.record, "batch_size": self.batch_size}, self.load_s,
+            run_started, scene_started,
+        )
+
 
 @contextlib.contextmanager
 def _open_backend(
-    params: dict, model: str, checkpoint, decoder, sam_model, scene_paths: list[str],
+    config: SegmentConfig, model: str, checkpoint, decoder, sam_model, scene_paths: list[str],
     cache_dir: Path,
 ) -> Iterator[_Backend]:
     """In-process (the model loaded here), or a Dask session checked by ``preflight``."""
-    scheduler, workers, threads = params["scheduler"], params["workers"], params["threads"]
-    decoder = str(decoder) if decoder is not None else default_decoder(model)
+    scheduler, workers, threads = config.scheduler, config.workers, config.threads
+    spec = DecoderSpec.parse(decoder, model)
     t0 = time.perf_counter()
     if scheduler is None and workers is None:
         if sam_model is None:
             from geofloodsam.model.sam import load_model
 
             sam_model = load_model(
-                model, checkpoint=checkpoint, decoder=decoder, device=params["device"]
+                model, checkpoint=checkpoint, decoder=spec, device=config.device
             )
         load_s = time.perf_counter() - t0
         before = torch.get_num_threads()
@@ -260,8 +124,8 @@ def _open_backend(
 
     spec = dist.ModelSpec(
         model, None if checkpoint is None else str(Path(checkpoint).resolve()),
-        decoder if decoder in ("pretrained", "flood") else str(Path(decoder).resolve()),
-        params["device"],
+        spec.portable(),
+        config.device,
     )
     with dist.open_session(scheduler, workers, connect_timeout=dist.CONNECT_TIMEOUT) as session:
         report = dist.preflight(session.client, spec, scene_paths, torch_threads=threads)
@@ -272,15 +136,13 @@ def _open_backend(
         )
 
 
-def _check_backend(scheduler, workers, threads, sam_model) -> None:
-    """Errors in ``scheduler`` / ``workers`` / ``threads`` before any scene is read."""
-    if scheduler is not None or workers is not None:  # Dask is imported only when asked for
+def _check_backend(config: SegmentConfig, sam_model) -> None:
+    """Errors in ``scheduler`` / ``workers`` before any scene is read."""
+    if config.distributed:  # Dask is imported only when asked for
         from geofloodsam.segmentation.distributed import check_session_args
 
-        check_session_args(scheduler, workers)
-    if threads is not None and threads < 1:
-        raise GeofloodsamError(f"--threads must be at least 1, got {threads}.")
-    if sam_model is not None and (scheduler is not None or workers is not None):
+        check_session_args(config.scheduler, config.workers)
+    if sam_model is not None and config.distributed:
         raise GeofloodsamError(
             "a loaded sam_model cannot be sent to Dask workers: give model=, checkpoint= and "
             "decoder= instead, and each worker loads the model itself."
@@ -295,12 +157,12 @@ class _SceneRun:
         self.plan = plan
         self.started = time.perf_counter()
         self.workdir = Path(tempfile.mkdtemp(dir=plan.out, prefix=f".{plan.stem}.geofloodsam-"))
-        params = plan.params
+        config = plan.config
         self.engine = TileEngine(
             plan.grid, TileStore(self.workdir / "tiles"), plan.objects, key=(token, plan.number),
-            threshold=params["threshold"], progress=progress,
+            threshold=config.threshold, progress=progress,
             skip_nodata_tiles=plan.prompt_set is None,
-            max_object_tiles=params["max_object_tiles"],
+            max_object_tiles=config.max_object_tiles,
             keep_embeddings=any(s.propagate for tile in plan.seeds.values() for s in tile),
             batch_size=backend.batch_size,
         )
@@ -339,7 +201,10 @@ def _run_plans(
                         continue
                     active.remove(run)
                     try:
-                        done[run.plan.number] = finish_scene(run, backend, quiet, t_start)
+                        done[run.plan.number] = finish_scene(
+                            run.plan, run.engine.store, run.engine.stats, run.workdir,
+                            backend.run_info(run.started, t_start), quiet,
+                        )
                     finally:
                         backend.executor.forget(run.engine.embedding_keys())
                         run.close()
@@ -354,52 +219,6 @@ def _run_plans(
 
 
 # --------------------------------------------------------------------------- set-up
-def default_decoder(model_name: str) -> str:
-    """``flood`` when the package ships a flood decoder for ``model_name``, else ``pretrained``."""
-    from geofloodsam.model.sam import SHIPPED_DECODER_DIR
-
-    shipped = SHIPPED_DECODER_DIR / f"flood_decoder_{model_name}.pt"
-    return "flood" if shipped.is_file() else "pretrained"
-
-
-def _prepare_outdir(outdir: Path) -> list[Path]:
-    """Create ``outdir`` if needed and check it is writable; return the folders created."""
-    created = []
-    parent = outdir.absolute()
-    while not parent.exists() and parent != parent.parent:
-        created.append(parent)
-        parent = parent.parent
-    try:
-        outdir.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=outdir):
-            pass
-    except OSError as exc:
-        _remove_dirs(created)
-        raise GeofloodsamError(
-            f"cannot write to output folder {outdir} ({exc.strerror or type(exc).__name__}): "
-            "choose another with -o/--outdir."
-        ) from None
-    return created
-
-
-def _remove_dirs(created: list[Path]) -> None:
-    """Remove the folders a failed run created (deepest first), if they are empty."""
-    for path in created:
-        try:
-            path.rmdir()
-        except OSError:
-            pass
-
-
-def _check_numbers(threshold: float, min_area: float, simplify: float) -> None:
-    if not 0.0 < threshold < 1.0:
-        raise GeofloodsamError(f"--threshold must be between 0 and 1 (exclusive), got {threshold}.")
-    if min_area < 0:
-        raise GeofloodsamError(f"--min-area is in m² and cannot be negative, got {min_area}.")
-    if simplify < 0:
-        raise GeofloodsamError(f"--simplify is in metres and cannot be negative, got {simplify}.")
-
-
 def _model_info(model) -> dict[str, Any]:
     info = model.info() if hasattr(model, "info") else {}
     return dict(info) if info else {"model": type(model).__name__}
@@ -461,46 +280,44 @@ def segment(
             worker's share of its host's cores). Runs with the same ``threads`` give
             bit-identical outputs wherever the tiles were computed.
     """
-    from geofloodsam.raster.scene import parse_stretch
-
     t_start = time.perf_counter()
-    _check_numbers(threshold, min_area, simplify)
-    _check_backend(scheduler, workers, threads, sam_model)
     stretch_spec = parse_stretch(stretch)
-    params = {
-        "prompts": None if prompts is None else str(prompts),
-        "prompts_crs": prompts_crs,
-        "bands": bands if bands is None or isinstance(bands, str) else list(bands),
-        "stretch": stretch if isinstance(stretch, str) else list(stretch_spec),
-        "tile_size": tile_size,
-        "overlap": overlap,
-        "threshold": threshold,
-        "min_area": min_area,
-        "simplify": simplify,
-        "save_prob": save_prob,
-        "device": device,
-        "max_object_tiles": max_object_tiles,
-        "scheduler": scheduler,
-        "workers": workers,
-        "threads": threads,
-    }
-    many = _many(scene)
+    config = SegmentConfig(
+        prompts=None if prompts is None else str(prompts),
+        prompts_crs=prompts_crs,
+        bands=bands if bands is None or isinstance(bands, str) else list(bands),
+        stretch=stretch if isinstance(stretch, str) else list(stretch_spec),
+        tile_size=tile_size,
+        overlap=overlap,
+        threshold=threshold,
+        min_area=min_area,
+        simplify=simplify,
+        save_prob=save_prob,
+        device=device,
+        max_object_tiles=max_object_tiles,
+        scheduler=scheduler,
+        workers=workers,
+        threads=threads,
+    )
+    config.check()
+    _check_backend(config, sam_model)
+    many = is_many(scene)
     plans: list[ScenePlan] = []
     gdal_env = {} if "GDAL_CACHEMAX" in os.environ else {"GDAL_CACHEMAX": GDAL_CACHE_MB}
     try:
         with rasterio.Env(**gdal_env):
             if many:
-                plans = _plan_scenes(
-                    [scene] if isinstance(scene, (str, Path)) else list(scene), outdir, params,
+                plans = plan_scenes(
+                    [scene] if isinstance(scene, (str, Path)) else list(scene), outdir, config,
                     stretch_spec, quiet,
                 )
             else:
-                reader = _one_scene_prompts(prompts, prompts_crs)
-                plans = [_plan_scene(0, scene, outdir, params, stretch_spec, reader)]
+                reader = one_scene_prompts(prompts, prompts_crs)
+                plans = [plan_scene(0, scene, outdir, config, stretch_spec, reader)]
             cache_dir = plans[0].out / f".geofloodsam-embeddings-{uuid.uuid4().hex[:12]}"
             try:
                 with _open_backend(
-                    params, model, checkpoint, decoder, sam_model,
+                    config, model, checkpoint, decoder, sam_model,
                     [p.spec.path for p in plans], cache_dir,
                 ) as backend:
                     results = _run_plans(plans, backend, quiet, t_start)
@@ -508,7 +325,7 @@ def segment(
                 shutil.rmtree(cache_dir, ignore_errors=True)
     except BaseException:
         for plan in reversed(plans):
-            _remove_dirs(plan.created)
+            remove_dirs(plan.created)
         raise
     if not quiet:
         for result in results:

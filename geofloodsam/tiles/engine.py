@@ -7,7 +7,7 @@
   :class:`~geofloodsam.tiles.work.ChunkJob` s (the tiles encoded together); whoever runs them
   (:func:`~geofloodsam.tiles.work.run_chunk`, in this process or on Dask workers) hands each
   outcome to :meth:`TileEngine.take` in the order of the jobs. ``take`` keeps each object's
-  probability in the :class:`~geofloodsam.stitch.blend.TileStore` and, where a point object's
+  probability in the :class:`~geofloodsam.tiles.store.TileStore` and, where a point object's
   water (connected to its points) reaches an edge shared with a neighbour tile, seeds that
   neighbour with positive points from the water inside their overlap strip; the next wave is
   what was seeded, less seeds already inside water or over the caps. Because outcomes are
@@ -25,8 +25,8 @@ import numpy as np
 from scipy import ndimage
 from tqdm import tqdm
 
-from geofloodsam.stitch.blend import TileStore
 from geofloodsam.tiles.grid import Tile, TileGrid
+from geofloodsam.tiles.store import TileStore
 from geofloodsam.tiles.work import ChunkJob, Seed, TileResult, TileTask
 
 #: a point object spreads over at most this many tiles
@@ -282,8 +282,8 @@ class TileEngine:
     def take(self, job: ChunkJob, outcome) -> None:
         """Store a job's decoded tiles and seed the neighbours they grow into.
 
-        ``outcome`` is a :class:`~geofloodsam.segmentation.distributed.TileOutcome` whose result is the
-        job's :class:`~geofloodsam.tiles.work.ChunkResult`.
+        ``outcome`` is a :class:`~geofloodsam.tiles.work.TileOutcome` whose result is
+        the job's :class:`~geofloodsam.tiles.work.ChunkResult`.
         """
         result, stats = outcome.result, self.stats
         stats.read_s += result.read_s

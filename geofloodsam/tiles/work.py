@@ -4,7 +4,8 @@ This is the part of a run that can go to a Dask worker (or run in-process, the s
 :class:`ChunkJob` carries tile windows and seeds (prompts in tile pixels), never pixels or
 weights, and :func:`run_chunk` returns, per tile, each seed's water probability and, for a
 seed that may grow into neighbour tiles, the water connected to its points. The client
-(:class:`geofloodsam.segmentation.pipeline.TileEngine`) keeps the wave logic, the tile store and the writers.
+(:class:`geofloodsam.tiles.engine.TileEngine`) keeps the wave logic, the tile store and
+the writers.
 
 Embeddings of tiles a later wave may come back to are kept, float16, in an
 :class:`EmbeddingKeeper`. In-process the keeper spills to disk and never forgets; a worker's

@@ -3,8 +3,8 @@
 Pipeline: open the ``train`` and ``val`` splits (:mod:`geofloodsam.datasets.reading`), encode every
 image (and augmented variant) once through the on-disk :class:`EmbeddingCache`, bring the
 truth into the decoder's 256x256 low-resolution frame, then train the decoder on prompts
-sampled from the truth every step (:mod:`geofloodsam.training.prompt_sampling`), several per image on
-one embedding. Loss: Dice + BCE on the low-resolution mask logits (nodata excluded; the
+sampled from the truth every step (:mod:`geofloodsam.training.prompt_sampling`), several
+per image on one embedding. Loss: Dice + BCE on the low-resolution mask logits (nodata excluded; the
 best of the 3 masks for single points) plus MSE on the IoU head. AdamW with warm-up and
 cosine decay. After each epoch the decoder is scored on ``val`` at full resolution with the
 default evaluation prompts (box of all water, deepest point of the largest water body) and
@@ -38,71 +38,25 @@ from geofloodsam.evaluation import metrics
 from geofloodsam.files.atomic import atomic_open, atomic_write
 from geofloodsam.model.decoders import save_decoder
 from geofloodsam.model.embedding_cache import (
-    AUGMENT_VARIANTS,
     EmbeddingCache,
     apply_variant,
     atomic_torch_save,
 )
 from geofloodsam.model.sam import Embedding, SamModel, load_model
+from geofloodsam.model.variants import AUGMENT_VARIANTS
+from geofloodsam.training.config import MODE_KINDS, VAL_PROMPTS, FinetuneConfig
 from geofloodsam.training.prompt_sampling import (
-    MODE_KINDS,
     LowResTruth,
     PromptBatch,
     lowres_truth,
     sample_prompts,
 )
 
-PROMPT_MODES = tuple(MODE_KINDS)
-AUGMENTS = tuple(AUGMENT_VARIANTS)
-#: validation prompts: the default evaluation prompts and the promptless whole-image box
-VAL_PROMPTS = ("box", "point", "whole")
 #: which validation IoUs the selection score averages, per prompt mode
 SELECT_ON = {"point": ("point",), "box": ("box", "whole"), "mixed": VAL_PROMPTS}
 RESUME_SUFFIX = ".resume.pt"
 #: config keys that may differ between an interrupted run and its resumption
 RESUME_FREE = ("device", "cache_dir", "progress")
-
-
-@dataclass
-class FinetuneConfig:
-    """Everything that defines a fine-tuning run (stored in the checkpoint's meta)."""
-
-    data: str
-    model: str = "vit_t"
-    checkpoint: str | None = None
-    epochs: int = 10
-    batch_size: int = 4
-    prompts_per_image: int = 2
-    lr: float = 3e-4
-    weight_decay: float = 0.01
-    warmup: float = 0.05
-    prompt: str = "mixed"
-    augment: str = "flip"
-    multimask: str = "best"
-    dice_weight: float = 1.0
-    bce_weight: float = 1.0
-    iou_weight: float = 1.0
-    patience: int = 4
-    seed: int = 0
-    bands: tuple[int, ...] | None = None
-    stretch: str = "auto"
-    cache_dir: str | None = None
-    device: str = "auto"
-    progress: bool = True
-
-    def check(self) -> None:
-        """One-line errors for impossible settings."""
-        if self.prompt not in PROMPT_MODES:
-            raise GeofloodsamError(f"--prompt {self.prompt}: use one of {', '.join(PROMPT_MODES)}.")
-        if self.augment not in AUGMENTS:
-            raise GeofloodsamError(f"--augment {self.augment}: use one of {', '.join(AUGMENTS)}.")
-        if self.multimask not in ("best", "all"):
-            raise GeofloodsamError(f"multimask {self.multimask!r}: use best or all.")
-        for name in ("epochs", "batch_size", "prompts_per_image", "patience"):
-            if int(getattr(self, name)) < 1:
-                raise GeofloodsamError(f"--{name.replace('_', '-')} must be at least 1.")
-        if not self.lr > 0:
-            raise GeofloodsamError(f"--lr must be positive, got {self.lr}.")
 
 
 @dataclass

@@ -29,14 +29,9 @@ from scipy import ndimage
 
 from geofloodsam.datasets.truth_prompts import default_prompts
 from geofloodsam.geo import transforms
+from geofloodsam.training.config import MODE_KINDS
 
 KINDS = ("point", "points", "box", "region", "whole")
-#: the kinds each ``--prompt`` mode cycles through
-MODE_KINDS = {
-    "point": ("point", "points"),
-    "box": ("box", "region", "whole"),
-    "mixed": ("box", "point", "whole", "points", "region"),
-}
 LOWRES = 256
 #: probability of drawing the exact default evaluation prompt (no jitter) for box / point
 EXACT_PROB = 0.25

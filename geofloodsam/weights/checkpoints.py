@@ -53,7 +53,6 @@ __all__ = [
     "pypi_simple_url",
     "resolve_checkpoint",
     "search_dirs",
-    "sha256_file",
     "verify",
 ]
 
@@ -662,9 +661,15 @@ def resolve_checkpoint(
         return found
     if download:
         return _fetch(entry, progress=True)
+    raise GeofloodsamError(not_found_message(entry.name) + ".")
+
+
+def not_found_message(name: str) -> str:
+    """The one "weights not found" message: where they were looked for and how to get them."""
+    entry = _entry(name, None)
     places = ", ".join(str(d) for d in search_dirs())
-    raise GeofloodsamError(
+    return (
         f"checkpoint {entry.filename} for {entry.name} is not in {places}: run "
         f"`geofloodsam weights fetch {entry.name}`, or place the file in a folder listed in "
-        f"{ENV_WEIGHTS_DIR}."
+        f"{ENV_WEIGHTS_DIR}"
     )

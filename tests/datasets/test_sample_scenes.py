@@ -18,7 +18,7 @@ from geofloodsam.files.hashing import sha256_file
 from geofloodsam.raster.scene import Scene, compute_stretch
 from geofloodsam.vector.prompts import read_prompts
 
-SAMPLE_DIR = Path(__file__).resolve().parents[1] / "sample_tiles"
+SAMPLE_DIR = Path(__file__).resolve().parents[2] / "sample_tiles"
 STEMS = {"riverside_rgb": None, "delta_4band": "1,2,3"}  # stem -> --bands
 
 

@@ -16,14 +16,13 @@ from PIL import Image
 from geofloodsam.cli import main
 from geofloodsam.evaluation.evaluate import (
     image_prompts,
-    load_decoders,
     predict,
     score_samples,
     spread_examples,
     worst_examples,
 )
 from geofloodsam.evaluation.report import HEAD_COLUMNS, aggregate, atomic_outputs
-from geofloodsam.model.decoders import save_decoder
+from geofloodsam.model.decoders import load_decoders, save_decoder
 from geofloodsam.model.embedding_cache import EmbeddingCache
 
 H, W = 48, 64

@@ -61,9 +61,12 @@ def _truth_20m(tmp_path: Path, declare_nodata: bool) -> Path:
 #   TP = 8 x 10 = 80, FP = 8 x 2 = 16, FN = 8 x 2 = 16
 #   excluded: row 19 (pred nodata, 30) + row 18 (outside the truth, 30) + 2x2 truth nodata = 64
 #   TN = 600 - 64 - 80 - 16 - 16 = 424
+# Areas are geodesic (geofloodsam.geo.area): on UTM's central meridian the grid is scaled
+# by k0 = 0.9996, so a 10 m grid cell covers 100 / 0.9996² m² of the ellipsoid.
+PIXEL_M2 = 100.0 / 0.9996**2
 HAND = {"tp": 80, "fp": 16, "fn": 16, "tn": 424, "excluded_pixels": 64,
-        "pred_water_m2": 9600.0, "truth_water_m2": 9600.0, "overlap_water_m2": 8000.0,
-        "evaluated_m2": 53600.0}
+        "pred_water_m2": 96 * PIXEL_M2, "truth_water_m2": 96 * PIXEL_M2,
+        "overlap_water_m2": 80 * PIXEL_M2, "evaluated_m2": 536 * PIXEL_M2}
 
 
 @pytest.mark.parametrize("declare_nodata", [True, False])
@@ -72,7 +75,7 @@ def test_coarser_truth_same_crs_by_hand(tmp_path, monkeypatch, declare_nodata, b
     monkeypatch.setattr(er, "BAND_PIXELS", band_pixels)
     pred, truth = _pred_10m(tmp_path), _truth_20m(tmp_path, declare_nodata)
     score = er.evaluate_raster(pred, truth, (1, 2), truth_nodata=None if declare_nodata else 9)
-    assert {k: getattr(score, k) for k in HAND} == pytest.approx(HAND)
+    assert {k: getattr(score, k) for k in HAND} == pytest.approx(HAND, rel=1e-6)
     assert score.confusion.scores() == pytest.approx(
         {"iou": 80 / 112, "dice": 160 / 192, "precision": 80 / 96, "recall": 80 / 96}
     )
@@ -83,7 +86,7 @@ def test_water_values_select_truth_classes(tmp_path):
     pred, truth = _pred_10m(tmp_path), _truth_20m(tmp_path, True)
     score = er.evaluate_raster(pred, truth, (1,))  # only the lower half (rows 8-11) is water
     assert (score.tp, score.fn) == (40, 8)
-    assert score.truth_water_m2 == pytest.approx(4800.0)
+    assert score.truth_water_m2 == pytest.approx(48 * PIXEL_M2, rel=1e-6)
 
 
 # ---------------------------------------------------------------------------- other CRS
@@ -118,8 +121,8 @@ def test_geographic_coarser_truth_matches_pixel_centre_lookup(tmp_path):
                 "fn": int((~pw & tw).sum()), "tn": int((~pw & ~tw).sum())}
     assert {k: getattr(score, k) for k in expected} == expected
     assert score.excluded_pixels == 0
-    assert score.pred_water_m2 == pytest.approx(400 * 400)
-    assert score.truth_water_m2 == pytest.approx(100 * tw.sum())
+    assert score.pred_water_m2 == pytest.approx(1600 * PIXEL_M2, rel=1e-6)
+    assert score.truth_water_m2 == pytest.approx(PIXEL_M2 * tw.sum(), rel=1e-6)
     # the same square, seen through a coarser grid: only its rim of pixels can disagree
     assert score.confusion.scores()["iou"] > 0.9
 
@@ -167,10 +170,10 @@ def test_cli_writes_metrics_and_report(tmp_path):
     row = table.iloc[0]
     assert row["model"] == "pred" and row["n_images"] == 1
     assert row["iou"] == pytest.approx(80 / 112, abs=1e-6)
-    assert row["truth_water_m2"] == pytest.approx(9600.0)
+    assert row["truth_water_m2"] == pytest.approx(96 * PIXEL_M2, rel=1e-6)
     text = (out / "report.md").read_text()
     assert "| Prediction | IoU | Dice | Precision | Recall |" in text
-    assert "| true water | 9,600 |" in text
+    assert "| true water | 9,608 |" in text
 
 
 def _bad_value(tmp_path):

@@ -10,7 +10,7 @@ import torch
 
 from geofloodsam.model.tinyvit import Conv2d_BN, PatchMerging, TinyViT, vit_t_encoder
 
-CHECKPOINT = Path(__file__).resolve().parents[1].parent / "shared" / "models" / "mobile_sam.pt"
+CHECKPOINT = Path(__file__).resolve().parents[2].parent / "shared" / "models" / "mobile_sam.pt"
 
 TINY = dict(
     embed_dims=(8, 16, 16, 32),

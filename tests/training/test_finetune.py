@@ -12,7 +12,6 @@ import pytest
 import rasterio
 import torch
 from click.testing import CliRunner
-from conftest import need
 from PIL import Image
 from rasterio.transform import from_origin
 
@@ -224,8 +223,8 @@ def test_deterministic_and_resume_continues_exactly(dataset, cache_dir, tmp_path
 
 
 @pytest.mark.slow
-def test_real_vit_t_on_three_small_images(shared_data, vit_t, mobile_sam_path, tmp_path):
-    source = need(shared_data / "flood-area-segmentation")
+def test_real_vit_t_on_three_small_images(shared, vit_t, mobile_sam_path, tmp_path):
+    source = shared("data/flood-area-segmentation")
     root = tmp_path / "small"
     (root / "images").mkdir(parents=True)
     (root / "masks").mkdir()

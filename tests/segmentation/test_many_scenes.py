@@ -29,7 +29,7 @@ from geofloodsam.geo.transforms import pixel_to_world
 from geofloodsam.model.sam import Embedding
 from geofloodsam.segmentation.pipeline import segment
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO / "sample_tiles"
 RIVERSIDE = SAMPLES / "riverside_rgb.tif"
 #: crops of riverside_rgb (col, row, width, height): they overlap over columns 1600-1750
@@ -333,7 +333,7 @@ def test_worker_lacking_the_package_or_weights(scenes, tmp_path, mobile_sam_path
         empty = tmp_path / "empty"
         empty.mkdir()
         env = {"GEOFLOODSAM_WEIGHTS_DIR": str(empty), "GEOFLOODSAM_HOME": str(empty)}
-        bad, expected = {"env": env}, r"lacks the weights mobile_sam.pt for vit_t"
+        bad, expected = {"env": env}, r"lacks the weights: checkpoint mobile_sam.pt for vit_t"
     out = tmp_path / "out"
     with spec_cluster(bad) as cluster:
         result = CliRunner().invoke(main, [

@@ -17,7 +17,6 @@ import pytest
 import rasterio
 import torch
 from click.testing import CliRunner
-from conftest import DATA, need
 from rasterio.transform import from_origin
 from scipy import ndimage
 from shapely.geometry import LineString, Point, box
@@ -28,15 +27,10 @@ from geofloodsam.errors import GeofloodsamError
 from geofloodsam.evaluation.metrics import scores
 from geofloodsam.geo.transforms import pixel_to_world
 from geofloodsam.model.sam import Embedding, Prediction
-from geofloodsam.segmentation.pipeline import (
-    EmbeddingKeeper,
-    box_seeds,
-    edge_seeds,
-    point_seeds,
-    segment,
-)
+from geofloodsam.segmentation.pipeline import segment
+from geofloodsam.tiles.engine import box_seeds, edge_seeds, point_seeds
 from geofloodsam.tiles.grid import TileGrid
-from geofloodsam.tiles.work import _dilated
+from geofloodsam.tiles.work import EmbeddingKeeper, _dilated
 
 UTM = "EPSG:32614"
 ORIGIN = (500000.0, 5200000.0)
@@ -550,8 +544,8 @@ def test_real_sam_tiled_result_has_no_seams(tmp_path, vit_t) -> None:
 
 
 @pytest.mark.slow
-def test_sen1floods11_s2_chip(tmp_path, vit_t) -> None:
-    root = need(DATA / "sen1floods11")
+def test_sen1floods11_s2_chip(tmp_path, vit_t, shared) -> None:
+    root = shared("data/sen1floods11")
     image = root / "S2Hand" / "Spain_7370579_S2Hand.tif"
     label_path = root / "LabelHand" / "Spain_7370579_LabelHand.tif"
     with rasterio.open(label_path) as ds:
@@ -585,8 +579,8 @@ def test_sen1floods11_s2_chip(tmp_path, vit_t) -> None:
 
 
 @pytest.mark.slow
-def test_naip_scene_end_to_end_through_the_cli(tmp_path) -> None:
-    scene = need(DATA / "geo" / "naip-north-dakota" / "m_4709963_se_14_1_20200831.tif")
+def test_naip_scene_end_to_end_through_the_cli(tmp_path, shared, mobile_sam_path) -> None:
+    scene = shared("data/geo/naip-north-dakota/m_4709963_se_14_1_20200831.tif")
     with rasterio.open(scene) as ds:
         green, nir = ds.read(2).astype(float), ds.read(4).astype(float)
         transform, crs = ds.transform, ds.crs
@@ -598,7 +592,7 @@ def test_naip_scene_end_to_end_through_the_cli(tmp_path) -> None:
     out = tmp_path / "out"
     result = CliRunner().invoke(main, [
         "segment", str(scene), "--prompts", str(prompts), "-o", str(out), "--bands", "1,2,3",
-        "--device", "cpu", "--checkpoint", str(need(DATA.parent / "models" / "mobile_sam.pt")),
+        "--device", "cpu", "--checkpoint", str(mobile_sam_path),
         "--decoder", "pretrained", "--simplify", "5", "--quiet",
     ])
     assert result.exit_code == 0, result.output

@@ -7,13 +7,13 @@ import pytest
 
 from geofloodsam.stitch.blend import (
     WEIGHT_FLOOR,
-    TileStore,
     blend_band,
     iter_bands,
     ramp,
     tile_weights,
 )
 from geofloodsam.tiles.grid import TileGrid
+from geofloodsam.tiles.store import TileStore
 
 
 def smooth_field(width: int, height: int) -> np.ndarray:

@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
-from conftest import need
 from PIL import Image
 from rasterio.transform import from_origin
 
@@ -164,8 +163,8 @@ def test_image_key_changes_with_the_file(tmp_path):
 
 
 @pytest.mark.slow
-def test_shared_flood_dataset(shared_data):
-    root = need(shared_data / "flood-area-segmentation")
+def test_shared_flood_dataset(shared):
+    root = shared("data/flood-area-segmentation")
     samples = open_dataset(root)
     counts = {k: sum(s.split == k for s in samples) for k in ("train", "val", "test")}
     assert counts == {"train": 160, "val": 35, "test": 35}

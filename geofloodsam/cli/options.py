@@ -1,0 +1,71 @@
+"""Options shared by several commands, defined once so that every command accepts the same
+values (like rasterio's ``rio/options.py``). Nothing here imports torch: ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from geofloodsam.model.choices import DEVICE_CHOICES
+
+__all__ = ["DEVICE_CHOICES"]
+
+
+def _bands(ctx: click.Context, param: click.Parameter, value: str | None):
+    from geofloodsam.raster.scene import parse_bands
+
+    return parse_bands(value)
+
+
+def _stretch(ctx: click.Context, param: click.Parameter, value: str | None):
+    from geofloodsam.raster.scene import parse_stretch
+
+    return parse_stretch(value)
+
+
+bands_option = click.option(
+    "--bands",
+    default=None,
+    callback=_bands,
+    help="1 band (repeated to RGB) or 3 bands R,G,B, 1-based, e.g. 4,3,2 "
+    "[default: 1,2,3, or 1 for single-band rasters].",
+)
+stretch_option = click.option(
+    "--stretch",
+    default="auto",
+    show_default=True,
+    callback=_stretch,
+    help="To 8-bit: 'auto' (2-98 percentiles of the scene; 8-bit data as is), 'none' "
+    "(values used as 0-255) or MIN,MAX.",
+)
+device_option = click.option(
+    "--device",
+    type=click.Choice(DEVICE_CHOICES),
+    default="auto",
+    show_default=True,
+    help="auto: CUDA when available (batched encoding, mixed precision), else the CPU.",
+)
+checkpoint_option = click.option(
+    "--checkpoint",
+    default=None,
+    type=click.Path(path_type=Path),
+    help="Base model checkpoint [default: the registry's, fetched and verified].",
+)
+
+
+def model_option(name: str = "model"):
+    """``--model``, stored under ``name``."""
+    return click.option(
+        "--model",
+        name,
+        default="vit_t",
+        show_default=True,
+        help="Base SAM model: vit_t (MobileSAM), vit_b, vit_l, vit_h.",
+    )
+
+
+def quiet_option(help: str = "No progress bars.") -> click.decorators.FC:
+    """``--quiet`` / ``-q``."""
+    return click.option("--quiet", "-q", is_flag=True, help=help)

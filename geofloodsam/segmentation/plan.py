@@ -1,0 +1,178 @@
+"""Planning a ``segment`` run: every scene opened, checked and seeded before any tile runs.
+
+Each scene becomes a :class:`ScenePlan`: its tile grid, scene-level stretch, prompts in its
+pixels, the first seeds of its tiles, its output folder (created if needed, and removed
+again if the run fails) and the run's :class:`~geofloodsam.segmentation.config.SegmentConfig`
+with the scene's own bands. With several scenes, one prompts file serves them all: each
+feature goes to every scene that contains it (:mod:`geofloodsam.segmentation.scenes`).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+from geofloodsam.errors import GeofloodsamError
+from geofloodsam.raster.scene import Scene, Stretch, compute_stretch
+from geofloodsam.segmentation.config import SegmentConfig
+from geofloodsam.segmentation.scenes import (
+    assign_features,
+    check_output_stems,
+    describe_scenes,
+    expand_scene_args,
+    is_scene_list,
+    read_prompt_frame,
+)
+from geofloodsam.tiles.engine import ObjectInfo, build_seeds
+from geofloodsam.tiles.grid import TileGrid
+from geofloodsam.tiles.work import SceneSpec, Seed
+from geofloodsam.vector.prompts import PromptSet, read_prompts
+
+
+@dataclass
+class ScenePlan:
+    """A checked scene, ready to run: grid, stretch, prompts, first seeds, output folder."""
+
+    number: int  # position among the run's scenes
+    path: Path
+    out: Path
+    grid: TileGrid
+    stretch: Stretch
+    prompt_set: PromptSet | None  # None when promptless
+    objects: dict[int, ObjectInfo]
+    seeds: dict[int, list[Seed]]
+    config: SegmentConfig  # the run's settings, with this scene's bands
+    spec: SceneSpec  # what a tile task needs to read the scene
+    created: list[Path]  # output folders created for it (removed again if the run fails)
+
+    @property
+    def stem(self) -> str:
+        return self.path.stem
+
+
+def plan_scene(
+    number: int, scene, outdir, config: SegmentConfig, stretch_spec, read_prompt_set
+) -> ScenePlan:
+    """Open and check ``scene``, prepare its output folder, seed its tiles."""
+    with Scene.open(scene, config.bands) as sc:
+        config = config.for_scene(sc.bands)
+        out = Path(outdir) if outdir is not None else Path(sc.path).resolve().parent
+        created = prepare_outdir(out)
+        try:
+            grid = TileGrid(sc.width, sc.height, config.tile_size, config.overlap)
+            st = compute_stretch(sc, stretch_spec)
+            prompt_set = read_prompt_set(sc)
+            objects, seeds = build_seeds(grid, prompt_set)
+        except BaseException:
+            remove_dirs(created)
+            raise
+        return ScenePlan(
+            number, Path(sc.path), out, grid, st, prompt_set, objects, seeds, config,
+            SceneSpec.of(sc, st), created,
+        )
+
+
+def one_scene_prompts(prompts, prompts_crs):
+    """Prompt reader of a single-scene run: features outside the raster are warned about."""
+    def read(sc):
+        if prompts is None:
+            return None
+        prompt_set = read_prompts(
+            prompts, sc.crs, sc.transform, sc.width, sc.height, prompts_crs=prompts_crs
+        )
+        if prompt_set.n_outside:
+            click.echo(
+                f"Warning: {prompt_set.n_outside} of {prompt_set.n_features} prompt "
+                "feature(s) lie outside the raster and are ignored.",
+                err=True,
+            )
+        return prompt_set
+
+    return read
+
+
+def plan_scenes(
+    scenes, outdir, config: SegmentConfig, stretch_spec, quiet: bool
+) -> list[ScenePlan]:
+    """Check every scene (one band layout), give each the prompt features inside it, plan."""
+    paths = expand_scene_args(scenes)
+    infos = describe_scenes(paths, config.bands)
+    check_output_stems(paths, next_to_scenes=outdir is None)
+    prompts, prompts_crs = config.prompts, config.prompts_crs
+    chosen = list(paths)
+    read = one_scene_prompts(None, None)  # promptless: every scene, no prompt set
+    if prompts is not None:
+        frame = read_prompt_frame(prompts, prompts_crs)
+        assignment = assign_features(frame, infos, warn=False)
+        if assignment.outside.size:
+            click.echo(
+                f"Warning: {assignment.outside.size} of {len(frame)} prompt feature(s) lie "
+                "outside every scene and are ignored.",
+                err=True,
+            )
+        for path, prompted in zip(paths, assignment.prompted, strict=True):
+            if not prompted:
+                click.echo(
+                    f"Warning: no water point or box of {prompts} lies in {path}: skipped, "
+                    "no outputs for it.",
+                    err=True,
+                )
+        if not quiet:
+            click.echo(assignment.summary(), err=True)
+        chosen = [p for p, ok in zip(paths, assignment.prompted, strict=True) if ok]
+
+        def read(sc):
+            return read_prompts(
+                prompts, sc.crs, sc.transform, sc.width, sc.height, frame=frame
+            )
+
+    plans: list[ScenePlan] = []
+    try:
+        for number, path in enumerate(chosen):
+            plans.append(plan_scene(number, path, outdir, config, stretch_spec, read))
+    except BaseException:
+        for plan in reversed(plans):
+            remove_dirs(plan.created)
+        raise
+    return plans
+
+
+def is_many(scene) -> bool:
+    """Whether ``segment`` was given several scenes (a list, or a scene list file)."""
+    if isinstance(scene, (list, tuple)):
+        return True
+    return isinstance(scene, (str, Path)) and is_scene_list(scene)
+
+
+
+
+def prepare_outdir(outdir: Path) -> list[Path]:
+    """Create ``outdir`` if needed and check it is writable; return the folders created."""
+    created = []
+    parent = outdir.absolute()
+    while not parent.exists() and parent != parent.parent:
+        created.append(parent)
+        parent = parent.parent
+    try:
+        outdir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=outdir):
+            pass
+    except OSError as exc:
+        remove_dirs(created)
+        raise GeofloodsamError(
+            f"cannot write to output folder {outdir} ({exc.strerror or type(exc).__name__}): "
+            "choose another with -o/--outdir."
+        ) from None
+    return created
+
+
+def remove_dirs(created: list[Path]) -> None:
+    """Remove the folders a failed run created (deepest first), if they are empty."""
+    for path in created:
+        try:
+            path.rmdir()
+        except OSError:
+            pass

@@ -1,0 +1,49 @@
+"""Decoder specs (pretrained | shipped name | file) and decoder files."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+import torch
+
+from geofloodsam.errors import GeofloodsamError
+from geofloodsam.model.decoders import DecoderSpec, read_decoder, save_decoder
+
+
+def test_saved_decoders_are_readable_like_any_new_file(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        path = save_decoder(
+            tmp_path / "d.pt", {"w": torch.ones(2)}, {"base_model": "tiny", "base_sha256": "x"}
+        )
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644  # not mkstemp's 0600
+    state, meta = read_decoder(path)
+    assert torch.equal(state["w"], torch.ones(2)) and meta["base_model"] == "tiny"
+
+
+@pytest.mark.parametrize(
+    "text, pretrained, shipped, label",
+    [("pretrained", True, False, "pretrained"), ("flood", False, True, "flood"),
+     ("runs/my_decoder.pt", False, False, "my_decoder")],
+)
+def test_decoder_spec_kinds(text, pretrained, shipped, label) -> None:
+    spec = DecoderSpec(text)
+    assert (spec.is_pretrained, spec.is_shipped, spec.is_file) == (
+        pretrained, shipped, not (pretrained or shipped)
+    )
+    assert spec.label == label
+    assert DecoderSpec.parse(text, "vit_t") == spec
+
+
+def test_default_and_shipped_decoder_paths() -> None:
+    assert DecoderSpec.parse(None, "vit_t").text == "flood"  # shipped for vit_t
+    assert DecoderSpec.parse(None, "vit_h").text == "pretrained"
+    assert DecoderSpec("flood").path("vit_t").is_file()
+    assert DecoderSpec("pretrained").path("vit_t") is None
+    with pytest.raises(GeofloodsamError, match="no flood decoder is shipped for model vit_h"):
+        DecoderSpec("flood").path("vit_h")
