@@ -124,3 +124,9 @@ def test_public_api_is_lazy_and_complete() -> None:
         assert name in dir(geofloodsam)
     with pytest.raises(AttributeError):
         geofloodsam.no_such_thing  # noqa: B018
+
+
+def test_architecture_page_is_generated_from_the_docstrings() -> None:
+    script = PACKAGE.parent / "docs" / "make_architecture.py"
+    run = subprocess.run([sys.executable, str(script), "--check"], capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr

@@ -87,11 +87,17 @@ class Prediction:
 
 @runtime_checkable
 class PromptableModel(Protocol):
-    """What the engines need from a model."""
+    """What the engines need from a model: encode images once, decode many prompts.
+
+    :class:`SamModel` is the real one; tests inject a tiny random SAM or a dummy object with
+    these methods.
+    """
 
     image_size: int
 
-    def encode_batch(self, images: Sequence[np.ndarray]) -> list[Embedding]: ...
+    def encode_batch(self, images: Sequence[np.ndarray]) -> list[Embedding]:
+        """Encode HxWx3 uint8 RGB images of any size; one :class:`Embedding` each."""
+        ...
 
     def decode(
         self,
@@ -101,7 +107,23 @@ class PromptableModel(Protocol):
         boxes: np.ndarray | None = None,
         mask_input: np.ndarray | None = None,
         multimask: bool = False,
-    ) -> Prediction: ...
+    ) -> Prediction:
+        """Decode N prompts on one embedding (at least one of points / boxes / mask_input).
+
+        Shapes (N prompts, K points per prompt, pixel coordinates of the image given to
+        ``encode``: x = column, y = row, pixel centres at +0.5):
+
+        - ``points``: (N, K, 2) float xy; ``point_labels``: (N, K) int, 1 water, 0 not
+          water, -1 padding (prompts with fewer points).
+        - ``boxes``: (N, 4) float ``x0, y0, x1, y1``.
+        - ``mask_input``: (N, 1, 256, 256) float low-resolution logits (SAM's dense prompt).
+        - ``multimask``: 3 candidate masks per prompt (C = 3) instead of one (C = 1).
+
+        Returns a :class:`Prediction`: ``logits`` (N, C, H, W) float32 at the image's size,
+        water where > 0 (upscaled on first use); ``iou`` (N, C) predicted IoU; ``low_res``
+        (N, C, 256, 256); ``best_logits()`` (N, H, W), upscaling only the best mask of each.
+        """
+        ...
 
 
 def check_rgb(image: np.ndarray) -> np.ndarray:
@@ -280,7 +302,21 @@ class SamModel:
         mask_input: np.ndarray | None = None,
         multimask: bool = False,
     ) -> Prediction:
-        """Decode N prompts on one embedding; logits come back at the image's resolution."""
+        """Decode N prompts on one embedding; logits come back at the image's resolution.
+
+        Shapes (N prompts, K points per prompt, pixel coordinates of the image given to
+        ``encode``: x = column, y = row, pixel centres at +0.5):
+
+        - ``points``: (N, K, 2) float xy; ``point_labels``: (N, K) int, 1 water, 0 not
+          water, -1 padding (prompts with fewer points).
+        - ``boxes``: (N, 4) float ``x0, y0, x1, y1``.
+        - ``mask_input``: (N, 1, 256, 256) float low-resolution logits (SAM's dense prompt).
+        - ``multimask``: 3 candidate masks per prompt (C = 3) instead of one (C = 1).
+
+        Returns a :class:`Prediction`: ``logits`` (N, C, H, W) float32 at the image's size,
+        water where > 0 (upscaled on first use); ``iou`` (N, C) predicted IoU; ``low_res``
+        (N, C, 256, 256); ``best_logits()`` (N, H, W), upscaling only the best mask of each.
+        """
         prompts = self.prompt_tensors(
             embedding.original_size, points, point_labels, boxes, mask_input
         )
