@@ -23,10 +23,9 @@ from geofloodsam.errors import GeofloodsamError
 from geofloodsam.evaluation import report
 from geofloodsam.evaluation.metrics import Confusion, confusion
 from geofloodsam.geo.area import row_pixel_areas
+from geofloodsam.raster.strips import row_strips, strip_rows
 
 PRED_DRY, PRED_WATER, PRED_NODATA = 0, 1, 255
-#: pixels per row band read at once
-BAND_PIXELS = 1 << 22
 
 
 @dataclass
@@ -93,9 +92,8 @@ def _check_overlap(pred, truth, pred_path, truth_path) -> None:
 def _windows(height: int, width: int):
     from rasterio.windows import Window
 
-    step = max(1, BAND_PIXELS // max(width, 1))
-    for row in range(0, height, step):
-        yield Window(0, row, width, min(step, height - row))
+    for y0, y1 in row_strips(height, strip_rows(width)):
+        yield Window(0, y0, width, y1 - y0)
 
 
 def evaluate_raster(

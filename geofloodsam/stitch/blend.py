@@ -23,6 +23,7 @@ import rasterio.shutil
 from rasterio.enums import Resampling
 from rasterio.windows import Window
 
+from geofloodsam.raster.strips import row_strips, strip_rows
 from geofloodsam.tiles.grid import Tile, TileGrid
 from geofloodsam.tiles.store import TileStore
 
@@ -30,8 +31,6 @@ from geofloodsam.tiles.store import TileStore
 WEIGHT_FLOOR = 1e-3
 #: GeoTIFF block side
 BLOCK = 512
-#: pixels per output band: bands get fewer rows on wide rasters, so memory stays flat
-BAND_PIXELS = 1 << 22
 
 
 def ramp(length: int, before: int, after: int, floor: float = WEIGHT_FLOOR) -> np.ndarray:
@@ -169,8 +168,8 @@ def iter_bands(
     grid: TileGrid, store: TileStore, band_height: int = 512, floor: float = WEIGHT_FLOOR
 ) -> Iterator[Band]:
     """Blended row bands of ``band_height`` rows covering the whole raster, top to bottom."""
-    for y0 in range(0, grid.height, band_height):
-        yield blend_band(grid, store, y0, min(y0 + band_height, grid.height), floor)
+    for y0, y1 in row_strips(grid.height, band_height):
+        yield blend_band(grid, store, y0, y1, floor)
 
 
 # --------------------------------------------------------------------------- output rasters
@@ -185,7 +184,7 @@ def overview_factors(width: int, height: int, block: int = BLOCK) -> list[int]:
 
 def default_band_height(width: int) -> int:
     """Rows per output band for a raster ``width`` px wide: a multiple of 64, 64 to 512."""
-    return int(min(BLOCK, max(64, (BAND_PIXELS // max(width, 1)) // 64 * 64)))
+    return strip_rows(width, multiple=64, low=64, high=BLOCK)
 
 
 def _profile(scene) -> dict:
@@ -227,7 +226,7 @@ def write_blended(
     nodata pixels at 0 and an internal mask. Each band is first written to a tiled GeoTIFF,
     overviews are added, then GDAL's COG driver copies it into ``directory``.
     ``on_band(band, water)`` sees every band (e.g. to vectorise it). Bands are
-    ``band_height`` rows (default: about :data:`BAND_PIXELS` pixels, 64 to 512 rows).
+    ``band_height`` rows (default: :func:`~geofloodsam.raster.strips.strip_rows`, 64 to 512 rows).
     Returns the COG paths.
     """
     if band_height is None:
