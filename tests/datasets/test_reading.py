@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
@@ -12,39 +11,11 @@ from PIL import Image
 from rasterio.transform import from_origin
 
 from geofloodsam.datasets.reading import (
-    SPLIT_COLUMNS,
     Sample,
     make_split,
     open_dataset,
 )
 from geofloodsam.errors import GeofloodsamError
-
-
-def _photo(h: int, w: int, seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
-
-
-def _mask(h: int, w: int) -> np.ndarray:
-    """8-bit mask: water (255) in the left half, one anti-aliased column of 128 and 127."""
-    m = np.zeros((h, w), dtype=np.uint8)
-    m[:, : w // 2] = 255
-    m[:, w // 2] = 128
-    m[:, w // 2 + 1] = 127
-    return m
-
-
-def write_photo_set(root: Path, splits: list[str], size=(30, 40)) -> Path:
-    """images/<id>.jpg (PNG bytes), masks/<id>.png and a splits.csv."""
-    (root / "images").mkdir(parents=True)
-    (root / "masks").mkdir()
-    with open(root / "splits.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(SPLIT_COLUMNS)
-        for i, split in enumerate(splits):
-            Image.fromarray(_photo(*size, i)).save(root / "images" / f"{i}.jpg", format="PNG")
-            Image.fromarray(_mask(*size)).save(root / "masks" / f"{i}.png")
-            w.writerow([i, f"images/{i}.jpg", f"masks/{i}.png", split])
-    return root
 
 
 def _write_tif(path: Path, data: np.ndarray, nodata=None) -> None:
@@ -78,7 +49,7 @@ def write_chip_set(root: Path, n: int = 4, size: int = 32) -> Path:
 
 
 # ---------------------------------------------------------------------------- layouts
-def test_split_file_layout(tmp_path):
+def test_split_file_layout(tmp_path, write_photo_set, photos):
     root = write_photo_set(tmp_path / "ds", ["train", "train", "val", "test"])
     everything = open_dataset(root)
     assert [s.split for s in everything] == ["train", "train", "val", "test"]
@@ -86,13 +57,13 @@ def test_split_file_layout(tmp_path):
     assert [s.id for s in train] == ["0", "1"]
     image = train[0].load_image()
     assert image.shape == (30, 40, 3) and image.dtype == np.uint8
-    np.testing.assert_array_equal(image, _photo(30, 40, 0))
+    np.testing.assert_array_equal(image, photos.image(30, 40, 0))
     water, valid = train[0].load_truth()
     assert water.shape == (30, 40) and valid.all()
     assert water[:, :20].all() and water[:, 20].all() and not water[:, 21:].any()
 
 
-def test_split_file_path_given_directly(tmp_path):
+def test_split_file_path_given_directly(tmp_path, write_photo_set):
     root = write_photo_set(tmp_path / "ds", ["train", "val"])
     assert [s.id for s in open_dataset(root / "splits.csv", "val")] == ["1"]
 
@@ -100,14 +71,15 @@ def test_split_file_path_given_directly(tmp_path):
 @pytest.mark.parametrize(
     "mode,fmt", [("P", "GIF"), ("RGBA", "WEBP"), ("L", "PNG"), ("RGB", "JPEG")]
 )
-def test_real_world_formats_behind_jpg(tmp_path, mode, fmt):
+def test_real_world_formats_behind_jpg(tmp_path, mode, fmt, write_photo_set, photos):
     root = write_photo_set(tmp_path / "ds", ["train"])
-    Image.fromarray(_photo(30, 40, 0)).convert(mode).save(root / "images" / "0.jpg", format=fmt)
+    image = Image.fromarray(photos.image(30, 40, 0)).convert(mode)
+    image.save(root / "images" / "0.jpg", format=fmt)
     image = open_dataset(root)[0].load_image()
     assert image.shape == (30, 40, 3) and image.dtype == np.uint8
 
 
-def test_images_masks_folders_get_a_seeded_split(tmp_path):
+def test_images_masks_folders_get_a_seeded_split(tmp_path, write_photo_set):
     root = tmp_path / "plain"
     write_photo_set(root, ["train"] * 10)
     (root / "splits.csv").unlink()
@@ -153,12 +125,12 @@ def test_geotiff_image_nodata_is_invalid(tmp_path):
     assert not valid[0].any() and not water[0].any() and valid[1:, :-4].all()
 
 
-def test_image_key_changes_with_the_file(tmp_path):
+def test_image_key_changes_with_the_file(tmp_path, write_photo_set, photos):
     root = write_photo_set(tmp_path / "ds", ["train"])
     sample = open_dataset(root)[0]
     key = sample.image_key()
     assert key == open_dataset(root)[0].image_key()
-    Image.fromarray(_photo(30, 40, 9)).save(root / "images" / "0.jpg", format="PNG")
+    Image.fromarray(photos.image(30, 40, 9)).save(root / "images" / "0.jpg", format="PNG")
     assert Sample("0", "train", sample.image, sample.mask).image_key() != key
 
 
@@ -187,13 +159,13 @@ def test_missing_split_file_and_layout(tmp_path):
     _raises("does not exist", tmp_path / "nowhere")
 
 
-def test_missing_split_columns(tmp_path):
+def test_missing_split_columns(tmp_path, write_photo_set):
     root = write_photo_set(tmp_path / "ds", ["train"])
     (root / "splits.csv").write_text("id,image,split\n0,images/0.jpg,train\n")
     assert "mask" in _raises("lacks column", root)
 
 
-def test_split_file_without_rows_or_with_unknown_split(tmp_path):
+def test_split_file_without_rows_or_with_unknown_split(tmp_path, write_photo_set):
     root = write_photo_set(tmp_path / "ds", ["train"])
     (root / "splits.csv").write_text("id,image,mask,split\n")
     _raises("lists no images", root)
@@ -201,25 +173,25 @@ def test_split_file_without_rows_or_with_unknown_split(tmp_path):
     _raises("unknown split", root)
 
 
-def test_missing_image_file(tmp_path):
+def test_missing_image_file(tmp_path, write_photo_set):
     root = write_photo_set(tmp_path / "ds", ["train"])
     (root / "images" / "0.jpg").unlink()
     _raises("does not exist", root)
 
 
-def test_image_mask_size_mismatch(tmp_path):
+def test_image_mask_size_mismatch(tmp_path, write_photo_set, photos):
     root = write_photo_set(tmp_path / "ds", ["train", "val"])
-    Image.fromarray(_mask(31, 40)).save(root / "masks" / "1.png")
+    Image.fromarray(photos.mask(31, 40)).save(root / "masks" / "1.png")
     assert "sample 1" in _raises("40x30 but mask 1.png is 40x31", root)
 
 
-def test_unreadable_image(tmp_path):
+def test_unreadable_image(tmp_path, write_photo_set):
     root = write_photo_set(tmp_path / "ds", ["train", "val"])
     (root / "images" / "1.jpg").write_bytes(b"not an image at all")
     _raises("cannot read image .*1.jpg", root)
 
 
-def test_empty_mask_set(tmp_path):
+def test_empty_mask_set(tmp_path, write_photo_set):
     root = write_photo_set(tmp_path / "ds", ["train"])
     (root / "splits.csv").unlink()
     for p in (root / "masks").iterdir():
@@ -227,6 +199,6 @@ def test_empty_mask_set(tmp_path):
     _raises("no image/mask pairs", root)
 
 
-def test_split_without_images(tmp_path):
+def test_split_without_images(tmp_path, write_photo_set):
     root = write_photo_set(tmp_path / "ds", ["train", "train"])
     _raises("no images in split 'val'", root, "val")

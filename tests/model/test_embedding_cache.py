@@ -129,9 +129,7 @@ def test_get_many_batches_misses(tmp_path, tiny_model, image, monkeypatch):
     assert (cache.stats.hits, cache.stats.misses) == (1, 5)
 
 
-def test_samples_are_hashed_by_their_pixels(tmp_path, tiny_model):
-    from test_datasets import write_photo_set
-
+def test_samples_are_hashed_by_their_pixels(tmp_path, tiny_model, write_photo_set):
     from geofloodsam.datasets.reading import open_dataset
 
     samples = open_dataset(write_photo_set(tmp_path / "ds", ["train", "val"]))

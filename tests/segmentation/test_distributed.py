@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import time
 
 import numpy as np
@@ -12,7 +11,6 @@ import pytest
 
 pytest.importorskip("distributed")
 
-from distributed import Nanny, Scheduler, SpecCluster  # noqa: E402
 
 from geofloodsam.errors import GeofloodsamError  # noqa: E402
 from geofloodsam.raster.scene import Scene, compute_stretch  # noqa: E402
@@ -129,13 +127,7 @@ def test_killed_worker_tiles_are_recomputed(cluster2, scene_items, local_referen
 
 
 # --------------------------------------------------------------------------- bad inputs
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_unreachable_scheduler():
+def test_unreachable_scheduler(free_port):
     address = f"tcp://127.0.0.1:{free_port()}"
     start = time.perf_counter()
     with pytest.raises(GeofloodsamError, match="cannot reach the Dask scheduler at " + address):
@@ -164,18 +156,8 @@ def test_scene_missing_on_workers(cluster2, tmp_path):
         preflight(session.client, TINY, [tmp_path / "nowhere.tif"])
 
 
-def spec_cluster(bad_options: dict) -> SpecCluster:
-    """Two workers named 'good' and 'bad'; the bad one started with ``bad_options``."""
-    workers = {
-        "good": {"cls": Nanny, "options": {"nthreads": 1, "dashboard": False}},
-        "bad": {"cls": Nanny, "options": {"nthreads": 1, "dashboard": False, **bad_options}},
-    }
-    scheduler = {"cls": Scheduler, "options": {"dashboard_address": ":0"}}
-    return SpecCluster(workers=workers, scheduler=scheduler, silence_logs=40)
-
-
 @pytest.mark.slow
-def test_worker_without_the_package(tmp_path, scene_items):
+def test_worker_without_the_package(tmp_path, scene_items, spec_cluster):
     block = tmp_path / "block_geofloodsam.py"
     block.write_text("import sys\nsys.modules['geofloodsam'] = None\n")
     with spec_cluster({"preload": [str(block)]}) as cluster:
@@ -187,7 +169,7 @@ def test_worker_without_the_package(tmp_path, scene_items):
 
 
 @pytest.mark.slow
-def test_worker_without_the_weights(tmp_path, mobile_sam_path, scene_items):
+def test_worker_without_the_weights(tmp_path, mobile_sam_path, scene_items, spec_cluster):
     empty = tmp_path / "empty"
     empty.mkdir()
     env = {"GEOFLOODSAM_WEIGHTS_DIR": str(empty), "GEOFLOODSAM_HOME": str(empty)}

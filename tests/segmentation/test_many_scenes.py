@@ -197,11 +197,9 @@ def no_model(*args, **kwargs):
     ],
 )
 def test_bad_runs_are_one_line_errors_and_leave_nothing(
-    scenes, tmp_path, monkeypatch, case, expected
+    scenes, tmp_path, monkeypatch, case, expected, free_port
 ) -> None:
     pytest.importorskip("distributed")
-    from test_distributed import free_port
-
     monkeypatch.setattr("geofloodsam.model.sam.load_model", no_model)
     monkeypatch.setattr("geofloodsam.segmentation.distributed.CONNECT_TIMEOUT", 1.0)
     out = tmp_path / "out"
@@ -320,11 +318,11 @@ def test_killed_worker_does_not_lose_the_run(scenes, tmp_path, cluster, in_proce
 
 @pytest.mark.slow
 @pytest.mark.parametrize("lacks", ["package", "weights"])
-def test_worker_lacking_the_package_or_weights(scenes, tmp_path, mobile_sam_path, lacks) -> None:
+def test_worker_lacking_the_package_or_weights(
+    scenes, tmp_path, mobile_sam_path, lacks, spec_cluster
+) -> None:
     """Through the CLI: one line naming the worker and what it lacks; nothing written."""
     pytest.importorskip("distributed")
-    from test_distributed import spec_cluster
-
     if lacks == "package":
         block = tmp_path / "block_geofloodsam.py"
         block.write_text("import sys\nsys.modules['geofloodsam'] = None\n")
