@@ -27,12 +27,12 @@ from geofloodsam.model.sam import load_model
 def score_split(model, samples, cache) -> dict[str, dict[str, float]]:
     """Mean scores per prompt kind (box, point, whole) of ``model`` on ``samples``."""
     embs = cache.get_many(samples, "none", progress=False)
-    rows: dict[str, list[dict[str, float]]] = {"box": [], "point": [], "whole": []}
+    rows: dict[str, list[dict[str, float]]] = {"box": [], "point": [], "none": []}
     for sample, emb in zip(samples, embs, strict=True):
         water, valid = sample.load_truth()
         prompts = default_prompts(water & valid)
         h, w = water.shape
-        calls = {"whole": {"boxes": [[0, 0, w, h]]}}
+        calls = {"none": {"boxes": [[0, 0, w, h]]}}
         if prompts["box"]["box"] is not None:
             calls["box"] = {"boxes": [prompts["box"]["box"]]}
         if prompts["point"]["points"]:

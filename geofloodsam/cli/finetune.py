@@ -130,5 +130,5 @@ def finetune(
     click.echo(
         f"wrote {result.out} (best epoch {result.best_epoch} of {result.epochs_run}; val IoU "
         f"box {val['iou_box']:.3f}, point {val['iou_point']:.3f}, whole image "
-        f"{val['iou_whole']:.3f})"
+        f"{val['iou_none']:.3f})"
     )

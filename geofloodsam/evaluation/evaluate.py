@@ -31,8 +31,9 @@ from geofloodsam.evaluation import report
 from geofloodsam.evaluation.metrics import confusion
 from geofloodsam.model.decoders import Decoder, load_decoders, use_decoder
 from geofloodsam.model.sam import Embedding, SamModel
+from geofloodsam.vector.prompts import WHOLE_IMAGE, whole_image_box
 
-PROMPT_TYPES = ("point", "box", "none")
+PROMPT_TYPES = ("point", "box", WHOLE_IMAGE)
 PROMPTS_FORMAT = "geofloodsam-prompts/1"
 #: longest side of the collage thumbnails, pixels
 THUMB_SIDE = 200
@@ -45,7 +46,7 @@ def image_prompts(water: np.ndarray, valid: np.ndarray) -> dict[str, Any]:
     """All prompt types of one image, from its valid water pixels, plus its ``size``."""
     h, w = water.shape
     prompts = default_prompts(np.asarray(water, bool) & np.asarray(valid, bool))
-    prompts["none"] = {"box": [0.0, 0.0, float(w), float(h)]}
+    prompts[WHOLE_IMAGE] = {"box": whole_image_box(w, h).tolist()}
     return {"size": [int(h), int(w)], **prompts}
 
 
@@ -57,7 +58,7 @@ def prompts_document(prompts: dict[str, dict[str, Any]], source: dict[str, Any])
         "description": {
             "box": "x0, y0, x1, y1 pixel edges of the box around all water",
             "point": "x, y pixel centre of the deepest pixel of the largest water body (label 1)",
-            "none": "the whole-image box, as segmenting without prompts",
+            WHOLE_IMAGE: "the whole-image box, as segmenting without prompts",
             "coordinates": "x = column, y = row, pixel centres at +0.5, full-resolution image",
         },
         "images": prompts,
@@ -117,7 +118,7 @@ def predict(
             point_labels=np.asarray(prompt["labels"])[None],
             multimask=True,
         )
-    elif prompt_type in ("box", "none"):
+    elif prompt_type in ("box", WHOLE_IMAGE):
         if prompt.get("box") is None:
             return np.zeros((h, w), dtype=bool), None
         pred = model.decode(embedding, boxes=np.asarray([prompt["box"]], dtype=np.float64))

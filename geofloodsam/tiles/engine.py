@@ -28,6 +28,7 @@ from tqdm import tqdm
 from geofloodsam.tiles.grid import Tile, TileGrid
 from geofloodsam.tiles.store import TileStore
 from geofloodsam.tiles.work import ChunkJob, Seed, TileResult, TileTask
+from geofloodsam.vector.prompts import WHOLE_IMAGE, whole_image_box
 
 #: a point object spreads over at most this many tiles
 MAX_OBJECT_TILES = 256
@@ -388,9 +389,9 @@ def build_seeds(grid: TileGrid, prompt_set) -> tuple[dict[int, ObjectInfo], dict
     """
     seeds: dict[int, list[Seed]] = {}
     if prompt_set is None:
-        objects = {1: ObjectInfo(0, "auto")}
+        objects = {1: ObjectInfo(0, WHOLE_IMAGE)}
         for tile in grid:
-            box = np.array([0.0, 0.0, tile.width, tile.height])
+            box = whole_image_box(tile.width, tile.height)
             seeds[tile.index] = [Seed(1, box=box)]
         return objects, seeds
     objects = {}

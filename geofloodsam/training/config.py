@@ -6,18 +6,19 @@ from dataclasses import dataclass
 
 from geofloodsam.errors import GeofloodsamError
 from geofloodsam.model.variants import AUGMENT_VARIANTS
+from geofloodsam.vector.prompts import WHOLE_IMAGE
 
 #: the kinds each ``--prompt`` mode cycles through
 MODE_KINDS = {
     "point": ("point", "points"),
-    "box": ("box", "region", "whole"),
-    "mixed": ("box", "point", "whole", "points", "region"),
+    "box": ("box", "region", WHOLE_IMAGE),
+    "mixed": ("box", "point", WHOLE_IMAGE, "points", "region"),
 }
 
 PROMPT_MODES = tuple(MODE_KINDS)
 AUGMENTS = tuple(AUGMENT_VARIANTS)
 #: validation prompts: the default evaluation prompts and the promptless whole-image box
-VAL_PROMPTS = ("box", "point", "whole")
+VAL_PROMPTS = ("box", "point", WHOLE_IMAGE)
 
 
 @dataclass

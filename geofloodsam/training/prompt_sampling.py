@@ -30,8 +30,9 @@ from scipy import ndimage
 from geofloodsam.datasets.truth_prompts import default_prompts
 from geofloodsam.geo import transforms
 from geofloodsam.training.config import MODE_KINDS
+from geofloodsam.vector.prompts import WHOLE_IMAGE
 
-KINDS = ("point", "points", "box", "region", "whole")
+KINDS = ("point", "points", "box", "region", WHOLE_IMAGE)
 LOWRES = 256
 #: probability of drawing the exact default evaluation prompt (no jitter) for box / point
 EXACT_PROB = 0.25
@@ -137,13 +138,14 @@ def kinds_for(mode: str) -> tuple[str, ...]:
 
 
 def sample_prompts(truth: LowResTruth, kind: str, n: int, rng: np.random.Generator) -> PromptBatch:
-    """Draw ``n`` prompts of ``kind`` (falls back to ``whole`` for an image without water)."""
-    if not truth.has_water and kind != "whole":
-        kind = "whole"
-    if kind == "whole":
+    """Draw ``n`` prompts of ``kind`` (falls back to the whole-image box for an image without
+    water)."""
+    if not truth.has_water and kind != WHOLE_IMAGE:
+        kind = WHOLE_IMAGE
+    if kind == WHOLE_IMAGE:
         h, w = truth.original_size
         boxes = np.array([[0.0, 0.0, float(w), float(h)]])
-        return PromptBatch("whole", None, None, boxes, truth.water[None].copy())
+        return PromptBatch(WHOLE_IMAGE, None, None, boxes, truth.water[None].copy())
     if kind == "point":
         pts = np.stack([_point(truth, rng) for _ in range(n)])[:, None]
         labels = np.ones((n, 1))

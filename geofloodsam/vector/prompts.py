@@ -33,7 +33,15 @@ from affine import Affine
 from geofloodsam.errors import GeofloodsamError
 from geofloodsam.geo import transforms
 
+#: the one name of the whole-image box, the prompt of promptless runs (in ``segment``'s
+#: polygons, ``evaluate --prompt`` and fine-tuning's prompt kinds alike)
+WHOLE_IMAGE = "none"
 POINT_TYPES = ("Point", "MultiPoint")
+
+
+def whole_image_box(width: float, height: float) -> np.ndarray:
+    """The whole-image box ``x0, y0, x1, y1`` of an image ``width`` x ``height`` pixels."""
+    return np.array([0.0, 0.0, float(width), float(height)])
 BOX_TYPES = ("Polygon", "MultiPolygon")
 
 

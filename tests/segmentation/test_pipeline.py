@@ -284,7 +284,7 @@ def test_promptless_mode_segments_every_tile_but_nodata(tmp_path) -> None:
     assert empty and res.record["tiles"]["skipped_nodata"] == len(empty)
     assert res.tiles_encoded == len(grid) - len(empty)
     frame = gpd.read_file(res.gpkg_path, layer="flood")
-    assert set(frame["prompt_type"]) == {"auto"} and len(frame) == 2  # not cut at tile edges
+    assert set(frame["prompt_type"]) == {"none"} and len(frame) == 2  # not cut at tile edges
 
 
 def test_outputs_grid_formats_and_run_record(tmp_path) -> None:

@@ -111,7 +111,7 @@ def test_region_box_targets_the_water_inside_it(truth):
 
 
 def test_whole_image_box(truth):
-    batch = sample_prompts(truth, "whole", 5, np.random.default_rng(0))
+    batch = sample_prompts(truth, "none", 5, np.random.default_rng(0))
     np.testing.assert_array_equal(batch.boxes, [[0, 0, W, H]])
     assert len(batch) == 1
 
@@ -120,7 +120,7 @@ def test_no_water_falls_back_to_the_whole_image_box():
     dry = lowres_truth(np.zeros((50, 60), bool), np.ones((50, 60), bool))
     for kind in KINDS:
         batch = sample_prompts(dry, kind, 3, np.random.default_rng(0))
-        assert batch.kind == "whole" and not batch.targets.any()
+        assert batch.kind == "none" and not batch.targets.any()
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -133,5 +133,5 @@ def test_deterministic_for_a_seed(truth, kind):
 
 
 def test_modes_cover_the_promptless_box():
-    assert "whole" in MODE_KINDS["box"] and "whole" in MODE_KINDS["mixed"]
+    assert "none" in MODE_KINDS["box"] and "none" in MODE_KINDS["mixed"]
     assert set(MODE_KINDS["mixed"]) == set(KINDS)
