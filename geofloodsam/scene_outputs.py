@@ -22,6 +22,7 @@ import numpy as np
 
 from geofloodsam import __version__
 from geofloodsam.errors import GeofloodsamError
+from geofloodsam.qgis_style import write_mask_qml
 from geofloodsam.stitching import Band, write_blended
 from geofloodsam.transforms import pixel_to_world
 from geofloodsam.vectorize import (
@@ -69,6 +70,7 @@ def output_paths(outdir: Path, stem: str) -> dict[str, Path]:
     """Final output paths of a scene called ``stem`` in ``outdir``."""
     return {
         "mask": outdir / f"{stem}_mask.tif",
+        "style": outdir / f"{stem}_mask.qml",  # QGIS loads it as the mask's default style
         "prob": outdir / f"{stem}_prob.tif",
         "gpkg": outdir / f"{stem}_flood.gpkg",
         "run": outdir / f"{stem}_run.json",
@@ -161,6 +163,7 @@ def finish_scene(run: _SceneRun, backend: _Backend, quiet: bool, t_start: float)
     run_tmp = workdir / "run.json"
     run_tmp.write_text(json.dumps(record, indent=2) + "\n")
     moves = [(cogs["mask"], final["mask"]), (gpkg_tmp, final["gpkg"]), (run_tmp, final["run"])]
+    moves.insert(1, (write_mask_qml(workdir / "mask.qml"), final["style"]))
     if "prob" in cogs:
         moves.insert(1, (cogs["prob"], final["prob"]))
     moved: list[Path] = []

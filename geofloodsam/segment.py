@@ -41,10 +41,10 @@ from typing import Any
 import click
 import rasterio
 import torch
-from tqdm import tqdm
 
 from geofloodsam.errors import GeofloodsamError
 from geofloodsam.model import PromptableModel
+from geofloodsam.progress import tqdm
 from geofloodsam.scene_outputs import SegmentResult, finish_scene, output_paths
 from geofloodsam.stitching import TileStore
 from geofloodsam.tile_engine import (

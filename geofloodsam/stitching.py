@@ -24,6 +24,7 @@ from rasterio.enums import Resampling
 from rasterio.windows import Window
 from scipy import ndimage
 
+from geofloodsam.qgis_style import style_mask
 from geofloodsam.tiling import Tile, TileGrid
 
 #: Smallest blend weight, so that every decoded pixel counts.
@@ -347,6 +348,7 @@ def write_blended(
     with ExitStack() as stack:
         profile = _profile(scene)
         mask_ds = stack.enter_context(rasterio.open(plain["mask"], "w", nodata=255, **profile))
+        style_mask(mask_ds)  # colour table: water blue, nodata clear (survives the COG copy)
         prob_ds = None
         if save_prob:
             prob_ds = stack.enter_context(rasterio.open(plain["prob"], "w", **profile))

@@ -24,6 +24,8 @@ from affine import Affine
 from rasterio import features
 from scipy import ndimage
 
+from geofloodsam import qgis_style
+
 #: metres per degree of latitude (used to turn --simplify metres into degrees)
 METRES_PER_DEGREE = 111_320.0
 LAYER = "flood"
@@ -279,4 +281,6 @@ def polygons_to_frame(
 
 def write_gpkg(frame, path: str | Path, layer: str = LAYER) -> None:
     """Write polygons (possibly none: a valid empty layer with its CRS) to a GeoPackage."""
-    frame.to_file(path, layer=layer, driver="GPKG", engine="pyogrio", geometry_type="Polygon")
+    frame.to_file(path, layer=layer, driver="GPKG", engine="pyogrio", geometry_type="Polygon",
+                  dataset_options=qgis_style.GPKG_OPTIONS)  # GeoPackage 1.2: QGIS 3.22 LTR
+    qgis_style.add_gpkg_style(path, layer)  # translucent blue by default in QGIS
