@@ -46,7 +46,7 @@ class JsonTqdm(_tqdm.tqdm):
     """A tqdm that prints a JSON line (:func:`progress_line`) to stderr at every refresh."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.update(mininterval=0, miniters=1, file=sys.stderr, leave=False)
+        kwargs.update(mininterval=0, miniters=1, file=sys.stderr, leave=True)  # no "\r" clear
         super().__init__(*args, **kwargs)
 
     def display(self, msg: str | None = None, pos: int | None = None) -> bool:

@@ -99,7 +99,7 @@ def parse_progress(line: str) -> tuple[str, float | None] | None:
 
 def _reader(stream, name: str, lines: queue.Queue) -> None:
     for raw in iter(stream.readline, ""):
-        lines.put((name, raw.rstrip("\r\n")))
+        lines.put((name, raw.strip("\r\n")))
     lines.put((name, None))
 
 
