@@ -28,6 +28,7 @@ from qgis.core import (
     QgsProcessingParameterString,
     QgsProcessingParameterVectorDestination,
     QgsVectorFileWriter,
+    QgsWkbTypes,
 )
 
 from . import tasks
@@ -193,7 +194,7 @@ def export_prompts(source, path: Path, context) -> Path:
     options.driverName = "GPKG"
     options.layerName = "prompts"
     writer = QgsVectorFileWriter.create(
-        str(path), fields, source.wkbType(), source.sourceCrs(),
+        str(path), fields, QgsWkbTypes.Unknown, source.sourceCrs(),  # points and boxes
         context.transformContext(), options)
     if writer.hasError() != QgsVectorFileWriter.NoError:
         raise QgsProcessingException(f"cannot write the prompts: {writer.errorMessage()}")
