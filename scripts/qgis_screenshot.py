@@ -43,7 +43,7 @@ def render(layers: list, extent, crs, width: int, height: int) -> QImage:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Render the two panels into ``--out``."""
+    """Parse the arguments, start QGIS, render the two panels into ``--out``."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--scene", required=True)
     parser.add_argument("--mask", required=True)
@@ -54,6 +54,14 @@ def main(argv: list[str] | None = None) -> int:
 
     app = QgsApplication([], False)
     app.initQgis()
+    try:
+        return screenshot(args)
+    finally:
+        app.exitQgis()
+
+
+def screenshot(args: argparse.Namespace) -> int:
+    """Load the layers (with their default styles) and write the PNG; 0 on success."""
     scene = QgsRasterLayer(args.scene, "scene")
     mask = QgsRasterLayer(args.mask, "mask")
     polygons = QgsVectorLayer(args.polygons, "polygons", "ogr")
@@ -84,7 +92,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: cannot write {args.out}", file=sys.stderr)
         return 1
     print(f"wrote {args.out} ({image.width()} x {image.height()})")
-    app.exitQgis()
     return 0
 
 

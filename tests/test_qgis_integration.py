@@ -111,10 +111,15 @@ def run_qgis_process(exe: str, env: dict, algorithm: str, **params) -> subproces
 
 LOAD_SCRIPT = r"""
 import json, sys
+from osgeo import gdal
 from qgis.core import QgsApplication, QgsRasterLayer, QgsVectorLayer
 app = QgsApplication([], False)
 app.initQgis()
 mask, polygons = sys.argv[1:3]
+messages = []  # what QGIS's GDAL says opening the GeoPackage ("may only be partially supported")
+gdal.PushErrorHandler(lambda cls, number, text: messages.append(text))
+gdal.OpenEx(polygons)
+gdal.PopErrorHandler()
 raster = QgsRasterLayer(mask, "mask")
 vector = QgsVectorLayer(polygons, "polygons", "ogr")
 renderer = raster.renderer()
@@ -126,6 +131,7 @@ print(json.dumps({
     "features": vector.featureCount(),
     "fill": list(vector.renderer().symbol().color().getRgb()),
     "styles": vector.listStylesInDatabase()[0],
+    "gdal_messages": messages,
 }))
 """
 
@@ -173,6 +179,7 @@ def test_qgis_process_segment_writes_what_the_cli_writes(
     assert info["classes"]["1"] == [30, 120, 255, 255]  # water blue
     assert info["fill"] == [30, 120, 255, 110]  # the GeoPackage's default style
     assert info["styles"] == 1
+    assert info["gdal_messages"] == []  # GeoPackage 1.2: no version warning in QGIS 3.22
 
 
 @pytest.mark.slow
