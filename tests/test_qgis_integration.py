@@ -211,11 +211,12 @@ def test_qgis_process_reports_a_bad_input_in_one_line(qgis_process, qgis_env, cr
     assert not (tmp_path / "o").exists() or list((tmp_path / "o").iterdir()) == []
 
 
-CANCEL_SCRIPT = r"""
+IN_PROCESS_SCRIPT = r"""
 import json, os, sys, time
 sys.path.insert(0, "/usr/share/qgis/python/plugins")
 sys.path.insert(0, os.environ["GEOFLOODSAM_TEST_PLUGINS"])
-from qgis.core import QgsApplication, QgsProcessingContext, QgsProcessingFeedback
+from qgis.core import (QgsApplication, QgsProcessingContext, QgsProcessingFeedback,
+                       QgsProcessingOutputLayerDefinition, QgsProcessingUtils, QgsProject)
 app = QgsApplication([], False)
 app.initQgis()
 from processing.core.Processing import Processing
@@ -225,41 +226,77 @@ provider = GeofloodsamProvider()  # kept referenced, as the plugin does
 QgsApplication.processingRegistry().addProvider(provider)
 alg = QgsApplication.processingRegistry().createAlgorithmById("geofloodsam:segment")
 
-class CancelAtFirstProgress(QgsProcessingFeedback):
+class Feedback(QgsProcessingFeedback):
     pid = None
+    progressed = None
+    cancel_at_first_progress = False
     def pushDebugInfo(self, info):
         if "pid" in info:
             self.pid = int(info.split()[-1])
         super().pushDebugInfo(info)
     def setProgress(self, progress):
         super().setProgress(progress)
-        self.progressed = time.time()
-        self.cancel()
+        if self.progressed is None:
+            self.progressed = time.time()
+        if self.cancel_at_first_progress:
+            self.cancel()
 
-scene, prompts, out = sys.argv[1:4]
-feedback = CancelAtFirstProgress()
-params = {"INPUT": scene, "PROMPTS": prompts, "TILE_SIZE": 512, "OVERLAP": 0,
-          "OUTPUT_MASK": os.path.join(out, "m.tif"),
-          "OUTPUT_POLYGONS": os.path.join(out, "p.gpkg")}
-results, ok = alg.run(params, QgsProcessingContext(), feedback)
+mode, scene, prompts, out = sys.argv[1:5]
+feedback = Feedback()
+feedback.cancel_at_first_progress = mode == "cancel"
+context = QgsProcessingContext()
+project = QgsProject.instance()
+context.setProject(project)
+params = {"INPUT": scene, "PROMPTS": prompts, "TILE_SIZE": 512, "OVERLAP": 0}
+for key, name in (("OUTPUT_MASK", "m.tif"), ("OUTPUT_POLYGONS", "p.gpkg")):
+    # as the Processing dialog does with "Open output file after running algorithm"
+    params[key] = QgsProcessingOutputLayerDefinition(os.path.join(out, name), project)
+results, ok = alg.run(params, context, feedback)
+loaded = {}
+if mode == "load":  # what Processing does with the results (processing/gui/Postprocessing.py)
+    for source, details in context.layersToLoadOnCompletion().items():
+        layer = QgsProcessingUtils.mapLayerFromString(source, context,
+                                                      typeHint=details.layerTypeHint)
+        if details.postProcessor():
+            details.postProcessor().postProcessLayer(layer, context, feedback)
+        renderer = layer.renderer()
+        colours = ([list(c.color.getRgb()) for c in renderer.classes()][:2]
+                   if hasattr(renderer, "classes") else [list(renderer.symbol().color().getRgb())])
+        loaded[os.path.basename(source)] = {"name": details.name, "colours": colours}
 print(json.dumps({"pid": feedback.pid, "cancelled": feedback.isCanceled(),
-                  "results": {k: str(v) for k, v in results.items()},
+                  "results": {k: str(v) for k, v in results.items()}, "loaded": loaded,
                   "stop_s": time.time() - feedback.progressed}))
 """
 
 
-@pytest.mark.slow
-def test_cancel_kills_the_geofloodsam_child(qgis_env, crop, tmp_path) -> None:
-    script = tmp_path / "cancel.py"
-    script.write_text(CANCEL_SCRIPT)
-    out = tmp_path / "out"
+def run_in_qgis(mode: str, qgis_env: dict, crop: dict, tmp_path: Path) -> dict:
+    """Run geofloodsam:segment inside QGIS's Python (mode 'cancel' or 'load')."""
+    script = tmp_path / "in_qgis.py"
+    script.write_text(IN_PROCESS_SCRIPT)
     done = subprocess.run(
-        [str(SYSTEM_PYTHON), str(script), str(crop["scene"]), str(crop["prompts"]), str(out)],
+        [str(SYSTEM_PYTHON), str(script), mode, str(crop["scene"]), str(crop["prompts"]),
+         str(tmp_path / "out")],
         env=qgis_env, capture_output=True, text=True, timeout=300,
     )
     assert done.returncode == 0, done.stderr
-    info = json.loads(done.stdout.strip().splitlines()[-1])
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_processing_loads_the_outputs_named_and_styled(qgis_env, crop, tmp_path) -> None:
+    info = run_in_qgis("load", qgis_env, crop, tmp_path)
+    assert not info["cancelled"] and set(info["results"]) == {"OUTPUT_MASK", "OUTPUT_POLYGONS"}
+    assert info["loaded"] == {
+        "m.tif": {"name": "river_scene flood mask",
+                  "colours": [[255, 255, 255, 0], [30, 120, 255, 255]]},  # dry clear, water
+        "p.gpkg": {"name": "river_scene flood polygons", "colours": [[30, 120, 255, 110]]},
+    }
+
+
+@pytest.mark.slow
+def test_cancel_kills_the_geofloodsam_child(qgis_env, crop, tmp_path) -> None:
+    info = run_in_qgis("cancel", qgis_env, crop, tmp_path)
     assert info["cancelled"] and info["pid"] and info["results"] == {}
     assert info["stop_s"] < 10  # killed, not left to finish
     assert not Path(f"/proc/{info['pid']}").exists()  # gone (and reaped)
-    assert list(out.iterdir()) == []  # no outputs, no work folder
+    assert list((tmp_path / "out").iterdir()) == []  # no outputs, no work folder

@@ -19,6 +19,7 @@ from qgis.core import (
     QgsProcessing,
     QgsProcessingAlgorithm,
     QgsProcessingException,
+    QgsProcessingLayerPostProcessorInterface,
     QgsProcessingOutputNumber,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterFolderDestination,
@@ -45,6 +46,28 @@ def raster_file(layer, what: str) -> str:
         raise QgsProcessingException(
             f"{what} must be a raster file on disk (GDAL), got {layer.source()!r}.")
     return source
+
+
+class DefaultStyle(QgsProcessingLayerPostProcessorInterface):
+    """Apply a loaded output's default style (Processing loads outputs without it).
+
+    The mask's is the ``.qml`` beside it, the polygons' the GeoPackage's ``layer_styles``.
+    """
+
+    def postProcessLayer(self, layer, context, feedback) -> None:
+        message, ok = layer.loadDefaultStyle()
+        if not ok:
+            feedback.pushInfo(f"{layer.name()}: no default style ({message})")
+        layer.triggerRepaint()
+
+    _instance = None
+
+    @classmethod
+    def shared(cls) -> DefaultStyle:
+        """The one instance: it must outlive the algorithm copy that set it (QGIS's rule)."""
+        if cls._instance is None:
+            cls._instance = cls()
+        return cls._instance
 
 
 class _Algorithm(QgsProcessingAlgorithm):
@@ -177,8 +200,9 @@ class SegmentAlgorithm(_Algorithm):
                           (self.OUTPUT_POLYGONS, "flood polygons")):
             dest = out_mask if key == self.OUTPUT_MASK else out_polygons
             if context.willLoadLayerOnCompletion(dest):
-                context.layerToLoadOnCompletionDetails(dest).name = (
-                    f"{Path(scene).stem} {name}")
+                details = context.layerToLoadOnCompletionDetails(dest)
+                details.name = f"{Path(scene).stem} {name}"
+                details.setPostProcessor(DefaultStyle.shared())
         return {self.OUTPUT_MASK: out_mask, self.OUTPUT_POLYGONS: out_polygons}
 
 
