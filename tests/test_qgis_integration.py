@@ -242,6 +242,15 @@ class Feedback(QgsProcessingFeedback):
             self.cancel()
 
 mode, scene, prompts, out = sys.argv[1:5]
+if mode == "setting":  # the provider's setting wins over the recorded environment
+    from processing.core.ProcessingConfig import ProcessingConfig
+    from geofloodsam import provider as module
+    before = module.command()
+    ProcessingConfig.setSettingValue(module.EXECUTABLE_SETTING, scene)
+    after = module.command()
+    ProcessingConfig.setSettingValue(module.EXECUTABLE_SETTING, "")  # the profile is shared
+    print(json.dumps({"before": before, "after": after, "reset": module.command()}))
+    sys.exit(0)
 feedback = Feedback()
 feedback.cancel_at_first_progress = mode == "cancel"
 context = QgsProcessingContext()
@@ -291,6 +300,13 @@ def test_processing_loads_the_outputs_named_and_styled(qgis_env, crop, tmp_path)
                   "colours": [[255, 255, 255, 0], [30, 120, 255, 255]]},  # dry clear, water
         "p.gpkg": {"name": "river_scene flood polygons", "colours": [[30, 120, 255, 110]]},
     }
+
+
+def test_provider_setting_chooses_the_executable(qgis_env, crop, tmp_path) -> None:
+    info = run_in_qgis("setting", qgis_env, crop, tmp_path)
+    assert info["before"] == [str(Path(sys.executable).absolute().parent / "geofloodsam")]
+    assert info["after"] == [str(crop["scene"])]  # any existing file: the setting is used as is
+    assert info["reset"] == info["before"]
 
 
 @pytest.mark.slow

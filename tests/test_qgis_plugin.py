@@ -90,9 +90,9 @@ def test_parse_progress(line, expected) -> None:
     assert runner.parse_progress(line) == expected
 
 
-def test_run_streams_progress_and_messages(fake_cli) -> None:
+def test_run_streams_progress_and_messages(fake_cli, tmp_path) -> None:
     seen, messages = [], []
-    out = runner.run(fake_cli, ["evaluate-raster", "p.tif", "t.tif", "-o", "never"],
+    out = runner.run(fake_cli, ["evaluate-raster", "p.tif", "t.tif", "-o", str(tmp_path / "r")],
                      on_progress=lambda d, f: seen.append((d, f)), on_message=messages.append)
     assert seen == [("evaluate-raster", 0.0), ("evaluate-raster", 1.0)]
     assert "a message on stderr" in messages and out == ["done on stdout"]
