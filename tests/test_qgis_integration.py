@@ -143,6 +143,18 @@ def test_qgis_process_lists_the_provider(qgis_process, qgis_env) -> None:
     assert "geofloodsam:evaluate_raster" in done.stdout
 
 
+def test_qgis_process_finds_the_plugin_under_qgis_custom_config_path(
+    qgis_process, qgis_env, tmp_path
+) -> None:
+    env = {**qgis_env, "QGIS_CUSTOM_CONFIG_PATH": str(tmp_path / "config"),
+           "HOME": str(tmp_path / "empty-home")}
+    done = subprocess.run([sys.executable, "-m", "geofloodsam", "qgis", "install"], env=env,
+                          capture_output=True, text=True)
+    assert done.returncode == 0 and str(tmp_path / "config" / "profiles") in done.stdout
+    listed = subprocess.run([qgis_process, "list"], env=env, capture_output=True, text=True)
+    assert "geofloodsam:segment" in listed.stdout, listed.stderr
+
+
 @pytest.mark.slow
 def test_qgis_process_segment_writes_what_the_cli_writes(
     qgis_process, qgis_env, crop, cli_outputs, tmp_path
