@@ -43,6 +43,7 @@ if mode == "hang":
     time.sleep(60)
 print("a message on stderr", file=sys.stderr)
 out = args[args.index("-o") + 1]
+print(f"river.tif: 1 km² of water -> {out}", file=sys.stderr)
 if args[0] == "segment" and mode != "nothing":
     stem = os.path.splitext(os.path.basename(args[1]))[0]
     for suffix in ("_mask.tif", "_mask.qml", "_flood.gpkg", "_run.json"):
@@ -183,12 +184,14 @@ def scene(tmp_path) -> Path:
 
 def test_segment_to_moves_the_outputs_to_the_chosen_paths(fake_cli, scene, tmp_path) -> None:
     mask, polys = tmp_path / "a" / "water.tif", tmp_path / "b" / "water.gpkg"
+    messages = []
     with tasks.work_folder(mask) as work:
         paths = tasks.segment_to(fake_cli, scene, mask, polys, work, None,
                                  {"decoder": "flood", "bands": "", "tile_size": 512,
-                                  "threshold": 0.4})
+                                  "threshold": 0.4}, on_message=messages.append)
         assert work.name.startswith(".geofloodsam-qgis-") and work.parent == mask.parent
     assert not work.exists()
+    assert f"river.tif: 1 km² of water -> {mask.parent}" in messages  # not the work folder
     assert paths == {"mask": str(mask), "style": str(mask.with_suffix(".qml")),
                      "polygons": str(polys)}
     assert mask.read_text().startswith("_mask.tif segment ")

@@ -100,6 +100,10 @@ def segment_to(
     _check_suffix(out_polygons, POLYGON_SUFFIXES, "OUTPUT_POLYGONS")
     if not Path(scene).is_file():
         raise RunError(f"INPUT {scene} is not a raster file on disk.")
+    on_message = callbacks.get("on_message")
+    if on_message is not None:  # the CLI names the work folder; the user knows the outputs'
+        callbacks["on_message"] = lambda line: on_message(
+            line.replace(str(workdir), str(out_mask.parent)))
     run(command, segment_args(scene, workdir, prompts, options or {}), **callbacks)
     stem = Path(scene).stem
     made = {
