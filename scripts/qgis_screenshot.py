@@ -15,7 +15,10 @@ polygons (the GeoPackage's default style: translucent blue). Rendered with
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+
+os.environ.setdefault("GDAL_PAM_ENABLED", "NO")  # no .aux.xml statistics beside the inputs
 
 from qgis.core import (
     QgsApplication,
