@@ -18,7 +18,7 @@ def same_layer(a: Path, b: Path) -> bool:
     """True when both GeoPackages hold the same features, in the same order."""
     import geopandas as gpd
 
-    fa, fb = gpd.read_file(a), gpd.read_file(b)
+    fa, fb = gpd.read_file(a, layer="flood"), gpd.read_file(b, layer="flood")
     return (
         list(fa.columns) == list(fb.columns)
         and list(fa.geometry.to_wkb()) == list(fb.geometry.to_wkb())

@@ -10,7 +10,9 @@ only the ones listed before it (``tests/test_layout.py`` checks this):
 
 ==================  =========================================================================
 ``errors``          the one-line user error (module)
+``progress``        progress bars, or JSON progress lines for the QGIS plugin (module)
 ``files``           atomic writes with one file mode, content hashes
+``qgis``            outputs styled for QGIS; the QGIS plugin (runs geofloodsam as a subprocess)
 ``geo``             every coordinate transform (pixel <-> model, world <-> pixel, CRS), areas
 ``raster``          reading scenes window by window, band selection, the scene-level stretch
 ``vector``          prompts from vector files, mask -> polygons -> GeoPackage

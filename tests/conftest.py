@@ -26,14 +26,24 @@ if MODELS.is_dir():
     os.environ.setdefault("GEOFLOODSAM_WEIGHTS_DIR", str(MODELS))
 
 
-def need(path: Path) -> Path:
-    """Return ``path`` if it exists; otherwise skip (locally) or fail (in CI)."""
-    if path.exists():
-        return path
-    reason = f"shared data {path} is absent (expected ../shared beside the repo)"
+def _absent(reason: str) -> None:
+    """Skip (locally) or fail (in CI: ``GEOFLOODSAM_REQUIRE_SHARED=1``) for a missing need."""
     if os.environ.get("GEOFLOODSAM_REQUIRE_SHARED") == "1":
         pytest.fail(reason + "; GEOFLOODSAM_REQUIRE_SHARED=1 forbids skipping")
     pytest.skip(reason)
+
+
+def need(path: Path) -> Path:
+    """Return ``path`` if it exists; otherwise skip (locally) or fail (in CI)."""
+    if not path.exists():
+        _absent(f"shared data {path} is absent (expected ../shared beside the repo)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def absent():
+    """``absent(reason)``: skip a test whose requirement (e.g. QGIS) is missing; fail in CI."""
+    return _absent
 
 
 @pytest.fixture(scope="session")

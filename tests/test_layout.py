@@ -14,8 +14,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "geofloodsam"
 
 #: bottom to top: each may import only itself and those before it
 LAYERS = (
-    "errors", "files", "geo", "raster", "vector", "weights", "model", "tiles", "stitch",
-    "datasets", "evaluation", "training", "segmentation", "cli",
+    "errors", "progress", "files", "qgis", "geo", "raster", "vector", "weights", "model",
+    "tiles", "stitch", "datasets", "evaluation", "training", "segmentation", "cli",
 )
 #: siblings that must not import each other although one is listed before the other
 APART = {"segmentation": ("datasets", "evaluation", "training")}

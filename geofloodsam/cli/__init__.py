@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "evaluate": "geofloodsam.cli.evaluate:evaluate",
     "evaluate-raster": "geofloodsam.cli.evaluate:evaluate_raster",
     "make-samples": "geofloodsam.cli.samples:make_samples",
+    "qgis": "geofloodsam.cli.qgis:qgis",
 }
 
 
@@ -52,5 +53,9 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="geofloodsam")
-def main() -> None:
+@click.option("--progress-format", type=click.Choice(["bar", "json"]), default="bar", hidden=True)
+def main(progress_format: str) -> None:
     """Map flood water in georeferenced imagery with Segment Anything (SAM)."""
+    from geofloodsam.progress import set_format
+
+    set_format(progress_format)  # json: one line per step on stderr (the QGIS plugin reads it)

@@ -118,7 +118,8 @@ def evaluate_raster(
     """
     from rasterio.enums import Resampling
     from rasterio.vrt import WarpedVRT
-    from tqdm.auto import tqdm
+
+    from geofloodsam.progress import tqdm_auto as tqdm
 
     water_values = np.asarray(list(truth_water_values), dtype=np.float64)
     if water_values.size == 0:

@@ -24,6 +24,7 @@ from geofloodsam.errors import GeofloodsamError
 from geofloodsam.files.atomic import replace_all
 from geofloodsam.files.hashing import sha256_file
 from geofloodsam.geo.area import row_pixel_areas
+from geofloodsam.qgis.style import write_mask_qml
 from geofloodsam.stitch.blend import Band, write_blended
 from geofloodsam.vector.polygonize import (
     BandPolygonizer,
@@ -81,6 +82,7 @@ def output_paths(outdir: Path, stem: str) -> dict[str, Path]:
     """Final output paths of a scene called ``stem`` in ``outdir``."""
     return {
         "mask": outdir / f"{stem}_mask.tif",
+        "style": outdir / f"{stem}_mask.qml",  # QGIS loads it as the mask's default style
         "prob": outdir / f"{stem}_prob.tif",
         "gpkg": outdir / f"{stem}_flood.gpkg",
         "run": outdir / f"{stem}_run.json",
@@ -169,6 +171,7 @@ def finish_scene(
     run_tmp = workdir / "run.json"
     run_tmp.write_text(json.dumps(record, indent=2) + "\n")
     moves = [(cogs["mask"], final["mask"]), (gpkg_tmp, final["gpkg"]), (run_tmp, final["run"])]
+    moves.insert(1, (write_mask_qml(workdir / "mask.qml"), final["style"]))
     if "prob" in cogs:
         moves.insert(1, (cogs["prob"], final["prob"]))
     replace_all(moves)

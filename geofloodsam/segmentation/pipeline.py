@@ -43,11 +43,11 @@ from typing import Any
 import click
 import rasterio
 import torch
-from tqdm import tqdm
 
 from geofloodsam.errors import GeofloodsamError
 from geofloodsam.model.decoders import DecoderSpec
 from geofloodsam.model.sam import PromptableModel
+from geofloodsam.progress import tqdm
 from geofloodsam.raster.scene import parse_stretch
 from geofloodsam.segmentation.config import SegmentConfig
 from geofloodsam.segmentation.outputs import RunInfo, SegmentResult, finish_scene

@@ -23,6 +23,7 @@ import rasterio.shutil
 from rasterio.enums import Resampling
 from rasterio.windows import Window
 
+from geofloodsam.qgis.style import style_mask
 from geofloodsam.raster.strips import row_strips, strip_rows
 from geofloodsam.tiles.grid import Tile, TileGrid
 from geofloodsam.tiles.store import TileStore
@@ -237,6 +238,7 @@ def write_blended(
     with ExitStack() as stack:
         profile = _profile(scene)
         mask_ds = stack.enter_context(rasterio.open(plain["mask"], "w", nodata=255, **profile))
+        style_mask(mask_ds)  # colour table: water blue, nodata clear (survives the COG copy)
         prob_ds = None
         if save_prob:
             prob_ds = stack.enter_context(rasterio.open(plain["prob"], "w", **profile))

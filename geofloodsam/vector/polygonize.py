@@ -25,6 +25,7 @@ from rasterio import features
 from scipy import ndimage
 
 from geofloodsam.geo.area import geodesic_areas, metres_to_crs_units
+from geofloodsam.qgis import style as qgis_style
 
 LAYER = "flood"
 #: dry columns that split a band into separately vectorised runs (fewer: one run)
@@ -228,4 +229,6 @@ def polygons_to_frame(
 
 def write_gpkg(frame, path: str | Path, layer: str = LAYER) -> None:
     """Write polygons (possibly none: a valid empty layer with its CRS) to a GeoPackage."""
-    frame.to_file(path, layer=layer, driver="GPKG", engine="pyogrio", geometry_type="Polygon")
+    frame.to_file(path, layer=layer, driver="GPKG", engine="pyogrio", geometry_type="Polygon",
+                  dataset_options=qgis_style.GPKG_OPTIONS)  # GeoPackage 1.2: QGIS 3.22 LTR
+    qgis_style.add_gpkg_style(path, layer)  # translucent blue by default in QGIS

@@ -34,7 +34,7 @@ from geofloodsam.tiles.work import EmbeddingKeeper, _dilated
 
 UTM = "EPSG:32614"
 ORIGIN = (500000.0, 5200000.0)
-OUTPUT_SUFFIXES = ("_mask.tif", "_flood.gpkg", "_run.json")
+OUTPUT_SUFFIXES = ("_mask.tif", "_mask.qml", "_flood.gpkg", "_run.json")
 
 
 # --------------------------------------------------------------------------- helpers

@@ -1,0 +1,148 @@
+"""What the Processing algorithms do, without QGIS: build the CLI call, run it, place outputs.
+
+``segment`` writes ``<stem>_mask.tif``, ``<stem>_mask.qml`` and ``<stem>_flood.gpkg`` into
+``-o OUTDIR``; :func:`segment_to` runs it into a hidden work folder beside the chosen mask
+path and moves the results to the paths the user chose (the style beside the mask), so a
+failed or cancelled run leaves nothing behind. Standard library only (runs in QGIS's Python).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from .runner import RunError, run
+
+MASK_SUFFIXES = (".tif", ".tiff")
+POLYGON_SUFFIXES = (".gpkg",)
+#: segment options -> CLI flags
+SEGMENT_FLAGS = {
+    "decoder": "--decoder",
+    "bands": "--bands",
+    "tile_size": "--tile-size",
+    "overlap": "--overlap",
+    "threshold": "--threshold",
+    "min_area": "--min-area",
+    "device": "--device",
+}
+
+
+@contextlib.contextmanager
+def work_folder(beside: str | Path) -> Iterator[Path]:
+    """A hidden temporary folder in the folder of ``beside`` (created), removed afterwards."""
+    parent = Path(beside).absolute().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        path = Path(tempfile.mkdtemp(prefix=".geofloodsam-qgis-", dir=parent))
+    except OSError as exc:
+        raise RunError(f"cannot write to {parent} ({exc.strerror or exc}): choose another "
+                       "output folder.") from None
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _check_suffix(path: Path, allowed: tuple[str, ...], what: str) -> None:
+    if path.suffix.lower() not in allowed:
+        raise RunError(f"{what} must be a {' or '.join(allowed)} file, got {path.name}.")
+
+
+def segment_args(
+    scene: str | Path, outdir: str | Path, prompts: str | Path | None, options: dict[str, Any]
+) -> list[str]:
+    """The ``segment`` arguments for ``scene`` into ``outdir`` with ``options``."""
+    args = ["segment", str(scene), "-o", str(outdir)]
+    if prompts is not None:
+        args += ["--prompts", str(prompts)]
+    for key, value in options.items():
+        if key not in SEGMENT_FLAGS:
+            raise ValueError(f"unknown segment option {key!r}")
+        if value is None or value == "":
+            continue
+        args += [SEGMENT_FLAGS[key], str(value)]
+    return args
+
+
+def _move(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.replace(src, dst)
+    except OSError:  # another file system
+        tmp = dst.with_name(f".{dst.name}.geofloodsam-tmp")
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+
+
+def segment_to(
+    command: list[str],
+    scene: str | Path,
+    out_mask: str | Path,
+    out_polygons: str | Path,
+    workdir: str | Path,
+    prompts: str | Path | None = None,
+    options: dict[str, Any] | None = None,
+    **callbacks: Callable,
+) -> dict[str, str]:
+    """Segment ``scene`` in ``workdir``; move the mask, its style and polygons into place.
+
+    ``callbacks`` go to :func:`~geofloodsam.qgis.plugin.runner.run`. Returns the paths
+    ``{"mask", "style", "polygons"}``.
+    """
+    out_mask, out_polygons, workdir = Path(out_mask), Path(out_polygons), Path(workdir)
+    _check_suffix(out_mask, MASK_SUFFIXES, "OUTPUT_MASK")
+    _check_suffix(out_polygons, POLYGON_SUFFIXES, "OUTPUT_POLYGONS")
+    if not Path(scene).is_file():
+        raise RunError(f"INPUT {scene} is not a raster file on disk.")
+    on_message = callbacks.get("on_message")
+    if on_message is not None:  # the CLI names the work folder; the user knows the outputs'
+        callbacks["on_message"] = lambda line: on_message(
+            line.replace(str(workdir), str(out_mask.parent)))
+    run(command, segment_args(scene, workdir, prompts, options or {}), **callbacks)
+    stem = Path(scene).stem
+    made = {
+        "mask": workdir / f"{stem}_mask.tif",
+        "style": workdir / f"{stem}_mask.qml",
+        "polygons": workdir / f"{stem}_flood.gpkg",
+    }
+    missing = [p.name for p in made.values() if not p.is_file()]
+    if missing:
+        raise RunError(f"geofloodsam segment finished but wrote no {', '.join(missing)}.")
+    final = {
+        "mask": out_mask,
+        "style": out_mask.with_suffix(".qml"),
+        "polygons": out_polygons,
+    }
+    for key in ("polygons", "style", "mask"):  # the mask last: it is what a reader looks for
+        _move(made[key], final[key])
+    return {k: str(v) for k, v in final.items()}
+
+
+def evaluate_to(
+    command: list[str],
+    prediction: str | Path,
+    truth: str | Path,
+    out_dir: str | Path,
+    **callbacks: Callable,
+) -> dict[str, float]:
+    """Score ``prediction`` against ``truth`` into ``out_dir``; return metrics.csv's figures."""
+    for what, path in (("PREDICTION", prediction), ("TRUTH", truth)):
+        if not Path(path).is_file():
+            raise RunError(f"{what} {path} is not a raster file on disk.")
+    run(command, ["evaluate-raster", str(prediction), str(truth), "-o", str(out_dir)],
+        **callbacks)
+    with open(Path(out_dir) / "metrics.csv", newline="", encoding="utf-8") as f:
+        row = next(csv.DictReader(f))
+    out = {}
+    for key, value in row.items():
+        try:
+            out[key] = float(value)
+        except (TypeError, ValueError):
+            continue
+    return out
