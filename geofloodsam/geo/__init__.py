@@ -2,7 +2,7 @@
 
 - :mod:`~geofloodsam.geo.transforms`: pixel <-> SAM's 1024 model frame, world <-> pixel
   through the affine transform, reprojecting geometries between CRSs (densified edges, never
-  two corners).
+  two corners), and the one "inside the raster" rule for points and boxes.
 - :mod:`~geofloodsam.geo.area`: the one area convention (geodesic m²) and metres in CRS units.
 
 May import: ``errors``, ``files``.

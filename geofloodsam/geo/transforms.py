@@ -102,3 +102,26 @@ def reproject_geometries(geoms, src_crs, dst_crs, densify_points: int = 21):
     if lines.any():
         values[lines] = shapely.segmentize(values[lines], extent[lines] / (densify_points - 1))
     return gpd.GeoSeries(values, crs=src_crs).to_crs(dst_crs)
+
+
+# --------------------------------------------------------------------------- inside the raster
+def pixels_inside(cols: np.ndarray, rows: np.ndarray, width: int, height: int) -> np.ndarray:
+    """The one "inside the raster" rule for points: finite and in ``[0, width) x [0, height)``."""
+    cols, rows = np.asarray(cols, np.float64), np.asarray(rows, np.float64)
+    return (
+        np.isfinite(cols) & np.isfinite(rows)
+        & (cols >= 0) & (cols < width) & (rows >= 0) & (rows < height)
+    )
+
+
+def clip_box(bounds, width: int, height: int) -> np.ndarray | None:
+    """... and for boxes: ``x0, y0, x1, y1`` (pixels) clipped to the raster, or ``None``
+    when no area of it is inside."""
+    bounds = np.asarray(bounds, np.float64)
+    if not np.isfinite(bounds).all():
+        return None
+    x0, y0 = max(bounds[0], 0.0), max(bounds[1], 0.0)
+    x1, y1 = min(bounds[2], float(width)), min(bounds[3], float(height))
+    if x1 <= x0 or y1 <= y0:
+        return None
+    return np.array([x0, y0, x1, y1], dtype=np.float64)

@@ -253,8 +253,8 @@ class Assignment:
 def features_inside(geoms, scene: SceneInfo) -> np.ndarray:
     """(N,) bool: which geometries (already in ``scene.crs``) lie inside the scene.
 
-    Same rule as :func:`geofloodsam.vector.prompts.read_prompts`: a point feature needs one vertex
-    in ``[0, width) x [0, height)`` pixels, a polygon's pixel bounds must overlap the raster.
+    The rule of :func:`geofloodsam.vector.prompts.read_prompts`, from
+    :mod:`geofloodsam.geo.transforms` (``pixels_inside``, ``clip_box``).
     """
     values = np.asarray(list(geoms), dtype=object)
     out = np.zeros(len(values), dtype=bool)
@@ -264,15 +264,10 @@ def features_inside(geoms, scene: SceneInfo) -> np.ndarray:
         xy = shapely.get_coordinates(geom)
         cols, rows = transforms.world_to_pixel(scene.transform, xy[:, 0], xy[:, 1])
         if geom.geom_type in POINT_TYPES:
-            ok = np.isfinite(cols) & np.isfinite(rows)
-            ok &= (cols >= 0) & (cols < scene.width) & (rows >= 0) & (rows < scene.height)
-            out[i] = bool(ok.any())
+            out[i] = bool(transforms.pixels_inside(cols, rows, scene.width, scene.height).any())
         else:
-            if not (np.isfinite(cols).all() and np.isfinite(rows).all()):
-                continue
-            x0, x1 = max(cols.min(), 0.0), min(cols.max(), float(scene.width))
-            y0, y1 = max(rows.min(), 0.0), min(rows.max(), float(scene.height))
-            out[i] = x0 < x1 and y0 < y1
+            bounds = (cols.min(), rows.min(), cols.max(), rows.max())
+            out[i] = transforms.clip_box(bounds, scene.width, scene.height) is not None
     return out
 
 

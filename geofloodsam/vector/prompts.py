@@ -264,18 +264,14 @@ def _assemble(path, gdf, geoms, labels, groups, to_pixel, width, height, source_
         members.setdefault(oid, []).append(i)
         pixel_geom = shapely.transform(geom, to_pixel)
         if geom.geom_type in BOX_TYPES:
-            box = _clip_box(np.asarray(pixel_geom.bounds, dtype=np.float64), width, height)
+            box = transforms.clip_box(pixel_geom.bounds, width, height)
             if box is None:
                 outside[i] = True
             else:
                 boxes[oid] = box
             continue
         xy = shapely.get_coordinates(pixel_geom).astype(np.float64)
-        inside = (
-            np.isfinite(xy).all(axis=1)
-            & (xy[:, 0] >= 0) & (xy[:, 0] < width)
-            & (xy[:, 1] >= 0) & (xy[:, 1] < height)
-        )
+        inside = transforms.pixels_inside(xy[:, 0], xy[:, 1], width, height)
         if not inside.any():
             outside[i] = True
             continue
@@ -308,13 +304,3 @@ def _assemble(path, gdf, geoms, labels, groups, to_pixel, width, height, source_
         )
     return PromptSet(objects, len(gdf), int(outside.sum()), source_crs, feature_objects)
 
-
-def _clip_box(bounds: np.ndarray, width: int, height: int) -> np.ndarray | None:
-    """Clip x0, y0, x1, y1 to the raster; None if nothing of it is inside."""
-    if not np.isfinite(bounds).all():
-        return None
-    x0, y0 = max(bounds[0], 0.0), max(bounds[1], 0.0)
-    x1, y1 = min(bounds[2], float(width)), min(bounds[3], float(height))
-    if x1 <= x0 or y1 <= y0:
-        return None
-    return np.array([x0, y0, x1, y1], dtype=np.float64)
