@@ -251,6 +251,19 @@ def test_one_point_maps_the_whole_lake_across_tiles(tmp_path, big_lake) -> None:
     assert res.record["tiles"]["waves"] > 1
 
 
+def test_water_area_is_the_same_in_run_json_and_evaluate_raster(tmp_path, big_lake) -> None:
+    """One area convention: the mask scored against itself reports run.json's water area."""
+    from geofloodsam.evaluation.raster import evaluate_raster
+
+    scene, _ = big_lake
+    prompts = write_points(tmp_path / "p.geojson", [(330.5, 290.5)])
+    res = segment(scene, prompts, tmp_path / "out", tile_size=192, overlap=48,
+                  sam_model=OracleModel(), quiet=True)
+    score = evaluate_raster(res.mask_path, res.mask_path, (1,), progress=False)
+    assert res.water_area_m2 > 0
+    assert score.pred_water_m2 == pytest.approx(res.water_area_m2, rel=1e-9)
+
+
 def test_box_larger_than_a_tile_maps_everything_in_it(tmp_path, big_lake) -> None:
     scene, water = big_lake
     t = from_origin(*ORIGIN, 10.0, 10.0)
