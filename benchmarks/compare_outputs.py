@@ -34,10 +34,9 @@ def same_pixels(a: Path, b: Path) -> bool:
     import rasterio
 
     with rasterio.open(a) as ra, rasterio.open(b) as rb:
-        return (
-            (ra.crs, ra.transform, ra.nodata, ra.shape) == (rb.crs, rb.transform, rb.nodata, rb.shape)
-            and np.array_equal(ra.read(), rb.read())
-        )
+        grid_a = (ra.crs, ra.transform, ra.nodata, ra.shape)
+        grid_b = (rb.crs, rb.transform, rb.nodata, rb.shape)
+        return grid_a == grid_b and np.array_equal(ra.read(), rb.read())
 
 
 def main() -> int:
