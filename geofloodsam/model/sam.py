@@ -304,18 +304,7 @@ class SamModel:
     ) -> Prediction:
         """Decode N prompts on one embedding; logits come back at the image's resolution.
 
-        Shapes (N prompts, K points per prompt, pixel coordinates of the image given to
-        ``encode``: x = column, y = row, pixel centres at +0.5):
-
-        - ``points``: (N, K, 2) float xy; ``point_labels``: (N, K) int, 1 water, 0 not
-          water, -1 padding (prompts with fewer points).
-        - ``boxes``: (N, 4) float ``x0, y0, x1, y1``.
-        - ``mask_input``: (N, 1, 256, 256) float low-resolution logits (SAM's dense prompt).
-        - ``multimask``: 3 candidate masks per prompt (C = 3) instead of one (C = 1).
-
-        Returns a :class:`Prediction`: ``logits`` (N, C, H, W) float32 at the image's size,
-        water where > 0 (upscaled on first use); ``iou`` (N, C) predicted IoU; ``low_res``
-        (N, C, 256, 256); ``best_logits()`` (N, H, W), upscaling only the best mask of each.
+        Shapes and the returned :class:`Prediction`: see :meth:`PromptableModel.decode`.
         """
         prompts = self.prompt_tensors(
             embedding.original_size, points, point_labels, boxes, mask_input
