@@ -3,8 +3,9 @@
 Once a scene has no more waves, :func:`finish_scene` blends its tile store row band by row
 band into the mask (and probability) COGs while the bands feed the polygonizer and the
 water area, writes the GeoPackage and ``run.json`` under temporary names in the scene's
-work folder, and renames them all into OUTDIR at the very end (a failure removes what was
-already renamed).
+work folder, and renames them all into OUTDIR at the very end with
+:func:`~geofloodsam.files.atomic.replace_all`: every target is checked first and a failure
+puts back the previous outputs exactly as they were.
 """
 
 from __future__ import annotations

@@ -16,8 +16,10 @@ from pathlib import Path
 import click
 
 from geofloodsam.errors import GeofloodsamError
+from geofloodsam.files.atomic import check_targets
 from geofloodsam.raster.scene import Scene, Stretch, compute_stretch
 from geofloodsam.segmentation.config import SegmentConfig
+from geofloodsam.segmentation.outputs import output_paths
 from geofloodsam.segmentation.scenes import (
     assign_features,
     check_output_stems,
@@ -62,6 +64,7 @@ def plan_scene(
         out = Path(outdir) if outdir is not None else Path(sc.path).resolve().parent
         created = prepare_outdir(out)
         try:
+            check_targets(list(output_paths(out, Path(sc.path).stem).values()))
             grid = TileGrid(sc.width, sc.height, config.tile_size, config.overlap)
             st = compute_stretch(sc, stretch_spec)
             prompt_set = read_prompt_set(sc)

@@ -604,3 +604,57 @@ def test_naip_scene_end_to_end_through_the_cli(tmp_path, shared, mobile_sam_path
     precision = scores(mask, ndwi_water)["precision"]
     print(f"NAIP: {len(frame)} polygons, precision against NDWI water {precision:.3f}")
     assert precision > 0.9  # measured 0.973: what SAM maps is open water
+
+
+# --------------------------------------------------------------------------- never lose results
+def _previous_outputs(out: Path, stem: str) -> dict[str, bytes]:
+    """Outputs of an earlier run (made-up bytes), to check that a failed run keeps them."""
+    out.mkdir(parents=True, exist_ok=True)
+    old = {}
+    for suffix in ("_mask.tif", "_mask.qml", "_flood.gpkg"):
+        (out / f"{stem}{suffix}").write_bytes(f"previous {suffix}".encode())
+        old[stem + suffix] = f"previous {suffix}".encode()
+    return old
+
+
+def test_a_folder_at_run_json_is_a_one_line_error_before_the_run(tmp_path, monkeypatch) -> None:
+    w, h = 120, 100
+    scene = write_raster(tmp_path / "s.tif", dark_scene(w, h, ellipse(w, h, 60, 50, 30, 20)))
+    prompts = write_points(tmp_path / "p.geojson", [(60.5, 50.5)])
+    out = tmp_path / "out"
+    old = _previous_outputs(out, "s")
+    (out / "s_run.json").mkdir()
+
+    def no_model(*a, **k):
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr("geofloodsam.model.sam.load_model", no_model)
+    result = CliRunner().invoke(main, ["segment", str(scene), "-p", str(prompts), "-o", str(out),
+                                       "--quiet"])
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and "in the way" in lines[0]
+    assert {n: (out / n).read_bytes() for n in old} == old
+    assert leftovers(out) == sorted([*old, "s_run.json"])
+
+
+def test_a_last_rename_failing_keeps_the_previous_outputs(tmp_path, big_lake, monkeypatch) -> None:
+    scene, _ = big_lake
+    prompts = write_points(tmp_path / "p.geojson", [(330.5, 290.5)])
+    out = tmp_path / "out"
+    stem = Path(scene).stem
+    old = _previous_outputs(out, stem)
+    from geofloodsam.segmentation import outputs
+
+    real = outputs.write_gpkg
+
+    def write_then_block(frame, path, *a, **k):  # something appears at run.json mid-run
+        real(frame, path, *a, **k)
+        (out / f"{stem}_run.json").mkdir()
+
+    monkeypatch.setattr(outputs, "write_gpkg", write_then_block)
+    with pytest.raises(GeofloodsamError, match="in the way"):
+        segment(scene, prompts, out, tile_size=256, overlap=64, sam_model=OracleModel(),
+                quiet=True)
+    assert {n: (out / n).read_bytes() for n in old} == old
+    assert leftovers(out) == sorted([*old, f"{stem}_run.json"])
