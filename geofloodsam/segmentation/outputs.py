@@ -118,10 +118,23 @@ def finish_scene(
 
     config = plan.config
     with Scene.open(plan.path, config.bands) as sc:
+        blank = len(stats.featureless_tiles)
+        if stats.tiles_encoded == 0 and blank:
+            raise GeofloodsamError(
+                f"{sc.path} shows nothing to segment: every tile looked at ({blank}) is one "
+                f"colour in bands {','.join(map(str, sc.bands))} after the stretch; check the "
+                "file and --bands, or give --stretch MIN,MAX."
+            )
         if plan.prompt_set is None and stats.tiles_encoded == 0:
             raise GeofloodsamError(
                 f"every tile of {sc.path} is nodata in bands {','.join(map(str, sc.bands))}: "
                 "nothing to segment; check the file and --bands."
+            )
+        if blank:
+            click.echo(
+                f"Warning: {blank} tile(s) of {sc.path} are one colour after the stretch "
+                "(featureless): not segmented, mapped dry.",
+                err=True,
             )
         if stats.capped_objects and not quiet:
             ids = sorted(plan.objects[k].object_id for k in stats.capped_objects)
@@ -248,6 +261,7 @@ def _record(sc, plan: ScenePlan, info, stats, water, n_polygons, final, cogs, ti
             "prompt_decodes": stats.prompt_decodes,
             "waves": stats.waves,
             "skipped_nodata": stats.skipped_nodata_tiles,
+            "featureless": len(stats.featureless_tiles),
             "capped_objects": len(stats.capped_objects),
         },
         "timings": {k: round(float(v), 4) for k, v in timings.items()},

@@ -33,6 +33,9 @@ from geofloodsam.tiles.grid import TileGrid
 from geofloodsam.tiles.work import SceneSpec, Seed
 from geofloodsam.vector.prompts import PromptSet, read_prompts
 
+#: a scene narrower than this (pixels, either side) holds no shape SAM could segment
+MIN_SCENE_SIDE = 16
+
 
 @dataclass
 class ScenePlan:
@@ -60,6 +63,11 @@ def plan_scene(
 ) -> ScenePlan:
     """Open and check ``scene``, prepare its output folder, seed its tiles."""
     with Scene.open(scene, config.bands) as sc:
+        if min(sc.width, sc.height) < MIN_SCENE_SIDE:
+            raise GeofloodsamError(
+                f"raster {sc.path} is {sc.width}x{sc.height} pixels: too small to segment "
+                f"(SAM needs at least {MIN_SCENE_SIDE} pixels a side); give a larger scene."
+            )
         config = config.for_scene(sc.bands)
         out = Path(outdir) if outdir is not None else Path(sc.path).resolve().parent
         created = prepare_outdir(out)
@@ -78,13 +86,14 @@ def plan_scene(
         )
 
 
-def one_scene_prompts(prompts, prompts_crs):
+def one_scene_prompts(prompts, prompts_crs, prompts_layer=None):
     """Prompt reader of a single-scene run: features outside the raster are warned about."""
     def read(sc):
         if prompts is None:
             return None
         prompt_set = read_prompts(
-            prompts, sc.crs, sc.transform, sc.width, sc.height, prompts_crs=prompts_crs
+            prompts, sc.crs, sc.transform, sc.width, sc.height, prompts_crs=prompts_crs,
+            layer=prompts_layer,
         )
         if prompt_set.n_outside:
             click.echo(
@@ -108,7 +117,7 @@ def plan_scenes(
     chosen = list(paths)
     read = one_scene_prompts(None, None)  # promptless: every scene, no prompt set
     if prompts is not None:
-        frame = read_prompt_frame(prompts, prompts_crs)
+        frame = read_prompt_frame(prompts, prompts_crs, config.prompts_layer)
         assignment = assign_features(frame, infos, warn=False)
         if assignment.outside.size:
             click.echo(

@@ -201,6 +201,7 @@ class EngineStats:
     prompt_decodes: int = 0
     waves: int = 0
     skipped_nodata_tiles: int = 0
+    featureless_tiles: set = field(default_factory=set)  # one colour: left dry, not decoded
     capped_objects: set = field(default_factory=set)
     read_s: float = 0.0
     encoder_s: float = 0.0
@@ -297,6 +298,8 @@ class TileEngine:
         for task, tile in zip(job.tasks, result.tiles, strict=True):
             if tile.encoding == "skipped":
                 stats.skipped_nodata_tiles += 1
+            elif tile.encoding == "featureless":
+                stats.featureless_tiles.add(task.index)
             elif tile.encoding == "new":
                 stats.tiles_encoded += 1
                 if job.keep:
@@ -398,12 +401,13 @@ def build_seeds(grid: TileGrid, prompt_set) -> tuple[dict[int, ObjectInfo], dict
     for k, obj in enumerate(prompt_set.objects, start=1):
         if obj.kind == "box":
             objects[k] = ObjectInfo(int(obj.object_id), "box")
-            per_tile = box_seeds(grid, k, obj.box)
+            parts = [box_seeds(grid, k, part) for part in obj.boxes]  # one per polygon part
         else:
             negatives = obj.points[obj.labels != 1]
             objects[k] = ObjectInfo(int(obj.object_id), "point", negatives)
-            per_tile = point_seeds(grid, k, obj.points, obj.labels)
-        for index, seed in per_tile.items():
-            seeds.setdefault(index, []).append(seed)
+            parts = [point_seeds(grid, k, obj.points, obj.labels)]
+        for per_tile in parts:
+            for index, seed in per_tile.items():
+                seeds.setdefault(index, []).append(seed)
     return objects, seeds
 

@@ -85,7 +85,9 @@ class TileResult:
 
     probs: np.ndarray | None  # (S, h, w) float32 water probability of each seed
     connected: dict[int, np.ndarray]  # seed position -> (h, w) water connected to its points
-    encoding: str  # "new", "kept" (embedding reused), "again" (encoded again), "skipped"
+    #: "new", "kept" (embedding reused), "again" (encoded again), "skipped" (no valid
+    #: pixel), "featureless" (one colour after the stretch: nothing SAM could tell apart)
+    encoding: str
 
 
 @dataclass
@@ -222,6 +224,9 @@ def _embeddings(model, scene, stretch, job: ChunkJob, keeper: EmbeddingKeeper, o
         if job.skip_nodata and not task.revisit and not valid.any():
             how[k] = "skipped"
             continue
+        if featureless(rgb, valid):  # SAM calls a blank image all water: map it dry
+            how[k] = "featureless"
+            continue
         (again if task.revisit else new).append((k, rgb))
     out.read_s += time.perf_counter() - t0
     for group in (new, again):  # new tiles in one batch, as in a run that never forgets
@@ -241,6 +246,20 @@ def _embeddings(model, scene, stretch, job: ChunkJob, keeper: EmbeddingKeeper, o
                 keeper.put(job.tasks[k].key, emb)
             found[k] = emb
     return list(zip(found, how, strict=True))
+
+
+def featureless(rgb: np.ndarray, valid: np.ndarray) -> bool:
+    """Whether the valid pixels of a tile are all one colour (nothing to segment).
+
+    A blank tile (all zeros, a constant band after the stretch) is mapped by SAM as one
+    object covering everything; such tiles are left dry and counted instead.
+    """
+    pixels = rgb.reshape(-1, rgb.shape[-1])
+    if not valid.all():
+        pixels = pixels[valid.reshape(-1)]
+    if len(pixels) == 0:
+        return False
+    return bool((pixels.min(axis=0) == pixels.max(axis=0)).all())
 
 
 def decode_seeds(model, emb: Embedding, seeds: list[Seed], out: ChunkResult) -> np.ndarray:
