@@ -298,17 +298,18 @@ def _check_dataset(path: Path, ds, bands: tuple[int, ...] | None) -> tuple[int, 
         )
     if ds.count == 0:
         raise GeofloodsamError(f"raster {path} has no bands: give a raster with data.")
+    no_transform = ds.transform.is_identity or not _is_invertible(ds.transform)
+    if no_transform and ds.gcps[0]:
+        raise GeofloodsamError(
+            f"raster {path} is georeferenced by ground control points only, not by a "
+            "geotransform: warp it first (gdalwarp -r bilinear IN OUT)."
+        )
     if ds.crs is None:
         raise GeofloodsamError(
             f"raster {path} has no CRS: georeference it first "
             "(e.g. gdal_edit.py -a_srs EPSG:XXXX, or gdalwarp)."
         )
-    if ds.transform.is_identity or not _is_invertible(ds.transform):
-        if ds.gcps[0]:
-            raise GeofloodsamError(
-                f"raster {path} is georeferenced by ground control points only, not by a "
-                "geotransform: warp it first (gdalwarp -r bilinear IN OUT)."
-            )
+    if no_transform:
         raise GeofloodsamError(
             f"raster {path} has a CRS but no geotransform (pixel size and origin): its "
             "pixels cannot be placed on the map; set one with gdal_translate -a_ullr or "
