@@ -315,15 +315,19 @@ class TileEngine:
         """Merge a tile's probabilities into the store; seed the neighbours objects reach."""
         self.stats.tile_decodes += 1
         t0 = time.perf_counter()
-        for seed, prob in zip(seeds, result.probs, strict=True):
-            self.store.update(tile, seed.obj, prob)
+        for seed, crop in zip(seeds, result.probs, strict=True):
+            self.store.update_crop(tile, seed.obj, crop.r0, crop.c0, crop.data)
         self.stats.store_s += time.perf_counter() - t0
         t0 = time.perf_counter()
+        sides = self.grid.neighbours(tile)
         for k, seed in enumerate(seeds):
             self._object_tiles.setdefault(seed.obj, set()).add(tile.index)
-            if k in result.connected:
-                for n_index, grown in self._grow(tile, seed.obj, result.connected[k]):
-                    _add_seed(self._grown, n_index, grown)
+            water = result.connected.get(k)
+            if water is None or not _reaches(water, tile, sides):
+                continue  # water that touches no edge shared with a neighbour grows nowhere
+            full = water.full((tile.height, tile.width))
+            for n_index, grown in self._grow(tile, seed.obj, full):
+                _add_seed(self._grown, n_index, grown)
         self.stats.propagate_s += time.perf_counter() - t0
 
     def _grow(self, tile: Tile, obj: int, water: np.ndarray) -> list[tuple[int, Seed]]:
@@ -368,6 +372,19 @@ class TileEngine:
                     Seed(seed.obj, pts, labs, propagate=True, carried=True)
                 )
         return out
+
+
+def _reaches(water, tile: Tile, sides: dict) -> bool:
+    """Whether a water crop touches an edge of ``tile`` on a side that has a neighbour."""
+    if water.data.size == 0 or not water.data.any():
+        return False
+    h, w = tile.height, tile.width
+    return (
+        ("top" in sides and water.r0 == 0 and water.data[0].any())
+        or ("bottom" in sides and water.r1 == h and water.data[-1].any())
+        or ("left" in sides and water.c0 == 0 and water.data[:, 0].any())
+        or ("right" in sides and water.c1 == w and water.data[:, -1].any())
+    )
 
 
 def _add_seed(pending: dict[int, list[Seed]], index: int, seed: Seed) -> None:
