@@ -7,6 +7,8 @@ run is ``segment`` with the real MobileSAM weights (pretrained decoder, tiles 10
 256) in a *fresh subprocess* that reports its own peak RSS (``resource.getrusage``), with the
 model loaded before the run (its load time and the imports are printed apart, not counted).
 Target (issue 13): 10,000 points in a 4096² scene in under 5 minutes and 1.5 GB on the CPU.
+Also printed: the CPU seconds of the run (user + system) and the 1-minute load average at its
+end, since wall time on a shared machine depends on what else runs.
 
     python benchmarks/prompt_scale_benchmark.py --points 1000 10000 \
         --checkpoint ../shared/models/mobile_sam.pt
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -62,6 +65,7 @@ def child(args: argparse.Namespace) -> None:
         )
 
     t0 = time.perf_counter()
+    before = resource.getrusage(resource.RUSAGE_SELF)
     if args.profile:
         import cProfile
         import pstats
@@ -73,6 +77,8 @@ def child(args: argparse.Namespace) -> None:
     else:
         res = run()
     wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_s = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     rec = res.record
     t = rec["timings"]
     print(json.dumps({
@@ -80,6 +86,8 @@ def child(args: argparse.Namespace) -> None:
         "objects": rec["prompts"]["objects"],
         "size": rec["scene"]["width"],
         "seconds": wall,
+        "cpu_s": cpu_s,
+        "load_avg_1min": os.getloadavg()[0],
         "encoder_s": t["encoder_s"],
         "decode_s": t["decode_s"],
         "propagate_s": t["propagate_s"],
@@ -139,7 +147,8 @@ def main() -> None:
         r = json.loads(out.stdout.strip().splitlines()[-1])
         results.append(r)
         print(
-            f"{r['points']} points ({r['objects']} objects) in {r['size']}²: {r['seconds']:.1f} s, "
+            f"{r['points']} points ({r['objects']} objects) in {r['size']}²: {r['seconds']:.1f} s "
+            f"(CPU {r['cpu_s']:.1f} s, load average {r['load_avg_1min']:.1f}), "
             f"peak RSS {r['peak_rss_mb']:.0f} MB; encoder {r['encoder_s']:.1f} s, decoder "
             f"{r['decode_s']:.1f} s, propagation {r['propagate_s']:.1f} s, tile store "
             f"{r['tile_store_s']:.1f} s, stitch+write {r['stitch_write_s']:.1f} s, vectorize "

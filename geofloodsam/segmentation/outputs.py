@@ -259,6 +259,7 @@ def _record(sc, plan: ScenePlan, info, stats, water, n_polygons, final, cogs, ti
             "encoded": stats.tiles_encoded,
             "decoded": stats.tile_decodes,
             "prompt_decodes": stats.prompt_decodes,
+            "covered_seeds": stats.covered_seeds,
             "waves": stats.waves,
             "skipped_nodata": stats.skipped_nodata_tiles,
             "featureless": len(stats.featureless_tiles),

@@ -199,6 +199,7 @@ class EngineStats:
     tiles_reencoded: int = 0  # encoded again by a worker that did not keep the embedding
     tile_decodes: int = 0
     prompt_decodes: int = 0
+    covered_seeds: int = 0  # point seeds inside water their tile already mapped: not decoded
     waves: int = 0
     skipped_nodata_tiles: int = 0
     featureless_tiles: set = field(default_factory=set)  # one colour: left dry, not decoded
@@ -293,6 +294,7 @@ class TileEngine:
         stats.decode_s += result.decode_s
         stats.propagate_s += result.propagate_s
         stats.prompt_decodes += result.prompt_decodes
+        stats.covered_seeds += result.covered_seeds
         stats.task_seconds.append(float(outcome.seconds))
         stats.task_workers.append(str(outcome.worker))
         for task, tile in zip(job.tasks, result.tiles, strict=True):

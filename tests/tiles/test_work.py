@@ -54,7 +54,8 @@ def _seeds(n: int) -> list[Seed]:
         if k % 3 == 2:
             seeds.append(Seed(k + 1, box=np.array([0.0, 0.0, W, H])))
         else:
-            seeds.append(Seed(k + 1, pts, np.array([1, 1]), propagate=True, carried=k % 3 == 1))
+            # a negative point: never skipped as covered (see the test below)
+            seeds.append(Seed(k + 1, pts, np.array([1, 0]), propagate=True, carried=k % 3 == 1))
     return seeds
 
 
@@ -92,6 +93,30 @@ def test_cropped_decoding_equals_whole_tile_decoding(threshold) -> None:
         else:
             assert k not in connected
     assert crops[0].data.size == 0 and connected[0].data.size == 0
+
+
+def test_points_in_water_already_mapped_in_the_tile_are_not_decoded_again(monkeypatch) -> None:
+    lake = np.full((H, W), -12.0, np.float32)
+    lake[20:60, 30:90] = 9.0  # what every click in the lake decodes to
+    clicks = [(40.5, 30.5), (60.5, 50.5), (85.5, 25.5)]  # three objects, all in the lake
+    seeds = [Seed(k + 1, np.array([p]), np.array([1]), propagate=True)
+             for k, p in enumerate(clicks)]
+    seeds.append(Seed(9, np.array([(50.5, 40.5), (5.5, 5.5)]), np.array([1, 0]),
+                      propagate=True))  # a negative point: decoded all the same
+    seeds.append(Seed(10, np.array([(10.5, 80.5)]), np.array([1]), propagate=True))  # dry land
+    model = FixedLogits([lake] * 40)
+    out = ChunkResult()
+    crops, connected = decode_seeds(model, Embedding(None, (H, W), (H, W)), seeds, out)
+    assert out.covered_seeds == 0 and out.prompt_decodes == 5  # all in the first chunk
+    # with one seed per chunk, clicks 2 and 3 find the lake mapped
+    monkeypatch.setattr("geofloodsam.tiles.work.DECODE_CHUNK", 1)
+    out = ChunkResult()
+    model = FixedLogits([lake] * 40)
+    crops, connected = decode_seeds(model, Embedding(None, (H, W), (H, W)), seeds, out)
+    assert out.covered_seeds == 2 and out.prompt_decodes == 3
+    assert crops[0].data.size and not crops[1].data.size and not crops[2].data.size
+    assert crops[3].data.size and connected[1].data.size == 0
+    assert (crops[0].full((H, W)) > 0.5).sum() == 40 * 60
 
 
 def test_featureless_tiles() -> None:
