@@ -38,6 +38,9 @@ from geofloodsam.tiles.store import PROB_EPS
 
 #: objects decoded per decoder call
 DECODE_CHUNK = 16
+#: point objects decoded per call: fewer, so that the clicks that land in water the call maps
+#: are skipped (the decoder's cost is per prompt: small calls cost little more)
+POINT_CHUNK = 4
 #: embeddings kept in memory (float16) before spilling to disk (in-process)
 EMBEDDING_MEMORY_BYTES = 64 * 1024**2
 #: embeddings a Dask worker keeps (float16) before forgetting the least recently used
@@ -305,8 +308,8 @@ def decode_seeds(
 ) -> tuple[list[Crop], dict[int, Crop]]:
     """Each seed's water probability on one tile's embedding, cropped; growing seeds' water.
 
-    Seeds are decoded :data:`DECODE_CHUNK` at a time (one decoder call per chunk of the same
-    prompt kind), and each chunk's full-tile logits are cropped (to where the probability
+    Seeds are decoded :data:`DECODE_CHUNK` (boxes) or :data:`POINT_CHUNK` (points) at a time
+    (one decoder call per chunk of the same prompt kind), and each chunk's full-tile logits are cropped (to where the probability
     exceeds :data:`~geofloodsam.tiles.store.PROB_EPS`, or the threshold if lower) before the
     next chunk, so memory is bounded by the chunk, not the number of objects. The probability
     (sigmoid), the connected water and the carried seeds' cut (see :func:`connect_seeds`) are
@@ -330,9 +333,10 @@ def decode_seeds(
     mapped = np.zeros((h, w), bool)  # water of the seeds decoded so far in this tile
     for key, members in groups.items():
         queue = list(reversed(members))
+        size = DECODE_CHUNK if key[0] == "box" else min(POINT_CHUNK, DECODE_CHUNK)
         while queue:
             part = []
-            while queue and len(part) < DECODE_CHUNK:
+            while queue and len(part) < size:
                 k = queue.pop()
                 if _covered(seeds[k], mapped):
                     out.covered_seeds += 1

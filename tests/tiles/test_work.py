@@ -107,9 +107,10 @@ def test_points_in_water_already_mapped_in_the_tile_are_not_decoded_again(monkey
     model = FixedLogits([lake] * 40)
     out = ChunkResult()
     crops, connected = decode_seeds(model, Embedding(None, (H, W), (H, W)), seeds, out)
-    assert out.covered_seeds == 0 and out.prompt_decodes == 5  # all in the first chunk
-    # with one seed per chunk, clicks 2 and 3 find the lake mapped
-    monkeypatch.setattr("geofloodsam.tiles.work.DECODE_CHUNK", 1)
+    # the first call takes POINT_CHUNK (4) single clicks: 1, 2, 3 and the dry one
+    assert out.covered_seeds == 0 and out.prompt_decodes == 5
+    # with one seed per call, clicks 2 and 3 find the lake mapped
+    monkeypatch.setattr("geofloodsam.tiles.work.POINT_CHUNK", 1)
     out = ChunkResult()
     model = FixedLogits([lake] * 40)
     crops, connected = decode_seeds(model, Embedding(None, (H, W), (H, W)), seeds, out)
