@@ -10,6 +10,7 @@ feature goes to every scene that contains it (:mod:`geofloodsam.segmentation.sce
 from __future__ import annotations
 
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,7 +119,9 @@ def plan_scenes(
     read = one_scene_prompts(None, None)  # promptless: every scene, no prompt set
     if prompts is not None:
         frame = read_prompt_frame(prompts, prompts_crs, config.prompts_layer)
-        assignment = assign_features(frame, infos, warn=False)
+        with warnings.catch_warnings():  # numpy's on prompts that do not reproject
+            warnings.simplefilter("ignore")
+            assignment = assign_features(frame, infos, warn=False)
         if assignment.outside.size:
             click.echo(
                 f"Warning: {assignment.outside.size} of {len(frame)} prompt feature(s) lie "

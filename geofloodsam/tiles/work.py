@@ -309,9 +309,10 @@ def decode_seeds(
     """Each seed's water probability on one tile's embedding, cropped; growing seeds' water.
 
     Seeds are decoded :data:`DECODE_CHUNK` (boxes) or :data:`POINT_CHUNK` (points) at a time
-    (one decoder call per chunk of the same prompt kind), and each chunk's full-tile logits are cropped (to where the probability
-    exceeds :data:`~geofloodsam.tiles.store.PROB_EPS`, or the threshold if lower) before the
-    next chunk, so memory is bounded by the chunk, not the number of objects. The probability
+    (one decoder call per chunk of the same prompt kind), and each chunk's full-tile logits
+    are cropped (to where the probability exceeds :data:`~geofloodsam.tiles.store.PROB_EPS`,
+    or the threshold if lower) before the next chunk, so memory is bounded by the chunk, not
+    the number of objects. The probability
     (sigmoid), the connected water and the carried seeds' cut (see :func:`connect_seeds`) are
     computed on the crop only. Returns ``(crops, connected)``.
 
