@@ -312,9 +312,9 @@ def decode_seeds(
     (one decoder call per chunk of the same prompt kind), and each chunk's full-tile logits
     are cropped (to where the probability exceeds :data:`~geofloodsam.tiles.store.PROB_EPS`,
     or the threshold if lower) before the next chunk, so memory is bounded by the chunk, not
-    the number of objects. The probability
-    (sigmoid), the connected water and the carried seeds' cut (see :func:`connect_seeds`) are
-    computed on the crop only. Returns ``(crops, connected)``.
+    the number of objects. The probability (sigmoid), the connected water and the carried
+    seeds' cut (see :func:`connect_seeds`) are computed on the crop only. Returns
+    ``(crops, connected)``.
 
     A point seed without negative points whose points all lie in water an earlier chunk of
     this tile already mapped is not decoded (an empty crop; counted in ``covered_seeds``):
