@@ -73,7 +73,10 @@ def plan_scene(
         out = Path(outdir) if outdir is not None else Path(sc.path).resolve().parent
         created = prepare_outdir(out)
         try:
-            check_targets(list(output_paths(out, Path(sc.path).stem).values()))
+            targets = output_paths(out, Path(sc.path).stem)
+            if not config.save_prob:
+                del targets["prob"]
+            check_targets(list(targets.values()))  # a folder in the way: said before the run
             grid = TileGrid(sc.width, sc.height, config.tile_size, config.overlap)
             st = compute_stretch(sc, stretch_spec)
             prompt_set = read_prompt_set(sc)
