@@ -4,16 +4,28 @@ Sub-commands live in their own modules (``cli/segment.py``, ...) and are importe
 their options come from :mod:`geofloodsam.cli.options`. Nothing here imports torch, so
 ``geofloodsam --help`` stays fast and one broken optional extra cannot break the rest.
 
+Every command runs under one guard (:meth:`LazyGroup.invoke`): SIGTERM (batch schedulers,
+``timeout``, ``docker stop``, QGIS's Cancel) raises :class:`Terminated`, so the commands'
+clean-up runs (work folders removed, no half-written output) before the process exits with
+status 143 and one line; errors of the environment that reach the top (a full disk, a
+permission refused, a raster that turns out truncated mid-run) become ``Error: <one line>``
+naming the file, never a traceback.
+
 May import: every other subpackage (only inside the commands' bodies for heavy ones).
 """
 
 from __future__ import annotations
 
+import errno
 import importlib
+import signal
+import sys
+import threading
 
 import click
 
 from geofloodsam import __version__
+from geofloodsam.errors import GeofloodsamError
 
 #: sub-command name -> "module:attribute"
 COMMANDS: dict[str, str] = {
@@ -49,6 +61,84 @@ class LazyGroup(click.Group):
                 return None
             raise
         return getattr(module, attr)
+
+
+    def invoke(self, ctx: click.Context):
+        """Run the command with SIGTERM handled and environment errors made one line."""
+        previous = _catch_sigterm()
+        try:
+            return super().invoke(ctx)
+        except Terminated:
+            click.echo(
+                "Error: terminated (SIGTERM): stopped and cleaned up; no output of the "
+                "unfinished work was written.",
+                err=True,
+            )
+            sys.exit(Terminated.STATUS)
+        except click.ClickException:
+            raise
+        except Exception as exc:
+            message = environment_error(exc)
+            if message is None:
+                raise
+            raise GeofloodsamError(message) from None
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+
+
+class Terminated(SystemExit):
+    """Raised in the main thread on SIGTERM: ``finally`` clean-up runs, then exit 143."""
+
+    STATUS = 128 + signal.SIGTERM
+
+
+def _on_sigterm(signum, frame) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the clean-up
+    raise Terminated(Terminated.STATUS)
+
+
+def _catch_sigterm():
+    """Install the SIGTERM handler (main thread only); return the one it replaced."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+#: errno -> what to do about it
+_FIXES = {
+    errno.ENOSPC: "free some space or choose another output folder",
+    errno.EDQUOT: "free some space (disk quota exceeded) or choose another output folder",
+    errno.EACCES: "check its permissions or choose another path",
+    errno.EPERM: "check its permissions or choose another path",
+    errno.EROFS: "the file system is read-only: choose another path",
+    errno.EIO: "the disk or network share failed: check it and run again",
+    errno.ENOENT: "check the path",
+    errno.ENOTDIR: "a part of the path is a file, not a folder: check the path",
+    errno.EISDIR: "it is a folder: give a file",
+}
+
+
+def environment_error(exc: BaseException) -> str | None:
+    """The one-line message for an error of the environment (disk, permissions, GDAL I/O).
+
+    ``None`` for anything else (a bug, which keeps its traceback).
+    """
+    if isinstance(exc, OSError) and exc.errno is not None and exc.errno != errno.EPIPE:
+        name = exc.filename if exc.filename is not None else "a file"
+        fix = _FIXES.get(exc.errno, "check the file and the folder it is in")
+        return f"cannot use {name} ({exc.strerror or errno.errorcode.get(exc.errno)}): {fix}."
+    module = type(exc).__module__ or ""
+    if module.startswith("rasterio") and type(exc).__name__ in (
+        "RasterioIOError", "CPLE_FileIOError", "CPLE_OpenFailedError", "CPLE_AppDefinedError",
+        "CPLE_OutOfMemoryError", "CPLE_NoWriteAccessError",
+    ):
+        reason = " ".join(str(exc).split())[:300] or type(exc).__name__
+        return (
+            f"GDAL could not read or write a raster ({reason}): the file may be truncated or "
+            "damaged, or the disk full; check it (gdalinfo -checksum) and run again."
+        )
+    return None
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -117,7 +117,9 @@ def evaluate_raster(
     """
     from geofloodsam.evaluation.raster import evaluate_raster as run
     from geofloodsam.evaluation.raster import write_raster_report
+    from geofloodsam.evaluation.report import check_output_dir
 
+    check_output_dir(out_dir)  # before the evaluation: a bad -o is found first
     values = _numbers(truth_water_values, "--truth-water-values")
     score = run(pred_path, truth_path, values, truth_nodata, progress=not quiet)
     table = write_raster_report(score, out_dir, pred_path, truth_path)

@@ -55,6 +55,13 @@ checkpoint_option = click.option(
 )
 
 
+prompts_layer_option = click.option(
+    "--prompts-layer",
+    metavar="NAME",
+    help="The layer of a prompts file with several (a GeoPackage); the error lists them.",
+)
+
+
 def model_option(name: str = "model"):
     """``--model``, stored under ``name``."""
     return click.option(

@@ -242,15 +242,23 @@ def _find_pairs(root: Path) -> list[tuple[str, Path, Path]]:
             "images/ + masks/ folders, or S2Hand/ (or S1Hand/) + LabelHand/ GeoTIFF chips."
         )
     masks = {_stem_id(p): p for p in _list_images(mask_dir)}
-    pairs = []
+    pairs, unmatched = [], []
     for img in _list_images(image_dir):
         pid = _stem_id(img)
         if pid in masks:
             pairs.append((pid, img, masks[pid]))
+        else:
+            unmatched.append(img.name)
     if not pairs:
         raise GeofloodsamError(
             f"no image/mask pairs in {root}: {image_dir.name}/ and {mask_dir.name}/ share no "
             "file names (masks must be named like their images)."
+        )
+    if unmatched:  # never train or score on fewer images than the user thinks
+        names = ", ".join(unmatched[:5]) + (", ..." if len(unmatched) > 5 else "")
+        raise GeofloodsamError(
+            f"{len(unmatched)} image(s) in {image_dir} have no mask in {mask_dir}: {names}; "
+            "add their masks (named like the images) or move them out of the folder."
         )
     return pairs
 

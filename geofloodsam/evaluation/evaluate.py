@@ -297,6 +297,7 @@ def evaluate(
         raise GeofloodsamError(
             "no decoder to evaluate: give --decoder pretrained, flood or a decoder file."
         )
+    report.check_output_dir(out_dir)  # before any scoring: a bad -o is found first
     samples = open_dataset(data, split=split, bands=bands, stretch=stretch, seed=seed)
     if not samples:
         raise GeofloodsamError(f"data set {data} has no images to evaluate: check --data/--split.")

@@ -17,13 +17,17 @@ file) is recomputed and overwritten, never reused. Writes are atomic (temporary 
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import inspect
+import shutil
+import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import click
 import numpy as np
 import torch
 
@@ -103,8 +107,9 @@ class EmbeddingCache:
     """
 
     def __init__(self, directory: str | Path | None, model: Any) -> None:
-        self.directory = Path(directory) if directory is not None else cache_home() / "embeddings"
+        self.directory = usable_cache_dir(directory)
         self.model = model
+        self._write_failed = False
         self.stats = CacheStats()
         self._model_sig = {
             "model": str(model.name),
@@ -213,7 +218,16 @@ class EmbeddingCache:
                 "original_size": list(emb.original_size),
                 "input_size": list(emb.input_size),
             }
-            atomic_torch_save(entry, path)
+            if not self._write_failed:
+                try:
+                    atomic_torch_save(entry, path)
+                except OSError as exc:  # a full disk must not stop the evaluation / training
+                    self._write_failed = True
+                    click.echo(
+                        f"Warning: cannot write to the embedding cache {self.directory} "
+                        f"({exc.strerror or type(exc).__name__}): going on without caching.",
+                        err=True,
+                    )
             out[i] = self._finish(entry, half)
 
     def _finish(self, entry: dict[str, Any], half: bool) -> Embedding:
@@ -225,6 +239,47 @@ class EmbeddingCache:
             tuple(int(v) for v in entry["original_size"]),
             tuple(int(v) for v in entry["input_size"]),
         )
+
+
+def _writable(directory: Path) -> str | None:
+    """None if ``directory`` can be created and written, else the reason."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
+    return None
+
+
+def usable_cache_dir(directory: str | Path | None) -> Path:
+    """The embedding cache folder: ``directory``, or ``$GEOFLOODSAM_HOME/embeddings``.
+
+    An unusable folder given explicitly is a one-line error. The default one (a
+    ``GEOFLOODSAM_HOME`` that is read-only, a file, on a full disk) falls back, with a warning,
+    to a temporary folder removed when the process ends, as ``segment`` works in its own.
+    """
+    if directory is not None:
+        directory = Path(directory)
+        reason = _writable(directory)
+        if reason is not None:
+            raise GeofloodsamError(
+                f"cannot use embedding cache folder {directory} ({reason}): choose another "
+                "with --cache-dir."
+            )
+        return directory
+    default = cache_home() / "embeddings"
+    reason = _writable(default)
+    if reason is None:
+        return default
+    fallback = Path(tempfile.mkdtemp(prefix="geofloodsam-embeddings-"))
+    atexit.register(shutil.rmtree, fallback, True)
+    click.echo(
+        f"Warning: cannot use the embedding cache {default} ({reason}): embeddings are kept in "
+        f"{fallback} for this run only; set GEOFLOODSAM_HOME to a writable folder.",
+        err=True,
+    )
+    return fallback
 
 
 def _load_image(item: Any) -> np.ndarray:

@@ -14,16 +14,18 @@ must be chosen explicitly. uint8 scenes are used as they are (0-255) unless a st
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import rasterio
+from rasterio._err import CPLE_BaseError
 from rasterio.enums import MaskFlags
-from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+from rasterio.errors import NotGeoreferencedWarning, RasterioError, RasterioIOError
 from rasterio.windows import Window
 
 from geofloodsam.errors import GeofloodsamError
@@ -230,10 +232,24 @@ class Scene:
         )
 
     # reading
+    @contextlib.contextmanager
+    def reading(self, what: str = "") -> Iterator[None]:
+        """Turn a GDAL read error (a truncated or damaged file) into a one-line error."""
+        try:
+            yield
+        except (RasterioError, CPLE_BaseError) as exc:
+            cause = exc.__cause__ or exc.__context__ or exc
+            reason = " ".join(str(cause).split())[:200] or type(exc).__name__
+            raise GeofloodsamError(
+                f"cannot read {self.path}{what} ({reason}): the file is truncated or damaged; "
+                "copy or download it again, or rewrite it with gdal_translate."
+            ) from None
+
     def read_valid(self, window: Window) -> np.ndarray:
         """(h, w) bool: True where every selected band is valid (dataset masks, NaN)."""
-        data = self.ds.read(self.bands, window=window) if self._check_nan else None
-        return self._valid(window, data)
+        with self.reading(_where(window)):
+            data = self.ds.read(self.bands, window=window) if self._check_nan else None
+            return self._valid(window, data)
 
     def _valid(self, window: Window, data: np.ndarray | None) -> np.ndarray:
         """(h, w) validity of ``window``: dataset masks, and NaN in ``data`` where checked."""
@@ -249,20 +265,55 @@ class Scene:
 
         Invalid pixels (nodata, internal mask, NaN in any selected band) are black in the RGB.
         """
-        data = self.ds.read(self.bands, window=window)
+        with self.reading(_where(window)):
+            data = self.ds.read(self.bands, window=window)
+            valid = self._valid(window, data)
         rgb = stretch.apply(data)
-        valid = self._valid(window, data)
         if not self.all_valid:
             rgb[~valid] = 0
         return rgb, valid
 
 
+def _is_invertible(transform) -> bool:
+    """Whether the geotransform maps pixels to the map one to one (non-zero determinant)."""
+    det = transform.a * transform.e - transform.b * transform.d
+    return math.isfinite(det) and det != 0
+
+
+def _where(window: Window) -> str:
+    """`` at window x0,y0 WxH`` for messages."""
+    return (
+        f" at pixels {int(window.col_off)},{int(window.row_off)} "
+        f"({int(window.width)}x{int(window.height)})"
+    )
+
+
 def _check_dataset(path: Path, ds, bands: tuple[int, ...] | None) -> tuple[int, ...]:
     """Validate an open dataset; return the band selection."""
+    if ds.count == 0 and ds.subdatasets:
+        names = ", ".join(ds.subdatasets[:3]) + (", ..." if len(ds.subdatasets) > 3 else "")
+        raise GeofloodsamError(
+            f"{path} holds {len(ds.subdatasets)} variables (subdatasets), not one raster: "
+            f"give one of them as the scene, e.g. {names}."
+        )
+    if ds.count == 0:
+        raise GeofloodsamError(f"raster {path} has no bands: give a raster with data.")
+    no_transform = ds.transform.is_identity or not _is_invertible(ds.transform)
+    if no_transform and ds.gcps[0]:
+        raise GeofloodsamError(
+            f"raster {path} is georeferenced by ground control points only, not by a "
+            "geotransform: warp it first (gdalwarp -r bilinear IN OUT)."
+        )
     if ds.crs is None:
         raise GeofloodsamError(
             f"raster {path} has no CRS: georeference it first "
             "(e.g. gdal_edit.py -a_srs EPSG:XXXX, or gdalwarp)."
+        )
+    if no_transform:
+        raise GeofloodsamError(
+            f"raster {path} has a CRS but no geotransform (pixel size and origin): its "
+            "pixels cannot be placed on the map; set one with gdal_translate -a_ullr or "
+            "gdal_edit.py -a_ullr, or warp it with gdalwarp."
         )
     if bands is None:
         if ds.count == 2:
@@ -372,7 +423,8 @@ def compute_stretch(
     n_bands = len(scene.bands)
     if spec != "auto" or scene.dtype == np.uint8:
         if not scene.all_valid:  # no values needed: only the check for an all-nodata scene
-            _sample(scene, sample_windows)
+            with scene.reading(" (sampling it)"):
+                _sample(scene, sample_windows)
         if spec == "none":
             return Stretch(np.zeros(n_bands), np.full(n_bands, 255.0), "none")
         if spec != "auto":
@@ -381,7 +433,8 @@ def compute_stretch(
                 np.full(n_bands, low), np.full(n_bands, high), f"fixed {low:g},{high:g}"
             )
         return Stretch(np.zeros(n_bands), np.full(n_bands, 255.0), "none (uint8)")
-    values, source = _sample(scene, sample_windows)
+    with scene.reading(" (sampling it for the stretch)"):
+        values, source = _sample(scene, sample_windows)
     values = values.astype(np.float64)
     lows, highs = np.percentile(values, PERCENTILES, axis=1)
     flat = highs <= lows

@@ -20,6 +20,7 @@ class SegmentConfig:
 
     prompts: str | None = None
     prompts_crs: str | None = None
+    prompts_layer: str | None = None
     bands: str | list[int] | None = None
     stretch: str | list[float] = "auto"
     tile_size: int = 1024

@@ -3,8 +3,9 @@
 Once a scene has no more waves, :func:`finish_scene` blends its tile store row band by row
 band into the mask (and probability) COGs while the bands feed the polygonizer and the
 water area, writes the GeoPackage and ``run.json`` under temporary names in the scene's
-work folder, and renames them all into OUTDIR at the very end (a failure removes what was
-already renamed).
+work folder, and renames them all into OUTDIR at the very end with
+:func:`~geofloodsam.files.atomic.replace_all`: every target is checked first and a failure
+puts back the previous outputs exactly as they were.
 """
 
 from __future__ import annotations
@@ -117,10 +118,23 @@ def finish_scene(
 
     config = plan.config
     with Scene.open(plan.path, config.bands) as sc:
+        blank = len(stats.featureless_tiles)
+        if stats.tiles_encoded == 0 and blank:
+            raise GeofloodsamError(
+                f"{sc.path} shows nothing to segment: every tile looked at ({blank}) is one "
+                f"colour in bands {','.join(map(str, sc.bands))} after the stretch; check the "
+                "file and --bands, or give --stretch MIN,MAX."
+            )
         if plan.prompt_set is None and stats.tiles_encoded == 0:
             raise GeofloodsamError(
                 f"every tile of {sc.path} is nodata in bands {','.join(map(str, sc.bands))}: "
                 "nothing to segment; check the file and --bands."
+            )
+        if blank:
+            click.echo(
+                f"Warning: {blank} tile(s) of {sc.path} are one colour after the stretch "
+                "(featureless): not segmented, mapped dry.",
+                err=True,
             )
         if stats.capped_objects and not quiet:
             ids = sorted(plan.objects[k].object_id for k in stats.capped_objects)
@@ -245,8 +259,10 @@ def _record(sc, plan: ScenePlan, info, stats, water, n_polygons, final, cogs, ti
             "encoded": stats.tiles_encoded,
             "decoded": stats.tile_decodes,
             "prompt_decodes": stats.prompt_decodes,
+            "covered_seeds": stats.covered_seeds,
             "waves": stats.waves,
             "skipped_nodata": stats.skipped_nodata_tiles,
+            "featureless": len(stats.featureless_tiles),
             "capped_objects": len(stats.capped_objects),
         },
         "timings": {k: round(float(v), 4) for k, v in timings.items()},

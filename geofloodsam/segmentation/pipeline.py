@@ -32,7 +32,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import tempfile
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
@@ -45,6 +44,7 @@ import rasterio
 import torch
 
 from geofloodsam.errors import GeofloodsamError
+from geofloodsam.files.workdirs import make_workdir, sweep_stale
 from geofloodsam.model.decoders import DecoderSpec
 from geofloodsam.model.sam import PromptableModel
 from geofloodsam.progress import tqdm
@@ -156,7 +156,7 @@ class _SceneRun:
     def __init__(self, plan: ScenePlan, backend: _Backend, progress, token: str) -> None:
         self.plan = plan
         self.started = time.perf_counter()
-        self.workdir = Path(tempfile.mkdtemp(dir=plan.out, prefix=f".{plan.stem}.geofloodsam-"))
+        self.workdir = make_workdir(plan.out, f".{plan.stem}.geofloodsam-")
         config = plan.config
         self.engine = TileEngine(
             plan.grid, TileStore(self.workdir / "tiles"), plan.objects, key=(token, plan.number),
@@ -243,6 +243,7 @@ def segment(
     device: str = "auto",
     quiet: bool = False,
     prompts_crs: str | None = None,
+    prompts_layer: str | None = None,
     sam_model: PromptableModel | None = None,
     max_object_tiles: int = MAX_OBJECT_TILES,
     scheduler: str | None = None,
@@ -270,6 +271,7 @@ def segment(
         save_prob: also write the probability COG.
         quiet: no progress bar, no summary line (warnings still go to stderr).
         prompts_crs: the CRS of a prompts file that has none.
+        prompts_layer: the layer of a prompts file with several (a GeoPackage).
         sam_model: an already loaded :class:`~geofloodsam.model.sam.PromptableModel` (tests;
             in-process only).
         max_object_tiles: how many tiles one point object may spread over.
@@ -285,6 +287,7 @@ def segment(
     config = SegmentConfig(
         prompts=None if prompts is None else str(prompts),
         prompts_crs=prompts_crs,
+        prompts_layer=prompts_layer,
         bands=bands if bands is None or isinstance(bands, str) else list(bands),
         stretch=stretch if isinstance(stretch, str) else list(stretch_spec),
         tile_size=tile_size,
@@ -312,9 +315,11 @@ def segment(
                     stretch_spec, quiet,
                 )
             else:
-                reader = one_scene_prompts(prompts, prompts_crs)
+                reader = one_scene_prompts(prompts, prompts_crs, prompts_layer)
                 plans = [plan_scene(0, scene, outdir, config, stretch_spec, reader)]
-            cache_dir = plans[0].out / f".geofloodsam-embeddings-{uuid.uuid4().hex[:12]}"
+            for out in dict.fromkeys(p.out for p in plans):  # what killed runs left here
+                sweep_stale(out)
+            cache_dir = make_workdir(plans[0].out, ".geofloodsam-embeddings-")
             try:
                 with _open_backend(
                     config, model, checkpoint, decoder, sam_model,

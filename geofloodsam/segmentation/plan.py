@@ -10,14 +10,17 @@ feature goes to every scene that contains it (:mod:`geofloodsam.segmentation.sce
 from __future__ import annotations
 
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import click
 
 from geofloodsam.errors import GeofloodsamError
+from geofloodsam.files.atomic import check_targets
 from geofloodsam.raster.scene import Scene, Stretch, compute_stretch
 from geofloodsam.segmentation.config import SegmentConfig
+from geofloodsam.segmentation.outputs import output_paths
 from geofloodsam.segmentation.scenes import (
     assign_features,
     check_output_stems,
@@ -30,6 +33,9 @@ from geofloodsam.tiles.engine import ObjectInfo, build_seeds
 from geofloodsam.tiles.grid import TileGrid
 from geofloodsam.tiles.work import SceneSpec, Seed
 from geofloodsam.vector.prompts import PromptSet, read_prompts
+
+#: a scene narrower than this (pixels, either side) holds no shape SAM could segment
+MIN_SCENE_SIDE = 16
 
 
 @dataclass
@@ -58,10 +64,19 @@ def plan_scene(
 ) -> ScenePlan:
     """Open and check ``scene``, prepare its output folder, seed its tiles."""
     with Scene.open(scene, config.bands) as sc:
+        if min(sc.width, sc.height) < MIN_SCENE_SIDE:
+            raise GeofloodsamError(
+                f"raster {sc.path} is {sc.width}x{sc.height} pixels: too small to segment "
+                f"(SAM needs at least {MIN_SCENE_SIDE} pixels a side); give a larger scene."
+            )
         config = config.for_scene(sc.bands)
         out = Path(outdir) if outdir is not None else Path(sc.path).resolve().parent
         created = prepare_outdir(out)
         try:
+            targets = output_paths(out, Path(sc.path).stem)
+            if not config.save_prob:
+                del targets["prob"]
+            check_targets(list(targets.values()))  # a folder in the way: said before the run
             grid = TileGrid(sc.width, sc.height, config.tile_size, config.overlap)
             st = compute_stretch(sc, stretch_spec)
             prompt_set = read_prompt_set(sc)
@@ -75,13 +90,14 @@ def plan_scene(
         )
 
 
-def one_scene_prompts(prompts, prompts_crs):
+def one_scene_prompts(prompts, prompts_crs, prompts_layer=None):
     """Prompt reader of a single-scene run: features outside the raster are warned about."""
     def read(sc):
         if prompts is None:
             return None
         prompt_set = read_prompts(
-            prompts, sc.crs, sc.transform, sc.width, sc.height, prompts_crs=prompts_crs
+            prompts, sc.crs, sc.transform, sc.width, sc.height, prompts_crs=prompts_crs,
+            layer=prompts_layer,
         )
         if prompt_set.n_outside:
             click.echo(
@@ -105,8 +121,10 @@ def plan_scenes(
     chosen = list(paths)
     read = one_scene_prompts(None, None)  # promptless: every scene, no prompt set
     if prompts is not None:
-        frame = read_prompt_frame(prompts, prompts_crs)
-        assignment = assign_features(frame, infos, warn=False)
+        frame = read_prompt_frame(prompts, prompts_crs, config.prompts_layer)
+        with warnings.catch_warnings():  # numpy's on prompts that do not reproject
+            warnings.simplefilter("ignore")
+            assignment = assign_features(frame, infos, warn=False)
         if assignment.outside.size:
             click.echo(
                 f"Warning: {assignment.outside.size} of {len(frame)} prompt feature(s) lie "

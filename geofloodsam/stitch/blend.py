@@ -97,13 +97,17 @@ class Band:
 
 
 def blend_band(
-    grid: TileGrid, store: TileStore, y0: int, y1: int, floor: float = WEIGHT_FLOOR
+    grid: TileGrid, store: TileStore, y0: int, y1: int, floor: float = WEIGHT_FLOOR,
+    ramps: dict | None = None,
 ) -> Band:
     """Blend rows ``[y0, y1)``: each object over the tiles it was decoded in, then max.
 
     For one object, a pixel's probability is the weighted mean over the tiles that decoded
-    the object and cover the pixel. Objects are combined by per-pixel maximum.
+    the object and cover the pixel. Objects are combined by per-pixel maximum. Only the
+    objects whose crops reach the band are looked at. ``ramps``: a cache of each tile's
+    weight ramps, shared between the bands of one raster.
     """
+    ramps = {} if ramps is None else ramps
     h, w = y1 - y0, grid.width
     band = Band(y0, y1, np.zeros((h, w), np.float32), np.zeros((h, w), np.int32))
     prob, ids = band.prob, band.ids
@@ -115,6 +119,9 @@ def blend_band(
             )
     extent = None
     for obj in store.objects:
+        rows = store.object_rows(obj)
+        if rows is None or rows[1] <= y0 or y1 <= rows[0]:
+            continue
         tiles = [grid.tiles[i] for i in store.covering(obj)]
         region = _object_region(store, tiles, obj, y0, y1)
         if region is None:
@@ -129,7 +136,9 @@ def blend_band(
             if a0 >= a1 or b0 >= b1:
                 continue
             rows, cols = slice(a0 - tile.y0, a1 - tile.y0), slice(b0 - tile.x0, b1 - tile.x0)
-            wy, wx = tile_ramps(grid, tile, floor)
+            if tile.index not in ramps:
+                ramps[tile.index] = tile_ramps(grid, tile, floor)
+            wy, wx = ramps[tile.index]
             weight = np.maximum(wy[rows, None] * wx[None, cols], floor)
             p = store.read(tile, obj, rows, cols)
             out = (slice(a0 - ry0, a1 - ry0), slice(b0 - rx0, b1 - rx0))
@@ -169,8 +178,9 @@ def iter_bands(
     grid: TileGrid, store: TileStore, band_height: int = 512, floor: float = WEIGHT_FLOOR
 ) -> Iterator[Band]:
     """Blended row bands of ``band_height`` rows covering the whole raster, top to bottom."""
+    ramps: dict = {}
     for y0, y1 in row_strips(grid.height, band_height):
-        yield blend_band(grid, store, y0, y1, floor)
+        yield blend_band(grid, store, y0, y1, floor, ramps)
 
 
 # --------------------------------------------------------------------------- output rasters

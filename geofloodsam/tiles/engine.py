@@ -199,8 +199,10 @@ class EngineStats:
     tiles_reencoded: int = 0  # encoded again by a worker that did not keep the embedding
     tile_decodes: int = 0
     prompt_decodes: int = 0
+    covered_seeds: int = 0  # point seeds inside water their tile already mapped: not decoded
     waves: int = 0
     skipped_nodata_tiles: int = 0
+    featureless_tiles: set = field(default_factory=set)  # one colour: left dry, not decoded
     capped_objects: set = field(default_factory=set)
     read_s: float = 0.0
     encoder_s: float = 0.0
@@ -292,11 +294,14 @@ class TileEngine:
         stats.decode_s += result.decode_s
         stats.propagate_s += result.propagate_s
         stats.prompt_decodes += result.prompt_decodes
+        stats.covered_seeds += result.covered_seeds
         stats.task_seconds.append(float(outcome.seconds))
         stats.task_workers.append(str(outcome.worker))
         for task, tile in zip(job.tasks, result.tiles, strict=True):
             if tile.encoding == "skipped":
                 stats.skipped_nodata_tiles += 1
+            elif tile.encoding == "featureless":
+                stats.featureless_tiles.add(task.index)
             elif tile.encoding == "new":
                 stats.tiles_encoded += 1
                 if job.keep:
@@ -312,15 +317,19 @@ class TileEngine:
         """Merge a tile's probabilities into the store; seed the neighbours objects reach."""
         self.stats.tile_decodes += 1
         t0 = time.perf_counter()
-        for seed, prob in zip(seeds, result.probs, strict=True):
-            self.store.update(tile, seed.obj, prob)
+        for seed, crop in zip(seeds, result.probs, strict=True):
+            self.store.update_crop(tile, seed.obj, crop.r0, crop.c0, crop.data)
         self.stats.store_s += time.perf_counter() - t0
         t0 = time.perf_counter()
+        sides = self.grid.neighbours(tile)
         for k, seed in enumerate(seeds):
             self._object_tiles.setdefault(seed.obj, set()).add(tile.index)
-            if k in result.connected:
-                for n_index, grown in self._grow(tile, seed.obj, result.connected[k]):
-                    _add_seed(self._grown, n_index, grown)
+            water = result.connected.get(k)
+            if water is None or not _reaches(water, tile, sides):
+                continue  # water that touches no edge shared with a neighbour grows nowhere
+            full = water.full((tile.height, tile.width))
+            for n_index, grown in self._grow(tile, seed.obj, full):
+                _add_seed(self._grown, n_index, grown)
         self.stats.propagate_s += time.perf_counter() - t0
 
     def _grow(self, tile: Tile, obj: int, water: np.ndarray) -> list[tuple[int, Seed]]:
@@ -367,6 +376,19 @@ class TileEngine:
         return out
 
 
+def _reaches(water, tile: Tile, sides: dict) -> bool:
+    """Whether a water crop touches an edge of ``tile`` on a side that has a neighbour."""
+    if water.data.size == 0 or not water.data.any():
+        return False
+    h, w = tile.height, tile.width
+    return (
+        ("top" in sides and water.r0 == 0 and water.data[0].any())
+        or ("bottom" in sides and water.r1 == h and water.data[-1].any())
+        or ("left" in sides and water.c0 == 0 and water.data[:, 0].any())
+        or ("right" in sides and water.c1 == w and water.data[:, -1].any())
+    )
+
+
 def _add_seed(pending: dict[int, list[Seed]], index: int, seed: Seed) -> None:
     """Add ``seed`` to a tile's pending seeds, merging points of the same object."""
     for other in pending.setdefault(index, []):
@@ -398,12 +420,13 @@ def build_seeds(grid: TileGrid, prompt_set) -> tuple[dict[int, ObjectInfo], dict
     for k, obj in enumerate(prompt_set.objects, start=1):
         if obj.kind == "box":
             objects[k] = ObjectInfo(int(obj.object_id), "box")
-            per_tile = box_seeds(grid, k, obj.box)
+            parts = [box_seeds(grid, k, part) for part in obj.boxes]  # one per polygon part
         else:
             negatives = obj.points[obj.labels != 1]
             objects[k] = ObjectInfo(int(obj.object_id), "point", negatives)
-            per_tile = point_seeds(grid, k, obj.points, obj.labels)
-        for index, seed in per_tile.items():
-            seeds.setdefault(index, []).append(seed)
+            parts = [point_seeds(grid, k, obj.points, obj.labels)]
+        for per_tile in parts:
+            for index, seed in per_tile.items():
+                seeds.setdefault(index, []).append(seed)
     return objects, seeds
 

@@ -2,7 +2,9 @@
 
 Each object's probability in each tile it was decoded in is kept cropped to where it is not
 ~0 (float16 ``.npy`` files), never in a full-scene array; :mod:`geofloodsam.stitch` blends
-them into the mask.
+them into the mask. The tile work hands over such crops directly
+(:meth:`TileStore.update_crop`), so that many small objects cost what their pixels cost, not a
+full tile each.
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ import numpy as np
 from scipy import ndimage
 
 from geofloodsam.tiles.grid import Tile
+
+#: probabilities at or below this are 0 in the store (and outside every crop)
+PROB_EPS = 1 / 512
 
 
 class TileStore:
@@ -25,7 +30,9 @@ class TileStore:
     was decoded for other objects never votes "dry" on it.
     """
 
-    def __init__(self, directory: str | Path, prob_dtype=np.float16, eps: float = 1 / 512) -> None:
+    def __init__(
+        self, directory: str | Path, prob_dtype=np.float16, eps: float = PROB_EPS
+    ) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.prob_dtype = np.dtype(prob_dtype)
@@ -34,6 +41,8 @@ class TileStore:
         self._crops: dict[tuple[int, int], tuple[int, int, int, int] | None] = {}
         self._tiles: dict[int, list[int]] = {}  # tile -> objects decoded there
         self._object_tiles: dict[int, list[int]] = {}  # object -> tiles it was decoded in
+        #: object -> full-raster rows [y0, y1) of its crops (for blending band by band)
+        self._object_rows: dict[int, tuple[int, int]] = {}
 
     def __contains__(self, tile: Tile | int) -> bool:
         return _index(tile) in self._tiles
@@ -59,6 +68,10 @@ class TileStore:
         """Objects decoded in ``tile``."""
         return self._tiles.get(_index(tile), [])
 
+    def object_rows(self, obj: int) -> tuple[int, int] | None:
+        """Full-raster rows ``[y0, y1)`` that ``obj``'s crops span (None: nothing stored)."""
+        return self._object_rows.get(obj)
+
     def crop(self, tile: Tile | int, obj: int) -> tuple[int, int, int, int] | None:
         """Tile-local (r0, c0, r1, c1) of the stored crop, None where all below ``eps``."""
         return self._crops.get((_index(tile), obj))
@@ -70,21 +83,51 @@ class TileStore:
         """Merge the (h, w) water probability of object ``obj`` decoded in ``tile``."""
         if prob.shape != (tile.height, tile.width):
             raise ValueError(f"tile {tile.index} is {tile.height}x{tile.width}, got {prob.shape}")
+        boxes = ndimage.find_objects((prob > self.eps).astype(np.uint8))
+        if not boxes:
+            self.update_crop(tile, obj, 0, 0, np.zeros((0, 0), np.float32))
+            return
+        rows, cols = boxes[0]
+        self.update_crop(tile, obj, rows.start, cols.start, prob[rows, cols])
+
+    def update_crop(self, tile: Tile, obj: int, r0: int, c0: int, crop: np.ndarray) -> None:
+        """Merge ``obj``'s probability in ``tile`` given as ``crop`` at tile-local (r0, c0).
+
+        The pixels outside the crop are 0 (at most ``eps``); an empty crop records that the
+        object was decoded there and found nothing. A later decode is merged by maximum.
+        """
         key = (tile.index, obj)
         old = self._crops.get(key)
-        if old is not None:
-            full = np.zeros(prob.shape, np.float32)
-            r0, c0, r1, c1 = old
-            full[r0:r1, c0:c1] = np.load(self._path(*key))
-            prob = np.maximum(prob, full)
-        boxes = ndimage.find_objects((prob > self.eps).astype(np.uint8))
-        crop = None
-        if boxes:
-            rows, cols = boxes[0]
-            crop = (rows.start, cols.start, rows.stop, cols.stop)
-            r0, c0, r1, c1 = crop
-            np.save(self._path(*key), np.asarray(prob[r0:r1, c0:c1], dtype=self.prob_dtype))
-        self._crops[key] = crop
+        crop = np.asarray(crop)
+        if crop.size == 0:
+            box = None
+        else:
+            box = (r0, c0, r0 + crop.shape[0], c0 + crop.shape[1])
+            if not (0 <= box[0] and 0 <= box[1] and box[2] <= tile.height
+                    and box[3] <= tile.width):
+                raise ValueError(f"crop {box} does not fit tile {tile.index}")
+        if old is not None and box is not None:  # merge by maximum over the union
+            u = (min(old[0], box[0]), min(old[1], box[1]), max(old[2], box[2]),
+                 max(old[3], box[3]))
+            merged = np.zeros((u[2] - u[0], u[3] - u[1]), np.float32)
+            merged[old[0] - u[0] : old[2] - u[0], old[1] - u[1] : old[3] - u[1]] = np.load(
+                self._path(*key)
+            )
+            part = merged[box[0] - u[0] : box[2] - u[0], box[1] - u[1] : box[3] - u[1]]
+            np.maximum(part, crop, out=part)
+            box, crop = u, merged
+        elif box is None:
+            box = old
+            crop = None
+        if crop is not None and box is not None:
+            np.save(self._path(*key), np.asarray(crop, dtype=self.prob_dtype))
+        self._crops[key] = box
+        if box is not None:
+            y0, y1 = tile.y0 + box[0], tile.y0 + box[2]
+            rows = self._object_rows.get(obj)
+            self._object_rows[obj] = (y0, y1) if rows is None else (
+                min(rows[0], y0), max(rows[1], y1)
+            )
         if key[1] not in self._tiles.setdefault(tile.index, []):
             self._tiles[tile.index].append(obj)
             self._object_tiles.setdefault(obj, []).append(tile.index)
@@ -113,10 +156,19 @@ class TileStore:
         cols = np.clip(np.floor(xs).astype(int) - tile.x0, 0, tile.width - 1)
         rows = np.clip(np.floor(np.asarray(ys)).astype(int) - tile.y0, 0, tile.height - 1)
         out = np.zeros(xs.shape, np.float32)
-        for obj in self.objects_in(tile):
-            for k, (r, c) in enumerate(zip(rows.tolist(), cols.tolist(), strict=True)):
-                value = self.read(tile, obj, slice(r, r + 1), slice(c, c + 1))[0, 0]
-                out[k] = max(out[k], value)
+        objs = [o for o in self.objects_in(tile) if self._crops.get((tile.index, o))]
+        if not objs or not len(xs):
+            return out
+        boxes = np.array([self._crops[(tile.index, o)] for o in objs])  # (K, 4) r0 c0 r1 c1
+        r, c = rows[:, None], cols[:, None]
+        inside = (
+            (boxes[None, :, 0] <= r) & (r < boxes[None, :, 2])
+            & (boxes[None, :, 1] <= c) & (c < boxes[None, :, 3])
+        )  # (points, objects): only crops holding a point are read
+        for k, j in zip(*np.nonzero(inside), strict=True):
+            r0, c0 = boxes[j, 0], boxes[j, 1]
+            data = np.load(self._path(tile.index, objs[j]), mmap_mode="r")
+            out[k] = max(out[k], float(data[rows[k] - r0, cols[k] - c0]))
         return out
 
 

@@ -34,9 +34,13 @@ from rasterio.windows import Window
 from scipy import ndimage
 
 from geofloodsam.model.sam import Embedding
+from geofloodsam.tiles.store import PROB_EPS
 
 #: objects decoded per decoder call
 DECODE_CHUNK = 16
+#: point objects decoded per call: fewer, so that the clicks that land in water the call maps
+#: are skipped (the decoder's cost is per prompt: small calls cost little more)
+POINT_CHUNK = 4
 #: embeddings kept in memory (float16) before spilling to disk (in-process)
 EMBEDDING_MEMORY_BYTES = 64 * 1024**2
 #: embeddings a Dask worker keeps (float16) before forgetting the least recently used
@@ -80,12 +84,55 @@ class ChunkJob:
 
 
 @dataclass
-class TileResult:
-    """One decoded tile: ``probs`` None when it was skipped (no valid pixel)."""
+class Crop:
+    """A part of a tile: ``data`` at tile-local rows ``r0:r0+h``, columns ``c0:c0+w``.
 
-    probs: np.ndarray | None  # (S, h, w) float32 water probability of each seed
-    connected: dict[int, np.ndarray]  # seed position -> (h, w) water connected to its points
-    encoding: str  # "new", "kept" (embedding reused), "again" (encoded again), "skipped"
+    Outside it the value is 0 (False). An object's probability in a tile is handed over as
+    the crop of its pixels above :data:`~geofloodsam.tiles.store.PROB_EPS`, so that a tile of
+    many small objects costs their pixels, not a full tile per object.
+    """
+
+    r0: int
+    c0: int
+    data: np.ndarray  # (h, w)
+
+    @property
+    def r1(self) -> int:
+        return self.r0 + self.data.shape[0]
+
+    @property
+    def c1(self) -> int:
+        return self.c0 + self.data.shape[1]
+
+    def full(self, shape: tuple[int, int]) -> np.ndarray:
+        """The crop pasted into zeros of ``shape`` (the tile)."""
+        out = np.zeros(shape, self.data.dtype)
+        out[self.r0 : self.r1, self.c0 : self.c1] = self.data
+        return out
+
+
+EMPTY = np.zeros((0, 0), np.float16)
+
+
+@dataclass
+class TileResult:
+    """One decoded tile: ``probs`` None when it was not decoded (no valid pixel, featureless).
+
+    ``probs[k]`` is seed k's water probability (float16, as the store keeps it) cropped to
+    where it exceeds :data:`~geofloodsam.tiles.store.PROB_EPS` (an empty crop: nowhere);
+    ``connected[k]`` the water connected to a growing seed's points, cropped the same way.
+    """
+
+    probs: list[Crop] | None
+    connected: dict[int, Crop]  # seed position -> water connected to its points
+    shape: tuple[int, int] = (0, 0)  # the tile's (h, w)
+    #: "new", "kept" (embedding reused), "again" (encoded again), "skipped" (no valid
+    #: pixel), "featureless" (one colour after the stretch: nothing SAM could tell apart)
+    encoding: str = "new"
+
+    def dense(self) -> np.ndarray:
+        """(S, h, w) float32 probabilities of every seed (for tests and small tiles)."""
+        return np.stack([c.full(self.shape).astype(np.float32) for c in self.probs])
 
 
 @dataclass
@@ -98,6 +145,7 @@ class ChunkResult:
     decode_s: float = 0.0
     propagate_s: float = 0.0
     prompt_decodes: int = 0
+    covered_seeds: int = 0  # point seeds inside water already decoded in their tile: skipped
 
 
 # --------------------------------------------------------------------------- embeddings
@@ -193,15 +241,10 @@ def run_chunk(model, scene, stretch, job: ChunkJob, keeper: EmbeddingKeeper) -> 
     embeddings = _embeddings(model, scene, stretch, job, keeper, out)
     for task, (emb, how) in zip(job.tasks, embeddings, strict=True):
         if emb is None:
-            out.tiles.append(TileResult(None, {}, how))
+            out.tiles.append(TileResult(None, {}, (0, 0), how))
             continue
-        t0 = time.perf_counter()
-        probs = decode_seeds(model, emb, task.seeds, out)
-        out.decode_s += time.perf_counter() - t0
-        t0 = time.perf_counter()
-        connected = connect_seeds(probs, task.seeds, job.threshold)
-        out.propagate_s += time.perf_counter() - t0
-        out.tiles.append(TileResult(probs, connected, how))
+        probs, connected = decode_seeds(model, emb, task.seeds, out, job.threshold)
+        out.tiles.append(TileResult(probs, connected, tuple(emb.original_size), how))
     return out
 
 
@@ -221,6 +264,9 @@ def _embeddings(model, scene, stretch, job: ChunkJob, keeper: EmbeddingKeeper, o
         rgb, valid = scene.read_rgb(task.window, stretch)
         if job.skip_nodata and not task.revisit and not valid.any():
             how[k] = "skipped"
+            continue
+        if featureless(rgb, valid):  # SAM calls a blank image all water: map it dry
+            how[k] = "featureless"
             continue
         (again if task.revisit else new).append((k, rgb))
     out.read_s += time.perf_counter() - t0
@@ -243,27 +289,142 @@ def _embeddings(model, scene, stretch, job: ChunkJob, keeper: EmbeddingKeeper, o
     return list(zip(found, how, strict=True))
 
 
-def decode_seeds(model, emb: Embedding, seeds: list[Seed], out: ChunkResult) -> np.ndarray:
-    """(S, h, w) float32 water probability of each seed on one tile's embedding."""
-    h, w = emb.original_size
-    probs = np.zeros((len(seeds), h, w), np.float32)
+def featureless(rgb: np.ndarray, valid: np.ndarray) -> bool:
+    """Whether the valid pixels of a tile are all one colour (nothing to segment).
+
+    A blank tile (all zeros, a constant band after the stretch) is mapped by SAM as one
+    object covering everything; such tiles are left dry and counted instead.
+    """
+    pixels = rgb.reshape(-1, rgb.shape[-1])
+    if not valid.all():
+        pixels = pixels[valid.reshape(-1)]
+    if len(pixels) == 0:
+        return False
+    return bool((pixels.min(axis=0) == pixels.max(axis=0)).all())
+
+
+def decode_seeds(
+    model, emb: Embedding, seeds: list[Seed], out: ChunkResult, threshold: float = 0.5
+) -> tuple[list[Crop], dict[int, Crop]]:
+    """Each seed's water probability on one tile's embedding, cropped; growing seeds' water.
+
+    Seeds are decoded :data:`DECODE_CHUNK` (boxes) or :data:`POINT_CHUNK` (points) at a time
+    (one decoder call per chunk of the same prompt kind), and each chunk's full-tile logits
+    are cropped (to where the probability exceeds :data:`~geofloodsam.tiles.store.PROB_EPS`,
+    or the threshold if lower) before the next chunk, so memory is bounded by the chunk, not
+    the number of objects. The probability (sigmoid), the connected water and the carried
+    seeds' cut (see :func:`connect_seeds`) are computed on the crop only. Returns
+    ``(crops, connected)``.
+
+    A point seed without negative points whose points all lie in water an earlier chunk of
+    this tile already mapped is not decoded (an empty crop; counted in ``covered_seeds``):
+    a thousand clicks on one lake cost one decode, not a thousand, so the cost grows with the
+    number of distinct water bodies rather than the number of objects. Seeds are taken in
+    their given order, so the outcome does not depend on where the work ran.
+    """
+    probs: list[Crop] = [Crop(0, 0, EMPTY)] * len(seeds)
+    connected: dict[int, Crop] = {}
     groups: dict[tuple, list[int]] = {}
     for k, seed in enumerate(seeds):
         key = ("box",) if seed.box is not None else ("points", len(seed.points) == 1)
         groups.setdefault(key, []).append(k)
+    floor = min(PROB_EPS, threshold)
+    logit_floor = float(np.log(floor / (1.0 - floor)))
+    h, w = emb.original_size
+    mapped = np.zeros((h, w), bool)  # water of the seeds decoded so far in this tile
     for key, members in groups.items():
-        for start in range(0, len(members), DECODE_CHUNK):
-            part = members[start : start + DECODE_CHUNK]
+        queue = list(reversed(members))
+        size = DECODE_CHUNK if key[0] == "box" else min(POINT_CHUNK, DECODE_CHUNK)
+        while queue:
+            part = []
+            while queue and len(part) < size:
+                k = queue.pop()
+                if _covered(seeds[k], mapped):
+                    out.covered_seeds += 1
+                    if seeds[k].propagate:
+                        connected[k] = Crop(0, 0, np.zeros((0, 0), bool))
+                    continue
+                part.append(k)
+            if not part:
+                break
+            t0 = time.perf_counter()
             if key[0] == "box":
                 boxes = np.stack([seeds[k].box for k in part])
                 pred = model.decode(emb, boxes=boxes, multimask=False)
             else:
                 pts, labs = _pad_points([seeds[k] for k in part])
                 pred = model.decode(emb, points=pts, point_labels=labs, multimask=key[1])
+            logits = pred.best_logits()
             out.prompt_decodes += len(part)
-            for k, lg in zip(part, pred.best_logits(), strict=True):
-                probs[k] = _sigmoid(lg)
-    return probs
+            out.decode_s += time.perf_counter() - t0
+            t0 = time.perf_counter()
+            for k, lg in zip(part, logits, strict=True):
+                probs[k], water = _crop_seed(lg, seeds[k], logit_floor, floor, threshold)
+                if water is not None:
+                    connected[k] = water
+                c = probs[k]
+                if c.data.size:
+                    mapped[c.r0 : c.r1, c.c0 : c.c1] |= c.data > threshold
+            out.propagate_s += time.perf_counter() - t0
+    return probs, connected
+
+
+def _covered(seed: Seed, mapped: np.ndarray) -> bool:
+    """Whether a point seed with water points only lies wholly in already mapped water."""
+    if seed.box is not None or seed.points is None or len(seed.points) == 0:
+        return False
+    if (seed.labels != 1).any():
+        return False  # negatives say something the mapped water may not respect
+    h, w = mapped.shape
+    cols = np.floor(seed.points[:, 0]).astype(int)
+    rows = np.floor(seed.points[:, 1]).astype(int)
+    if ((cols < 0) | (cols >= w) | (rows < 0) | (rows >= h)).any():
+        return False
+    return bool(mapped[rows, cols].all())
+
+
+def _bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """(r0, c0, r1, c1) of the True pixels of ``mask``, None if there are none."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(mask[rows[0] : rows[-1] + 1].any(axis=0))
+    return int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1
+
+
+def _crop_seed(
+    logits: np.ndarray, seed: Seed, logit_floor: float, floor: float, threshold: float
+) -> tuple[Crop, Crop | None]:
+    """One seed's (h, w) logits -> its probability crop and, if it grows, its connected water.
+
+    The crop holds every pixel whose probability exceeds ``floor``; a carried seed's
+    probability is cut to its connected water (dilated by 2 px) and cropped again.
+    """
+    nothing = Crop(0, 0, EMPTY), (Crop(0, 0, np.zeros((0, 0), bool)) if seed.propagate else None)
+    box = _bbox(logits > logit_floor - 0.01)  # a margin for rounding: then exact, on the crop
+    if box is None:
+        return nothing
+    r0, c0, r1, c1 = box
+    prob = _sigmoid(logits[r0:r1, c0:c1])
+    inner = _bbox(prob > floor)  # what a whole-tile sigmoid would have kept, exactly
+    if inner is None:
+        return nothing
+    a0, b0, a1, b1 = inner
+    prob = prob[a0:a1, b0:b1]
+    r0, c0 = r0 + a0, c0 + b0
+    if not seed.propagate:
+        return Crop(r0, c0, prob.astype(np.float16)), None
+    local = seed.points[seed.labels == 1] - np.array([c0, r0], dtype=np.float64)
+    water = connected_water(prob > threshold, local, outside=True)
+    if seed.carried:
+        prob[~_dilated(water, 2)] = 0.0
+        inner = _bbox(prob > floor)
+        if inner is None:
+            return Crop(0, 0, EMPTY), Crop(0, 0, np.zeros((0, 0), bool))
+        a0, b0, a1, b1 = inner
+        prob, water = prob[a0:a1, b0:b1], water[a0:a1, b0:b1]
+        r0, c0 = r0 + a0, c0 + b0
+    return Crop(r0, c0, prob.astype(np.float16)), Crop(r0, c0, water)
 
 
 def connect_seeds(probs: np.ndarray, seeds: list[Seed], threshold: float) -> dict[int, np.ndarray]:
@@ -272,7 +433,8 @@ def connect_seeds(probs: np.ndarray, seeds: list[Seed], threshold: float) -> dic
     A point object grows only from the water connected to its positive points; in a tile it
     was carried into (not clicked in), its probability is also cut to that connected water
     (dilated by 2 px), so an unrelated dark field decoded beside a seed neither shows nor
-    spreads. ``probs`` is changed in place.
+    spreads. ``probs`` ((S, h, w), whole tiles) is changed in place; :func:`decode_seeds` does
+    the same on each seed's crop.
     """
     connected = {}
     for k, seed in enumerate(seeds):
@@ -297,14 +459,25 @@ def _dilated(water: np.ndarray, pixels: int) -> np.ndarray:
     return near
 
 
-def connected_water(water: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """The 8-connected components of ``water`` that hold one of the tile-local ``points``."""
+def connected_water(water: np.ndarray, points: np.ndarray, outside: bool = False) -> np.ndarray:
+    """The 8-connected components of ``water`` that hold one of the tile-local ``points``.
+
+    Points beyond ``water``'s extent are clipped to its edge or, with ``outside`` (``water``
+    is a crop whose surroundings are dry), hold nothing.
+    """
     if len(points) == 0 or not water.any():
         return np.zeros_like(water, dtype=bool)
-    labels, _ = ndimage.label(water, structure=np.ones((3, 3), bool))
     h, w = water.shape
-    cols = np.clip(np.floor(points[:, 0]).astype(int), 0, w - 1)
-    rows = np.clip(np.floor(points[:, 1]).astype(int), 0, h - 1)
+    cols = np.floor(points[:, 0]).astype(int)
+    rows = np.floor(points[:, 1]).astype(int)
+    if outside:
+        inside = (cols >= 0) & (cols < w) & (rows >= 0) & (rows < h)
+        cols, rows = cols[inside], rows[inside]
+        if cols.size == 0:
+            return np.zeros_like(water, dtype=bool)
+    labels, _ = ndimage.label(water, structure=np.ones((3, 3), bool))
+    cols = np.clip(cols, 0, w - 1)
+    rows = np.clip(rows, 0, h - 1)
     keep = np.zeros(labels.max() + 1, bool)
     keep[labels[rows, cols]] = True
     keep[0] = False

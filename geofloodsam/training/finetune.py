@@ -35,7 +35,8 @@ import torch.nn.functional as F
 from geofloodsam.datasets.reading import Sample, open_dataset
 from geofloodsam.errors import GeofloodsamError
 from geofloodsam.evaluation import metrics
-from geofloodsam.files.atomic import atomic_open, atomic_write
+from geofloodsam.evaluation.report import check_output_dir
+from geofloodsam.files.atomic import atomic_open, atomic_write, check_targets
 from geofloodsam.model.decoders import save_decoder
 from geofloodsam.model.embedding_cache import (
     EmbeddingCache,
@@ -118,6 +119,9 @@ def finetune(
     out = Path(out)
     if out.is_dir():
         raise GeofloodsamError(f"--out {out} is a folder: give a file name, e.g. {out}/decoder.pt.")
+    check_output_dir(out.parent)  # before any training: a bad --out is found first
+    if out.parent.is_dir():
+        check_targets([out, out.parent / "curves.csv", out.parent / "curves.png"])
     resume_path = out.with_name(out.name + RESUME_SUFFIX)
     state = _read_resume(resume_path, cfg) if resume else None
     timings: dict[str, float] = {}

@@ -6,13 +6,19 @@ of the raster (x = column, y = row, pixel centres at +0.5) with
 :func:`geofloodsam.geo.transforms.world_to_pixel`.
 
 * **Points / MultiPoints** are point prompts. An optional ``label`` column says 1 (water, the
-  default, also for empty cells) or 0 (not water). An optional ``object`` column groups several
-  point features into one object (empty cells: the feature is its own object); without it
-  every feature is its own object. Every object needs at least one water point.
+  default without the column) or 0 (not water); a point whose ``label`` cell is empty (null,
+  NaN) is left out, with a warning naming it (a missing answer is not taken as water). An
+  optional ``object`` column groups several point features into one object (empty cells: the
+  feature is its own object); without it every feature is its own object. Every object needs
+  at least one water point.
 * **Polygons / MultiPolygons** (boxes drawn in QGIS, or any outline) are box prompts: the
-  bounds of the whole reprojected geometry in pixel space, clipped to the raster. Each polygon
-  is its own object; ``object`` does not group polygons, and a ``label`` of 0 on a polygon is
-  an error (SAM has no negative boxes).
+  bounds of the reprojected geometry in pixel space, clipped to the raster. Each polygon
+  feature is its own object; the parts of a MultiPolygon are one object of several boxes, one
+  per part (so separate ponds are not one box over everything between them). ``object`` does
+  not group polygons, a ``label`` of 0 on a polygon is an error (SAM has no negative boxes),
+  and so is a polygon of zero area (a line or point drawn as a polygon).
+* A file with several layers (a GeoPackage) needs the layer named (``layer=``,
+  ``--prompts-layer``); the error lists them.
 * **Lines** and other geometry types are an error (a line's bounds is rarely the water body
   meant; draw a polygon or points instead).
 
@@ -23,9 +29,11 @@ raster, so they stay stable when the same prompts are used on another scene.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import click
 import numpy as np
 import shapely
 from affine import Affine
@@ -53,7 +61,13 @@ class PromptObject:
     kind: str  # "point" or "box"
     points: np.ndarray  # (K, 2) float64 raster pixel x, y; (0, 2) for boxes
     labels: np.ndarray  # (K,) int: 1 water, 0 not water
-    box: np.ndarray | None = None  # (4,) x0, y0, x1, y1 pixel edges, clipped to the raster
+    box: np.ndarray | None = None  # (4,) x0, y0, x1, y1 pixel edges, clipped: the extent
+    #: (M, 4) the boxes given to SAM: one per polygon part inside the raster (``box`` for one)
+    boxes: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.box is not None and self.boxes is None:
+            self.boxes = np.asarray(self.box, dtype=np.float64).reshape(1, 4)
 
 
 @dataclass
@@ -75,6 +89,7 @@ def read_prompts(
     height: int,
     prompts_crs: str | None = None,
     frame=None,
+    layer: str | None = None,
 ) -> PromptSet:
     """Read point/box prompts from ``path`` into pixel space of a ``width`` x ``height`` raster.
 
@@ -82,25 +97,31 @@ def read_prompts(
     none (and overrides the file's own CRS if it has one). Raises :class:`GeofloodsamError`
     for an unreadable, empty or CRS-less file, unsupported geometries, bad labels, and when no
     feature lies inside the raster. ``frame``: the file as already read and checked by
-    :func:`read_prompt_frame` (one file for many scenes is read once).
+    :func:`read_prompt_frame` (one file for many scenes is read once). ``layer``: the layer
+    of a file with several.
     """
     path = Path(path)
     if frame is None:
-        frame = read_prompt_frame(path, prompts_crs)
-    return _from_frame(path, frame, crs, transform, width, height)
+        frame = read_prompt_frame(path, prompts_crs, layer)
+    with warnings.catch_warnings():  # e.g. numpy's on coordinates that do not reproject
+        warnings.simplefilter("ignore")
+        return _from_frame(path, frame, crs, transform, width, height)
 
 
-def read_prompt_frame(path: str | Path, prompts_crs: str | None = None):
+def read_prompt_frame(path: str | Path, prompts_crs: str | None = None, layer: str | None = None):
     """Read and check a prompts file once: a GeoDataFrame with its CRS set.
 
-    ``prompts_crs`` sets the CRS of a file that has none (and overrides the file's own).
-    One-line errors for an unreadable or empty file, a file without CRS, unsupported
-    geometries and bad labels.
+    ``prompts_crs`` sets the CRS of a file that has none (and overrides the file's own);
+    ``layer`` chooses the layer of a file with several. One-line errors for an unreadable or
+    empty file, several layers and none chosen, a file without CRS, unsupported or zero-area
+    geometries and bad labels; a warning for points without a label (left out).
     """
     import pyproj
 
     path = Path(path)
-    gdf = _read(path)
+    with warnings.catch_warnings():  # pyogrio / numpy warnings would precede a one-line error
+        warnings.simplefilter("ignore")
+        gdf = _read(path, layer)
     if prompts_crs:
         try:
             src_crs = pyproj.CRS.from_user_input(prompts_crs)
@@ -115,7 +136,21 @@ def read_prompt_frame(path: str | Path, prompts_crs: str | None = None):
             "(the CRS its coordinates are in)."
         )
     _check_geometries(path, gdf)
-    _labels(path, gdf)  # label values are checked here too, before any work starts
+    labels = _labels(path, gdf)  # label values are checked here too, before any work starts
+    unlabelled = np.flatnonzero(labels < 0)
+    if unlabelled.size:
+        rows = ", ".join(str(i + 1) for i in unlabelled[:10])
+        more = f" and {unlabelled.size - 10} more" if unlabelled.size > 10 else ""
+        click.echo(
+            f"Warning: {unlabelled.size} point feature(s) of {path} ({rows}{more}) have an "
+            "empty label and are left out: give them 1 (water) or 0 (not water).",
+            err=True,
+        )
+        if unlabelled.size == len(gdf):
+            raise GeofloodsamError(
+                f"every feature of prompts file {path} has an empty label: fill the `label` "
+                "column with 1 (water) or 0 (not water)."
+            )
     return gdf
 
 
@@ -134,20 +169,44 @@ def _from_frame(path: Path, gdf, crs, transform: Affine, width: int, height: int
 
 
 # --------------------------------------------------------------------------- reading
-def _read(path: Path):
+def _read(path: Path, layer: str | None = None):
     """The vector file as a GeoDataFrame (one-line error if it cannot be read or is empty)."""
     import geopandas as gpd
+    import pyogrio
 
     if not path.exists():
         raise GeofloodsamError(f"prompts file {path} not found: check the path.")
+    if path.is_dir() and path.suffix.lower() not in (".gdb",):
+        raise GeofloodsamError(
+            f"prompts file {path} is a folder: give a GeoJSON, GeoPackage or Shapefile."
+        )
     try:
-        gdf = gpd.read_file(path, engine="pyogrio")
+        layers = [str(name) for name, _ in pyogrio.list_layers(path)]
+    except Exception:  # noqa: BLE001 - unreadable: reported by read_file below
+        layers = []
+    if layer is not None and layers and layer not in layers:
+        raise GeofloodsamError(
+            f"prompts file {path} has no layer {layer!r}; its layers: {', '.join(layers)}. "
+            "Fix --prompts-layer."
+        )
+    if layer is None and len(layers) > 1:
+        raise GeofloodsamError(
+            f"prompts file {path} has {len(layers)} layers ({', '.join(layers[:10])}): choose "
+            "one with --prompts-layer NAME."
+        )
+    try:
+        gdf = gpd.read_file(path, engine="pyogrio", layer=layer)
     except Exception as exc:  # pyogrio raises several types for unreadable data
         reason = " ".join(str(exc).split()) or type(exc).__name__
         raise GeofloodsamError(
             f"cannot read prompts file {path} ({reason[:200]}): give a GeoJSON, GeoPackage "
             "or Shapefile."
         ) from None
+    if not isinstance(gdf, gpd.GeoDataFrame):
+        raise GeofloodsamError(
+            f"prompts file {path} has no geometries (a table such as a CSV): give points or "
+            "boxes in a GeoJSON, GeoPackage or Shapefile (convert with ogr2ogr or QGIS)."
+        )
     if len(gdf) == 0:
         raise GeofloodsamError(
             f"prompts file {path} has no features: draw points or boxes on water first."
@@ -171,6 +230,14 @@ def _check_geometries(path: Path, gdf) -> None:
             f"prompts file {path}: unsupported geometry {types.iloc[first]} (feature "
             f"{first + 1}): use points (water clicks) or polygons (boxes)."
         )
+    polygons = types.isin(BOX_TYPES).to_numpy()
+    flat = polygons & ~(shapely.area(gdf.geometry.values) > 0)
+    if flat.any():
+        first = int(np.flatnonzero(flat)[0])
+        raise GeofloodsamError(
+            f"prompts file {path}: feature {first + 1} is a polygon of zero area (its corners "
+            "lie on one line): redraw it as a box around the water, or use a point."
+        )
 
 
 def _column(gdf, name: str) -> str | None:
@@ -182,7 +249,11 @@ def _column(gdf, name: str) -> str | None:
 
 
 def _labels(path: Path, gdf) -> np.ndarray:
-    """(F,) int labels: 1 water (default, also for empty cells), 0 not water."""
+    """(F,) int labels: 1 water (the default without a column), 0 not water, -1 empty.
+
+    An empty cell (null, NaN, blank) of a point is -1 (left out); of a polygon, 1 (boxes are
+    water only).
+    """
     col = _column(gdf, "label")
     out = np.ones(len(gdf), dtype=np.int64)
     if col is None:
@@ -190,6 +261,9 @@ def _labels(path: Path, gdf) -> np.ndarray:
     is_box = gdf.geom_type.isin(BOX_TYPES).to_numpy()
     for i, value in enumerate(gdf[col].tolist()):
         label = _label_value(value)
+        if label == -1:
+            out[i] = 1 if is_box[i] else -1
+            continue
         if label is None:
             raise GeofloodsamError(
                 f"prompts file {path}: feature {i + 1} has label {value!r}; "
@@ -205,13 +279,13 @@ def _labels(path: Path, gdf) -> np.ndarray:
 
 
 def _label_value(value) -> int | None:
-    """1 / 0 from a cell (empty -> 1); None if the value is not a valid label."""
+    """1 / 0 from a cell (empty -> -1); None if the value is not a valid label."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
-        return 1
+        return -1
     if isinstance(value, str):
         value = value.strip()
         if value == "":
-            return 1
+            return -1
         return {"0": 0, "1": 1}.get(value)
     try:
         number = float(value)
@@ -261,14 +335,21 @@ def _assemble(path, gdf, geoms, labels, groups, to_pixel, width, height, source_
     members: dict[int, list[int]] = {}
     outside = np.zeros(len(gdf), dtype=bool)
     for i, (geom, oid) in enumerate(zip(geoms, feature_objects, strict=True)):
+        if labels[i] < 0:  # a point with an empty label: left out (warned about)
+            continue
         members.setdefault(oid, []).append(i)
         pixel_geom = shapely.transform(geom, to_pixel)
         if geom.geom_type in BOX_TYPES:
-            box = transforms.clip_box(pixel_geom.bounds, width, height)
-            if box is None:
+            parts = shapely.get_parts(pixel_geom)  # one box per part of a MultiPolygon
+            clipped = [
+                transforms.clip_box(part.bounds, width, height)
+                for part in parts
+            ]
+            clipped = [b for b in clipped if b is not None]
+            if not clipped:
                 outside[i] = True
             else:
-                boxes[oid] = box
+                boxes[oid] = np.stack(clipped)
             continue
         xy = shapely.get_coordinates(pixel_geom).astype(np.float64)
         inside = transforms.pixels_inside(xy[:, 0], xy[:, 1], width, height)
@@ -287,8 +368,12 @@ def _assemble(path, gdf, geoms, labels, groups, to_pixel, width, height, source_
     objects: list[PromptObject] = []
     for oid in sorted(set(pts) | set(boxes)):
         if oid in boxes:
+            parts = boxes[oid]
+            extent = np.array([*parts[:, :2].min(axis=0), *parts[:, 2:].max(axis=0)])
             objects.append(
-                PromptObject(oid, "box", np.zeros((0, 2)), np.zeros(0, np.int64), boxes[oid])
+                PromptObject(
+                    oid, "box", np.zeros((0, 2)), np.zeros(0, np.int64), extent, parts
+                )
             )
             continue
         object_labels = np.concatenate(labs[oid])

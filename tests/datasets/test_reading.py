@@ -202,3 +202,16 @@ def test_empty_mask_set(tmp_path, write_photo_set):
 def test_split_without_images(tmp_path, write_photo_set):
     root = write_photo_set(tmp_path / "ds", ["train", "train"])
     _raises("no images in split 'val'", root, "val")
+
+
+def test_images_without_masks_are_named_not_dropped(tmp_path, write_photo_set):
+    root = tmp_path / "plain"
+    write_photo_set(root, ["train"] * 4)
+    (root / "splits.csv").unlink()
+    (root / "masks" / "2.png").unlink()
+    (root / "masks" / "3.png").unlink()
+    with pytest.raises(GeofloodsamError) as excinfo:
+        open_dataset(root)
+    message = excinfo.value.message
+    assert "\n" not in message and "2 image(s)" in message
+    assert "2.jpg, 3.jpg" in message and "have no mask" in message

@@ -304,3 +304,30 @@ def test_bad_input_one_line_error_nothing_written(
     assert len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0], res.output
     assert not out.exists()
     assert not list(tmp_path.glob(".out.*"))
+
+
+def test_an_unwritable_output_is_found_before_scoring(dataset, tmp_path, monkeypatch):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+
+    def no_scoring(*a, **k):
+        raise AssertionError("the data set was read before checking -o")
+
+    monkeypatch.setattr("geofloodsam.datasets.reading.open_dataset", no_scoring)
+    res = _run("--data", str(dataset), "--decoder", "pretrained", "-o", str(blocker / "out"))
+    assert res.exit_code == 1
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and "a_file" in lines[0]
+    assert blocker.read_text() == "x"
+
+
+def test_an_unusable_geofloodsam_home_still_evaluates(dataset, tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    home.write_text("not a folder")
+    monkeypatch.setenv("GEOFLOODSAM_HOME", str(home))
+    out = tmp_path / "out"
+    res = _run("--data", str(dataset), "--decoder", "pretrained", "--prompt", "box",
+               "--examples", "0", "-o", str(out))
+    assert res.exit_code == 0, res.output
+    assert "Warning: cannot use the embedding cache" in res.output
+    assert (out / "metrics.csv").is_file() and home.read_text() == "not a folder"

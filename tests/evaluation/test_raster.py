@@ -234,3 +234,21 @@ def test_bad_water_values_option(tmp_path):
                                     "--truth-water-values", "water", "-o", str(tmp_path / "r")])
     assert res.exit_code != 0 and "comma-separated numbers" in res.output
     assert not (tmp_path / "r").exists()
+
+
+def test_an_unwritable_output_is_found_before_evaluating(tmp_path, monkeypatch):
+    pred, truth = _pred_10m(tmp_path), _truth_20m(tmp_path, True)
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    out = blocker / "report"  # a path through a file: it cannot be created
+
+    def no_work(*a, **k):
+        raise AssertionError("evaluated before checking -o")
+
+    monkeypatch.setattr("geofloodsam.evaluation.raster.evaluate_raster", no_work)
+    res = CliRunner().invoke(main, ["evaluate-raster", str(pred), str(truth), "-q", "-o", str(out)])
+    assert res.exit_code == 1
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and "a_file" in lines[0], res.output
+    assert blocker.read_text() == "x"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]

@@ -175,3 +175,42 @@ def test_variant_definitions():
 def test_unknown_variant(tmp_path, tiny_model, image):
     with pytest.raises(GeofloodsamError, match="unknown variant"):
         EmbeddingCache(tmp_path, tiny_model).get(image, "shear")
+
+
+def test_an_unusable_geofloodsam_home_falls_back_to_a_temporary_cache(
+    tmp_path, tiny_model, image, monkeypatch, capsys
+):
+    home = tmp_path / "home"
+    home.write_text("a file, not a folder")
+    monkeypatch.setenv("GEOFLOODSAM_HOME", str(home))
+    cache = EmbeddingCache(None, tiny_model)
+    assert cache.directory.is_dir() and home not in cache.directory.parents
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("Warning: cannot use the embedding cache")
+    assert "GEOFLOODSAM_HOME" in err[0]
+    cache.get(image)  # works, cached in the temporary folder
+    assert cache.get(image) is not None and cache.stats.hits == 1
+    assert home.read_text() == "a file, not a folder"
+
+
+def test_an_unusable_cache_dir_given_is_a_one_line_error(tmp_path, tiny_model):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(GeofloodsamError, match="--cache-dir") as excinfo:
+        EmbeddingCache(blocker / "emb", tiny_model)
+    assert "\n" not in excinfo.value.message
+    assert blocker.read_text() == "x"
+
+
+def test_a_cache_write_failure_goes_on_uncached(tmp_path, tiny_model, image, monkeypatch, capsys):
+    import errno
+
+    from geofloodsam.model import embedding_cache
+
+    def full(obj, path):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(embedding_cache, "atomic_torch_save", full)
+    cache = EmbeddingCache(tmp_path / "emb", tiny_model)
+    assert cache.get(image) is not None
+    assert "No space left on device" in capsys.readouterr().err

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from pathlib import Path
 
 import geopandas as gpd
@@ -17,9 +18,11 @@ import pytest
 import rasterio
 import torch
 from click.testing import CliRunner
+from rasterio.control import GroundControlPoint
 from rasterio.transform import from_origin
 from scipy import ndimage
-from shapely.geometry import LineString, Point, box
+from scipy.io import netcdf_file
+from shapely.geometry import LineString, Point, Polygon, box
 
 from geofloodsam.cli import main
 from geofloodsam.datasets.truth_prompts import deepest_point
@@ -456,6 +459,35 @@ def _bad_inputs(tmp: Path) -> dict[str, tuple[list[str], str]]:
     outside = write_points(tmp / "outside.geojson", [(-500, -500), (5000, 20)])
     a_file = tmp / "a_file.txt"
     a_file.write_text("x")
+    no_transform = tmp / "no_transform.tif"  # a CRS but no geotransform
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with rasterio.open(no_transform, "w", driver="GTiff", width=w, height=h, count=3,
+                           dtype="uint8", crs=UTM) as ds:
+            ds.write(dark_scene(w, h, ellipse(w, h, 60, 50, 30, 20)))
+        gcps = [GroundControlPoint(0, 0, *ORIGIN), GroundControlPoint(0, w, ORIGIN[0] + 1200,
+                ORIGIN[1]), GroundControlPoint(h, 0, ORIGIN[0], ORIGIN[1] - 1000)]
+        gcp_only = tmp / "gcp_only.tif"
+        with rasterio.open(gcp_only, "w", driver="GTiff", width=w, height=h, count=3,
+                           dtype="uint8", gcps=gcps, crs=UTM) as ds:
+            ds.write(dark_scene(w, h, ellipse(w, h, 60, 50, 30, 20)))
+    netcdf = tmp / "two_variables.nc"
+    with netcdf_file(netcdf, "w") as f:
+        f.createDimension("y", h)
+        f.createDimension("x", w)
+        for name in ("water", "depth"):
+            f.createVariable(name, "f4", ("y", "x"))[:] = np.ones((h, w), np.float32)
+    strip = write_raster(tmp / "strip.tif", dark_scene(w, 1, np.zeros((1, w), bool)))
+    csv = tmp / "clicks.csv"
+    csv.write_text(f"x,y,label\n{ORIGIN[0] + 600},{ORIGIN[1] - 500},1\n")
+    two_layers = tmp / "two_layers.gpkg"
+    for layer in ("clicks", "old_clicks"):
+        gpd.GeoDataFrame(geometry=[Point(pixel_to_world(from_origin(*ORIGIN, 10.0, 10.0),
+                         60.5, 50.5))], crs=UTM).to_file(two_layers, layer=layer)
+    (x0, y0), (x1, _) = (pixel_to_world(from_origin(*ORIGIN, 10.0, 10.0), c, 50) for c in (40, 80))
+    flat_box = tmp / "flat_box.geojson"
+    gpd.GeoDataFrame(geometry=[Polygon([(x0, y0), (x1, y0), (x0, y0)])], crs=UTM).to_file(
+        flat_box)
     p = ["--prompts", str(pts)]
     return {
         "missing raster": ([str(tmp / "nope.tif"), *p], "not found"),
@@ -475,6 +507,19 @@ def _bad_inputs(tmp: Path) -> dict[str, tuple[list[str], str]]:
                               "overlap"),
         "bad threshold": ([str(good), *p, "--threshold", "1.5"], "threshold"),
         "bad stretch": ([str(good), *p, "--stretch", "5,1"], "stretch"),
+        "CRS but no geotransform": ([str(no_transform), *p], "no geotransform"),
+        "ground control points only": ([str(gcp_only), *p], "gdalwarp"),
+        "multi-variable netCDF": ([str(netcdf), *p], "2 variables"),
+        "1-pixel-high strip": ([str(strip), *p], "too small"),
+        "1-pixel-high strip, promptless": ([str(strip)], "too small"),
+        "CSV as prompts": ([str(good), "--prompts", str(csv)], "no geometries"),
+        "GeoPackage of two layers": ([str(good), "--prompts", str(two_layers)],
+                                     "--prompts-layer"),
+        "unknown prompts layer": ([str(good), "--prompts", str(two_layers), "--prompts-layer",
+                                   "nope"], "clicks, old_clicks"),
+        "zero-area box inside": ([str(good), "--prompts", str(flat_box)], "zero area"),
+        "prompts in the wrong CRS": ([str(good), *p, "--prompts-crs", "EPSG:4326"],
+                                     "inside the raster"),
     }
 
 
@@ -482,7 +527,10 @@ BAD = [
     "missing raster", "corrupt raster", "raster without CRS", "unknown band", "all-nodata scene",
     "all-nodata scene, promptless", "unreadable vector", "missing vector", "empty vector",
     "vector without CRS", "unsupported geometry", "all prompts outside", "unwritable outdir",
-    "overlap too large", "bad threshold", "bad stretch",
+    "overlap too large", "bad threshold", "bad stretch", "CRS but no geotransform",
+    "ground control points only", "multi-variable netCDF", "1-pixel-high strip",
+    "1-pixel-high strip, promptless", "CSV as prompts", "GeoPackage of two layers",
+    "unknown prompts layer", "zero-area box inside", "prompts in the wrong CRS",
 ]
 
 
@@ -617,3 +665,193 @@ def test_naip_scene_end_to_end_through_the_cli(tmp_path, shared, mobile_sam_path
     precision = scores(mask, ndwi_water)["precision"]
     print(f"NAIP: {len(frame)} polygons, precision against NDWI water {precision:.3f}")
     assert precision > 0.9  # measured 0.973: what SAM maps is open water
+
+
+# --------------------------------------------------------------------------- never lose results
+def _previous_outputs(out: Path, stem: str) -> dict[str, bytes]:
+    """Outputs of an earlier run (made-up bytes), to check that a failed run keeps them."""
+    out.mkdir(parents=True, exist_ok=True)
+    old = {}
+    for suffix in ("_mask.tif", "_mask.qml", "_flood.gpkg"):
+        (out / f"{stem}{suffix}").write_bytes(f"previous {suffix}".encode())
+        old[stem + suffix] = f"previous {suffix}".encode()
+    return old
+
+
+def test_a_folder_at_run_json_is_a_one_line_error_before_the_run(tmp_path, monkeypatch) -> None:
+    w, h = 120, 100
+    scene = write_raster(tmp_path / "s.tif", dark_scene(w, h, ellipse(w, h, 60, 50, 30, 20)))
+    prompts = write_points(tmp_path / "p.geojson", [(60.5, 50.5)])
+    out = tmp_path / "out"
+    old = _previous_outputs(out, "s")
+    (out / "s_run.json").mkdir()
+
+    def no_model(*a, **k):
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr("geofloodsam.model.sam.load_model", no_model)
+    result = CliRunner().invoke(main, ["segment", str(scene), "-p", str(prompts), "-o", str(out),
+                                       "--quiet"])
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and "in the way" in lines[0]
+    assert {n: (out / n).read_bytes() for n in old} == old
+    assert leftovers(out) == sorted([*old, "s_run.json"])
+
+
+def test_a_last_rename_failing_keeps_the_previous_outputs(tmp_path, big_lake, monkeypatch) -> None:
+    scene, _ = big_lake
+    prompts = write_points(tmp_path / "p.geojson", [(330.5, 290.5)])
+    out = tmp_path / "out"
+    stem = Path(scene).stem
+    old = _previous_outputs(out, stem)
+    from geofloodsam.segmentation import outputs
+
+    real = outputs.write_gpkg
+
+    def write_then_block(frame, path, *a, **k):  # something appears at run.json mid-run
+        real(frame, path, *a, **k)
+        (out / f"{stem}_run.json").mkdir()
+
+    monkeypatch.setattr(outputs, "write_gpkg", write_then_block)
+    with pytest.raises(GeofloodsamError, match="in the way"):
+        segment(scene, prompts, out, tile_size=256, overlap=64, sam_model=OracleModel(),
+                quiet=True)
+    assert {n: (out / n).read_bytes() for n in old} == old
+    assert leftovers(out) == sorted([*old, f"{stem}_run.json"])
+
+
+# --------------------------------------------------------------------------- featureless tiles
+def test_a_featureless_tile_is_left_dry_with_a_warning(tmp_path, capsys) -> None:
+    w, h = 512, 256
+    data = dark_scene(w, h, np.zeros((h, w), bool))
+    data[:, :, 256:] = 0  # the right tile is one colour: SAM would call all of it water
+    scene = write_raster(tmp_path / "half.tif", data)
+    res = segment(scene, None, tmp_path / "out", tile_size=256, overlap=0,
+                  sam_model=OracleModel(), quiet=True)
+    assert (read_mask(res.mask_path)[:, 256:] == 0).all()
+    assert res.record["tiles"]["featureless"] == 1 and res.record["tiles"]["encoded"] == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "1 tile(s)" in err[0] and "featureless" in err[0]
+
+
+@pytest.mark.parametrize("prompted", [False, True])
+def test_an_all_zero_scene_is_a_one_line_error_and_leaves_nothing(tmp_path, prompted) -> None:
+    w, h = 300, 200
+    scene = write_raster(tmp_path / "zeros.tif", np.zeros((3, h, w), np.uint8))
+    prompts = write_points(tmp_path / "p.geojson", [(150.5, 100.5)]) if prompted else None
+    out = tmp_path / "out"
+    args = ["segment", str(scene), "-o", str(out), "--model", "tiny", "--device", "cpu",
+            "--tile-size", "256", "--overlap", "64", "--quiet"]
+    result = CliRunner().invoke(main, args + (["-p", str(prompts)] if prompted else []))
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and "one colour" in lines[0]
+    assert leftovers(out) == []
+
+
+# --------------------------------------------------------------------------- faults mid-run
+def _tiny_cli(scene: Path, out: Path, *extra: str) -> list[str]:
+    return ["segment", str(scene), "-o", str(out), "--model", "tiny", "--device", "cpu",
+            "--tile-size", "256", "--overlap", "64", "--quiet", *extra]
+
+
+def test_a_full_disk_is_one_line_and_keeps_the_previous_outputs(tmp_path, monkeypatch) -> None:
+    import errno
+
+    w, h = 300, 200
+    scene = write_raster(tmp_path / "s.tif", dark_scene(w, h, ellipse(w, h, 150, 100, 80, 60)))
+    out = tmp_path / "out"
+    old = _previous_outputs(out, "s")
+
+    def full(frame, path, *a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr("geofloodsam.segmentation.outputs.write_gpkg", full)
+    result = CliRunner().invoke(main, _tiny_cli(scene, out))
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    assert "No space left on device" in lines[0] and "free some space" in lines[0]
+    assert {n: (out / n).read_bytes() for n in old} == old
+    assert leftovers(out) == sorted(old)
+
+
+def test_a_truncated_geotiff_is_one_line_mid_run(tmp_path) -> None:
+    import os
+
+    w, h = 600, 500
+    scene = tmp_path / "cut.tif"
+    with rasterio.open(
+        scene, "w", driver="GTiff", width=w, height=h, count=3, dtype="uint8", crs=UTM,
+        transform=from_origin(*ORIGIN, 10.0, 10.0), tiled=True, blockxsize=256, blockysize=256,
+        compress="deflate",
+    ) as ds:
+        ds.write(np.random.default_rng(0).integers(0, 255, (3, h, w), dtype=np.uint8))
+    os.truncate(scene, scene.stat().st_size // 2)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, _tiny_cli(scene, out))
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: cannot read "), result.output
+    assert "truncated or damaged" in lines[0] and str(scene) in lines[0]
+    assert leftovers(out) == []
+
+
+def test_sigterm_mid_run_cleans_up_and_exits_143(tmp_path, monkeypatch) -> None:
+    import os
+    import signal
+
+    from geofloodsam.segmentation import pipeline
+
+    w, h = 600, 500
+    scene = write_raster(tmp_path / "s.tif", dark_scene(w, h, ellipse(w, h, 300, 250, 200, 150)))
+    out = tmp_path / "out"
+    real, calls = pipeline.run_chunk, []
+
+    def terminated_after_one(*args, **kwargs):  # `timeout` / a scheduler stops the run
+        calls.append(1)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "run_chunk", terminated_after_one)
+    before = signal.getsignal(signal.SIGTERM)
+    result = CliRunner().invoke(main, _tiny_cli(scene, out))
+    assert result.exit_code == 143
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: terminated (SIGTERM)"), result.output
+    assert leftovers(out) == [] and not out.exists()  # the folder it created is gone too
+    assert signal.getsignal(signal.SIGTERM) == before
+
+
+@pytest.mark.slow
+def test_sigterm_to_a_running_segment_process_leaves_nothing(tmp_path, mobile_sam_path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    w, h = 1024, 1024
+    scene = write_raster(tmp_path / "s.tif", dark_scene(w, h, ellipse(w, h, 500, 520, 300, 200)))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("the user's")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "geofloodsam", "segment", str(scene), "-o", str(out),
+         "--checkpoint", str(mobile_sam_path), "--decoder", "pretrained", "--device", "cpu",
+         "--tile-size", "256", "--overlap", "32", "--quiet"],
+        stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    deadline = time.monotonic() + 120
+    while not list(out.glob(".s.geofloodsam-*/tiles/*.npy")):  # tiles are being stored
+        assert proc.poll() is None, proc.stderr.read()
+        assert time.monotonic() < deadline, "the run never started its tiles"
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert err.strip().splitlines()[-1].startswith("Error: terminated (SIGTERM)")
+    assert "Traceback" not in err
+    assert leftovers(out) == ["keep.txt"]

@@ -358,3 +358,34 @@ def test_resume_with_other_settings(dataset, cache_dir, interrupted):
     result = CliRunner().invoke(main, args)
     assert result.exit_code != 0 and "other settings than the interrupted run (lr)" in result.output
     assert not out.exists()
+
+
+@pytest.mark.parametrize("where", ["through a file", "folder at curves.csv"])
+def test_an_unwritable_out_is_found_before_training(bad_set, cache_dir, tmp_path, monkeypatch,
+                                                    where) -> None:
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    out = blocker / "o" / "d.pt"
+    if where == "folder at curves.csv":
+        out = tmp_path / "o" / "d.pt"
+        (out.parent / "curves.csv").mkdir(parents=True)
+
+    def no_training(*a, **k):
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr("geofloodsam.training.finetune.load_model", no_training)
+    result = CliRunner().invoke(main, _args(bad_set, out, cache_dir))
+    assert result.exit_code == 1
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    assert "a_file is a file" in lines[0] or "in the way" in lines[0], lines[0]
+    assert blocker.read_text() == "x" and not out.exists()
+
+
+def test_images_without_masks_stop_finetune(tmp_path, cache_dir, write_photo_set) -> None:
+    root = tmp_path / "plain"
+    write_photo_set(root, ["train"] * 4)
+    (root / "splits.csv").unlink()
+    (root / "masks" / "1.png").unlink()
+    out = tmp_path / "o" / "d.pt"
+    _fails(_args(root, out, cache_dir), "1 image(s)", out.parent)

@@ -75,9 +75,27 @@ def test_without_columns_every_feature_is_a_water_object(tmp_path):
 
 def test_label_spellings(tmp_path):
     geoms = [shapely.Point(world(i + 0.5, 5.5)) for i in range(4)]
-    gdf = frame(geoms, label=["1", "0", None, "1"], object=[1.0, 1.0, 1.0, np.nan])
+    gdf = frame(geoms, label=["1", "0", "1", "1"], object=[1.0, 1.0, 1.0, np.nan])
     ps = read(write(gdf, tmp_path / "p.gpkg"))
     assert [o.labels.tolist() for o in ps.objects] == [[1, 0, 1], [1]]
+
+
+@pytest.mark.parametrize("empty", [None, np.nan, " "])
+def test_points_with_an_empty_label_are_left_out_with_a_warning(tmp_path, capsys, empty):
+    geoms = [shapely.Point(world(i + 0.5, 5.5)) for i in range(3)]
+    labels = ["1", empty, "0"] if isinstance(empty, str) else [1.0, empty, 0.0]
+    ps = read(write(frame(geoms, label=labels, object=[1, 1, 1]), tmp_path / "p.gpkg"))
+    assert [o.points[:, 0].tolist() for o in ps.objects] == [[0.5, 2.5]]
+    assert [o.labels.tolist() for o in ps.objects] == [[1, 0]]
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("Warning: 1 point feature(s)") and "(2)" in err[0]
+
+
+def test_every_label_empty_is_a_one_line_error(tmp_path, capsys):
+    gdf = frame([shapely.Point(world(5.5, 5.5))], label=[np.nan])
+    with pytest.raises(GeofloodsamError) as excinfo:
+        read(write(gdf, tmp_path / "p.gpkg"))
+    assert_one_line(excinfo, "empty label")
 
 
 def test_same_pixels_from_epsg4326_and_raster_crs(tmp_path, points_frame):
@@ -128,6 +146,19 @@ def test_polygon_becomes_a_clipped_box(tmp_path):
     assert np.allclose(clipped.box, [2900, 2300, W, H], atol=1e-6)
 
 
+def test_multipolygon_parts_are_one_object_of_one_box_each(tmp_path):
+    parts = []
+    for c0, r0, c1, r1 in [(100, 100, 200, 180), (2000, 1500, 2100, 1600), (3500, 10, 3600, 90)]:
+        (xa, ya), (xb, yb) = world(c0, r1), world(c1, r0)
+        parts.append(shapely.box(xa, ya, xb, yb))
+    ps = read(write(frame([shapely.MultiPolygon(parts)]), tmp_path / "p.gpkg"))
+    (obj,) = ps.objects
+    assert obj.kind == "box" and ps.n_outside == 0
+    # the third part lies outside the raster (W = 3000): two boxes, not one over everything
+    assert np.allclose(obj.boxes, [[100, 100, 200, 180], [2000, 1500, 2100, 1600]], atol=1e-6)
+    assert np.allclose(obj.box, [100, 100, 2100, 1600], atol=1e-6)  # the extent
+
+
 def test_box_in_epsg4326_uses_the_whole_reprojected_outline(tmp_path):
     """A big lon/lat box over a northern UTM raster: its edges curve in UTM, so two corners
     would give the wrong box. The expected box is the pixel bounds of the outline densified
@@ -170,6 +201,49 @@ def assert_one_line(excinfo, *words: str) -> None:
     assert "\n" not in message
     for word in words:
         assert word in message, message
+
+
+def test_zero_area_polygon_inside_is_named_as_such(tmp_path):
+    (xa, ya), (xb, _) = world(100, 200), world(300, 200)
+    flat = shapely.Polygon([(xa, ya), (xb, ya), (xa, ya)])
+    with pytest.raises(GeofloodsamError) as excinfo:
+        read(write(frame([flat]), tmp_path / "p.geojson"))
+    assert_one_line(excinfo, "feature 1", "zero area")
+    assert "outside" not in excinfo.value.message
+
+
+def test_a_csv_is_not_a_prompts_file(tmp_path):
+    path = tmp_path / "p.csv"
+    path.write_text("x,y,label\n500010,4999990,1\n")
+    with pytest.raises(GeofloodsamError) as excinfo:
+        read(path)
+    assert_one_line(excinfo, "no geometries", "CSV")
+
+
+def test_several_layers_need_a_layer_name(tmp_path):
+    path = tmp_path / "p.gpkg"
+    frame([shapely.Point(world(5.5, 5.5))]).to_file(path, layer="clicks", engine="pyogrio")
+    frame([shapely.Point(world(9.5, 9.5))]).to_file(path, layer="other", engine="pyogrio")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no pyogrio warning before the one-line error
+        with pytest.raises(GeofloodsamError) as excinfo:
+            read(path)
+    assert_one_line(excinfo, "2 layers", "clicks, other", "--prompts-layer")
+    ps = read(path, layer="other")
+    assert np.allclose(ps.objects[0].points, [(9.5, 9.5)])
+    with pytest.raises(GeofloodsamError) as excinfo:
+        read(path, layer="nope")
+    assert_one_line(excinfo, "no layer 'nope'", "clicks, other")
+
+
+def test_prompts_in_the_wrong_crs_warn_nothing_before_the_error(tmp_path):
+    lonlat = frame([shapely.Point(world(5.5, 5.5))]).set_crs("EPSG:4326", allow_override=True)
+    path = write(lonlat, tmp_path / "p.geojson")  # UTM metres labelled as degrees
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(GeofloodsamError) as excinfo:
+            read(path)
+    assert_one_line(excinfo, "inside the raster")
 
 
 def test_missing_file(tmp_path):

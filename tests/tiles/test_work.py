@@ -1,0 +1,132 @@
+"""The per-tile work: cropped decoding gives what whole-tile decoding gives, in bounded memory."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from geofloodsam.model.sam import Embedding, Prediction
+from geofloodsam.tiles.store import PROB_EPS
+from geofloodsam.tiles.work import (
+    DECODE_CHUNK,
+    ChunkResult,
+    Seed,
+    _sigmoid,
+    connect_seeds,
+    decode_seeds,
+    featureless,
+)
+
+H, W = 96, 128
+
+
+def _blobs(seed: int) -> np.ndarray:
+    """(H, W) logits: a few round bumps over a low floor (several components)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:H, 0:W] + 0.5
+    out = np.full((H, W), -12.0, np.float32)
+    for _ in range(3):
+        cx, cy, r = rng.uniform(0, W), rng.uniform(0, H), rng.uniform(6, 30)
+        out = np.maximum(out, (8.0 * (1 - np.hypot(xx - cx, yy - cy) / r)).astype(np.float32))
+    return out
+
+
+class FixedLogits:
+    """A model whose k-th decoded prompt gets the k-th prepared logits."""
+
+    def __init__(self, logits: list[np.ndarray]) -> None:
+        self.logits, self.calls, self.next = logits, [], 0
+
+    def decode(self, embedding, points=None, point_labels=None, boxes=None, mask_input=None,
+               multimask=False):
+        n = len(boxes) if boxes is not None else len(points)
+        self.calls.append(n)
+        out = np.stack(self.logits[self.next : self.next + n])[:, None]
+        self.next += n
+        return Prediction(out, np.ones((n, 1), np.float32), np.zeros((n, 1, 1, 1), np.float32))
+
+
+def _seeds(n: int) -> list[Seed]:
+    rng = np.random.default_rng(1)
+    seeds = []
+    for k in range(n):
+        pts = rng.uniform([0, 0], [W, H], (2, 2))
+        if k % 3 == 2:
+            seeds.append(Seed(k + 1, box=np.array([0.0, 0.0, W, H])))
+        else:
+            # a negative point: never skipped as covered (see the test below)
+            seeds.append(Seed(k + 1, pts, np.array([1, 0]), propagate=True, carried=k % 3 == 1))
+    return seeds
+
+
+@pytest.mark.parametrize("threshold", [0.5, 0.001])
+def test_cropped_decoding_equals_whole_tile_decoding(threshold) -> None:
+    n = 2 * DECODE_CHUNK + 3
+    seeds = _seeds(n)
+    # the fake model is called per prompt kind: points first, then boxes
+    order = [k for k, s in enumerate(seeds) if s.box is None] + [
+        k for k, s in enumerate(seeds) if s.box is not None]
+    logits = {k: _blobs(k) for k in range(n)}
+    logits[0] = np.full((H, W), -20.0, np.float32)  # decodes to nothing
+    model = FixedLogits([logits[k] for k in order])
+    out = ChunkResult()
+    emb = Embedding(None, (H, W), (H, W))
+    crops, connected = decode_seeds(model, emb, seeds, out, threshold)
+    assert out.prompt_decodes == n and max(model.calls) <= DECODE_CHUNK
+    reference = np.stack([_sigmoid(logits[k]) for k in range(n)])
+    ref_connected = connect_seeds(reference, seeds, threshold)
+    floor = min(PROB_EPS, threshold)
+    for k in range(n):
+        c = crops[k]
+        assert c.data.dtype == np.float16
+        inside = np.zeros((H, W), bool)
+        inside[c.r0 : c.r1, c.c0 : c.c1] = True
+        # the crop is the bounding box of the pixels above the floor, with their values
+        assert not (reference[k][~inside] > floor).any()
+        np.testing.assert_array_equal(c.data, reference[k][inside].reshape(c.data.shape)
+                                      .astype(np.float16))
+        if c.data.size:
+            above = reference[k][c.r0 : c.r1, c.c0 : c.c1] > floor
+            assert above[0].any() and above[-1].any() and above[:, 0].any() and above[:, -1].any()
+        if seeds[k].propagate:
+            np.testing.assert_array_equal(connected[k].full((H, W)), ref_connected[k])
+        else:
+            assert k not in connected
+    assert crops[0].data.size == 0 and connected[0].data.size == 0
+
+
+def test_points_in_water_already_mapped_in_the_tile_are_not_decoded_again(monkeypatch) -> None:
+    lake = np.full((H, W), -12.0, np.float32)
+    lake[20:60, 30:90] = 9.0  # what every click in the lake decodes to
+    clicks = [(40.5, 30.5), (60.5, 50.5), (85.5, 25.5)]  # three objects, all in the lake
+    seeds = [Seed(k + 1, np.array([p]), np.array([1]), propagate=True)
+             for k, p in enumerate(clicks)]
+    seeds.append(Seed(9, np.array([(50.5, 40.5), (5.5, 5.5)]), np.array([1, 0]),
+                      propagate=True))  # a negative point: decoded all the same
+    seeds.append(Seed(10, np.array([(10.5, 80.5)]), np.array([1]), propagate=True))  # dry land
+    model = FixedLogits([lake] * 40)
+    out = ChunkResult()
+    crops, connected = decode_seeds(model, Embedding(None, (H, W), (H, W)), seeds, out)
+    # the first call takes POINT_CHUNK (4) single clicks: 1, 2, 3 and the dry one
+    assert out.covered_seeds == 0 and out.prompt_decodes == 5
+    # with one seed per call, clicks 2 and 3 find the lake mapped
+    monkeypatch.setattr("geofloodsam.tiles.work.POINT_CHUNK", 1)
+    out = ChunkResult()
+    model = FixedLogits([lake] * 40)
+    crops, connected = decode_seeds(model, Embedding(None, (H, W), (H, W)), seeds, out)
+    assert out.covered_seeds == 2 and out.prompt_decodes == 3
+    assert crops[0].data.size and not crops[1].data.size and not crops[2].data.size
+    assert crops[3].data.size and connected[1].data.size == 0
+    assert (crops[0].full((H, W)) > 0.5).sum() == 40 * 60
+
+
+def test_featureless_tiles() -> None:
+    flat = np.zeros((8, 8, 3), np.uint8)
+    valid = np.ones((8, 8), bool)
+    assert featureless(flat, valid)
+    textured = flat.copy()
+    textured[3, 4] = 9
+    assert not featureless(textured, valid)
+    valid[3, 4] = False  # the only other colour is nodata
+    assert featureless(textured, valid)
+    assert not featureless(flat, np.zeros((8, 8), bool))  # nothing valid: not "featureless"
