@@ -21,6 +21,7 @@ only the ones listed before it (``tests/test_layout.py`` checks this):
 ``tiles``           the tile grid, the per-tile work (read, encode, decode), waves of tiles
 ``stitch``          blending tiles into one seamless mask, row band by row band
 ``datasets``        image/mask folders and GeoTIFF chips; prompts from truth; sample scenes
+``water``           water indices and SAR thresholds, their fusion with SAM (satellite data)
 ``evaluation``      metrics, scoring decoders x prompts, reports; scoring a georeferenced mask
 ``training``        fine-tuning the mask decoder
 ``segmentation``    the ``segment`` pipeline: plan, run the tiles (in-process or Dask), finish

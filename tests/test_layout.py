@@ -15,10 +15,10 @@ PACKAGE = Path(__file__).resolve().parents[1] / "geofloodsam"
 #: bottom to top: each may import only itself and those before it
 LAYERS = (
     "errors", "progress", "files", "qgis", "geo", "raster", "vector", "weights", "model",
-    "tiles", "stitch", "datasets", "evaluation", "training", "segmentation", "cli",
+    "tiles", "stitch", "datasets", "water", "evaluation", "training", "segmentation", "cli",
 )
 #: siblings that must not import each other although one is listed before the other
-APART = {"segmentation": ("datasets", "evaluation", "training")}
+APART = {"segmentation": ("evaluation", "training")}
 
 
 def _modules() -> dict[str, Path]:

@@ -39,8 +39,8 @@ def _numbers(text: str | None, what: str, cast=float) -> list | None:
               help="Which split to score ('all': every image).")
 @click.option("--decoder", "decoders", multiple=True, default=("pretrained", "flood"),
               show_default=True,
-              help="Decoder to score, repeatable: 'pretrained', 'flood' (shipped) or a file "
-                   "written by `geofloodsam finetune`.")
+              help="Decoder to score, repeatable: 'pretrained', 'flood' or 'satellite' "
+                   "(shipped), or a file written by `geofloodsam finetune`.")
 @click.option("--prompt", "prompts", multiple=True, default=("point", "box"), show_default=True,
               type=click.Choice(PROMPT_CHOICES),
               help="Prompt type, repeatable: 'point' (deepest pixel of the largest water body), "

@@ -35,7 +35,7 @@ from geofloodsam.cli.options import (
 @checkpoint_option
 @click.option(
     "--decoder",
-    help="pretrained, flood (the shipped flood-tuned decoder) or a decoder file "
+    help="pretrained, flood or satellite (shipped: flood photos, satellite RGB) or a decoder file "
     "[default: flood when shipped, else pretrained].",
 )
 @bands_option

@@ -59,7 +59,7 @@ def read_decoder(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, A
     if not path.is_file():
         raise GeofloodsamError(
             f"decoder checkpoint {path} does not exist: give a file written by "
-            "`geofloodsam finetune`, or `pretrained` / `flood`."
+            f"`geofloodsam finetune`, or {' / '.join(f'`{n}`' for n in (PRETRAINED, *SHIPPED))}."
         )
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
@@ -93,7 +93,8 @@ def check_compatible(
 #: the decoder of the base checkpoint itself
 PRETRAINED = "pretrained"
 #: decoders shipped in the package: ``--decoder NAME`` loads ``data/NAME_decoder_<model>.pt``
-SHIPPED = ("flood",)
+#: (``flood``: flood photos; ``satellite``: Earth Surface Water, docs/satellite.md)
+SHIPPED = ("flood", "satellite")
 SHIPPED_DECODER_DIR = Path(__file__).resolve().parents[1] / "data"
 
 

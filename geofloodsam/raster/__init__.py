@@ -3,6 +3,8 @@
 - :mod:`~geofloodsam.raster.scene`: ``Scene`` (band selection, nodata and internal masks,
   validity), ``--bands`` / ``--stretch`` parsing, and the scene-level stretch to 8-bit that
   every tile shares (no per-tile contrast, so no seams).
+- :mod:`~geofloodsam.raster.sensors`: which sensor a raster comes from (Sentinel-2, Sentinel-1,
+  NAIP, RGB) and its fixed physical composite to 8-bit RGB.
 - :mod:`~geofloodsam.raster.strips`: the row strips every full-raster pass walks.
 
 May import: ``errors``, ``files``, ``geo``.

@@ -47,3 +47,19 @@ def test_default_and_shipped_decoder_paths() -> None:
     assert DecoderSpec("pretrained").path("vit_t") is None
     with pytest.raises(GeofloodsamError, match="no flood decoder is shipped for model vit_h"):
         DecoderSpec("flood").path("vit_h")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["flood", "satellite"])
+def test_shipped_decoders_load(kind: str, mobile_sam_path) -> None:
+    """Both shipped decoders load by name onto the real MobileSAM, float16 files < 10 MB."""
+    from geofloodsam.model.decoders import SHIPPED, shipped_decoder
+    from geofloodsam.model.sam import load_model
+
+    assert kind in SHIPPED
+    path = shipped_decoder(kind, "vit_t")
+    assert path.stat().st_size < 10_000_000
+    model = load_model("vit_t", checkpoint=mobile_sam_path, device="cpu", decoder=kind)
+    assert model.info()["decoder"] == kind and model.decoder_meta["base_model"] == "vit_t"
+    with pytest.raises(GeofloodsamError, match=f"no {kind} decoder is shipped"):
+        shipped_decoder(kind, "vit_b")

@@ -1,0 +1,186 @@
+"""water_index: indices, Otsu / Kittler-Illingworth, bimodal tiles, scene priors; fusion."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import rasterio
+
+from geofloodsam.errors import GeofloodsamError
+from geofloodsam.water import fusion
+from geofloodsam.water.index import (
+    FALLBACK,
+    PLAUSIBLE,
+    ashman_d,
+    bimodal_tiles,
+    despeckle_db,
+    fit_two_gaussians,
+    ki_threshold,
+    mndwi,
+    ndwi,
+    optical_prior,
+    otsu_threshold,
+    sar_prior,
+    scene_threshold,
+)
+
+
+def two_modes(n_dark: int, n_bright: int, seed: int = 0, dark=-22.0, bright=-14.0, sd=1.5):
+    rng = np.random.default_rng(seed)
+    return np.concatenate([rng.normal(dark, sd, n_dark), rng.normal(bright, sd, n_bright)])
+
+
+def sar_scene(water_cols: int, h: int = 256, w: int = 256, seed: int = 0) -> np.ndarray:
+    """VH dB: water (-24 dB) in the first ``water_cols`` columns, land (-15 dB) elsewhere."""
+    rng = np.random.default_rng(seed)
+    vh = rng.normal(-15.0, 1.5, (h, w))
+    vh[:, :water_cols] = rng.normal(-24.0, 1.5, (h, water_cols))
+    return vh.astype(np.float32)
+
+
+def test_normalized_difference():
+    g = np.array([0.1, 0.3, np.nan, 0.0])
+    n = np.array([0.3, 0.1, 0.2, 0.0])
+    out = ndwi(g, n)
+    np.testing.assert_allclose(out[:2], [-0.5, 0.5], rtol=1e-6)
+    assert np.isnan(out[2]) and np.isnan(out[3])
+    np.testing.assert_allclose(mndwi(g, n)[:2], out[:2])
+
+
+@pytest.mark.parametrize("fn", [otsu_threshold, ki_threshold])
+def test_thresholds_split_two_modes(fn):
+    t = fn(two_modes(5000, 5000))
+    assert -20.0 < t < -16.0
+
+
+def test_ki_handles_unequal_classes_better_than_otsu():
+    """A small, tight dark class beside a broad bright one: KI sits nearer the dark mode."""
+    rng = np.random.default_rng(3)
+    v = np.concatenate([rng.normal(-24, 1.0, 1000), rng.normal(-12, 3.0, 20000)])
+    truth = ((v < -20).sum())
+    assert abs((v < ki_threshold(v)).sum() - truth) <= abs((v < otsu_threshold(v)).sum() - truth)
+
+
+def test_fit_two_gaussians_and_ashman():
+    w, mu, sd = fit_two_gaussians(two_modes(3000, 7000))
+    np.testing.assert_allclose(w, [0.3, 0.7], atol=0.03)
+    np.testing.assert_allclose(mu, [-22, -14], atol=0.3)
+    assert ashman_d(mu, sd) > 4
+    # one Gaussian: the fitted components overlap, D stays small
+    w1, mu1, sd1 = fit_two_gaussians(np.random.default_rng(0).normal(-15, 2, 10000))
+    assert ashman_d(mu1, sd1) < 2 or w1.min() < 0.1
+
+
+@pytest.mark.parametrize("water_cols,expect_tiles", [(0, False), (256, False), (100, True)])
+def test_bimodal_tiles(water_cols, expect_tiles):
+    tiles = bimodal_tiles(sar_scene(water_cols), PLAUSIBLE["vh"], tile=64)
+    assert bool(tiles) == expect_tiles
+    for t in tiles:  # only tiles straddling the shore (columns 64-127) are bimodal
+        assert t["col"] == 64
+
+
+@pytest.mark.parametrize("water_cols", [0, 256])
+def test_one_class_scene_gets_fixed_threshold(water_cols):
+    t, details = scene_threshold(sar_scene(water_cols), "vh", "ki", tile=64)
+    assert t == FALLBACK["vh"] and details["source"] == "fixed"
+
+
+def test_sar_prior_maps_water_and_is_deterministic():
+    vh = sar_scene(100)
+    vv = vh + 7.0
+    a = sar_prior(vv, vh, "vh", "ki", despeckle=3, tile=64)
+    b = sar_prior(vv, vh, "vh", "ki", despeckle=3, tile=64)
+    assert a.details["vh"]["source"] == "tiles"
+    assert -22.0 < a.threshold < -17.0
+    water = a.water()
+    assert water[:, :95].mean() > 0.99 and water[:, 105:].mean() < 0.01
+    np.testing.assert_array_equal(water, b.water())
+    prob = a.probability()
+    assert prob[:, :90].min() > 0.5 > prob[:, 110:].max()
+    conf_w, conf_d = a.confident()
+    assert not (conf_w & conf_d).any()
+    both = sar_prior(vv, vh, "both", "otsu", despeckle=1, tile=64)
+    assert both.water()[:, :95].mean() > 0.95
+
+
+def test_sar_prior_keeps_nan_invalid():
+    vh = sar_scene(100)
+    vh[:10] = np.nan
+    p = sar_prior(vh + 7, vh, tile=64)
+    assert not p.valid[:10].any() and not p.water()[:10].any()
+    assert p.probability()[0, 0] == pytest.approx(0.5)
+
+
+def test_despeckle_db_nan_aware():
+    db = np.full((9, 9), -10.0)
+    db[4, 4] = np.nan
+    out = despeckle_db(db, 3)
+    assert np.isnan(out[4, 4])
+    np.testing.assert_allclose(out[3, 3], -10.0)
+
+
+def test_optical_prior_thresholds():
+    green = np.full((8, 8), 0.1)
+    nir = np.full((8, 8), 0.3)
+    nir[:, :3] = 0.02  # water: NIR dark
+    p = optical_prior(green, nir, "ndwi")
+    assert p.water()[:, :3].all() and not p.water()[:, 3:].any()
+    assert p.to_dict()["threshold"] == 0.0
+    with pytest.raises(GeofloodsamError, match="index"):
+        optical_prior(green, nir, "ndvi")
+
+
+def test_fusion_rules():
+    sam = np.array([0.9, 0.2, 0.6, 0.4], np.float32)
+    prior = np.array([0.3, 0.8, 0.99, 0.01], np.float32)
+    lg = np.log(prior / (1 - prior))
+    np.testing.assert_allclose(fusion.fuse(sam, prior, "mean"), (sam + prior) / 2)
+    np.testing.assert_allclose(fusion.fuse(sam, prior, "union"), np.maximum(sam, prior))
+    np.testing.assert_allclose(fusion.fuse(sam, prior, "intersection"), np.minimum(sam, prior))
+    gated = fusion.fuse(sam, prior, "gate", lg, margin=2.0)
+    np.testing.assert_allclose(gated, [0.9, 0.2, 0.99, 0.01])
+    with pytest.raises(GeofloodsamError, match="rule"):
+        fusion.fuse(sam, prior, "vote")
+
+
+def test_prompts_from_prior_and_mask_input():
+    lg = np.full((64, 64), -5.0, np.float32)
+    lg[10:30, 10:30] = 5.0
+    pts, labels = fusion.prompts_from_prior(lg, min_area=16)
+    assert labels.tolist() == [[1, 0]]
+    x, y = pts[0, 0]
+    assert 10 <= x <= 30 and 10 <= y <= 30
+    assert fusion.prompts_from_prior(np.full((8, 8), -5.0)) is None
+    mi = fusion.prior_mask_input(lg, (1024, 512))
+    assert mi.shape == (1, 1, 256, 256)
+    assert mi[0, 0, :, 128:].max() == 0  # padding right of the resized image
+    assert mi.max() <= fusion.MASK_LOGIT_CLIP
+
+
+def test_real_s1_chip_prior(shared):
+    """Sri-Lanka_534068 is almost all water: no bimodal split of one class in two."""
+    path = shared("data/sen1floods11/S1Hand/Sri-Lanka_534068_S1Hand.tif")
+    with rasterio.open(path) as ds:
+        vv, vh = ds.read().astype(np.float64)
+    with rasterio.open(shared("data/sen1floods11/LabelHand/Sri-Lanka_534068_LabelHand.tif")) as ds:
+        label = ds.read(1)
+    prior = sar_prior(vv, vh)
+    valid = label >= 0
+    assert prior.water()[valid & (label == 1)].mean() > 0.9
+
+
+def test_region_boxes_and_guarded_gate():
+    lg = np.full((64, 64), -5.0, np.float32)
+    lg[10:20, 10:20] = 5.0
+    lg[40:60, 30:60] = 5.0
+    boxes = fusion.region_boxes(lg, min_area=16, pad=0.0)
+    assert boxes.tolist() == [[30.0, 40.0, 60.0, 60.0], [10.0, 10.0, 20.0, 20.0]]
+    assert fusion.region_boxes(np.full((8, 8), -5.0)) is None
+    prior = fusion.sigmoid(lg)
+    flooded = np.full((64, 64), 0.9, np.float32)  # SAM calls the whole tile water
+    out, agree = fusion.guarded_gate(flooded, prior, lg)
+    assert agree < 0.5
+    np.testing.assert_array_equal(out, prior)
+    good = prior.copy()
+    out, agree = fusion.guarded_gate(good, prior, lg)
+    assert agree == 1.0
