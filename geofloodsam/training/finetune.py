@@ -124,7 +124,10 @@ def finetune(
     t0 = time.perf_counter()
     train_samples = open_dataset(cfg.data, "train", cfg.bands, cfg.stretch, cfg.seed)
     val_samples = open_dataset(cfg.data, "val", cfg.bands, cfg.stretch, cfg.seed)
-    model = sam_model or load_model(cfg.model, cfg.checkpoint, "pretrained", cfg.device)
+    model = sam_model or load_model(
+        cfg.model, cfg.checkpoint, "pretrained", cfg.device,
+        precision=cfg.precision, runtime=cfg.runtime,
+    )
     if state is not None:
         _check_base(state, model, resume_path)
     cache = EmbeddingCache(cfg.cache_dir, model)
