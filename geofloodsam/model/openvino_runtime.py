@@ -26,6 +26,7 @@ import inspect
 import shutil
 import tempfile
 import threading
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -102,7 +103,9 @@ class _OpenVinoGraph:
         kwargs = {}
         if self.shapes is not None:
             kwargs["input"] = [self.ov.PartialShape(list(s)) for s in self.shapes]
-        with torch.inference_mode(False), torch.no_grad():
+        with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+            # tracing reports the Python branches on fixed shapes (padding, broadcasting)
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
             model = self.ov.convert_model(self.build(), example_input=self.example, **kwargs)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=self.path.parent, prefix=".convert-"))
