@@ -355,11 +355,26 @@ class SamModel:
         return self._dense_pe[1]
 
     def upscale(self, low_res: torch.Tensor, embedding: Embedding) -> torch.Tensor:
-        """Low-resolution logits (N, M, 256, 256) -> logits at the image's original size."""
-        x = F.interpolate(
-            low_res, (self.image_size, self.image_size), mode="bilinear", align_corners=False
-        )
+        """Low-resolution logits (N, M, 256, 256) -> logits at the image's original size.
+
+        Only the part of the model frame the image fills is interpolated: the low-resolution
+        rows and columns it needs (plus one) go up by the same factor, which samples exactly
+        the pixels the full ``image_size`` interpolation would, then the padding is cut.
+        """
         h, w = embedding.input_size
+        side = low_res.shape[-1]
+        factor = self.image_size // side
+        if factor * side == self.image_size and low_res.shape[-2] == side:
+            rows, cols = min(side, -(-h // factor) + 1), min(side, -(-w // factor) + 1)
+            x = F.interpolate(
+                low_res[..., :rows, :cols], (rows * factor, cols * factor), mode="bilinear",
+                align_corners=False,
+            )
+        else:
+            x = F.interpolate(
+                low_res, (self.image_size, self.image_size), mode="bilinear",
+                align_corners=False,
+            )
         x = x[..., :h, :w]
         if (h, w) == tuple(embedding.original_size):  # no resize: interpolating is the identity
             return x

@@ -261,3 +261,20 @@ def test_faster_paths_keep_masks_within_iou_098_of_fp32(
         iou = _water_iou(a, b)
         print(f"{path}: mask IoU vs fp32 {iou:.4f}")
         assert iou >= 0.98
+
+
+@pytest.mark.parametrize("size", [(1024, 1024), (1024, 696), (864, 1024), (37, 53), (600, 600)])
+def test_cropped_upscale_equals_the_full_interpolation(tiny_model, size) -> None:
+    from geofloodsam.geo import transforms
+    from geofloodsam.model.sam import Embedding
+
+    low = torch.from_numpy(np.random.default_rng(8).normal(size=(2, 1, 256, 256))).float()
+    emb = Embedding(torch.zeros(1), size, transforms.resized_size(size, 1024))
+    full = torch.nn.functional.interpolate(low, (1024, 1024), mode="bilinear",
+                                           align_corners=False)
+    full = full[..., : emb.input_size[0], : emb.input_size[1]]
+    if tuple(emb.input_size) != size:
+        full = torch.nn.functional.interpolate(full, size, mode="bilinear", align_corners=False)
+    out = tiny_model.upscale(low, emb)
+    assert out.shape == full.shape
+    torch.testing.assert_close(out, full, atol=1e-6, rtol=1e-6)
