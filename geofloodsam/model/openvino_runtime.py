@@ -4,7 +4,9 @@ Each torch module is converted once with ``openvino.convert_model`` and saved as
 IR under ``$GEOFLOODSAM_HOME/openvino/<key>.xml``. The key hashes what the graph depends on:
 for the encoder the checkpoint's SHA-256 and the model name, for the decoder a hash of its
 weights (so a fine-tuned decoder is its own entry); for both OpenVINO's version and the
-source of the code that is traced. Later runs only read and compile the IR. A graph is
+source of the code that is traced. Later runs only compile the IR, and OpenVINO keeps the
+compiled graph beside it (``compiled/``, its ``CACHE_DIR``), so a later load imports it
+instead. A graph is
 compiled for latency with ``INFERENCE_PRECISION_HINT`` f32 or bf16 and as many threads as
 torch uses at the time of the call (``--threads``), and compiled again when that changes.
 
@@ -86,6 +88,8 @@ class _OpenVinoGraph:
             directory = cache_root() / "openvino"
         self.ov = openvino
         self.core = openvino.Core()
+        # compiled graphs are cached too (keyed by OpenVINO on the IR and the config)
+        self.core.set_property({"CACHE_DIR": str(Path(directory) / "compiled")})
         self.build, self.example, self.shapes = build, example, shapes
         self.precision = precision
         self.path = Path(directory) / f"{key}.xml"
@@ -93,13 +97,10 @@ class _OpenVinoGraph:
         self._threads: int | None = None
         self._lock = threading.Lock()
 
-    def _model(self):
-        """The IR, read from the cache or converted and saved there (atomically)."""
+    def _ir(self) -> Path:
+        """The IR's path: cached, or converted and saved there now (atomically)."""
         if self.path.is_file() and self.path.with_suffix(".bin").is_file():
-            try:
-                return self.core.read_model(str(self.path))
-            except Exception:  # noqa: BLE001 - a broken cache entry is converted again
-                pass
+            return self.path
         kwargs = {}
         if self.shapes is not None:
             kwargs["input"] = [self.ov.PartialShape(list(s)) for s in self.shapes]
@@ -115,7 +116,15 @@ class _OpenVinoGraph:
             (tmp / self.path.name).replace(self.path)  # the .xml last: it marks a whole entry
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-        return model
+        return self.path
+
+    def _compile(self, config: dict):
+        """Compile from the IR file; OpenVINO keeps the compiled blob in ``compiled/``."""
+        try:
+            return self.core.compile_model(str(self._ir()), "CPU", config)
+        except RuntimeError:  # a broken cache entry: convert again, once
+            self.path.unlink(missing_ok=True)
+            return self.core.compile_model(str(self._ir()), "CPU", config)
 
     def prepare(self) -> None:
         """Convert (or read) and compile now, for the current torch thread count."""
@@ -130,7 +139,7 @@ class _OpenVinoGraph:
                 "PERFORMANCE_HINT": "LATENCY",
                 "INFERENCE_NUM_THREADS": int(threads),
             }
-            self._compiled = self.core.compile_model(self._model(), "CPU", config)
+            self._compiled = self._compile(config)
             self._threads = threads
         return self._compiled
 
