@@ -24,7 +24,7 @@ import csv
 import math
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -487,7 +487,11 @@ def _read_resume(path: Path, cfg: FinetuneConfig) -> dict[str, Any]:
             f"{path} was written for base model {saved.get('model')}, not {cfg.model}: resume "
             f"with --model {saved.get('model')}, or start again without --resume."
         )
-    diff = [k for k in now if k not in RESUME_FREE and saved.get(k) != now[k]]
+    # a state saved before a setting existed (precision, runtime) counts as its default
+    defaults = {f.name: f.default for f in fields(FinetuneConfig)}
+    diff = [
+        k for k in now if k not in RESUME_FREE and saved.get(k, defaults.get(k)) != now[k]
+    ]
     if diff:
         raise GeofloodsamError(
             f"--resume with other settings than the interrupted run ({', '.join(diff)}): use "
