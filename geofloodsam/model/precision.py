@@ -74,7 +74,10 @@ def cpu_has_bf16(flags: frozenset[str] | None = None) -> bool:
 
 def openvino_available() -> bool:
     """Whether the optional OpenVINO runtime is installed (``geofloodsam[openvino]``)."""
-    return importlib.util.find_spec("openvino") is not None
+    try:
+        return importlib.util.find_spec("openvino") is not None
+    except (ImportError, ValueError):  # a broken install, or blocked in sys.modules
+        return False
 
 
 def resolve_encoder(
