@@ -11,7 +11,9 @@ from geofloodsam.cli.options import (
     checkpoint_option,
     device_option,
     model_option,
+    precision_option,
     quiet_option,
+    runtime_option,
     stretch_option,
 )
 from geofloodsam.errors import GeofloodsamError
@@ -52,6 +54,8 @@ def _numbers(text: str | None, what: str, cast=float) -> list | None:
 @model_option("model_name")
 @checkpoint_option
 @device_option
+@precision_option
+@runtime_option
 @click.option("--cache-dir", type=click.Path(path_type=Path, file_okay=False),
               help="Embedding cache folder (default: $GEOFLOODSAM_HOME/embeddings).")
 @bands_option
@@ -63,7 +67,7 @@ def _numbers(text: str | None, what: str, cast=float) -> list | None:
 @quiet_option()
 def evaluate(
     data, split, decoders, prompts, prompts_file, out_dir, model_name, checkpoint, device,
-    cache_dir, bands, stretch, seed, examples, quiet,
+    precision, runtime, cache_dir, bands, stretch, seed, examples, quiet,
 ) -> None:
     """Score decoders × prompt types against ground truth; write tables, plots and report.md.
 
@@ -82,6 +86,8 @@ def evaluate(
         model_name=model_name,
         checkpoint=checkpoint,
         device=device,
+        precision=precision,
+        runtime=runtime,
         cache_dir=cache_dir,
         bands=bands,
         stretch=stretch,

@@ -11,7 +11,9 @@ from geofloodsam.cli.options import (
     checkpoint_option,
     device_option,
     model_option,
+    precision_option,
     quiet_option,
+    runtime_option,
     stretch_option,
 )
 from geofloodsam.training.config import AUGMENTS, PROMPT_MODES, FinetuneConfig
@@ -111,6 +113,8 @@ def _weights(ctx: click.Context, param: click.Parameter, value: str) -> tuple[fl
     help="Continue the interrupted run saved in OUT.resume.pt (same options).",
 )
 @device_option
+@precision_option
+@runtime_option
 @quiet_option()
 def finetune(
     data: Path, out: Path, resume: bool, quiet: bool, loss_weights: tuple[float, ...], **options

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import click
 
-from geofloodsam.model.choices import DEVICE_CHOICES
+from geofloodsam.model.choices import DEVICE_CHOICES, PRECISION_CHOICES, RUNTIME_CHOICES
 
-__all__ = ["DEVICE_CHOICES"]
+__all__ = ["DEVICE_CHOICES", "PRECISION_CHOICES", "RUNTIME_CHOICES"]
 
 
 def _bands(ctx: click.Context, param: click.Parameter, value: str | None):
@@ -46,6 +46,22 @@ device_option = click.option(
     default="auto",
     show_default=True,
     help="auto: CUDA when available (batched encoding, mixed precision), else the CPU.",
+)
+precision_option = click.option(
+    "--precision",
+    type=click.Choice(PRECISION_CHOICES),
+    default="auto",
+    show_default=True,
+    help="Image encoder precision. auto: bf16 on CPUs with bf16 units (AVX512-BF16, AMX) and "
+    "on CUDA, fp32 elsewhere (masks within IoU 0.98 of fp32); fp32: the reference path.",
+)
+runtime_option = click.option(
+    "--runtime",
+    type=click.Choice(RUNTIME_CHOICES),
+    default="auto",
+    show_default=True,
+    help="Image encoder runtime. auto: OpenVINO on the CPU when installed "
+    "(pip install geofloodsam[openvino]), else torch.",
 )
 checkpoint_option = click.option(
     "--checkpoint",

@@ -13,8 +13,10 @@ from geofloodsam.cli.options import (
     checkpoint_option,
     device_option,
     model_option,
+    precision_option,
     prompts_layer_option,
     quiet_option,
+    runtime_option,
     stretch_option,
 )
 
@@ -53,6 +55,8 @@ from geofloodsam.cli.options import (
 )
 @click.option("--save-prob", is_flag=True, help="Also write <stem>_prob.tif (0-255).")
 @device_option
+@precision_option
+@runtime_option
 @click.option("--prompts-crs", help="CRS of a prompts file that has none, e.g. EPSG:4326.")
 @prompts_layer_option
 @quiet_option("No progress bar and no summary.")

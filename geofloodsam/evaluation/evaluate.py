@@ -270,6 +270,8 @@ def evaluate(
     model_name: str = "vit_t",
     checkpoint: str | Path | None = None,
     device: str = "auto",
+    precision: str = "auto",
+    runtime: str = "auto",
     cache_dir: str | Path | None = None,
     bands: Sequence[int] | None = None,
     stretch: str = "auto",
@@ -302,7 +304,10 @@ def evaluate(
     if not samples:
         raise GeofloodsamError(f"data set {data} has no images to evaluate: check --data/--split.")
     given = read_prompts_file(prompts_file, samples) if prompts_file else None
-    model = load_model(model_name, checkpoint=checkpoint, decoder="pretrained", device=device)
+    model = load_model(
+        model_name, checkpoint=checkpoint, decoder="pretrained", device=device,
+        precision=precision, runtime=runtime,
+    )
     decs = load_decoders(model, decoders)
     cache = EmbeddingCache(cache_dir, model)
 

@@ -1,4 +1,4 @@
-"""Device selection and the per-device inference settings (threads, autocast)."""
+"""Device selection and the per-device inference settings (threads, autocast, batch size)."""
 
 from __future__ import annotations
 
@@ -47,13 +47,26 @@ def cpu_count() -> int:
 
 
 @contextlib.contextmanager
-def autocast(device: torch.device) -> Iterator[None]:
-    """Mixed precision on CUDA (bfloat16 where supported, else float16); nothing on CPU."""
-    if device.type == "cuda":
-        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        with torch.autocast("cuda", dtype=dtype):
-            yield
-    else:
+def autocast(device: torch.device, precision: str = "auto") -> Iterator[None]:
+    """Mixed precision for ``precision`` (``fp32``: none) on ``device``.
+
+    CUDA: ``auto`` is bfloat16 where supported, else float16; ``bf16`` / ``fp16`` as asked.
+    CPU: ``bf16`` is torch's bfloat16 autocast; ``auto`` and ``fp32`` run in float32 (on
+    the CPU, ``auto`` is resolved by :func:`geofloodsam.model.precision.resolve_encoder`
+    before it gets here).
+    """
+    dtype = None
+    if device.type == "cuda" and precision != "fp32":
+        if precision == "auto":
+            dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        else:
+            dtype = torch.float16 if precision == "fp16" else torch.bfloat16
+    elif device.type == "cpu" and precision == "bf16":
+        dtype = torch.bfloat16
+    if dtype is None:
+        yield
+        return
+    with torch.autocast(device.type, dtype=dtype):
         yield
 
 

@@ -5,6 +5,8 @@ is a torch file holding float16 features and its *signature*:
 
 * SHA-256 of the decoded image pixels (with shape), so an edited image is re-encoded;
 * the model name and its checkpoint SHA-256;
+* the encoder's runtime and precision (``torch-fp32``, ``torch-bf16``, ``openvino-fp32``...):
+  an fp32 embedding is never reused for bf16, nor the other way round;
 * the preprocessing: ``image_size``, :data:`PREPROCESS_VERSION` and a hash of the model's
   ``preprocess`` source;
 * the variant (augmentation) name.
@@ -114,6 +116,7 @@ class EmbeddingCache:
         self._model_sig = {
             "model": str(model.name),
             "checkpoint_sha256": str(getattr(model, "checkpoint_sha256", None)),
+            "encoder": str(getattr(model, "encoder_signature", "torch-fp32")),
             "image_size": int(model.image_size),
             "preprocess_version": PREPROCESS_VERSION,
             "preprocess_source": _preprocess_fingerprint(model),

@@ -28,6 +28,8 @@ from geofloodsam.errors import GeofloodsamError
 from geofloodsam.geo import transforms
 from geofloodsam.model.decoders import apply_decoder
 from geofloodsam.model.device import autocast, default_batch_size, resolve_device
+from geofloodsam.model.fast_decoder import predict_masks
+from geofloodsam.model.precision import EncoderPlan, resolve_encoder
 from geofloodsam.model.sam_import import build_sam, modeling
 
 PIXEL_MEAN = (123.675, 116.28, 103.53)
@@ -155,6 +157,28 @@ class SamModel:
     decoder_sha256: str | None = None
     decoder_meta: dict[str, Any] = field(default_factory=dict)
     batch_size: int = 1
+    #: how the image encoder runs (``--precision`` / ``--runtime`` resolved for this machine)
+    encoder_plan: EncoderPlan = field(
+        default_factory=lambda: EncoderPlan("fp32", "torch", "the reference path")
+    )
+    _openvino: Any = field(default=None, repr=False)
+    _openvino_decoders: dict = field(default_factory=dict, repr=False)
+    _dense_pe: tuple | None = field(default=None, repr=False)
+
+    @property
+    def precision(self) -> str:
+        """The image encoder's precision: ``fp32``, ``bf16`` or ``fp16`` (CUDA)."""
+        return self.encoder_plan.precision
+
+    @property
+    def runtime(self) -> str:
+        """The image encoder's runtime: ``torch`` or ``openvino``."""
+        return self.encoder_plan.runtime
+
+    @property
+    def encoder_signature(self) -> str:
+        """``runtime-precision`` of the encoder, part of every cached embedding's signature."""
+        return self.encoder_plan.signature
 
     @property
     def image_size(self) -> int:
@@ -170,6 +194,8 @@ class SamModel:
             "decoder": self.decoder_name,
             "decoder_sha256": self.decoder_sha256,
             "device": str(self.device),
+            "precision": self.precision,
+            "runtime": self.runtime,
         }
 
     # ------------------------------------------------------------------ encoding
@@ -196,12 +222,21 @@ class SamModel:
             chunk = images[start : start + self.batch_size]
             prepped = [self.preprocess(img) for img in chunk]
             x = torch.stack([p[0] for p in prepped])
-            with autocast(self.device):
-                feats = self.sam.image_encoder(x)
-            feats = feats.float()
+            feats = self.run_encoder(x)
             for img, (_, size), f in zip(chunk, prepped, feats, strict=True):
                 out.append(Embedding(f, tuple(img.shape[:2]), size))
         return out
+
+    def run_encoder(self, x: torch.Tensor) -> torch.Tensor:
+        """The image encoder on a preprocessed batch ``(B, 3, S, S)``: float32 ``(B, C, 64, 64)``
+        on the model's device, by the :attr:`encoder_plan` (torch with or without autocast,
+        or OpenVINO)."""
+        if self.runtime == "openvino":
+            if self._openvino is None:
+                self._openvino = _openvino_encoder(self)
+            return self._openvino(x).to(self.device)
+        with torch.inference_mode(), autocast(self.device, self.precision):
+            return self.sam.image_encoder(x).float()
 
     def encode(self, image: np.ndarray) -> Embedding:
         """Encode one HxWx3 uint8 RGB image."""
@@ -272,21 +307,74 @@ class SamModel:
         sparse, dense = self.sam.prompt_encoder(
             points=point_arg, boxes=prompts.get("boxes"), masks=prompts.get("mask_input")
         )
-        low_res, iou = self.sam.mask_decoder(
-            image_embeddings=features,
-            image_pe=self.sam.prompt_encoder.get_dense_pe(),
-            sparse_prompt_embeddings=sparse,
-            dense_prompt_embeddings=dense,
-            multimask_output=multimask,
+        if prompts.get("mask_input") is None:  # the no-mask embedding, once: not N copies
+            dense = dense[:1]
+        return predict_masks(
+            self.sam.mask_decoder, features, self.dense_pe(), sparse, dense, multimask
         )
-        return low_res, iou
+
+    def _decode_openvino(
+        self, features: torch.Tensor, prompts: dict, multimask: bool
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Prompt encoder in torch, mask decoder on OpenVINO (one graph per decoder module)."""
+        pts = prompts.get("points")
+        sparse, dense = self.sam.prompt_encoder(
+            points=None if pts is None else (pts, prompts["labels"]),
+            boxes=prompts.get("boxes"),
+            masks=prompts.get("mask_input"),
+        )
+        return self.openvino_decoder()(features, sparse, dense, multimask)
+
+    def openvino_decoder(self):
+        """The OpenVINO graph of the current mask decoder (evaluate swaps decoders: one each).
+
+        The mask decoder always runs in fp32 (it is cheap next to the encoder, and its
+        logits are thresholded directly).
+        """
+        from geofloodsam.model.openvino_runtime import OpenVinoDecoder
+
+        module = self.sam.mask_decoder
+        found = self._openvino_decoders.get(id(module))
+        if found is None or found[0] is not module:
+            found = (module, OpenVinoDecoder(module, self.dense_pe(), "fp32"))
+            self._openvino_decoders[id(module)] = found
+        return found[1]
+
+    def dense_pe(self) -> torch.Tensor:
+        """The prompt encoder's dense positional encoding (1, C, 64, 64), computed once.
+
+        Recomputed only when the prompt encoder's Gaussian matrix changes (another tensor,
+        device or in-place version), so it never goes stale.
+        """
+        gauss = self.sam.prompt_encoder.pe_layer.positional_encoding_gaussian_matrix
+        key = (id(gauss), gauss.device, gauss._version)
+        if self._dense_pe is None or self._dense_pe[0] != key:
+            with torch.no_grad():
+                pe = self.sam.prompt_encoder.get_dense_pe()
+            self._dense_pe = (key, pe)
+        return self._dense_pe[1]
 
     def upscale(self, low_res: torch.Tensor, embedding: Embedding) -> torch.Tensor:
-        """Low-resolution logits (N, M, 256, 256) -> logits at the image's original size."""
-        x = F.interpolate(
-            low_res, (self.image_size, self.image_size), mode="bilinear", align_corners=False
-        )
+        """Low-resolution logits (N, M, 256, 256) -> logits at the image's original size.
+
+        Only the part of the model frame the image fills is interpolated: the low-resolution
+        rows and columns it needs (plus one) go up by the same factor, which samples exactly
+        the pixels the full ``image_size`` interpolation would, then the padding is cut.
+        """
         h, w = embedding.input_size
+        side = low_res.shape[-1]
+        factor = self.image_size // side
+        if factor * side == self.image_size and low_res.shape[-2] == side:
+            rows, cols = min(side, -(-h // factor) + 1), min(side, -(-w // factor) + 1)
+            x = F.interpolate(
+                low_res[..., :rows, :cols], (rows * factor, cols * factor), mode="bilinear",
+                align_corners=False,
+            )
+        else:
+            x = F.interpolate(
+                low_res, (self.image_size, self.image_size), mode="bilinear",
+                align_corners=False,
+            )
         x = x[..., :h, :w]
         if (h, w) == tuple(embedding.original_size):  # no resize: interpolating is the identity
             return x
@@ -309,10 +397,13 @@ class SamModel:
         prompts = self.prompt_tensors(
             embedding.original_size, points, point_labels, boxes, mask_input
         )
-        with autocast(self.device):
-            low_res, iou = self.decode_lowres(
-                embedding.features.to(self.device), prompts, multimask
-            )
+        if self.runtime == "openvino":
+            low_res, iou = self._decode_openvino(embedding.features, prompts, multimask)
+        else:
+            with autocast(self.device, "fp32" if self.precision == "fp32" else "auto"):
+                low_res, iou = self.decode_lowres(
+                    embedding.features.to(self.device), prompts, multimask
+                )
         low_res = low_res.float().cpu().numpy()
 
         @torch.inference_mode()
@@ -396,6 +487,8 @@ def load_model(
     device: str | torch.device = "auto",
     batch_size: int | None = None,
     seed: int = 0,
+    precision: str = "fp32",
+    runtime: str = "torch",
 ) -> SamModel:
     """Load a SAM model ready for inference.
 
@@ -409,8 +502,14 @@ def load_model(
         device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
         batch_size: tiles per encoder call (default: 8 on CUDA, 1 on CPU).
         seed: initialisation seed for the random ``tiny`` model.
+        precision: the image encoder's ``auto``, ``fp32`` (the reference, default) or
+            ``bf16``; ``auto`` follows the hardware
+            (:func:`geofloodsam.model.precision.resolve_encoder`).
+        runtime: the image encoder's ``torch`` (default), ``openvino`` (the optional extra)
+            or ``auto`` (OpenVINO on the CPU when installed).
     """
     dev = resolve_device(device)
+    plan = resolve_encoder(precision, runtime, dev.type)
     if name == TINY:
         with torch.random.fork_rng():
             torch.manual_seed(seed)
@@ -434,5 +533,21 @@ def load_model(
         checkpoint=None if path is None else str(path),
         checkpoint_sha256=sha,
         batch_size=batch_size or default_batch_size(dev),
+        encoder_plan=plan,
     )
-    return apply_decoder(model, decoder or "pretrained")
+    model = apply_decoder(model, decoder or "pretrained")
+    if plan.runtime == "openvino":  # convert (or read the cached IR) and compile now
+        model._openvino = _openvino_encoder(model)
+        model._openvino.prepare()
+        model.openvino_decoder().prepare()
+    return model
+
+
+def _openvino_encoder(model: SamModel):
+    """The OpenVINO encoder of ``model`` (its IR cached by checkpoint hash)."""
+    from geofloodsam.model.openvino_runtime import OpenVinoEncoder
+
+    return OpenVinoEncoder(
+        model.sam.image_encoder, model.image_size, model.precision, model.name,
+        model.checkpoint_sha256,
+    )

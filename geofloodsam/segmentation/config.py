@@ -30,6 +30,8 @@ class SegmentConfig:
     simplify: float = 0.0
     save_prob: bool = False
     device: str = "auto"
+    precision: str = "auto"
+    runtime: str = "auto"
     max_object_tiles: int = MAX_OBJECT_TILES
     scheduler: str | None = None
     workers: int | None = None

@@ -96,6 +96,8 @@ class ModelSpec:
     device: str = "auto"
     batch_size: int | None = None
     seed: int = 0
+    precision: str = "auto"
+    runtime: str = "auto"
 
     @property
     def plugin_name(self) -> str:
@@ -114,6 +116,8 @@ class ModelSpec:
             device=self.device,
             batch_size=self.batch_size,
             seed=self.seed,
+            precision=self.precision,
+            runtime=self.runtime,
         )
 
     def expected_hashes(self) -> dict[str, str | None]:
@@ -429,7 +433,10 @@ class PreflightReport:
     def model_info(self) -> dict[str, Any]:
         """The model's info as one worker reports it (hashes are equal on all)."""
         first = self.workers[min(self.workers)]
-        keys = ("model", "checkpoint", "checkpoint_sha256", "decoder", "decoder_sha256", "device")
+        keys = (
+            "model", "checkpoint", "checkpoint_sha256", "decoder", "decoder_sha256", "device",
+            "precision", "runtime",
+        )
         return {k: first.get(k) for k in keys}
 
     @property

@@ -46,6 +46,8 @@ class FinetuneConfig:
     stretch: str = "auto"
     cache_dir: str | None = None
     device: str = "auto"
+    precision: str = "auto"
+    runtime: str = "auto"
     progress: bool = True
 
     def check(self) -> None:

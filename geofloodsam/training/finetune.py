@@ -24,7 +24,7 @@ import csv
 import math
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -128,7 +128,10 @@ def finetune(
     t0 = time.perf_counter()
     train_samples = open_dataset(cfg.data, "train", cfg.bands, cfg.stretch, cfg.seed)
     val_samples = open_dataset(cfg.data, "val", cfg.bands, cfg.stretch, cfg.seed)
-    model = sam_model or load_model(cfg.model, cfg.checkpoint, "pretrained", cfg.device)
+    model = sam_model or load_model(
+        cfg.model, cfg.checkpoint, "pretrained", cfg.device,
+        precision=cfg.precision, runtime=cfg.runtime,
+    )
     if state is not None:
         _check_base(state, model, resume_path)
     cache = EmbeddingCache(cfg.cache_dir, model)
@@ -488,7 +491,11 @@ def _read_resume(path: Path, cfg: FinetuneConfig) -> dict[str, Any]:
             f"{path} was written for base model {saved.get('model')}, not {cfg.model}: resume "
             f"with --model {saved.get('model')}, or start again without --resume."
         )
-    diff = [k for k in now if k not in RESUME_FREE and saved.get(k) != now[k]]
+    # a state saved before a setting existed (precision, runtime) counts as its default
+    defaults = {f.name: f.default for f in fields(FinetuneConfig)}
+    diff = [
+        k for k in now if k not in RESUME_FREE and saved.get(k, defaults.get(k)) != now[k]
+    ]
     if diff:
         raise GeofloodsamError(
             f"--resume with other settings than the interrupted run ({', '.join(diff)}): use "

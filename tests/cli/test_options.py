@@ -1,5 +1,5 @@
 """Options shared by the commands: every command accepts the same --bands / --stretch / --device
-values, since they are one definition (``geofloodsam.cli.options``)."""
+/ --precision / --runtime values, since they are one definition (``geofloodsam.cli.options``)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,9 @@ from geofloodsam.cli.segment import segment
 COMMANDS = {"segment": segment, "evaluate": evaluate, "finetune": finetune}
 
 
-@pytest.mark.parametrize("name", ["bands", "stretch", "device", "checkpoint", "quiet"])
+@pytest.mark.parametrize(
+    "name", ["bands", "stretch", "device", "precision", "runtime", "checkpoint", "quiet"]
+)
 def test_commands_share_one_definition_of_each_option(name: str) -> None:
     options = [next(p for p in cmd.params if p.name == name) for cmd in COMMANDS.values()]
     first = options[0]

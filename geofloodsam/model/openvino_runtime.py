@@ -1,0 +1,257 @@
+"""SAM's image encoder and mask decoder on OpenVINO's CPU plugin (``geofloodsam[openvino]``).
+
+Each torch module is converted once with ``openvino.convert_model`` and saved as OpenVINO
+IR under ``$GEOFLOODSAM_HOME/openvino/<key>.xml``. The key hashes what the graph depends on:
+for the encoder the checkpoint's SHA-256 and the model name, for the decoder a hash of its
+weights (so a fine-tuned decoder is its own entry); for both OpenVINO's version and the
+source of the code that is traced. Later runs only compile the IR, and OpenVINO keeps the
+compiled graph beside it (``compiled/``, its ``CACHE_DIR``), so a later load imports it
+instead. A graph is
+compiled for latency with ``INFERENCE_PRECISION_HINT`` f32 or bf16 and as many threads as
+torch uses at the time of the call (``--threads``), and compiled again when that changes.
+
+* :class:`OpenVinoEncoder`: ``(B, 3, S, S)`` -> ``(B, C, 64, 64)``, one image at a time
+  (a fixed input of one image).
+* :class:`OpenVinoDecoder`: :func:`geofloodsam.model.fast_decoder.predict_all_masks` with
+  any number of prompts N and of prompt tokens T (dynamic shapes); the prompt encoder stays
+  in torch. Used by :meth:`~geofloodsam.model.sam.SamModel.decode` (inference); fine-tuning
+  keeps the differentiable torch decoder.
+
+Only this module imports ``openvino``, and only when a model is loaded with
+``runtime="openvino"`` (or ``auto`` where it is installed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import shutil
+import tempfile
+import threading
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from geofloodsam.errors import GeofloodsamError
+from geofloodsam.model import fast_decoder
+
+#: OpenVINO's name of each precision
+OV_PRECISION = {"fp32": "f32", "bf16": "bf16"}
+
+
+def _source(obj: object) -> str:
+    try:
+        return inspect.getsource(obj)  # type: ignore[arg-type]
+    except (OSError, TypeError):
+        return repr(obj)
+
+
+def _key(*parts: str) -> str:
+    import openvino
+
+    text = "\n".join([openvino.__version__, *parts])
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def weights_sha256(module: torch.nn.Module) -> str:
+    """SHA-256 of a module's parameters and buffers (names, shapes, bytes)."""
+    h = hashlib.sha256()
+    for name, tensor in module.state_dict().items():
+        t = tensor.detach().to("cpu").contiguous()
+        h.update(f"{name}|{tuple(t.shape)}|{t.dtype}|".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+class _OpenVinoGraph:
+    """A torch module as OpenVINO IR on disk, compiled on first use."""
+
+    def __init__(
+        self,
+        build: Callable[[], torch.nn.Module],
+        example: tuple[torch.Tensor, ...],
+        shapes: Sequence[Sequence[int]] | None,
+        precision: str,
+        key: str,
+        directory: Path | None = None,
+    ) -> None:
+        import openvino
+
+        if precision not in OV_PRECISION:
+            raise GeofloodsamError(f"OpenVINO runs SAM in fp32 or bf16, not {precision!r}.")
+        if directory is None:
+            from geofloodsam.weights.checkpoints import cache_root
+
+            directory = cache_root() / "openvino"
+        self.ov = openvino
+        self.core = openvino.Core()
+        # compiled graphs are cached too (keyed by OpenVINO on the IR and the config)
+        self.core.set_property({"CACHE_DIR": str(Path(directory) / "compiled")})
+        self.build, self.example, self.shapes = build, example, shapes
+        self.precision = precision
+        self.path = Path(directory) / f"{key}.xml"
+        self._compiled = None
+        self._threads: int | None = None
+        self._lock = threading.Lock()
+
+    def _ir(self) -> Path:
+        """The IR's path: cached, or converted and saved there now (atomically)."""
+        if self.path.is_file() and self.path.with_suffix(".bin").is_file():
+            return self.path
+        kwargs = {}
+        if self.shapes is not None:
+            kwargs["input"] = [self.ov.PartialShape(list(s)) for s in self.shapes]
+        with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+            # tracing reports the Python branches on fixed shapes (padding, broadcasting)
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            model = self.ov.convert_model(self.build(), example_input=self.example, **kwargs)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=self.path.parent, prefix=".convert-"))
+        try:
+            self.ov.save_model(model, str(tmp / self.path.name), compress_to_fp16=False)
+            (tmp / self.path.name).with_suffix(".bin").replace(self.path.with_suffix(".bin"))
+            (tmp / self.path.name).replace(self.path)  # the .xml last: it marks a whole entry
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return self.path
+
+    def _compile(self, config: dict):
+        """Compile from the IR file; OpenVINO keeps the compiled blob in ``compiled/``."""
+        try:
+            return self.core.compile_model(str(self._ir()), "CPU", config)
+        except RuntimeError:  # a broken cache entry: convert again, once
+            self.path.unlink(missing_ok=True)
+            return self.core.compile_model(str(self._ir()), "CPU", config)
+
+    def prepare(self) -> None:
+        """Convert (or read) and compile now, for the current torch thread count."""
+        with self._lock:
+            self._ready()
+
+    def _ready(self):
+        threads = torch.get_num_threads()
+        if self._compiled is None or self._threads != threads:
+            config = {
+                "INFERENCE_PRECISION_HINT": OV_PRECISION[self.precision],
+                "PERFORMANCE_HINT": "LATENCY",
+                "INFERENCE_NUM_THREADS": int(threads),
+            }
+            self._compiled = self._compile(config)
+            self._threads = threads
+        return self._compiled
+
+    def run(self, *inputs: np.ndarray) -> list[np.ndarray]:
+        """Run the compiled graph (calls from several threads take turns)."""
+        with self._lock:
+            result = self._ready()(list(inputs))
+            return [np.array(result[i], dtype=np.float32, copy=True) for i in range(len(result))]
+
+
+class _Encoder(torch.nn.Module):
+    def __init__(self, encoder: torch.nn.Module) -> None:
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(x)
+
+
+class OpenVinoEncoder:
+    """A callable ``(B, 3, S, S)`` float32 tensor -> ``(B, C, 64, 64)`` float32 tensor.
+
+    Args:
+        encoder: the torch image encoder (converted on first use when no IR is cached).
+        image_size: the model's input side ``S``.
+        precision: ``fp32`` or ``bf16``.
+        model_name, checkpoint_sha256: what the cached IR is keyed by (with the encoder's
+            source and OpenVINO's version).
+        directory: where the IR is kept (default ``$GEOFLOODSAM_HOME/openvino``).
+    """
+
+    def __init__(
+        self,
+        encoder: torch.nn.Module,
+        image_size: int,
+        precision: str,
+        model_name: str,
+        checkpoint_sha256: str | None,
+        directory: Path | None = None,
+    ) -> None:
+        source = _source(inspect.getmodule(type(encoder)))
+        key = "encoder-" + _key(model_name, str(checkpoint_sha256), source)
+        example = (torch.zeros(1, 3, int(image_size), int(image_size)),)
+        self.graph = _OpenVinoGraph(
+            lambda: _Encoder(encoder), example, None, precision, key, directory
+        )
+
+    def prepare(self) -> None:
+        """Convert (or read) and compile now."""
+        self.graph.prepare()
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """Encode a batch, one image at a time."""
+        batch = x.detach().to("cpu", torch.float32).contiguous().numpy()
+        return torch.from_numpy(np.concatenate([self.graph.run(i[None])[0] for i in batch]))
+
+
+class _Decoder(torch.nn.Module):
+    def __init__(self, decoder: torch.nn.Module, image_pe: torch.Tensor) -> None:
+        super().__init__()
+        self.decoder = decoder
+        self.register_buffer("image_pe", image_pe.detach().clone())
+
+    def forward(self, image: torch.Tensor, sparse: torch.Tensor, dense: torch.Tensor):
+        return fast_decoder.predict_all_masks(self.decoder, image, self.image_pe, sparse, dense)
+
+
+class OpenVinoDecoder:
+    """SAM's mask decoder for N prompts: ``(image (1, C, h, w), sparse (N, T, C), dense (N or
+    1, C, h, w), multimask)`` -> low-resolution masks (N, M, 256, 256), IoU (N, M).
+
+    Args:
+        decoder: the torch ``MaskDecoder`` (its weights are hashed into the cache key).
+        image_pe: the dense positional encoding (1, C, h, w), a constant of the graph.
+        precision: ``fp32`` or ``bf16``.
+        directory: where the IR is kept (default ``$GEOFLOODSAM_HOME/openvino``).
+    """
+
+    def __init__(
+        self,
+        decoder: torch.nn.Module,
+        image_pe: torch.Tensor,
+        precision: str = "fp32",
+        directory: Path | None = None,
+    ) -> None:
+        c, h, w = image_pe.shape[1:]
+        pe_sha = hashlib.sha256(image_pe.detach().cpu().contiguous().numpy().tobytes())
+        key = "decoder-" + _key(
+            weights_sha256(decoder), pe_sha.hexdigest(), _source(fast_decoder)
+        )
+        example = (torch.zeros(1, c, h, w), torch.zeros(2, 3, c), torch.zeros(2, c, h, w))
+        shapes = ([1, c, h, w], [-1, -1, c], [-1, c, h, w])
+        self.graph = _OpenVinoGraph(
+            lambda: _Decoder(decoder, image_pe), example, shapes, precision, key, directory
+        )
+
+    def prepare(self) -> None:
+        """Convert (or read) and compile now."""
+        self.graph.prepare()
+
+    def __call__(
+        self, image: torch.Tensor, sparse: torch.Tensor, dense: torch.Tensor, multimask: bool
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Low-resolution masks and IoU predictions, as ``MaskDecoder.forward`` returns them."""
+        n = sparse.shape[0]
+        if image.dim() == 3:
+            image = image[None]
+        dense = dense.expand(n, -1, -1, -1)
+        masks, iou = self.graph.run(
+            image.detach().to("cpu", torch.float32).contiguous().numpy(),
+            sparse.detach().to("cpu", torch.float32).contiguous().numpy(),
+            dense.detach().to("cpu", torch.float32).contiguous().numpy(),
+        )
+        chosen = slice(1, None) if multimask else slice(0, 1)
+        return torch.from_numpy(masks[:, chosen]), torch.from_numpy(iou[:, chosen])

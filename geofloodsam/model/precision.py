@@ -1,0 +1,139 @@
+"""What ``--precision`` and ``--runtime`` resolve to on this machine: the encoder's path.
+
+The image encoder is the floor of every run; how fast it can go depends on the hardware:
+
+* **CUDA**: torch with autocast, bfloat16 where the GPU supports it, else float16.
+* **A CPU with bfloat16 units** (``avx512_bf16`` or AMX ``amx_bf16`` in ``/proc/cpuinfo``):
+  bfloat16 (torch autocast, or OpenVINO's bf16 inference when it is installed).
+* **A CPU without them** (AVX2 or plain AVX-512): float32; bfloat16 would be emulated and
+  slower. OpenVINO's float32 CPU plugin, when installed (``pip install geofloodsam[openvino]``),
+  is used for the encoder; otherwise torch.
+
+``fp32`` on the torch runtime is the reference path and always available. The table is
+:func:`resolve_encoder`; it takes the CPU flags and whether OpenVINO is importable as
+arguments, so every row can be tested on any machine. The figures behind it are in
+``docs/performance.md``.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+
+from geofloodsam.errors import GeofloodsamError
+from geofloodsam.model.choices import PRECISION_CHOICES, RUNTIME_CHOICES
+
+#: CPU flags (``/proc/cpuinfo``) of hardware bfloat16 arithmetic
+BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+@dataclass(frozen=True)
+class EncoderPlan:
+    """How the image encoder runs: ``precision`` fp32 / bf16 / fp16 on ``runtime`` torch /
+    openvino, and why that was chosen."""
+
+    precision: str
+    runtime: str
+    reason: str
+
+    @property
+    def signature(self) -> str:
+        """``runtime-precision``: what the embedding cache signs entries with."""
+        return f"{self.runtime}-{self.precision}"
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags (``/proc/cpuinfo``; empty where there is none)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return frozenset()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return frozenset(line.partition(":")[2].split())
+    return frozenset()
+
+
+def cpu_has_bf16(flags: frozenset[str] | None = None) -> bool:
+    """Whether the CPU does bfloat16 arithmetic in hardware (AVX512-BF16 or AMX)."""
+    flags = cpu_flags() if flags is None else flags
+    if flags:
+        return any(f in flags for f in BF16_FLAGS)
+    try:  # no /proc/cpuinfo (macOS, Windows): ask torch (AVX512 / AVX512_BF16 / AMX ...)
+        import torch
+
+        return "BF16" in torch.backends.cpu.get_cpu_capability().upper() or "AMX" in (
+            torch.backends.cpu.get_cpu_capability().upper()
+        )
+    except Exception:  # noqa: BLE001 - no answer means no bf16
+        return False
+
+
+def openvino_available() -> bool:
+    """Whether the optional OpenVINO runtime is installed (``geofloodsam[openvino]``)."""
+    try:
+        return importlib.util.find_spec("openvino") is not None
+    except (ImportError, ValueError):  # a broken install, or blocked in sys.modules
+        return False
+
+
+def resolve_encoder(
+    precision: str = "auto",
+    runtime: str = "auto",
+    device_type: str = "cpu",
+    *,
+    flags: frozenset[str] | None = None,
+    openvino: bool | None = None,
+    cuda_bf16: bool | None = None,
+) -> EncoderPlan:
+    """The encoder path for ``--precision`` / ``--runtime`` on a ``device_type`` (cpu/cuda).
+
+    ``auto`` precision is the fastest that keeps masks within IoU 0.98 of fp32 (measured in
+    ``docs/performance.md``): bf16 on CPUs with bf16 units and on CUDA (fp16 on GPUs without
+    bf16), fp32 elsewhere. ``auto`` runtime is OpenVINO on the CPU when it is installed, else
+    torch. ``flags``, ``openvino`` and ``cuda_bf16`` default to this machine's.
+    """
+    precision, runtime = str(precision).lower(), str(runtime).lower()
+    if precision not in PRECISION_CHOICES:
+        raise GeofloodsamError(
+            f"unknown precision {precision!r}: use one of {', '.join(PRECISION_CHOICES)}."
+        )
+    if runtime not in RUNTIME_CHOICES:
+        raise GeofloodsamError(
+            f"unknown runtime {runtime!r}: use one of {', '.join(RUNTIME_CHOICES)}."
+        )
+    if device_type == "cuda":
+        if runtime == "openvino":
+            raise GeofloodsamError(
+                "--runtime openvino runs on the CPU only: use --device cpu, or --runtime torch "
+                "(or auto) on CUDA."
+            )
+        if precision == "auto":
+            if cuda_bf16 is None:
+                import torch
+
+                cuda_bf16 = torch.cuda.is_bf16_supported()
+            precision = "bf16" if cuda_bf16 else "fp16"
+            return EncoderPlan(precision, "torch", f"CUDA: {precision} autocast")
+        return EncoderPlan(precision, "torch", f"CUDA: {precision} asked for")
+    has_bf16 = cpu_has_bf16(flags)
+    if openvino is None:
+        openvino = openvino_available()
+    if runtime == "openvino" and not openvino:
+        raise GeofloodsamError(
+            "--runtime openvino needs OpenVINO: `pip install geofloodsam[openvino]` (or "
+            "`pip install openvino`), or use --runtime torch."
+        )
+    units = "with bf16 units" if has_bf16 else "without bf16 units"
+    if precision == "auto":
+        precision = "bf16" if has_bf16 else "fp32"
+        why = f"CPU {units}: {precision}"
+    else:
+        why = f"{precision} asked for (CPU {units})"
+    if runtime == "auto":
+        runtime = "openvino" if openvino else "torch"
+        why += ", OpenVINO installed" if openvino else ", OpenVINO not installed"
+    return EncoderPlan(precision, runtime, why)

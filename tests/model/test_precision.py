@@ -1,0 +1,280 @@
+"""The encoder's precision and runtime (``--precision`` / ``--runtime``) and the cut decoder.
+
+The table of :func:`resolve_encoder` is tested row by row with given CPU flags and OpenVINO
+present or not, so the path without the optional extra is exercised wherever the extra is
+installed (CI installs it, so that the OpenVINO tests run there instead of skipping).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+
+from geofloodsam.errors import GeofloodsamError
+from geofloodsam.model import precision as precision_mod
+from geofloodsam.model.embedding_cache import EmbeddingCache
+from geofloodsam.model.precision import EncoderPlan, cpu_has_bf16, resolve_encoder
+from geofloodsam.model.sam import load_model
+
+ZEN3 = frozenset({"avx2", "fma", "avx512f"} - {"avx512f"})  # AVX2 only, no bf16 units
+SAPPHIRE = frozenset({"avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"})
+COOPER = frozenset({"avx2", "avx512f", "avx512_bf16"})
+HAS_OPENVINO = precision_mod.openvino_available()
+needs_openvino = pytest.mark.skipif(
+    not HAS_OPENVINO, reason="the optional OpenVINO extra is not installed"
+)
+
+
+# --------------------------------------------------------------------------- the table
+@pytest.mark.parametrize(
+    "flags, openvino, precision, runtime, expected",
+    [
+        (ZEN3, False, "auto", "auto", ("fp32", "torch")),
+        (ZEN3, True, "auto", "auto", ("fp32", "openvino")),
+        (SAPPHIRE, False, "auto", "auto", ("bf16", "torch")),
+        (SAPPHIRE, True, "auto", "auto", ("bf16", "openvino")),
+        (COOPER, False, "auto", "torch", ("bf16", "torch")),
+        (SAPPHIRE, True, "fp32", "torch", ("fp32", "torch")),
+        (ZEN3, True, "bf16", "auto", ("bf16", "openvino")),
+        (ZEN3, False, "fp32", "auto", ("fp32", "torch")),
+    ],
+)
+def test_cpu_rows_of_the_table(flags, openvino, precision, runtime, expected) -> None:
+    plan = resolve_encoder(precision, runtime, "cpu", flags=flags, openvino=openvino)
+    assert (plan.precision, plan.runtime) == expected
+    assert plan.signature == "-".join(expected[::-1])
+    assert plan.reason
+
+
+@pytest.mark.parametrize("bf16, expected", [(True, "bf16"), (False, "fp16")])
+def test_cuda_auto_is_autocast(bf16: bool, expected: str) -> None:
+    plan = resolve_encoder("auto", "auto", "cuda", cuda_bf16=bf16, openvino=True)
+    assert (plan.precision, plan.runtime) == (expected, "torch")
+    assert resolve_encoder("fp32", "torch", "cuda").precision == "fp32"
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"precision": "int8"}, "unknown precision"),
+        ({"runtime": "tensorrt"}, "unknown runtime"),
+        ({"runtime": "openvino", "device_type": "cuda"}, "CPU only"),
+        ({"runtime": "openvino", "openvino": False}, "pip install geofloodsam[openvino]"),
+    ],
+)
+def test_impossible_choices_are_one_line_errors(kwargs, message) -> None:
+    with pytest.raises(GeofloodsamError, match=message.replace("[", r"\[")):
+        resolve_encoder(**{"flags": ZEN3, **kwargs})
+
+
+def test_bf16_units_from_cpu_flags() -> None:
+    assert not cpu_has_bf16(ZEN3)
+    assert cpu_has_bf16(SAPPHIRE) and cpu_has_bf16(COOPER)
+
+
+def test_without_openvino_auto_is_torch(monkeypatch) -> None:
+    monkeypatch.setattr(precision_mod, "openvino_available", lambda: False)
+    model = load_model("tiny", device="cpu", precision="auto", runtime="auto")
+    assert model.runtime == "torch"
+    assert model.info()["runtime"] == "torch"
+    assert model.info()["precision"] in ("fp32", "bf16")
+
+
+# --------------------------------------------------------------------------- cache signature
+@pytest.mark.parametrize("first, second", [("fp32", "bf16"), ("bf16", "fp32")])
+def test_cached_embedding_is_not_reused_across_precisions(tmp_path, first, second) -> None:
+    image = np.random.default_rng(0).integers(0, 256, (40, 56, 3), dtype=np.uint8)
+    a = load_model("tiny", device="cpu", precision=first, runtime="torch")
+    b = load_model("tiny", device="cpu", precision=second, runtime="torch")
+    EmbeddingCache(tmp_path, a).get(image)
+    cache = EmbeddingCache(tmp_path, b)
+    cache.get(image)
+    assert (cache.stats.hits, cache.stats.stale) == (0, 1)
+    again = EmbeddingCache(tmp_path, b)
+    again.get(image)
+    assert again.stats.hits == 1
+    entry = torch.load(next(tmp_path.rglob("*.pt")), weights_only=True)
+    assert entry["signature"]["encoder"] == f"torch-{second}"
+
+
+def test_cpu_bf16_autocast_runs_the_encoder_in_bf16(tiny_model) -> None:
+    image = np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    bf16 = load_model("tiny", device="cpu", precision="bf16", runtime="torch")
+    a, b = tiny_model.encode(image).features, bf16.encode(image).features
+    assert b.dtype == torch.float32
+    assert not torch.equal(a, b)  # rounded through bfloat16 ...
+    assert torch.allclose(a, b, atol=0.1, rtol=0.1)  # ... but the same embedding
+
+
+# --------------------------------------------------------------------------- the decoder
+def _reference_lowres(model, features, prompts, multimask):
+    """segment-anything's own decoder path (what geofloodsam ran before)."""
+    pts = prompts.get("points")
+    sparse, dense = model.sam.prompt_encoder(
+        points=None if pts is None else (pts, prompts["labels"]),
+        boxes=prompts.get("boxes"), masks=prompts.get("mask_input"),
+    )
+    return model.sam.mask_decoder(
+        image_embeddings=features[None], image_pe=model.sam.prompt_encoder.get_dense_pe(),
+        sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,
+        multimask_output=multimask,
+    )
+
+
+PROMPTS = {
+    "one point, multimask": ({"points": [[[20.5, 12.5]]], "point_labels": [[1]]}, True),
+    "points of 3 objects": ({"points": [[[5.5, 5.5], [30.5, 20.5]], [[9.5, 30.5], [1.5, 1.5]],
+                                        [[40.5, 8.5], [0, 0]]],
+                             "point_labels": [[1, 0], [1, 1], [1, -1]]}, False),
+    "boxes": ({"boxes": [[2, 3, 30, 40], [10, 10, 50, 30]]}, False),
+    "mask input": ({"points": [[[20.5, 12.5]]], "point_labels": [[1]],
+                    "mask_input": np.random.default_rng(2).normal(size=(1, 1, 256, 256))},
+                   False),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PROMPTS))
+def test_cut_decoder_equals_segment_anything(tiny_model, name) -> None:
+    kwargs, multimask = PROMPTS[name]
+    image = np.random.default_rng(3).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    emb = tiny_model.encode(image)
+    prompts = tiny_model.prompt_tensors(emb.original_size, **kwargs)
+    with torch.inference_mode():
+        ref_masks, ref_iou = _reference_lowres(tiny_model, emb.features, prompts, multimask)
+        masks, iou = tiny_model.decode_lowres(emb.features, prompts, multimask)
+    assert masks.shape == ref_masks.shape and iou.shape == ref_iou.shape
+    torch.testing.assert_close(masks, ref_masks, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(iou, ref_iou, atol=1e-5, rtol=1e-5)
+
+
+def test_cut_decoder_stays_differentiable(tiny_model) -> None:
+    emb = tiny_model.encode(np.zeros((32, 32, 3), np.uint8))
+    prompts = tiny_model.prompt_tensors(emb.original_size, boxes=[[2, 2, 20, 20]])
+    weight = tiny_model.sam.mask_decoder.iou_token.weight
+    weight.requires_grad_(True)
+    try:
+        masks, iou = tiny_model.decode_lowres(emb.features, prompts)
+        (masks.mean() + iou.sum()).backward()
+        assert weight.grad is not None and torch.isfinite(weight.grad).all()
+    finally:
+        weight.requires_grad_(False)
+        weight.grad = None
+
+
+def test_dense_pe_is_cached_and_follows_the_weights() -> None:
+    model = load_model("tiny", device="cpu", seed=4)
+    first = model.dense_pe()
+    assert model.dense_pe() is first
+    torch.testing.assert_close(first, model.sam.prompt_encoder.get_dense_pe())
+    with torch.no_grad():
+        model.sam.prompt_encoder.pe_layer.positional_encoding_gaussian_matrix.mul_(2)
+    second = model.dense_pe()
+    assert second is not first
+    torch.testing.assert_close(second, model.sam.prompt_encoder.get_dense_pe())
+
+
+# --------------------------------------------------------------------------- OpenVINO
+@needs_openvino
+def test_openvino_matches_torch_and_caches_its_graphs(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("GEOFLOODSAM_HOME", str(tmp_path))
+    torch_model = load_model("tiny", device="cpu", seed=5)
+    ov_model = load_model("tiny", device="cpu", seed=5, runtime="openvino")
+    assert ov_model.info()["runtime"] == "openvino"
+    graphs = sorted(p.name.split("-")[0] for p in (tmp_path / "openvino").glob("*.xml"))
+    assert graphs == ["decoder", "encoder"]
+    image = np.random.default_rng(6).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    a, b = torch_model.encode(image), ov_model.encode(image)
+    torch.testing.assert_close(a.features, b.features, atol=1e-4, rtol=1e-4)
+    for kwargs, multimask in PROMPTS.values():
+        pa = torch_model.decode(a, multimask=multimask, **kwargs)
+        pb = ov_model.decode(a, multimask=multimask, **kwargs)
+        np.testing.assert_allclose(pa.low_res, pb.low_res, atol=1e-3, rtol=1e-3)
+        np.testing.assert_allclose(pa.iou, pb.iou, atol=1e-4, rtol=1e-4)
+    mtimes = {p: p.stat().st_mtime_ns for p in (tmp_path / "openvino").glob("*.xml")}
+    load_model("tiny", device="cpu", seed=5, runtime="openvino")  # read, not converted again
+    assert {p: p.stat().st_mtime_ns for p in mtimes} == mtimes
+
+
+@needs_openvino
+def test_openvino_graph_per_decoder_weights(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("GEOFLOODSAM_HOME", str(tmp_path))
+    model = load_model("tiny", device="cpu", seed=7, runtime="openvino")
+    emb = model.encode(np.zeros((32, 32, 3), np.uint8))
+    before = model.decode(emb, boxes=[[2, 2, 20, 20]]).low_res
+    import copy
+
+    other = copy.deepcopy(model.sam.mask_decoder)
+    with torch.no_grad():
+        other.iou_token.weight.add_(1.0)
+        other.mask_tokens.weight.add_(1.0)
+    saved, model.sam.mask_decoder = model.sam.mask_decoder, other
+    try:
+        after = model.decode(emb, boxes=[[2, 2, 20, 20]]).low_res
+    finally:
+        model.sam.mask_decoder = saved
+    assert not np.allclose(before, after)
+    assert len(list((tmp_path / "openvino").glob("decoder-*.xml"))) == 2
+
+
+# --------------------------------------------------------------------------- real weights
+def _water_iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a & b).sum() / max((a | b).sum(), 1))
+
+
+@pytest.fixture(scope="module")
+def riverside_tile() -> np.ndarray:
+    root = Path(__file__).resolve().parents[2]
+    with rasterio.open(root / "sample_tiles" / "riverside_rgb.tif") as ds:
+        data = ds.read([1, 2, 3], window=((128, 1152), (768, 1792)))  # 40 % water
+    return np.ascontiguousarray(data.transpose(1, 2, 0)).astype(np.uint8)
+
+
+def _paths() -> list:
+    paths = [pytest.param(("bf16", "torch"), id="torch-bf16")]
+    paths.append(pytest.param(("fp32", "openvino"), id="openvino-fp32", marks=needs_openvino))
+    return paths
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", _paths())
+def test_faster_paths_keep_masks_within_iou_098_of_fp32(
+    mobile_sam_path, riverside_tile, path, tmp_path, monkeypatch
+) -> None:
+    """Every path ``auto`` may pick keeps the masks within IoU 0.98 of torch fp32 (a real
+    tile of the README demo, flood decoder, a point and a box prompt)."""
+    monkeypatch.setenv("GEOFLOODSAM_HOME", str(tmp_path))
+    ref = load_model("vit_t", checkpoint=mobile_sam_path, decoder="flood", device="cpu")
+    other = load_model("vit_t", checkpoint=mobile_sam_path, decoder="flood", device="cpu",
+                       precision=path[0], runtime=path[1])
+    assert other.encoder_plan == EncoderPlan(path[0], path[1], other.encoder_plan.reason)
+    ea, eb = ref.encode(riverside_tile), other.encode(riverside_tile)
+    prompts = [({"points": [[[800.5, 597.5]]], "point_labels": [[1]]}, True),
+               ({"boxes": [[480, 0, 1024, 1024]]}, False)]
+    for kwargs, multimask in prompts:
+        a = ref.decode(ea, multimask=multimask, **kwargs).best_logits()[0] > 0
+        b = other.decode(eb, multimask=multimask, **kwargs).best_logits()[0] > 0
+        assert a.any()
+        iou = _water_iou(a, b)
+        print(f"{path}: mask IoU vs fp32 {iou:.4f}")
+        assert iou >= 0.98
+
+
+@pytest.mark.parametrize("size", [(1024, 1024), (1024, 696), (864, 1024), (37, 53), (600, 600)])
+def test_cropped_upscale_equals_the_full_interpolation(tiny_model, size) -> None:
+    from geofloodsam.geo import transforms
+    from geofloodsam.model.sam import Embedding
+
+    low = torch.from_numpy(np.random.default_rng(8).normal(size=(2, 1, 256, 256))).float()
+    emb = Embedding(torch.zeros(1), size, transforms.resized_size(size, 1024))
+    full = torch.nn.functional.interpolate(low, (1024, 1024), mode="bilinear",
+                                           align_corners=False)
+    full = full[..., : emb.input_size[0], : emb.input_size[1]]
+    if tuple(emb.input_size) != size:
+        full = torch.nn.functional.interpolate(full, size, mode="bilinear", align_corners=False)
+    out = tiny_model.upscale(low, emb)
+    assert out.shape == full.shape
+    torch.testing.assert_close(out, full, atol=1e-6, rtol=1e-6)
