@@ -271,15 +271,21 @@ def usable_cache_dir(directory: str | Path | None) -> Path:
                 "with --cache-dir."
             )
         return directory
-    default = cache_home() / "embeddings"
+    return usable_home_folder("embeddings", "embedding cache")
+
+
+def usable_home_folder(name: str, what: str) -> Path:
+    """``$GEOFLOODSAM_HOME/<name>``, or, when that cannot be written (read-only, a file, a full
+    disk), a temporary folder for this process only, with a warning naming ``what``."""
+    default = cache_home() / name
     reason = _writable(default)
     if reason is None:
         return default
-    fallback = Path(tempfile.mkdtemp(prefix="geofloodsam-embeddings-"))
+    fallback = Path(tempfile.mkdtemp(prefix=f"geofloodsam-{name}-"))
     atexit.register(shutil.rmtree, fallback, True)
     click.echo(
-        f"Warning: cannot use the embedding cache {default} ({reason}): embeddings are kept in "
-        f"{fallback} for this run only; set GEOFLOODSAM_HOME to a writable folder.",
+        f"Warning: cannot use the {what} {default} ({reason}): it is kept in {fallback} for "
+        "this run only; set GEOFLOODSAM_HOME to a writable folder.",
         err=True,
     )
     return fallback

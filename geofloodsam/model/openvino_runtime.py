@@ -66,6 +66,20 @@ def weights_sha256(module: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
+#: GEOFLOODSAM_HOME -> the folder used for it (a temporary one if it is unusable), per process
+_DIRECTORIES: dict[Path, Path] = {}
+
+
+def _default_directory() -> Path:
+    """``$GEOFLOODSAM_HOME/openvino``, or a temporary folder when that is unusable."""
+    from geofloodsam.model.embedding_cache import cache_home, usable_home_folder
+
+    home = cache_home()
+    if home not in _DIRECTORIES:
+        _DIRECTORIES[home] = usable_home_folder("openvino", "OpenVINO graph cache")
+    return _DIRECTORIES[home]
+
+
 class _OpenVinoGraph:
     """A torch module as OpenVINO IR on disk, compiled on first use."""
 
@@ -83,9 +97,7 @@ class _OpenVinoGraph:
         if precision not in OV_PRECISION:
             raise GeofloodsamError(f"OpenVINO runs SAM in fp32 or bf16, not {precision!r}.")
         if directory is None:
-            from geofloodsam.weights.checkpoints import cache_root
-
-            directory = cache_root() / "openvino"
+            directory = _default_directory()
         self.ov = openvino
         self.core = openvino.Core()
         # compiled graphs are cached too (keyed by OpenVINO on the IR and the config)
