@@ -62,7 +62,6 @@ class LazyGroup(click.Group):
             raise
         return getattr(module, attr)
 
-
     def invoke(self, ctx: click.Context):
         """Run the command with SIGTERM handled and environment errors made one line."""
         previous = _catch_sigterm()
