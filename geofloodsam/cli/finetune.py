@@ -47,6 +47,13 @@ def _weights(ctx: click.Context, param: click.Parameter, value: str) -> tuple[fl
 )
 @model_option()
 @checkpoint_option
+@click.option(
+    "--init-decoder",
+    default=_DEFAULTS.init_decoder,
+    show_default=True,
+    help="Start from this decoder: pretrained, flood, satellite (shipped) or a decoder file "
+    "(e.g. a previous run's OUT, to train it further).",
+)
 @click.option("--epochs", default=_DEFAULTS.epochs, show_default=True, type=int)
 @click.option(
     "--batch-size",

@@ -28,6 +28,8 @@ class FinetuneConfig:
     data: str
     model: str = "vit_t"
     checkpoint: str | None = None
+    #: the decoder training starts from: pretrained, a shipped name or a decoder file
+    init_decoder: str = "pretrained"
     epochs: int = 10
     batch_size: int = 4
     prompts_per_image: int = 2

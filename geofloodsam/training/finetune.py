@@ -37,7 +37,7 @@ from geofloodsam.errors import GeofloodsamError
 from geofloodsam.evaluation import metrics
 from geofloodsam.evaluation.report import check_output_dir
 from geofloodsam.files.atomic import atomic_open, atomic_write, check_targets
-from geofloodsam.model.decoders import save_decoder
+from geofloodsam.model.decoders import load_decoders, save_decoder
 from geofloodsam.model.embedding_cache import (
     EmbeddingCache,
     apply_variant,
@@ -138,13 +138,18 @@ def finetune(
     train = _prepare_train(train_samples, cache, AUGMENT_VARIANTS[cfg.augment], cfg.progress)
     val = _prepare_val(val_samples, cache, cfg.progress)
     timings["embedding_s"] = time.perf_counter() - t0
-    trainer = _Trainer(cfg, model, train, val)
+    start, start_sha = model.sam.mask_decoder, None
+    if cfg.init_decoder != "pretrained":  # one-line errors for unknown or incompatible files
+        (first,) = load_decoders(model, [cfg.init_decoder])
+        start, start_sha = first.module, first.sha256
+    trainer = _Trainer(cfg, model, train, val, start)
     if state is not None:
         trainer.load_state(state)
     with _swapped_decoder(model, trainer.decoder):
         trainer.run(resume_path, on_epoch_end)
     timings.update(trainer.timings)
     meta = _meta(cfg, model, trainer, len(train), len(val), timings)
+    meta["init_decoder_sha256"] = start_sha
     save_decoder(out, trainer.best_state, meta, half=True)
     write_curves(out.parent, trainer.curves)
     if resume_path.exists():
@@ -273,9 +278,12 @@ def prompt_loss(
 class _Trainer:
     """The training loop and its resumable state."""
 
-    def __init__(self, cfg: FinetuneConfig, model: SamModel, train: list[_Item], val) -> None:
+    def __init__(
+        self, cfg: FinetuneConfig, model: SamModel, train: list[_Item], val,
+        start: torch.nn.Module,
+    ) -> None:
         self.cfg, self.model, self.train, self.val = cfg, model, train, val
-        self.decoder = copy.deepcopy(model.sam.mask_decoder)
+        self.decoder = copy.deepcopy(start)  # the decoder training starts from
         for p in self.decoder.parameters():
             p.requires_grad_(True)
         self.decoder.float()

@@ -389,3 +389,28 @@ def test_images_without_masks_stop_finetune(tmp_path, cache_dir, write_photo_set
     (root / "masks" / "1.png").unlink()
     out = tmp_path / "o" / "d.pt"
     _fails(_args(root, out, cache_dir), "1 image(s)", out.parent)
+
+
+def test_training_starts_from_init_decoder(dataset, cache_dir, tmp_path):
+    """--init-decoder FILE: a run with a vanishing learning rate ends where FILE started."""
+    first = tmp_path / "first" / "decoder.pt"
+    assert CliRunner().invoke(main, _args(dataset, first, cache_dir, "--lr", "0.01")).exit_code == 0
+    again = tmp_path / "again" / "decoder.pt"
+    result = CliRunner().invoke(
+        main, _args(dataset, again, cache_dir, "--lr", "1e-12", "--init-decoder", str(first))
+    )
+    assert result.exit_code == 0, result.output
+    start, end = _state(first), _state(again)
+    pretrained = load_model("tiny", device="cpu").sam.mask_decoder.state_dict()
+    assert all(torch.equal(start[k], end[k]) for k in start)
+    assert any(not torch.equal(start[k].float(), pretrained[k].float()) for k in start)
+    meta = read_decoder(again)[1]
+    assert meta["init_decoder"] == str(first) and len(meta["init_decoder_sha256"]) == 64
+
+
+def test_init_decoder_not_found(dataset, cache_dir, tmp_path):
+    result = CliRunner().invoke(
+        main, _args(dataset, tmp_path / "d.pt", cache_dir, "--init-decoder", "nowhere.pt")
+    )
+    assert result.exit_code != 0
+    assert "nowhere.pt" in result.output and "Traceback" not in result.output
