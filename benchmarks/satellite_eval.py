@@ -12,7 +12,7 @@ Methods (rows): ``index`` (the prior alone, ``--method index``); ``<decoder>`` p
 ``+points`` (whole box + points placed in confident index water/dry), ``+mask`` (whole box +
 the prior as mask_input), ``+mean`` / ``+gate`` / ``+union`` / ``+intersection``
 (probability rules on the promptless SAM output), and ``auto`` (the configuration
-:data:`geofloodsam.fusion.AUTO` picks per sensor). Scores: IoU pooled over all pixels of a
+:data:`geofloodsam.water.methods.AUTO` picks per sensor). Scores: IoU pooled over all pixels of a
 group (confusion counts summed) and the mean of the per-chip IoUs, plus every chip's IoU.
 
     python benchmarks/satellite_eval.py --checkpoint ../shared/models/mobile_sam.pt \\
@@ -38,7 +38,7 @@ from geofloodsam.model.decoders import load_decoders, use_decoder
 from geofloodsam.model.embedding_cache import EmbeddingCache
 from geofloodsam.model.sam import load_model
 from geofloodsam.raster.sensors import detect_sensor, make_composite, physical, read_bands
-from geofloodsam.water import fusion
+from geofloodsam.water import fusion, methods
 from geofloodsam.water.index import WaterPrior, prior_for
 
 REPO = Path(__file__).resolve().parents[1]
@@ -143,13 +143,13 @@ def predictions(model, decoders, emb, item: Item) -> dict[str, np.ndarray]:
             out[f"{dec.label}+regions"] = region_prob > 0.5
             fused, _ = fusion.guarded_gate(region_prob, p_prob, p_logits, prior.valid)
             out[f"{dec.label}+regions+guard"] = fused > 0.5
-    choice = fusion.AUTO.get(item.sensor)
+    choice = methods.AUTO.get(item.sensor)
     if choice is not None:
         key = choice["decoder"] if choice["method"] == "sam" else None
         if choice["method"] == "index" and "index" in out:
             key = "index"
         elif choice["method"] not in ("sam", "index") and prior is not None:
-            key = f"{choice['decoder']}+{choice['method']}"
+            key = f"{choice['decoder']}+guard"  # fused: the guarded gate
         if key in out:
             out["auto"] = out[key]
     return out

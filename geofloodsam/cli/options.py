@@ -9,6 +9,8 @@ from pathlib import Path
 import click
 
 from geofloodsam.model.choices import DEVICE_CHOICES, PRECISION_CHOICES, RUNTIME_CHOICES
+from geofloodsam.raster.sensors import SENSOR_CHOICES
+from geofloodsam.water.methods import METHOD_CHOICES
 
 __all__ = ["DEVICE_CHOICES", "PRECISION_CHOICES", "RUNTIME_CHOICES"]
 
@@ -39,6 +41,24 @@ stretch_option = click.option(
     callback=_stretch,
     help="To 8-bit: 'auto' (2-98 percentiles of the scene; 8-bit data as is), 'none' "
     "(values used as 0-255) or MIN,MAX.",
+)
+sensor_option = click.option(
+    "--sensor",
+    type=click.Choice(SENSOR_CHOICES),
+    default="auto",
+    show_default=True,
+    help="s2 (Sentinel-2, 12-13 bands), s1 (Sentinel-1 VV,VH in dB or linear power), naip "
+    "(R,G,B,NIR) or rgb; auto: from band count, type, descriptions and values. Satellite "
+    "sensors get a fixed physical composite, the same for every tile and scene.",
+)
+method_option = click.option(
+    "--method",
+    type=click.Choice(METHOD_CHOICES),
+    default="auto",
+    show_default=True,
+    help="sam: SAM alone; index: the water index alone (NDWI, radar split), no SAM; fused: "
+    "the index where it is sure, SAM elsewhere where SAM agrees with it. auto: fused for "
+    "promptless s1/s2/naip, sam otherwise.",
 )
 device_option = click.option(
     "--device",

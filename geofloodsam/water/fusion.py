@@ -200,15 +200,3 @@ def prior_mask_input(
     out = torch.zeros((1, 1, low, low))
     out[..., :h, :w] = x
     return (out.clamp(-clip / gain, clip / gain) * gain).numpy().astype(np.float32)
-
-
-#: what ``--sensor auto`` / ``--method auto`` should run per sensor: a decoder and a method
-#: (``sam`` = promptless SAM alone, ``index`` = the prior alone, or a fusion: ``points``,
-#: ``mask``, or one of :data:`RULES`). Chosen by ``benchmarks/satellite_eval.py``
-#: (``docs/satellite.md``).
-AUTO: dict[str, dict[str, str]] = {
-    "s2": {"decoder": "satellite", "method": "guard"},
-    "s1": {"decoder": "satellite", "method": "guard"},
-    "naip": {"decoder": "satellite", "method": "guard"},  # not measured: no labelled NAIP here
-    "rgb": {"decoder": "satellite", "method": "sam"},
-}
