@@ -12,11 +12,13 @@ from geofloodsam.cli.options import (
     bands_option,
     checkpoint_option,
     device_option,
+    method_option,
     model_option,
     precision_option,
     prompts_layer_option,
     quiet_option,
     runtime_option,
+    sensor_option,
     stretch_option,
 )
 
@@ -38,8 +40,10 @@ from geofloodsam.cli.options import (
 @click.option(
     "--decoder",
     help="pretrained, flood or satellite (shipped: flood photos, satellite RGB) or a decoder file "
-    "[default: flood when shipped, else pretrained].",
+    "[default: satellite, or flood for prompted RGB].",
 )
+@sensor_option
+@method_option
 @bands_option
 @stretch_option
 @click.option("--tile-size", default=1024, show_default=True, type=int, help="Tile side (px).")

@@ -109,10 +109,11 @@ def shipped_decoder(name: str, model_name: str) -> Path:
     return path
 
 
-def default_decoder(model_name: str) -> str:
-    """``flood`` when the package ships a flood decoder for ``model_name``, else ``pretrained``."""
-    shipped = SHIPPED_DECODER_DIR / f"flood_decoder_{model_name}.pt"
-    return "flood" if shipped.is_file() else PRETRAINED
+def default_decoder(model_name: str, preferred: str = "flood") -> str:
+    """``preferred`` (a shipped name) when the package ships it for ``model_name``, else
+    ``pretrained``."""
+    shipped = SHIPPED_DECODER_DIR / f"{preferred}_decoder_{model_name}.pt"
+    return preferred if shipped.is_file() else PRETRAINED
 
 
 @dataclass(frozen=True)

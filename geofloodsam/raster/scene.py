@@ -29,6 +29,7 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioError, RasterioIOEr
 from rasterio.windows import Window
 
 from geofloodsam.errors import GeofloodsamError
+from geofloodsam.raster.sensors import SensorInfo, SensorStretch, detect_sensor, plain_info
 
 PERCENTILES = (2.0, 98.0)
 #: side of each sampled window when the scene has no overviews
@@ -129,8 +130,10 @@ class Stretch:
         }
 
     @classmethod
-    def from_dict(cls, record: dict) -> Stretch:
-        """Inverse of :meth:`to_dict`."""
+    def from_dict(cls, record: dict) -> Stretch | SensorStretch:
+        """Inverse of :meth:`to_dict` (and of :meth:`SensorStretch.to_dict`)."""
+        if "sensor" in record:
+            return SensorStretch.from_dict(record)
         return cls(np.asarray(record["lows"]), np.asarray(record["highs"]), record["method"])
 
     def apply(self, data: np.ndarray) -> np.ndarray:
@@ -166,14 +169,21 @@ class Stretch:
 class Scene:
     """An open raster with its band selection; a context manager.
 
-    Attributes: ``path``, ``ds`` (the rasterio dataset), ``bands`` (1-based, 1 or 3 of them),
-    ``crs``, ``transform``, ``width``, ``height``, ``dtype``, ``nodata``.
+    Attributes: ``path``, ``ds`` (the rasterio dataset), ``bands`` (1-based: 1 or 3 of them,
+    or a sensor composite's bands), ``crs``, ``transform``, ``width``, ``height``, ``dtype``,
+    ``nodata``, ``sensor`` (a :class:`~geofloodsam.raster.sensors.SensorInfo`, when opened
+    with ``sensor``) and ``composite`` (whether tiles are read as the sensor's composite).
     """
 
-    def __init__(self, path: Path, ds, bands: tuple[int, ...]) -> None:
+    def __init__(
+        self, path: Path, ds, bands: tuple[int, ...], sensor: SensorInfo | None = None,
+        composite: bool = False,
+    ) -> None:
         self.path = path
         self.ds = ds
         self.bands = bands
+        self.sensor = sensor
+        self.composite = composite
         self.crs = ds.crs
         self.transform = ds.transform
         self.width = int(ds.width)
@@ -191,8 +201,17 @@ class Scene:
         )
 
     @classmethod
-    def open(cls, path: str | Path, bands: str | Sequence[int] | None = None) -> Scene:
-        """Open ``path`` and check it: readable raster, CRS, supported dtype, bands exist."""
+    def open(
+        cls, path: str | Path, bands: str | Sequence[int] | None = None,
+        sensor: str | SensorInfo | None = None,
+    ) -> Scene:
+        """Open ``path`` and check it: readable raster, CRS, supported dtype, bands exist.
+
+        ``sensor``: ``auto`` or a sensor name (detected or checked by
+        :func:`~geofloodsam.raster.sensors.detect_sensor`, one-line errors), or a
+        :class:`SensorInfo` found before. Without ``bands``, an ``s1``/``s2`` scene is read
+        as its composite (:meth:`stretch`); with ``bands``, those bands as usual.
+        """
         path = Path(path)
         if not path.exists():
             raise GeofloodsamError(f"raster {path} not found: check the path.")
@@ -209,7 +228,21 @@ class Scene:
                 f"cannot read {path} as a raster ({reason}): give a GeoTIFF or other GDAL raster."
             ) from None
         try:
-            return cls(path, ds, _check_dataset(path, ds, selection))
+            info = sensor
+            if isinstance(sensor, str) and ds.count:
+                try:
+                    info = _detect(path, ds, sensor)
+                except GeofloodsamError as exc:
+                    if sensor != "auto" or selection is None:
+                        raise
+                    # --bands given: read them as asked, say why no sensor was recognised
+                    info = plain_info(ds, f"RGB: no sensor recognised ({exc}); --bands used")
+            elif isinstance(sensor, str):
+                info = None
+            composite = info is not None and info.uses_composite and selection is None
+            if composite:
+                selection = info.composite_bands
+            return cls(path, ds, _check_dataset(path, ds, selection), info, composite)
         except BaseException:
             ds.close()
             raise
@@ -272,6 +305,22 @@ class Scene:
         if not self.all_valid:
             rgb[~valid] = 0
         return rgb, valid
+
+
+def _spec_text(spec) -> str:
+    return spec if isinstance(spec, str) else f"{spec[0]:g},{spec[1]:g}"
+
+
+def _detect(path: Path, ds, sensor: str) -> SensorInfo:
+    """:func:`detect_sensor`, with read errors of a damaged file as one line."""
+    try:
+        return detect_sensor(ds, sensor)
+    except (RasterioError, CPLE_BaseError) as exc:
+        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise GeofloodsamError(
+            f"cannot read {path} ({reason}): the file is truncated or damaged; copy or "
+            "download it again, or rewrite it with gdal_translate."
+        ) from None
 
 
 def _is_invertible(transform) -> bool:
@@ -411,7 +460,7 @@ def _sample(scene: Scene, sample_windows_n: int) -> tuple[np.ndarray, str]:
 
 def compute_stretch(
     scene: Scene, spec: str | tuple[float, float] = "auto", sample_windows: int = 16
-) -> Stretch:
+) -> Stretch | SensorStretch:
     """The scene-level stretch: ``"auto"``, ``"none"`` or ``(MIN, MAX)`` (also ``"MIN,MAX"``).
 
     ``auto``: per band 2nd-98th percentiles of the valid pixels of an overview level (when the
@@ -420,6 +469,16 @@ def compute_stretch(
     nodata, or if every selected band is constant.
     """
     spec = parse_stretch(spec)
+    if scene.composite and spec != "auto":
+        raise GeofloodsamError(
+            f"--stretch {_spec_text(spec)} needs --bands: {scene.path} is read as its "
+            f"{scene.sensor.sensor} composite, whose range is fixed in physical units; give "
+            "--bands too, or leave --stretch out."
+        )
+    if scene.composite:  # the sensor's fixed physical range
+        with scene.reading(" (sampling it)"):
+            _sample(scene, sample_windows)  # the check for an all-nodata scene
+        return SensorStretch(scene.sensor)
     n_bands = len(scene.bands)
     if spec != "auto" or scene.dtype == np.uint8:
         if not scene.all_valid:  # no values needed: only the check for an all-nodata scene

@@ -41,6 +41,8 @@ from geofloodsam.errors import GeofloodsamError
 
 SENSORS = ("s2", "s1", "naip", "rgb")
 SENSOR_CHOICES = ("auto", *SENSORS)
+#: sensors whose SAM input is the fixed physical composite of :func:`make_composite`
+COMPOSITE_SENSORS = ("s1", "s2")
 S2_L1C = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B10", "B11", "B12")
 S2_L2A = tuple(b for b in S2_L1C if b != "B10")
 #: the S2 bands every composite and index needs
@@ -93,6 +95,20 @@ class SensorInfo:
         out["composite_bands"] = list(self.composite_bands)
         out["composite_ranges"] = [list(r) for r in self.composite_ranges]
         return out
+
+    @classmethod
+    def from_dict(cls, record: dict) -> SensorInfo:
+        """Inverse of :meth:`to_dict`."""
+        fields = dict(record)
+        fields["composite_bands"] = tuple(fields["composite_bands"])
+        fields["composite_ranges"] = tuple(tuple(r) for r in fields["composite_ranges"])
+        return cls(**fields)
+
+    @property
+    def uses_composite(self) -> bool:
+        """Whether SAM sees this sensor's fixed physical composite (``s1``, ``s2``) rather
+        than bands 1-3 through the usual stretch (``naip``, ``rgb``: the same picture)."""
+        return self.sensor in COMPOSITE_SENSORS
 
     @property
     def read_bands(self) -> tuple[int, ...]:
@@ -208,12 +224,16 @@ def detect_sensor(ds, sensor: str = "auto", composite: str | None = None) -> Sen
         return _rgb_info(ds, "naip", found, composite)
     if sensor == "naip":
         raise GeofloodsamError(f"--sensor naip needs 4 bands R, G, B, NIR; {name} has {found}.")
-    if ds.count == 2:
-        raise GeofloodsamError(
-            f"cannot tell the sensor of {name} ({found}): 2-band rasters must be float "
-            "Sentinel-1 VV, VH; pass --sensor rgb with --bands, or convert it."
-        )
+    if ds.count == 2:  # not Sentinel-1: bands as chosen by --bands (the scene says so)
+        return plain_info(ds, f"RGB: {found}; 2 bands, not float: not Sentinel-1; --bands "
+                          "chooses what SAM sees")
     return _rgb_info(ds, "rgb", found, composite)
+
+
+def plain_info(ds, reason: str) -> SensorInfo:
+    """An ``rgb`` :class:`SensorInfo` for a raster read through ``--bands`` as usual."""
+    return SensorInfo(sensor="rgb", reason=reason, composite_bands=(1, 1, 1),
+                      composite_ranges=((0.0, 255.0),) * 3, physical=False)
 
 
 def _s2_info(ds, layout, found: str, composite: str | None) -> SensorInfo:
@@ -357,3 +377,27 @@ def read_bands(ds, bands: Sequence[int], window=None) -> np.ndarray:
 def read_composite(ds, info: SensorInfo, window=None) -> tuple[np.ndarray, np.ndarray]:
     """Read ``window`` (default: all) of ``ds`` and return (HxWx3 uint8 composite, valid)."""
     return make_composite(read_bands(ds, info.composite_bands, window), info)
+
+
+class SensorStretch:
+    """A sensor's fixed composite as a scene stretch: what every tile of the scene is read
+    through (the same interface as :class:`geofloodsam.raster.scene.Stretch`)."""
+
+    def __init__(self, info: SensorInfo) -> None:
+        self.info = info
+        ranges = ", ".join(f"{lo:g}..{hi:g}" for lo, hi in info.composite_ranges)
+        unit = "dB" if info.sensor == "s1" else "reflectance"
+        self.method = f"sensor {info.sensor} composite {info.composite} ({unit} {ranges})"
+
+    def apply(self, data: np.ndarray) -> np.ndarray:
+        """(B, h, w) raw values of ``info.composite_bands`` -> (h, w, 3) uint8 composite."""
+        return make_composite(data, self.info)[0]
+
+    def to_dict(self) -> dict:
+        """JSON-ready record (for run.json and tile tasks)."""
+        return {"method": self.method, "sensor": self.info.to_dict()}
+
+    @classmethod
+    def from_dict(cls, record: dict) -> SensorStretch:
+        """Inverse of :meth:`to_dict`."""
+        return cls(SensorInfo.from_dict(record["sensor"]))

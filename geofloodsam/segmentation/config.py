@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from geofloodsam.errors import GeofloodsamError
+from geofloodsam.raster.sensors import SENSOR_CHOICES
 from geofloodsam.tiles.engine import MAX_OBJECT_TILES
+from geofloodsam.water.methods import METHOD_CHOICES
 
 
 @dataclass(frozen=True)
@@ -23,6 +25,9 @@ class SegmentConfig:
     prompts_layer: str | None = None
     bands: str | list[int] | None = None
     stretch: str | list[float] = "auto"
+    sensor: str = "auto"
+    method: str = "auto"
+    decoder: str | None = None  # None: the default for the sensor and method
     tile_size: int = 1024
     overlap: int = 256
     threshold: float = 0.5
@@ -38,7 +43,15 @@ class SegmentConfig:
     threads: int | None = None
 
     def check(self) -> None:
-        """One-line errors for numbers out of range."""
+        """One-line errors for numbers out of range and unknown choices."""
+        if self.sensor not in SENSOR_CHOICES:
+            raise GeofloodsamError(
+                f"--sensor {self.sensor}: use one of {', '.join(SENSOR_CHOICES)}."
+            )
+        if self.method not in METHOD_CHOICES:
+            raise GeofloodsamError(
+                f"--method {self.method}: use one of {', '.join(METHOD_CHOICES)}."
+            )
         if not 0.0 < self.threshold < 1.0:
             raise GeofloodsamError(
                 f"--threshold must be between 0 and 1 (exclusive), got {self.threshold}."

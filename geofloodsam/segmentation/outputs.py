@@ -114,18 +114,16 @@ def finish_scene(
     quiet: bool,
 ) -> SegmentResult:
     """Blend, vectorize and write one scene's outputs (in ``workdir``, then the renames)."""
-    from geofloodsam.raster.scene import Scene
-
     config = plan.config
-    with Scene.open(plan.path, config.bands) as sc:
+    with plan.open_scene() as sc:
         blank = len(stats.featureless_tiles)
-        if stats.tiles_encoded == 0 and blank:
+        if stats.tiles_encoded + stats.tiles_indexed == 0 and blank:
             raise GeofloodsamError(
                 f"{sc.path} shows nothing to segment: every tile looked at ({blank}) is one "
                 f"colour in bands {','.join(map(str, sc.bands))} after the stretch; check the "
                 "file and --bands, or give --stretch MIN,MAX."
             )
-        if plan.prompt_set is None and stats.tiles_encoded == 0:
+        if plan.prompt_set is None and stats.tiles_encoded + stats.tiles_indexed == 0:
             raise GeofloodsamError(
                 f"every tile of {sc.path} is nodata in bands {','.join(map(str, sc.bands))}: "
                 "nothing to segment; check the file and --bands."
@@ -154,6 +152,9 @@ def finish_scene(
         t0 = time.perf_counter()
         model_info = info.model_info
         model_label = f"{model_info.get('model', '?')}:{model_info.get('decoder', 'pretrained')}"
+        if plan.choice is not None and plan.choice.method != "sam":
+            what = plan.prior["method"] if plan.prior else "prior"
+            model_label = what if plan.choice.method == "index" else f"{model_label}+{what}"
         attributes = {
             k: {"object_id": o.object_id, "prompt_type": o.prompt_type}
             for k, o in plan.objects.items()
@@ -244,6 +245,14 @@ def _record(sc, plan: ScenePlan, info, stats, water, n_polygons, final, cogs, ti
             "nodata": sc.nodata,
         },
         "parameters": plan.config.record(),
+        "sensor": None if sc.sensor is None else {**sc.sensor.to_dict(), "composite_read":
+                                                  bool(sc.composite)},
+        "method": None if plan.choice is None else plan.choice.to_dict(),
+        "prior": None if plan.prior is None else {**plan.prior, "tiles": {
+            "indexed": stats.tiles_indexed,
+            "sam_passed_guard": stats.counts.get("fused_sam_tiles", 0),
+            "prior_kept": stats.counts.get("fused_prior_tiles", 0),
+        }},
         "model": info,
         "stretch": plan.stretch.to_dict(),
         "prompts": {

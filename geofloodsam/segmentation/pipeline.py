@@ -30,6 +30,7 @@ depends on it, which moves logits by about 1e-6.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
 import time
@@ -45,7 +46,7 @@ import torch
 
 from geofloodsam.errors import GeofloodsamError
 from geofloodsam.files.workdirs import make_workdir, sweep_stale
-from geofloodsam.model.decoders import DecoderSpec
+from geofloodsam.model.decoders import DecoderSpec, default_decoder
 from geofloodsam.model.sam import PromptableModel
 from geofloodsam.progress import tqdm
 from geofloodsam.raster.scene import parse_stretch
@@ -59,9 +60,10 @@ from geofloodsam.segmentation.plan import (
     plan_scenes,
     remove_dirs,
 )
+from geofloodsam.segmentation.prior_tiles import run_tile_chunk
 from geofloodsam.tiles.engine import MAX_OBJECT_TILES, TileEngine
 from geofloodsam.tiles.store import TileStore
-from geofloodsam.tiles.work import LocalExecutor, run_chunk
+from geofloodsam.tiles.work import LocalExecutor
 
 #: GDAL's block cache during a run (MB), unless GDAL_CACHEMAX is set: GDAL's default (5 % of
 #: RAM) would otherwise fill with the scene's blocks and memory would grow with scene size
@@ -91,12 +93,23 @@ class _Backend:
 @contextlib.contextmanager
 def _open_backend(
     config: SegmentConfig, model: str, checkpoint, decoder, sam_model, scene_paths: list[str],
-    cache_dir: Path,
+    cache_dir: Path, needs_model: bool = True,
 ) -> Iterator[_Backend]:
     """In-process (the model loaded here), or a Dask session checked by ``preflight``."""
     scheduler, workers, threads = config.scheduler, config.workers, config.threads
     spec = DecoderSpec.parse(decoder, model)
     t0 = time.perf_counter()
+    if scheduler is None and workers is None and sam_model is None and not needs_model:
+        executor = LocalExecutor(None, cache_dir)
+        record = {"kind": "in-process", "scheduler": None, "workers": 1, "threads": 1,
+                  "torch_threads": [torch.get_num_threads()]}
+        info = {"model": None, "decoder": None,
+                "note": "--method index: the water index alone, no SAM model loaded"}
+        try:
+            yield _Backend(executor, info, record, 0.0, 1, 1)
+        finally:
+            executor.close()
+        return
     if scheduler is None and workers is None:
         if sam_model is None:
             from geofloodsam.model.sam import load_model
@@ -211,8 +224,8 @@ def _run_plans(
                     finally:
                         backend.executor.forget(run.engine.embedding_keys())
                         run.close()
-                items = ((run.plan.spec, job) for run, job in jobs)
-                outcomes = backend.executor.map(run_chunk, items, cache=True)
+                items = ((run.plan.spec, run.plan.payload(job)) for run, job in jobs)
+                outcomes = backend.executor.map(run_tile_chunk, items, cache=True)
                 for (run, job), outcome in zip(jobs, outcomes, strict=True):
                     run.engine.take(job, outcome)
         finally:
@@ -222,6 +235,23 @@ def _run_plans(
 
 
 # --------------------------------------------------------------------------- set-up
+def _run_decoder(plans: list[ScenePlan], quiet: bool) -> tuple[str | None, bool]:
+    """The one decoder the run loads (its scenes' choice) and whether SAM runs at all."""
+    wanted = [p.choice.decoder for p in plans if p.choice.method != "index"]
+    if not wanted:
+        return None, False
+    chosen = wanted[0]
+    others = sorted(set(wanted) - {chosen})
+    if others:
+        click.echo(
+            f"Warning: the scenes would each pick their own decoder ({chosen}, "
+            f"{', '.join(others)}); the run loads one: {chosen} for every scene (pass "
+            "--decoder to choose, or run the sensors in separate commands).",
+            err=True,
+        )
+    return chosen, True
+
+
 def _model_info(model) -> dict[str, Any]:
     info = model.info() if hasattr(model, "info") else {}
     return dict(info) if info else {"model": type(model).__name__}
@@ -237,6 +267,8 @@ def segment(
     decoder: str | Path | None = None,
     bands: str | Iterable[int] | None = None,
     stretch: str | tuple[float, float] = "auto",
+    sensor: str = "auto",
+    method: str = "auto",
     tile_size: int = 1024,
     overlap: int = 256,
     threshold: float = 0.5,
@@ -267,12 +299,20 @@ def segment(
             goes to every scene that contains it; a scene with no water point or box in it
             is skipped with a warning.
         outdir: output folder (default: each scene's folder).
-        model, checkpoint, decoder, device: the SAM to load (decoder default: ``flood`` when
-            shipped, else ``pretrained``); ignored when ``sam_model`` is given.
+        model, checkpoint, decoder, device: the SAM to load; ignored when ``sam_model`` is
+            given. Decoder default: by sensor and method
+            (:func:`geofloodsam.water.methods.choose`): ``satellite`` promptless and on
+            Sentinel-1/-2/NAIP, ``flood`` for prompted RGB.
         precision, runtime: the image encoder's path (``auto``: the fastest that keeps masks
             within IoU 0.98 of fp32 on this hardware; ``fp32`` + ``torch``: the reference),
             see :func:`geofloodsam.model.precision.resolve_encoder`.
         bands, stretch: band selection (1 or 3, 1-based) and ``auto`` or ``(MIN, MAX)``.
+            Without them, Sentinel-1/-2 scenes are read as their fixed physical composite.
+        sensor: ``auto`` (detected from bands, type, descriptions, values; recorded in
+            run.json with the reason), ``s2``, ``s1``, ``naip`` or ``rgb`` (checked).
+        method: ``sam``, ``index`` (the water index alone), ``fused`` (index + SAM, the
+            guarded gate) or ``auto`` (fused for promptless s1/s2/naip, else sam); see
+            :mod:`geofloodsam.water.methods`.
         tile_size, overlap: the tile grid (pixels).
         threshold: water where the blended probability is above it.
         min_area, simplify: polygon filter (m²) and simplification tolerance (metres).
@@ -298,6 +338,9 @@ def segment(
         prompts_layer=prompts_layer,
         bands=bands if bands is None or isinstance(bands, str) else list(bands),
         stretch=stretch if isinstance(stretch, str) else list(stretch_spec),
+        sensor=sensor,
+        method=method,
+        decoder=None if decoder is None else str(decoder),
         tile_size=tile_size,
         overlap=overlap,
         threshold=threshold,
@@ -329,11 +372,22 @@ def segment(
                 plans = [plan_scene(0, scene, outdir, config, stretch_spec, reader)]
             for out in dict.fromkeys(p.out for p in plans):  # what killed runs left here
                 sweep_stale(out)
+            decoder, needs_model = _run_decoder(plans, quiet)
+            if config.decoder is None and decoder is not None:  # a default: when shipped
+                decoder = default_decoder(model, decoder)
+            if sam_model is not None:
+                decoder = getattr(sam_model, "decoder_name", decoder)
+            for plan in plans:  # run.json says what was loaded
+                if plan.choice.method != "index" and plan.choice.decoder != decoder:
+                    plan.choice = dataclasses.replace(
+                        plan.choice, decoder=decoder,
+                        reason=f"{plan.choice.reason}; loaded: {decoder}",
+                    )
             cache_dir = make_workdir(plans[0].out, ".geofloodsam-embeddings-")
             try:
                 with _open_backend(
                     config, model, checkpoint, decoder, sam_model,
-                    [p.spec.path for p in plans], cache_dir,
+                    [p.spec.path for p in plans], cache_dir, needs_model,
                 ) as backend:
                     results = _run_plans(plans, backend, quiet, t_start)
             finally:

@@ -31,8 +31,10 @@ from geofloodsam.segmentation.scenes import (
 )
 from geofloodsam.tiles.engine import ObjectInfo, build_seeds
 from geofloodsam.tiles.grid import TileGrid
-from geofloodsam.tiles.work import SceneSpec, Seed
+from geofloodsam.tiles.work import ChunkJob, SceneSpec, Seed
 from geofloodsam.vector.prompts import PromptSet, read_prompts
+from geofloodsam.water.methods import MethodChoice, choose
+from geofloodsam.water.scene_prior import PriorSpec, scene_prior
 
 #: a scene narrower than this (pixels, either side) holds no shape SAM could segment
 MIN_SCENE_SIDE = 16
@@ -53,23 +55,39 @@ class ScenePlan:
     config: SegmentConfig  # the run's settings, with this scene's bands
     spec: SceneSpec  # what a tile task needs to read the scene
     created: list[Path]  # output folders created for it (removed again if the run fails)
+    choice: MethodChoice | None = None  # method and decoder, and why
+    prior: dict | None = None  # the scene prior's record (index / fused), for run.json
+    prior_spec: PriorSpec | None = None  # what tiles need to rebuild it
 
     @property
     def stem(self) -> str:
         return self.path.stem
+
+    def payload(self, job: ChunkJob):
+        """What a tile task of this scene is sent: the job, with the prior when it has one."""
+        if self.prior_spec is None:
+            return job
+        from geofloodsam.segmentation.prior_tiles import PriorJob
+
+        return PriorJob(job, self.choice.method, self.spec.sensor, self.prior_spec.to_dict())
+
+    def open_scene(self) -> Scene:
+        """Open the scene as it was planned (bands or composite, sensor)."""
+        return self.spec.open()
 
 
 def plan_scene(
     number: int, scene, outdir, config: SegmentConfig, stretch_spec, read_prompt_set
 ) -> ScenePlan:
     """Open and check ``scene``, prepare its output folder, seed its tiles."""
-    with Scene.open(scene, config.bands) as sc:
+    with Scene.open(scene, config.bands, sensor=config.sensor) as sc:
         if min(sc.width, sc.height) < MIN_SCENE_SIDE:
             raise GeofloodsamError(
                 f"raster {sc.path} is {sc.width}x{sc.height} pixels: too small to segment "
                 f"(SAM needs at least {MIN_SCENE_SIDE} pixels a side); give a larger scene."
             )
-        config = config.for_scene(sc.bands)
+        if not sc.composite:
+            config = config.for_scene(sc.bands)
         out = Path(outdir) if outdir is not None else Path(sc.path).resolve().parent
         created = prepare_outdir(out)
         try:
@@ -80,14 +98,30 @@ def plan_scene(
             grid = TileGrid(sc.width, sc.height, config.tile_size, config.overlap)
             st = compute_stretch(sc, stretch_spec)
             prompt_set = read_prompt_set(sc)
+            choice = choose(sc.sensor.sensor, config.method, config.decoder,
+                            prompted=prompt_set is not None)
+            prior = prior_spec = None
+            if choice.method in ("index", "fused"):
+                with sc.reading(" (reading its water index bands)"):
+                    water = scene_prior(sc.ds, sc.sensor)
+                prior_spec = PriorSpec.of(water)
+                prior = {**water.to_dict(), "scene_water_fraction": _fraction(water)}
+                del water
             objects, seeds = build_seeds(grid, prompt_set)
         except BaseException:
             remove_dirs(created)
             raise
         return ScenePlan(
             number, Path(sc.path), out, grid, st, prompt_set, objects, seeds, config,
-            SceneSpec.of(sc, st), created,
+            SceneSpec.of(sc, st), created, choice, prior, prior_spec,
         )
+
+
+def _fraction(prior) -> float | None:
+    """Share of the prior's valid pixels that it calls water (as read for the threshold)."""
+    valid = prior.valid
+    n = int(valid.sum())
+    return round(float(prior.water().sum() / n), 4) if n else None
 
 
 def one_scene_prompts(prompts, prompts_crs, prompts_layer=None):
@@ -115,7 +149,7 @@ def plan_scenes(
 ) -> list[ScenePlan]:
     """Check every scene (one band layout), give each the prompt features inside it, plan."""
     paths = expand_scene_args(scenes)
-    infos = describe_scenes(paths, config.bands)
+    infos = describe_scenes(paths, config.bands, config.sensor)
     check_output_stems(paths, next_to_scenes=outdir is None)
     prompts, prompts_crs = config.prompts, config.prompts_crs
     chosen = list(paths)

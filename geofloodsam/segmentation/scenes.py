@@ -164,7 +164,9 @@ def read_scene_info(path: str | Path) -> SceneInfo:
         )
 
 
-def check_band_layout(scenes: Sequence[SceneInfo], bands: str | Sequence[int] | None) -> None:
+def check_band_layout(
+    scenes: Sequence[SceneInfo], bands: str | Sequence[int] | None, sensor: str = "auto"
+) -> None:
     """One ``--bands`` selection must mean the same bands in every scene.
 
     Scenes must share their band count and data types; the selection is then checked once
@@ -182,15 +184,15 @@ def check_band_layout(scenes: Sequence[SceneInfo], bands: str | Sequence[int] | 
                 f"{first.describe_layout()}; {other.path}: {other.describe_layout()}), so one "
                 "--bands cannot serve them all: run them in separate commands."
             )
-    Scene.open(first.path, bands).close()
+    Scene.open(first.path, bands, sensor=sensor).close()
 
 
 def describe_scenes(
-    paths: Sequence[str | Path], bands: str | Sequence[int] | None
+    paths: Sequence[str | Path], bands: str | Sequence[int] | None, sensor: str = "auto"
 ) -> list[SceneInfo]:
     """Describe every scene and check that the band selection ``bands`` fits all of them."""
     scenes = [read_scene_info(p) for p in paths]
-    check_band_layout(scenes, bands)
+    check_band_layout(scenes, bands, sensor)
     return scenes
 
 

@@ -202,6 +202,8 @@ class EngineStats:
     covered_seeds: int = 0  # point seeds inside water their tile already mapped: not decoded
     waves: int = 0
     skipped_nodata_tiles: int = 0
+    tiles_indexed: int = 0  # mapped by the water prior alone (encoding "index")
+    counts: dict = field(default_factory=dict)  # ChunkResult.counts, summed
     featureless_tiles: set = field(default_factory=set)  # one colour: left dry, not decoded
     capped_objects: set = field(default_factory=set)
     read_s: float = 0.0
@@ -295,6 +297,8 @@ class TileEngine:
         stats.propagate_s += result.propagate_s
         stats.prompt_decodes += result.prompt_decodes
         stats.covered_seeds += result.covered_seeds
+        for name, n in result.counts.items():
+            stats.counts[name] = stats.counts.get(name, 0) + int(n)
         stats.task_seconds.append(float(outcome.seconds))
         stats.task_workers.append(str(outcome.worker))
         for task, tile in zip(job.tasks, result.tiles, strict=True):
@@ -302,6 +306,8 @@ class TileEngine:
                 stats.skipped_nodata_tiles += 1
             elif tile.encoding == "featureless":
                 stats.featureless_tiles.add(task.index)
+            elif tile.encoding == "index":
+                stats.tiles_indexed += 1
             elif tile.encoding == "new":
                 stats.tiles_encoded += 1
                 if job.keep:

@@ -127,7 +127,8 @@ class TileResult:
     connected: dict[int, Crop]  # seed position -> water connected to its points
     shape: tuple[int, int] = (0, 0)  # the tile's (h, w)
     #: "new", "kept" (embedding reused), "again" (encoded again), "skipped" (no valid
-    #: pixel), "featureless" (one colour after the stretch: nothing SAM could tell apart)
+    #: pixel), "featureless" (one colour after the stretch: nothing SAM could tell apart),
+    #: "index" (mapped by the scene's water prior alone, not encoded)
     encoding: str = "new"
 
     def dense(self) -> np.ndarray:
@@ -146,6 +147,9 @@ class ChunkResult:
     propagate_s: float = 0.0
     prompt_decodes: int = 0
     covered_seeds: int = 0  # point seeds inside water already decoded in their tile: skipped
+    #: counts a work function adds up for the run record (e.g. the tiles of a fused run
+    #: where SAM was used or the prior kept), summed over the scene by the engine
+    counts: dict[str, int] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- embeddings
@@ -369,6 +373,16 @@ def decode_seeds(
     return probs, connected
 
 
+def crop_probability(prob: np.ndarray, threshold: float = 0.5) -> Crop:
+    """A whole-tile (h, w) probability as the crop :func:`decode_seeds` would hand over:
+    the pixels above :data:`~geofloodsam.tiles.store.PROB_EPS` (or ``threshold`` if lower)."""
+    box = _bbox(prob > min(PROB_EPS, threshold))
+    if box is None:
+        return Crop(0, 0, EMPTY)
+    r0, c0, r1, c1 = box
+    return Crop(r0, c0, prob[r0:r1, c0:c1].astype(np.float16))
+
+
 def _covered(seed: Seed, mapped: np.ndarray) -> bool:
     """Whether a point seed with water points only lies wholly in already mapped water."""
     if seed.box is not None or seed.points is None or len(seed.points) == 0:
@@ -507,16 +521,29 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 # (what distributed.DaskExecutor also uses; kept here so that an in-process run needs no Dask)
 @dataclass(frozen=True)
 class SceneSpec:
-    """A scene as a task sees it: path, band selection and the scene-level stretch."""
+    """A scene as a task sees it: path, band selection, the scene-level stretch, and the
+    sensor found when the scene was planned (tasks do not detect it again)."""
 
     path: str
     bands: tuple[int, ...]
     stretch: dict = field(hash=False)  # Stretch.to_dict()
+    sensor: dict | None = field(default=None, hash=False)  # SensorInfo.to_dict()
+    composite: bool = False  # tiles read as the sensor's composite (bands = its bands)
 
     @classmethod
     def of(cls, scene, stretch) -> SceneSpec:
         """From an open :class:`~geofloodsam.raster.scene.Scene` and its ``Stretch``."""
-        return cls(str(Path(scene.path).resolve()), tuple(scene.bands), stretch.to_dict())
+        sensor = None if scene.sensor is None else scene.sensor.to_dict()
+        return cls(str(Path(scene.path).resolve()), tuple(scene.bands), stretch.to_dict(),
+                   sensor, bool(scene.composite))
+
+    def open(self):
+        """Open the scene as it was planned (an open :class:`~geofloodsam.raster.scene.Scene`)."""
+        from geofloodsam.raster.scene import Scene
+        from geofloodsam.raster.sensors import SensorInfo
+
+        info = None if self.sensor is None else SensorInfo.from_dict(self.sensor)
+        return Scene.open(self.path, None if self.composite else self.bands, sensor=info)
 
 
 @dataclass
@@ -538,12 +565,12 @@ class OpenScenes:
 
     def get(self, spec: SceneSpec):
         """(open Scene, Stretch) for ``spec``."""
-        from geofloodsam.raster.scene import Scene, Stretch
+        from geofloodsam.raster.scene import Stretch
 
         cache: OrderedDict = getattr(self._local, "scenes", None) or OrderedDict()
         self._local.scenes = cache
-        key = (spec.path, spec.bands)
-        scene = cache.pop(key, None) or Scene.open(spec.path, spec.bands)
+        key = (spec.path, spec.bands, spec.composite)
+        scene = cache.pop(key, None) or spec.open()
         cache[key] = scene
         while len(cache) > self.size:
             cache.popitem(last=False)[1].close()

@@ -2,11 +2,15 @@
 
 - :mod:`~geofloodsam.water.index`: NDWI / MNDWI for optical bands; for radar, Otsu and
   Kittler-Illingworth thresholds on bimodal tiles, one threshold per scene; ``WaterPrior``.
+- :mod:`~geofloodsam.water.scene_prior`: one scene threshold (a bounded read), and each
+  window's evidence with it, so tiles rebuild exactly their part of the scene prior.
 - :mod:`~geofloodsam.water.fusion`: the prior as SAM prompts or ``mask_input``, per-pixel
-  fusion rules, the guarded gate, and what ``auto`` runs per sensor.
+  fusion rules, the guarded gate.
+- :mod:`~geofloodsam.water.methods`: ``--method auto|sam|index|fused`` and the decoder each
+  sensor gets by default (measured, docs/satellite.md).
 
-Not wired into ``segment`` / ``evaluate`` yet: ``benchmarks/satellite_eval.py`` uses them
-(docs/satellite.md). Sensor detection and composites are :mod:`geofloodsam.raster.sensors`.
+``segment`` runs them tile by tile (:mod:`geofloodsam.segmentation.prior_tiles`). Sensor
+detection and composites are :mod:`geofloodsam.raster.sensors`.
 
 May import: everything up to ``datasets``.
 """

@@ -133,7 +133,6 @@ def test_detect_naip_rgb(tmp_path, count, dtype, sensor):
         (13, "int16", "s1", "--sensor s1 needs 2 float bands .* has 13 bands int16"),
         (2, "uint8", "s1", "--sensor s1 needs 2 float bands .* has 2 bands uint8"),
         (3, "uint8", "naip", "--sensor naip needs 4 bands .* has 3 bands uint8"),
-        (2, "uint8", "auto", "cannot tell the sensor .*2 bands uint8"),
         (3, "uint8", "modis", "--sensor modis: use one of"),
     ],
 )
@@ -143,6 +142,13 @@ def test_forced_sensor_errors(tmp_path, count, dtype, forced, message):
     with rasterio.open(path) as ds, pytest.raises(GeofloodsamError, match=message) as err:
         detect_sensor(ds, forced)
     assert "\n" not in str(err.value.message)
+
+
+def test_two_integer_bands_are_not_sentinel1(tmp_path):
+    path = write(tmp_path / "two.tif", np.ones((2, 8, 8), dtype="uint8"))
+    with rasterio.open(path) as ds:
+        info = detect_sensor(ds)
+    assert info.sensor == "rgb" and "not Sentinel-1" in info.reason and not info.uses_composite
 
 
 def test_s1_composite_fixed_ranges():

@@ -807,7 +807,7 @@ def test_sigterm_mid_run_cleans_up_and_exits_143(tmp_path, monkeypatch) -> None:
     w, h = 600, 500
     scene = write_raster(tmp_path / "s.tif", dark_scene(w, h, ellipse(w, h, 300, 250, 200, 150)))
     out = tmp_path / "out"
-    real, calls = pipeline.run_chunk, []
+    real, calls = pipeline.run_tile_chunk, []
 
     def terminated_after_one(*args, **kwargs):  # `timeout` / a scheduler stops the run
         calls.append(1)
@@ -815,7 +815,7 @@ def test_sigterm_mid_run_cleans_up_and_exits_143(tmp_path, monkeypatch) -> None:
             os.kill(os.getpid(), signal.SIGTERM)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(pipeline, "run_chunk", terminated_after_one)
+    monkeypatch.setattr(pipeline, "run_tile_chunk", terminated_after_one)
     before = signal.getsignal(signal.SIGTERM)
     result = CliRunner().invoke(main, _tiny_cli(scene, out))
     assert result.exit_code == 143
