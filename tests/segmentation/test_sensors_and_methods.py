@@ -221,3 +221,23 @@ def test_shared_chips_with_no_option(tmp_path, shared, mobile_sam_path, chip):
     # measured: Bolivia 0.551 vs 0.433 (SAM passes the guard), Spain S2 0.676 = 0.676
     assert auto >= index - 0.02
     assert index > 0.4
+
+
+def test_many_radar_scenes_in_one_run(tmp_path):
+    a = write_s1(tmp_path / "a.tif")
+    b = write_s1(tmp_path / "b.tif", linear=True)
+    results = segment([a, b], outdir=tmp_path / "out", method="index", quiet=True)
+    assert [r.record["sensor"]["radar_scale"] for r in results] == ["db", "linear"]
+    np.testing.assert_array_equal(_mask(results[0].mask_path), _mask(results[1].mask_path))
+
+
+@pytest.mark.slow
+def test_fused_on_a_dask_worker_equals_in_process(tmp_path):
+    scene = write_s1(tmp_path / "s1.tif")
+    opts = dict(model="tiny", device="cpu", tile_size=128, overlap=32, threads=1, quiet=True)
+    local = segment(scene, outdir=tmp_path / "local", **opts)
+    dask = segment(scene, outdir=tmp_path / "dask", workers=1, **opts)
+    assert dask.record["executor"]["kind"] == "dask"
+    assert local.record["method"]["method"] == dask.record["method"]["method"] == "fused"
+    assert local.record["prior"] == dask.record["prior"]
+    np.testing.assert_array_equal(_mask(local.mask_path), _mask(dask.mask_path))
