@@ -1,11 +1,18 @@
 """Satellite evaluation: water index alone, SAM decoders promptless, and index + SAM fusions.
 
 Scores every shared Sen1Floods11 chip (the S1 chips as 2-band VV/VH dB, the S2 chip as
-13-band L1C, through :mod:`geofloodsam.sensors` and :mod:`geofloodsam.water_index`) and the
-Earth Surface Water ``val`` split (plain RGB, no index). Chips whose label has no valid pixel
-(all -1) or whose image is all nodata are skipped with a warning; label -1 and image nodata
+13-band L1C, read as ``geofloodsam evaluate`` reads them:
+:class:`geofloodsam.datasets.reading.Sample` through :mod:`geofloodsam.raster.sensors`, the prior of
+:func:`geofloodsam.evaluation.satellite.sample_prior`) and the Earth Surface Water ``val``
+split (plain RGB, no index). Chips whose label has no valid pixel (all -1) or whose image is
+all nodata are skipped with a warning (:meth:`Sample.unusable`); label -1 and image nodata
 are excluded from every score. Each chip is one 512 x 512 tile, encoded once (embeddings
 through the shared embedding cache) and decoded by every decoder.
+
+``index``, ``<decoder>``, ``<decoder>+guard`` and ``auto`` are the package's
+(:mod:`geofloodsam.evaluation.satellite`: the rows ``index``, ``<decoder> none``,
+``fused/<decoder>`` and ``auto/<decoder>`` of ``geofloodsam evaluate --method ...``); the
+other fusions are measured here only.
 
 Methods (rows): ``index`` (the prior alone, ``--method index``); ``<decoder>`` promptless
 (whole-image box); and, for every decoder, the fusions of :mod:`geofloodsam.fusion`:
@@ -32,14 +39,15 @@ from pathlib import Path
 import numpy as np
 import rasterio
 
-from geofloodsam.datasets.reading import open_dataset
+from geofloodsam.datasets.reading import Sample, open_dataset
+from geofloodsam.evaluation import satellite
 from geofloodsam.evaluation.metrics import Confusion, confusion
 from geofloodsam.model.decoders import load_decoders, use_decoder
 from geofloodsam.model.embedding_cache import EmbeddingCache
 from geofloodsam.model.sam import load_model
-from geofloodsam.raster.sensors import detect_sensor, make_composite, physical, read_bands
+from geofloodsam.raster.sensors import detect_sensor, physical, read_bands
 from geofloodsam.water import fusion, methods
-from geofloodsam.water.index import WaterPrior, prior_for
+from geofloodsam.water.index import WaterPrior
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
@@ -60,26 +68,16 @@ class Item:
 
 
 def load_chip(image_path: Path, label_path: Path, group: str, composite: str | None) -> Item | None:
-    """A Sen1Floods11 chip through sensor detection, composite and prior; None if unusable."""
-    with rasterio.open(label_path) as ds:
-        label = ds.read(1)
-    with rasterio.open(image_path) as ds:
-        info = detect_sensor(ds, "auto", composite)
-        raw = read_bands(ds, info.composite_bands)
-        roles = {role: physical(read_bands(ds, [b])[0], info)
-                 for role, b in info.index_bands.items()}
-    rgb, image_valid = make_composite(raw, info)
+    """A Sen1Floods11 chip as ``evaluate`` reads it (sensor composite, prior); None if unusable."""
     name = image_path.name.rsplit("_", 1)[0]
-    valid = (label >= 0) & image_valid
-    if not (label >= 0).any():
-        warnings.warn(f"skipping {name} ({group}): its label has no valid pixel (all -1)",
-                      stacklevel=2)
+    sample = Sample(name, None, image_path, label_path, composite=composite)
+    why = sample.unusable()
+    if why is not None:
+        warnings.warn(f"skipping {name} ({group}): {why}", stacklevel=2)
         return None
-    if not image_valid.any():
-        warnings.warn(f"skipping {name} ({group}): the image is all nodata", stacklevel=2)
-        return None
-    prior = prior_for(info, roles)
-    return Item(group, name, info.sensor, rgb, (label == 1) & valid, valid, prior)
+    water, valid = sample.load_truth()
+    return Item(group, name, sample.sensor_name, sample.load_image(), water, valid,
+                satellite.sample_prior(sample))
 
 
 def load_items(data: Path, esw_split: str) -> list[Item]:
@@ -113,7 +111,7 @@ def predictions(model, decoders, emb, item: Item) -> dict[str, np.ndarray]:
     sam_probs: dict[str, np.ndarray] = {}
     for dec in decoders:
         with use_decoder(model, dec):
-            logits = model.decode(emb, boxes=box).best_logits()[0]
+            logits, _ = satellite.promptless_logits(model, emb)
             sam_probs[dec.label] = fusion.sigmoid(logits)
             out[dec.label] = logits > 0
             if prior is None:
@@ -132,8 +130,7 @@ def predictions(model, decoders, emb, item: Item) -> dict[str, np.ndarray]:
                 fused = fusion.fuse(sam_probs[dec.label], p_prob, rule, p_logits,
                                     valid=prior.valid)
                 out[f"{dec.label}+{rule}"] = fused > 0.5
-            fused, _ = fusion.guarded_gate(sam_probs[dec.label], p_prob, p_logits, prior.valid)
-            out[f"{dec.label}+guard"] = fused > 0.5
+            out[f"{dec.label}+guard"] = satellite.fused_water(logits, prior)[0]
             boxes = fusion.region_boxes(p_logits)
             if boxes is not None:
                 lg = model.decode(emb, boxes=boxes).best_logits().max(axis=0)
@@ -143,13 +140,11 @@ def predictions(model, decoders, emb, item: Item) -> dict[str, np.ndarray]:
             out[f"{dec.label}+regions"] = region_prob > 0.5
             fused, _ = fusion.guarded_gate(region_prob, p_prob, p_logits, prior.valid)
             out[f"{dec.label}+regions+guard"] = fused > 0.5
-    choice = methods.AUTO.get(item.sensor)
-    if choice is not None:
-        key = choice["decoder"] if choice["method"] == "sam" else None
-        if choice["method"] == "index" and "index" in out:
-            key = "index"
-        elif choice["method"] not in ("sam", "index") and prior is not None:
-            key = f"{choice['decoder']}+guard"  # fused: the guarded gate
+    if item.sensor in methods.AUTO:  # what `--method auto` runs, with its default decoder
+        choice = methods.choose(item.sensor, "auto", prompted=False,
+                                has_prior=prior is not None)
+        key = {"sam": choice.decoder, "index": "index",
+               "fused": f"{choice.decoder}+guard"}[choice.method]
         if key in out:
             out["auto"] = out[key]
     return out

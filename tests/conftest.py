@@ -127,6 +127,79 @@ def _write_photo_set(root: Path, splits: list[str], size=(30, 40)) -> Path:
     return root
 
 
+def _write_raster(path: Path, data: np.ndarray, nodata=None, descriptions=None) -> Path:
+    """A GeoTIFF (EPSG:4326, 1e-4 degree pixels) of ``data`` (B, H, W) or (H, W)."""
+    import rasterio
+    from rasterio.transform import from_origin
+
+    data = data if data.ndim == 3 else data[None]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with rasterio.open(
+        path, "w", driver="GTiff", width=data.shape[2], height=data.shape[1],
+        count=data.shape[0], dtype=data.dtype, crs="EPSG:4326",
+        transform=from_origin(10.0, 50.0, 1e-4, 1e-4), nodata=nodata,
+    ) as ds:
+        ds.write(data)
+        for i, d in enumerate(descriptions or ()):
+            ds.set_band_description(i + 1, d)
+    return path
+
+
+#: the water of the synthetic chips: chip name -> (H, W) bool from the chip side
+CHIP_WATER = {
+    "Alpha_1": lambda n: np.broadcast_to(np.arange(n)[None, :] < n // 2, (n, n)),
+    "Beta_2": lambda n: np.broadcast_to(np.arange(n)[:, None] < n // 3, (n, n)),
+}
+#: rows of every synthetic chip's label that are -1 (no data), and its image's nodata rows
+CHIP_LABEL_NODATA = slice(0, 3)
+CHIP_IMAGE_NODATA = slice(-4, None)
+
+
+def _write_chip_set(
+    root: Path, sensors=("s1",), unusable: bool = False, size: int = 64
+) -> Path:
+    """Sen1Floods11 layout with the chips of :data:`CHIP_WATER`, known answers.
+
+    ``s1``: ``S1Hand/<chip>_S1Hand.tif``, 2 float32 bands VV, VH in dB (water -20 / -25 dB,
+    land -8 / -12 dB, +-0.5 dB noise), NaN rows :data:`CHIP_IMAGE_NODATA`. ``s2``:
+    ``S2Hand/<chip>_S2Hand.tif``, 13 int16 bands B1..B12 (L1C order; water: B3 900 DN,
+    B8 300; land: B3 600, B8 2500), nodata 0 in those rows. ``LabelHand/<chip>_LabelHand.tif``:
+    int16 1 water, 0 dry, -1 in rows :data:`CHIP_LABEL_NODATA`. ``unusable`` adds
+    ``Blank_3`` (label all -1) and ``Void_4`` (image all nodata).
+    """
+    rng = np.random.default_rng(5)
+    chips = dict(CHIP_WATER)
+    if unusable:
+        chips["Blank_3"] = CHIP_WATER["Alpha_1"]
+        chips["Void_4"] = CHIP_WATER["Beta_2"]
+    for name, shape in chips.items():
+        water = np.array(shape(size))
+        label = water.astype(np.int16)
+        label[CHIP_LABEL_NODATA] = -1
+        if name == "Blank_3":
+            label[:] = -1
+        _write_raster(root / "LabelHand" / f"{name}_LabelHand.tif", label)
+        if "s1" in sensors:
+            vv = np.where(water, -20.0, -8.0) + rng.normal(0, 0.5, water.shape)
+            vh = np.where(water, -25.0, -12.0) + rng.normal(0, 0.5, water.shape)
+            s1 = np.stack([vv, vh]).astype(np.float32)
+            s1[:, CHIP_IMAGE_NODATA] = np.nan
+            if name == "Void_4":
+                s1[:] = np.nan
+            _write_raster(root / "S1Hand" / f"{name}_S1Hand.tif", s1, nodata=float("nan"),
+                          descriptions=("VV", "VH"))
+        if "s2" in sensors:
+            s2 = rng.integers(400, 1200, (13, size, size)).astype(np.int16)
+            s2[2] = np.where(water, 900, 600)  # B3
+            s2[7] = np.where(water, 300, 2500)  # B8
+            s2[11] = np.where(water, 100, 2000)  # B11
+            s2[:, CHIP_IMAGE_NODATA] = 0
+            if name == "Void_4":
+                s2[:] = 0
+            _write_raster(root / "S2Hand" / f"{name}_S2Hand.tif", s2, nodata=0)
+    return root
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -150,6 +223,20 @@ def _spec_cluster(bad_options: dict):
 def write_photo_set():
     """``write_photo_set(root, splits, size=(30, 40))``: a tiny photo data set with splits.csv."""
     return _write_photo_set
+
+
+@pytest.fixture
+def write_chip_set():
+    """``write_chip_set(root, sensors=("s1",), unusable=False, size=64)``: synthetic
+    Sen1Floods11 chips with known water (see :func:`_write_chip_set`)."""
+    return _write_chip_set
+
+
+@pytest.fixture
+def chip_water():
+    """``chip_water[name](size)``: the water of the synthetic chips; label and image nodata
+    rows as ``(label_rows, image_rows)`` slices under ``chip_water["nodata"]``."""
+    return {**CHIP_WATER, "nodata": (CHIP_LABEL_NODATA, CHIP_IMAGE_NODATA)}
 
 
 @pytest.fixture

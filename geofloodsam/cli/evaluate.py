@@ -10,10 +10,12 @@ from geofloodsam.cli.options import (
     bands_option,
     checkpoint_option,
     device_option,
+    methods_option,
     model_option,
     precision_option,
     quiet_option,
     runtime_option,
+    sensor_option,
     stretch_option,
 )
 from geofloodsam.errors import GeofloodsamError
@@ -35,10 +37,14 @@ def _numbers(text: str | None, what: str, cast=float) -> list | None:
 
 @click.command()
 @click.option("--data", "data", required=True, type=click.Path(path_type=Path),
-              help="Data set folder (splits.csv, images/ + masks/, or Sen1Floods11-style chips).")
-@click.option("--split", default="test", show_default=True,
-              type=click.Choice(["train", "val", "test", "all"]),
-              help="Which split to score ('all': every image).")
+              help="Data set folder (splits.csv, images/ + masks/, or Sen1Floods11-style chips: "
+                   "S1Hand/ or S2Hand/ + LabelHand/; a folder holding both needs --sensor s1 "
+                   "or s2, or give DIR/S1Hand itself, which finds ../LabelHand).")
+@click.option("--split", default="auto", show_default=True,
+              type=click.Choice(["auto", "train", "val", "test", "all"]),
+              help="Which split to score ('all': every image). auto: 'test', except for a "
+                   "chip folder without splits.csv: every chip (train/val/test pick the "
+                   "tool's seeded split of the chips).")
 @click.option("--decoder", "decoders", multiple=True, default=("pretrained", "flood"),
               show_default=True,
               help="Decoder to score, repeatable: 'pretrained', 'flood' or 'satellite' "
@@ -47,6 +53,8 @@ def _numbers(text: str | None, what: str, cast=float) -> list | None:
               type=click.Choice(PROMPT_CHOICES),
               help="Prompt type, repeatable: 'point' (deepest pixel of the largest water body), "
                    "'box' (box of all water), 'none' (whole-image box, as without prompts).")
+@methods_option
+@sensor_option
 @click.option("--prompts-file", type=click.Path(path_type=Path),
               help="Score on the prompts of a saved prompts.json instead of deriving them.")
 @click.option("-o", "--output", "out_dir", default="evaluation", show_default=True,
@@ -66,13 +74,21 @@ def _numbers(text: str | None, what: str, cast=float) -> list | None:
               help="Images per comparison collage and failure gallery (0: no collages).")
 @quiet_option()
 def evaluate(
-    data, split, decoders, prompts, prompts_file, out_dir, model_name, checkpoint, device,
-    precision, runtime, cache_dir, bands, stretch, seed, examples, quiet,
+    data, split, decoders, prompts, methods, sensor, prompts_file, out_dir, model_name,
+    checkpoint, device, precision, runtime, cache_dir, bands, stretch, seed, examples, quiet,
 ) -> None:
-    """Score decoders × prompt types against ground truth; write tables, plots and report.md.
+    """Score methods × decoders × prompt types against ground truth; write tables, plots and
+    report.md.
 
     Every decoder is scored on the same prompts (saved to REPORT_DIR/prompts.json), and
     the image embeddings come from the shared cache, so each image is encoded once.
+
+    GeoTIFF chips are read as their sensor's fixed composite (the sensor detected per chip,
+    or --sensor), as segment reads them; with --bands or a --stretch other than auto they
+    are read as before (those bands, that stretch, per chip) and the sensor only serves the
+    water index. Chips whose label has no valid pixel or whose image is all nodata are
+    skipped with a warning. metrics.csv and report.md give per row the mean of the
+    per-image IoUs and the pooled IoU (counts summed over the images).
     """
     from geofloodsam.evaluation.evaluate import evaluate as run
 
@@ -80,8 +96,10 @@ def evaluate(
         data,
         decoders=decoders,
         prompt_types=prompts,
+        methods=methods,
+        sensor=sensor,
         out_dir=out_dir,
-        split=None if split == "all" else split,
+        split=split,
         prompts_file=prompts_file,
         model_name=model_name,
         checkpoint=checkpoint,
@@ -95,10 +113,12 @@ def evaluate(
         examples=examples,
         progress=not quiet,
     )
+    width = max([12, *(len(str(m)) for m in metrics["model"])])
     for row in metrics.itertuples():
         click.echo(
-            f"{row.model:>12} {row.prompt:>6}  IoU {row.iou:.3f}  Dice {row.dice:.3f}  "
-            f"Precision {row.precision:.3f}  Recall {row.recall:.3f}  ({row.n_images} images)"
+            f"{row.model:>{width}} {row.prompt:>6}  IoU {row.iou:.3f} (pooled "
+            f"{row.pooled_iou:.3f})  Dice {row.dice:.3f}  Precision {row.precision:.3f}  "
+            f"Recall {row.recall:.3f}  ({row.n_images} images)"
         )
     click.echo(f"report: {Path(out_dir) / 'report.md'}")
 

@@ -51,14 +51,28 @@ sensor_option = click.option(
     "(R,G,B,NIR) or rgb; auto: from band count, type, descriptions and values. Satellite "
     "sensors get a fixed physical composite, the same for every tile and scene.",
 )
+_METHOD_HELP = (
+    "sam: SAM alone; index: the water index alone (NDWI, radar split), no SAM; fused: "
+    "the index where it is sure, SAM elsewhere where SAM agrees with it. auto: fused for "
+    "promptless s1/s2/naip, sam otherwise."
+)
 method_option = click.option(
     "--method",
     type=click.Choice(METHOD_CHOICES),
     default="auto",
     show_default=True,
-    help="sam: SAM alone; index: the water index alone (NDWI, radar split), no SAM; fused: "
-    "the index where it is sure, SAM elsewhere where SAM agrees with it. auto: fused for "
-    "promptless s1/s2/naip, sam otherwise.",
+    help=_METHOD_HELP,
+)
+#: ``--method`` repeatable (``evaluate`` scores several), the same choices as ``method_option``
+methods_option = click.option(
+    "--method",
+    "methods",
+    type=click.Choice(METHOD_CHOICES),
+    multiple=True,
+    default=("sam",),
+    show_default=True,
+    help="Repeatable. " + _METHOD_HELP + " In evaluate: sam = every --decoder x --prompt; "
+    "index = one row; fused and auto = one promptless row per --decoder.",
 )
 device_option = click.option(
     "--device",

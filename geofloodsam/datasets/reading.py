@@ -7,12 +7,20 @@
 * plain ``images/`` + ``masks/`` (or ``labels/``) folders, paired by file stem; the split is
   drawn by the tool (seeded) and written to a ``splits.csv`` so it can be reused;
 * Sen1Floods11-style GeoTIFF chips: ``S2Hand/<chip>_S2Hand.tif`` (or ``S1Hand``) with
-  ``LabelHand/<chip>_LabelHand.tif`` (1 water, 0 dry, -1 / nodata excluded).
+  ``LabelHand/<chip>_LabelHand.tif`` (1 water, 0 dry, -1 / nodata excluded). A folder with
+  both ``S1Hand/`` and ``S2Hand/`` needs ``sensor="s1"`` or ``"s2"`` to choose one (or the
+  sub-folder itself as ``path``: ``.../S1Hand`` finds ``../LabelHand``).
 
 Photos are opened with Pillow and converted to RGB (the files behind ``.jpg`` may really be
 WEBP, PNG or GIF); masks are water where the 8-bit value is > 127. GeoTIFF chips are read
-with ``segment``'s band selection and stretch (:mod:`geofloodsam.raster.scene`), the
-stretch computed over each chip.
+as their sensor's fixed physical composite (:func:`geofloodsam.raster.sensors.detect_sensor`
+per chip, then :func:`~geofloodsam.raster.sensors.read_composite`), as ``segment`` reads
+them; with ``bands`` or a ``stretch`` other than ``auto`` given, they are read as before
+those existed, with ``segment``'s plain band selection and the stretch computed over each
+chip (:mod:`geofloodsam.raster.scene`).
+
+:meth:`Sample.unusable` says why a sample cannot be scored at all (a label without any valid
+pixel, an image that is all nodata): callers skip those with a warning.
 """
 
 from __future__ import annotations
@@ -28,8 +36,11 @@ from PIL import Image, UnidentifiedImageError
 
 from geofloodsam.errors import GeofloodsamError
 from geofloodsam.files.atomic import atomic_open
+from geofloodsam.raster.sensors import SENSOR_CHOICES, SensorInfo
 
 SPLITS = ("train", "val", "test")
+#: the image folders of a Sen1Floods11-style chip set, by the sensor they hold
+CHIP_DIRS = {"s2": "S2Hand", "s1": "S1Hand"}
 SPLIT_FILE = "splits.csv"
 SPLIT_COLUMNS = ("id", "image", "mask", "split")
 #: fractions of a tool-made split (train, val, test)
@@ -46,8 +57,11 @@ MASK_THRESHOLD = 127
 class Sample:
     """One image with its ground-truth water mask.
 
-    ``image`` and ``mask`` are file paths; ``bands`` and ``stretch`` apply to GeoTIFF images
-    only, as in ``segment`` (1 or 3 1-based band numbers; stretch ``auto`` or ``(MIN, MAX)``).
+    ``image`` and ``mask`` are file paths. For GeoTIFF images: ``sensor`` (``auto`` or a
+    forced :data:`~geofloodsam.raster.sensors.SENSORS` name) and ``composite`` choose the
+    sensor's fixed composite; ``bands`` and ``stretch`` given (1 or 3 1-based band numbers;
+    stretch ``(MIN, MAX)`` or ``none``) read the chip with ``segment``'s plain band selection
+    and stretch instead, as before sensors existed.
     """
 
     id: str
@@ -56,16 +70,49 @@ class Sample:
     mask: Path
     bands: tuple[int, ...] | None = None
     stretch: str | tuple[float, float] = "auto"
+    sensor: str = "auto"
+    composite: str | None = None
     _size: tuple[int, int] | None = field(default=None, repr=False, compare=False)
+    _info: SensorInfo | None = field(default=None, repr=False, compare=False)
 
     @property
     def is_raster(self) -> bool:
-        """True for GeoTIFF chips (read with band selection and stretch)."""
+        """True for GeoTIFF chips (read as a sensor composite, or with bands and stretch)."""
         return self.image.suffix.lower() in RASTER_SUFFIXES
+
+    @property
+    def reads_composite(self) -> bool:
+        """True for a GeoTIFF chip read as its sensor's composite (no bands/stretch given)."""
+        return self.is_raster and self.bands is None and self.stretch == "auto"
+
+    def sensor_info(self) -> SensorInfo | None:
+        """The chip's sensor (:func:`~geofloodsam.raster.sensors.detect_sensor`), None for
+        photos. A forced ``sensor`` that does not fit the chip is a one-line error."""
+        if not self.is_raster:
+            if self.sensor not in ("auto", "rgb"):
+                raise GeofloodsamError(
+                    f"--sensor {self.sensor} needs GeoTIFF chips with that sensor's bands, but "
+                    f"{self.image.name} is a photo (RGB): use --sensor auto or rgb."
+                )
+            return None
+        if self._info is None:
+            from geofloodsam.raster.sensors import detect_sensor
+
+            with _open_raster(self.image, "image") as ds:
+                self._info = detect_sensor(ds, self.sensor, self.composite)
+        return self._info
+
+    @property
+    def sensor_name(self) -> str:
+        """``s2``, ``s1``, ``naip`` or ``rgb`` (photos)."""
+        info = self.sensor_info()
+        return "rgb" if info is None else info.sensor
 
     def load_image(self) -> np.ndarray:
         """The image as HxWx3 uint8 RGB."""
         if self.is_raster:
+            if self.reads_composite:
+                return self._read_composite()[0]
             return _read_chip_rgb(self.image, self.bands, self.stretch)[0]
         with _open_pil(self.image, "image") as im:
             try:
@@ -73,12 +120,30 @@ class Sample:
             except OSError as exc:
                 raise _unreadable(self.image, "image", exc) from None
 
+    def image_valid(self) -> np.ndarray:
+        """(H, W) bool: the image's pixels with data (all True for photos)."""
+        if not self.is_raster:
+            return np.ones(self.size(), dtype=bool)
+        if self.reads_composite:
+            return self._read_composite()[1]
+        return _read_chip_valid(self.image, self.bands)
+
+    def _read_composite(self) -> tuple[np.ndarray, np.ndarray]:
+        from geofloodsam.raster.sensors import read_composite
+
+        info = self.sensor_info()
+        with _open_raster(self.image, "image") as ds:
+            try:
+                return read_composite(ds, info)
+            except Exception as exc:  # noqa: BLE001 - a damaged file: one line
+                raise _unreadable(self.image, "image", exc) from None
+
     def load_truth(self) -> tuple[np.ndarray, np.ndarray]:
         """(water, valid) boolean HxW arrays at the image's full resolution."""
         if self.mask.suffix.lower() in RASTER_SUFFIXES:
             water, valid = _read_label(self.mask)
-            if self.is_raster:
-                valid &= _read_chip_valid(self.image, self.bands)
+            if self.is_raster and water.shape == self.size():
+                valid &= self.image_valid()
                 water &= valid
         else:
             with _open_pil(self.mask, "mask") as im:
@@ -92,6 +157,23 @@ class Sample:
             raise _size_mismatch(self, size, water.shape)
         return water, valid
 
+    def unusable(self) -> str | None:
+        """Why this sample cannot be scored at all, or None.
+
+        A label raster without any valid pixel (all -1 / nodata), an image that is all
+        nodata/NaN, or no pixel valid in both. Photos with 8-bit masks are always usable
+        (nothing is read for them).
+        """
+        if self.mask.suffix.lower() not in RASTER_SUFFIXES and not self.is_raster:
+            return None
+        if self.mask.suffix.lower() in RASTER_SUFFIXES and not _read_label(self.mask)[1].any():
+            return "its label has no valid pixel (all -1 / nodata)"
+        if self.is_raster and not self.image_valid().any():
+            return "its image is all nodata/NaN"
+        if not self.load_truth()[1].any():
+            return "no pixel is valid in both its label and its image"
+        return None
+
     def size(self) -> tuple[int, int]:
         """(height, width) of the image, read from its header."""
         if self._size is None:
@@ -99,18 +181,27 @@ class Sample:
         return self._size
 
     def image_key(self) -> str:
-        """Stable identity of the source: resolved path, byte size, mtime, band/stretch options."""
+        """Stable identity of the source: resolved path, byte size, mtime, how it is read."""
         parts = []
         for path in (self.image,):
             st = path.stat()
             parts.append(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}")
-        if self.is_raster:
+        if self.reads_composite:
+            parts.append(f"sensor={self.sensor}|composite={self.composite}")
+        elif self.is_raster:
             parts.append(f"bands={self.bands}|stretch={self.stretch}")
         return "|".join(parts)
 
     def check(self) -> None:
-        """Headers only: both files readable and of the same size (one-line errors otherwise)."""
-        if self.is_raster:
+        """Headers only: both files readable and of the same size (one-line errors otherwise).
+
+        GeoTIFF chips read as composites get their sensor detected here (a forced sensor
+        that does not fit is found before any work); the others are checked as ``segment``
+        checks a scene (CRS, band selection, dtype).
+        """
+        if self.reads_composite or not self.is_raster or self.sensor != "auto":
+            self.sensor_info()
+        if not self.reads_composite and self.is_raster:
             from geofloodsam.raster.scene import Scene
 
             Scene.open(self.image, self.bands).close()  # CRS, band selection, dtype
@@ -128,37 +219,45 @@ def open_dataset(
     stretch: str | tuple[float, float] = "auto",
     seed: int = 0,
     splits_out: str | Path | None = None,
+    sensor: str = "auto",
+    composite: str | None = None,
 ) -> list[Sample]:
     """Open a data set folder and return its samples (of one ``split`` if given).
 
     Args:
         path: a folder (or its ``splits.csv``) in one of the layouts of this module.
         split: ``train``, ``val``, ``test`` or None for all samples.
-        bands: GeoTIFF images: 1 or 3 1-based band numbers (``"4,3,2"``), as in ``segment``.
-        stretch: GeoTIFF images: ``auto`` (2-98 percentiles per chip) or ``(MIN, MAX)``.
+        bands: GeoTIFF images: 1 or 3 1-based band numbers (``"4,3,2"``), as in ``segment``
+            (given: the chips are read with this selection, not as the sensor composite).
+        stretch: GeoTIFF images: ``auto`` (the sensor composite's fixed stretch; with
+            ``bands``, 2-98 percentiles per chip), ``none`` or ``(MIN, MAX)``.
         seed: seed of the tool-made split for folders without ``splits.csv``.
         splits_out: where a tool-made split is written (default: the user cache folder).
+        sensor: GeoTIFF images: ``auto`` (detected per chip) or a forced sensor; ``s1`` /
+            ``s2`` also choose ``S1Hand/`` or ``S2Hand/`` in a chip folder holding both.
+        composite: GeoTIFF images: the composite of ``s2`` / ``naip`` (default per sensor).
 
-    Every sample's image and mask headers are checked (readable, same size).
+    Every sample's image and mask headers are checked (readable, same size; chips: sensor).
     """
     root = Path(path)
     if not root.exists():
         raise GeofloodsamError(f"data set {root} does not exist: give a data set folder.")
     if split is not None and split not in SPLITS:
         raise GeofloodsamError(f"unknown split {split!r}: use one of {', '.join(SPLITS)}.")
+    if sensor not in SENSOR_CHOICES:
+        raise GeofloodsamError(f"--sensor {sensor}: use one of {', '.join(SENSOR_CHOICES)}.")
     from geofloodsam.raster.scene import parse_bands, parse_stretch
 
     band_tuple = parse_bands(bands)
     stretch = parse_stretch(stretch)
+    how = {"bands": band_tuple, "stretch": stretch, "sensor": sensor, "composite": composite}
     if root.is_file() or (root / SPLIT_FILE).is_file():
         csv_path = root if root.is_file() else root / SPLIT_FILE
-        samples = _read_split_file(csv_path, band_tuple, stretch)
+        samples = _read_split_file(csv_path, how)
     else:
-        pairs = _find_pairs(root)
+        pairs = _find_pairs(root, sensor)
         assignment = make_split([pid for pid, _, _ in pairs], seed)
-        samples = [
-            Sample(pid, assignment[pid], img, msk, band_tuple, stretch) for pid, img, msk in pairs
-        ]
+        samples = [Sample(pid, assignment[pid], img, msk, **how) for pid, img, msk in pairs]
         write_split_file(_splits_out(root, seed, splits_out), samples, root)
     if split is not None:
         samples = [s for s in samples if s.split == split]
@@ -172,7 +271,18 @@ def open_dataset(
     return samples
 
 
-def _read_split_file(csv_path: Path, bands, stretch) -> list[Sample]:
+def is_chip_folder(path: str | Path) -> bool:
+    """Whether ``path`` is a Sen1Floods11-style chip folder without a ``splits.csv``
+    (``LabelHand/`` beside ``S1Hand/`` / ``S2Hand/``, or one of those image folders)."""
+    root = Path(path)
+    if root.is_file() or (root / SPLIT_FILE).is_file():
+        return False
+    if (root / "LabelHand").is_dir():
+        return any((root / d).is_dir() for d in CHIP_DIRS.values())
+    return root.name in CHIP_DIRS.values() and (root.parent / "LabelHand").is_dir()
+
+
+def _read_split_file(csv_path: Path, how: dict) -> list[Sample]:
     try:
         with open(csv_path, newline="", encoding="utf-8-sig") as f:
             reader = csv.DictReader(f)
@@ -214,7 +324,7 @@ def _read_split_file(csv_path: Path, bands, stretch) -> list[Sample]:
                     f"{csv_path} line {n}: {what} file {p} does not exist; fix the path "
                     "(relative to the split file's folder)."
                 )
-        samples.append(Sample(sid, split, img, msk, bands, stretch))
+        samples.append(Sample(sid, split, img, msk, **how))
     return samples
 
 
@@ -226,12 +336,25 @@ def _list_images(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-def _find_pairs(root: Path) -> list[tuple[str, Path, Path]]:
+def _chip_dir(root: Path, sensor: str) -> Path | None:
+    """The image folder of a chip set: the only one there, or the one ``sensor`` names."""
+    found = {s: root / d for s, d in CHIP_DIRS.items() if (root / d).is_dir()}
+    if len(found) < 2:
+        return next(iter(found.values()), None)
+    if sensor in found:
+        return found[sensor]
+    raise GeofloodsamError(
+        f"{root} holds both S1Hand/ and S2Hand/ chips: choose one with --sensor s1 or s2, or "
+        f"give --data {root / 'S1Hand'} (or S2Hand), which finds ../LabelHand."
+    )
+
+
+def _find_pairs(root: Path, sensor: str = "auto") -> list[tuple[str, Path, Path]]:
     """(id, image, mask) pairs of an images/masks or Sen1Floods11-style folder."""
     if (root / "LabelHand").is_dir():
-        image_dir = next((root / d for d in ("S2Hand", "S1Hand") if (root / d).is_dir()), None)
+        image_dir = _chip_dir(root, sensor)
         mask_dir = root / "LabelHand"
-    elif root.name in ("S2Hand", "S1Hand") and (root.parent / "LabelHand").is_dir():
+    elif root.name in CHIP_DIRS.values() and (root.parent / "LabelHand").is_dir():
         image_dir, mask_dir = root, root.parent / "LabelHand"
     else:
         image_dir = root / "images" if (root / "images").is_dir() else None

@@ -1,4 +1,5 @@
-"""Score decoders × prompt types on a data set with ground truth (``geofloodsam evaluate``).
+"""Score methods × decoders × prompt types on a data set with ground truth
+(``geofloodsam evaluate``).
 
 * The base model is loaded once; every decoder (``pretrained``, ``flood`` or a fine-tuned
   file) is a copy of the mask decoder swapped in for its turn, and image embeddings come from
@@ -9,9 +10,18 @@
   ``box`` = box of all water, ``point`` = deepest pixel of the largest water body, ``none`` =
   the whole-image box used when segmenting without prompts). They are deterministic and
   saved to ``prompts.json``; a saved file can be given back to score on exactly those prompts.
-* Scores are computed at the image's full resolution with nodata excluded
-  (:mod:`geofloodsam.evaluation.metrics`); :mod:`geofloodsam.evaluation.report` turns them
-  into tables and plots.
+* ``--method`` chooses the rows (:mod:`geofloodsam.evaluation.satellite`): ``sam`` =
+  every decoder × prompt type (the default, and the only rows before satellite methods);
+  ``index`` = the chips' water index alone; ``fused`` / ``auto`` = one promptless row per
+  decoder (the guarded gate of SAM and the index; what ``--method auto`` runs for each
+  image's sensor). GeoTIFF chips are read as their sensor's composite, the sensor detected
+  per chip (:mod:`geofloodsam.datasets.reading`).
+* Chips that cannot be scored (label all -1 / nodata, image all nodata) are skipped with a
+  one-line warning each and listed in ``report.md``.
+* Scores are computed at the image's full resolution with nodata (label -1, label and image
+  nodata) excluded (:mod:`geofloodsam.evaluation.metrics`); :mod:`geofloodsam.evaluation.report`
+  turns them into tables (mean of the per-image scores, and pooled: counts summed over the
+  images) and plots.
 """
 
 from __future__ import annotations
@@ -27,7 +37,7 @@ from PIL import Image
 
 from geofloodsam.datasets.truth_prompts import default_prompts
 from geofloodsam.errors import GeofloodsamError
-from geofloodsam.evaluation import report
+from geofloodsam.evaluation import report, satellite
 from geofloodsam.evaluation.metrics import confusion
 from geofloodsam.model.decoders import Decoder, load_decoders, use_decoder
 from geofloodsam.model.sam import Embedding, SamModel
@@ -35,6 +45,15 @@ from geofloodsam.vector.prompts import WHOLE_IMAGE, whole_image_box
 
 PROMPT_TYPES = ("point", "box", WHOLE_IMAGE)
 PROMPTS_FORMAT = "geofloodsam-prompts/1"
+#: what the model labels of the rows mean, per method (report.md, when not only ``sam``)
+ROWS_LEGEND = {
+    "sam": "`<decoder>`: SAM with that prompt (`none`: the whole-image box)",
+    "index": "`index`: the water index alone (one scene threshold, no SAM)",
+    "fused": "`fused/<decoder>`: SAM promptless through the guarded gate with the index "
+    "(as `segment --method fused`; `agreement` in per_image.csv)",
+    "auto": "`auto/<decoder>`: what `--method auto` runs promptless for the image's sensor "
+    "(`chosen` in per_image.csv)",
+}
 #: longest side of the collage thumbnails, pixels
 THUMB_SIDE = 200
 #: samples whose embeddings are fetched from the cache together (batched encoding on misses)
@@ -147,52 +166,70 @@ def predict_all(
 
 # ---------------------------------------------------------------------------- scoring
 def score_samples(
-    model: SamModel,
+    model: SamModel | None,
     decoders: Sequence[Decoder],
     samples: Sequence[Any],
     cache: Any,
     prompt_types: Sequence[str],
     prompts: dict[str, dict[str, Any]] | None = None,
     progress: bool = False,
+    methods: Sequence[str] = ("sam",),
 ) -> tuple[pd.DataFrame, dict[str, dict[str, Any]]]:
-    """Score every decoder × prompt type on every sample.
+    """Score every method row (see :mod:`geofloodsam.evaluation.satellite`) on every sample.
 
-    Returns the per-image table (one row per image × decoder × prompt type) and the prompts
-    used, keyed by sample id (derived from the truth unless ``prompts`` is given).
+    With ``methods=("sam",)`` (the default) the rows are every decoder × prompt type.
+    Returns the per-image table (one row per image × row of the metrics table) and the
+    prompts used, keyed by sample id (derived from the truth unless ``prompts`` is given).
+    ``model`` and ``cache`` may be None when only ``index`` is scored.
     """
     from tqdm.auto import tqdm
 
+    methods = satellite.check_methods(methods)
+    need_sam = model is not None and any(m != "index" for m in methods)
+    need_prior = any(m != "sam" for m in methods)
     used: dict[str, dict[str, Any]] = {}
     rows: list[dict[str, Any]] = []
     bar = tqdm(total=len(samples), desc="evaluating", unit="img", disable=not progress)
     for start in range(0, len(samples), CHUNK):
         chunk = list(samples[start : start + CHUNK])
-        embeddings = cache.get_many(chunk, progress=False)
+        embeddings = cache.get_many(chunk, progress=False) if need_sam else [None] * len(chunk)
         for sample, emb in zip(chunk, embeddings, strict=True):
             water, valid = sample.load_truth()
             used[sample.id] = prompts[sample.id] if prompts else image_prompts(water, valid)
             water_fraction = float(np.count_nonzero(water & valid)) / max(
                 int(np.count_nonzero(valid)), 1
             )
-            for dec, ptype, mask, score in predict_all(
-                model, decoders, emb, prompt_types, used[sample.id]
+            sensor = _sensor(sample)
+            prior = satellite.sample_prior(sample) if need_prior else None
+            for r in satellite.method_predictions(
+                model, decoders, emb, methods, prompt_types, used[sample.id], sensor, prior,
+                predict,
             ):
-                c = confusion(mask, water, valid)
+                c = confusion(r.mask, water, valid)
                 rows.append(
                     {
                         "id": sample.id,
-                        "model": dec.label,
-                        "prompt": ptype,
+                        "model": r.model,
+                        "prompt": r.prompt,
                         **c.scores(),
                         "tp": c.tp, "fp": c.fp, "fn": c.fn, "tn": c.tn,
-                        "predicted_iou": score,
+                        "predicted_iou": r.predicted_iou,
                         "truth_water_fraction": water_fraction,
+                        "method": r.method,
+                        "sensor": sensor,
+                        "agreement": r.agreement,
+                        "chosen": r.chosen,
                     }
                 )
             bar.update(1)
     bar.close()
-    per_image = pd.DataFrame(rows)
-    return per_image, used
+    return pd.DataFrame(rows), used
+
+
+def _sensor(sample: Any) -> str:
+    """The sensor of a sample (``rgb`` for photos and plain arrays)."""
+    name = getattr(sample, "sensor_name", None)
+    return name if isinstance(name, str) else "rgb"
 
 
 # ---------------------------------------------------------------------------- examples
@@ -230,13 +267,14 @@ def _shrink_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def example_panels(
-    model: SamModel,
+    model: SamModel | None,
     decoders: Sequence[Decoder],
     cache: Any,
     sample: Any,
     prompt_types: Sequence[str],
     prompts: dict[str, Any],
     per_image: pd.DataFrame,
+    methods: Sequence[str] = ("sam",),
 ) -> dict[str, report.Panel]:
     """Thumbnails of one image: ``image``, ``truth`` and ``<model>|<prompt>`` predictions."""
     image = sample.load_image()
@@ -249,23 +287,76 @@ def example_panels(
         "truth": report.Panel(report.overlay_truth(small, w_s, v_s), "truth"),
     }
     scores = per_image[per_image["id"] == sample.id].set_index(["model", "prompt"])["iou"]
-    emb = cache.get(sample)
-    for dec, ptype, mask, _ in predict_all(model, decoders, emb, prompt_types, prompts):
-        iou = float(scores.loc[(dec.label, ptype)])
-        panels[f"{dec.label}|{ptype}"] = report.Panel(
-            report.overlay_prediction(small, _shrink_mask(mask, size), w_s, v_s),
-            f"{dec.label} · {ptype}\nIoU {iou:.2f}",
+    methods = satellite.check_methods(methods)
+    need_sam = model is not None and any(m != "index" for m in methods)
+    emb = cache.get(sample) if need_sam else None
+    prior = satellite.sample_prior(sample) if any(m != "sam" for m in methods) else None
+    for r in satellite.method_predictions(
+        model, decoders, emb, methods, prompt_types, prompts, _sensor(sample), prior, predict
+    ):
+        iou = float(scores.loc[(r.model, r.prompt)])
+        panels[f"{r.model}|{r.prompt}"] = report.Panel(
+            report.overlay_prediction(small, _shrink_mask(r.mask, size), w_s, v_s),
+            f"{r.model} · {r.prompt}\nIoU {iou:.2f}",
         )
     return panels
 
 
 # ---------------------------------------------------------------------------- the command
+def resolve_split(data: str | Path, split: str | None) -> str | None:
+    """``auto`` -> ``test``, or every chip (None) for a Sen1Floods11-style chip folder
+    without ``splits.csv``; ``all`` -> None; anything else as given."""
+    from geofloodsam.datasets.reading import is_chip_folder
+
+    if split == "auto":
+        return None if is_chip_folder(data) else "test"
+    return None if split == "all" else split
+
+
+def usable_samples(samples: Sequence[Any]) -> tuple[list[Any], list[tuple[str, str]]]:
+    """(samples that can be scored, [(id, why) skipped]); one warning line each on stderr."""
+    import click
+
+    kept, skipped = [], []
+    for s in samples:
+        why = s.unusable()
+        if why is None:
+            kept.append(s)
+        else:
+            skipped.append((s.id, why))
+            click.echo(f"Warning: skipping {s.id}: {why}.", err=True)
+    return kept, skipped
+
+
+def _check_priors(samples: Sequence[Any], methods: Sequence[str], data: str | Path) -> None:
+    """One-line error when index/fused is asked and no image has index bands; a warning per
+    image without them otherwise."""
+    import click
+
+    asked = [m for m in methods if m in satellite.PRIOR_METHODS]
+    if not asked:
+        return
+    without = [s for s in samples if _sensor(s) == "rgb"]
+    names = " / ".join(asked)
+    if len(without) == len(samples):
+        raise GeofloodsamError(
+            f"--method {names} needs a water index, and no image of {data} has the bands for "
+            "one (photos and RGB rasters have no NIR, SWIR or radar band): use --method sam, "
+            "or give Sentinel-1, Sentinel-2 or R,G,B,NIR GeoTIFF chips."
+        )
+    for s in without:
+        click.echo(
+            f"Warning: {s.id} is an RGB image without a water index: no {names} row for it.",
+            err=True,
+        )
+
+
 def evaluate(
     data: str | Path,
     decoders: Sequence[str] = ("pretrained", "flood"),
     prompt_types: Sequence[str] = ("point", "box"),
     out_dir: str | Path = "evaluation",
-    split: str | None = "test",
+    split: str | None = "auto",
     prompts_file: str | Path | None = None,
     model_name: str = "vit_t",
     checkpoint: str | Path | None = None,
@@ -278,15 +369,23 @@ def evaluate(
     seed: int = 0,
     examples: int = 4,
     progress: bool = True,
+    methods: Sequence[str] = ("sam",),
+    sensor: str = "auto",
 ) -> pd.DataFrame:
     """Run the whole evaluation and write the report folder; returns the metrics table.
+
+    ``methods``: ``sam`` (every decoder × prompt type), ``index`` (the water prior alone),
+    ``fused`` (per decoder, promptless, the guarded gate), ``auto`` (per decoder, what
+    ``segment --method auto`` runs promptless for each image's sensor); see
+    :mod:`geofloodsam.evaluation.satellite`. ``sensor``: GeoTIFF chips' sensor, ``auto``
+    (detected per chip) or forced. ``split``: ``auto`` (``test``; every chip of a chip
+    folder), ``all`` / None, ``train``, ``val``, ``test``. Unusable chips (label all -1,
+    image all nodata) are skipped with a warning and listed in ``report.md``.
 
     Writes ``metrics.csv``, ``per_image.csv``, ``prompts.json``, ``report.md`` and PNG
     plots into ``out_dir`` (all at once at the end, nothing on error).
     """
     from geofloodsam.datasets.reading import open_dataset
-    from geofloodsam.model.embedding_cache import EmbeddingCache
-    from geofloodsam.model.sam import load_model
 
     prompt_types = list(dict.fromkeys(prompt_types))
     bad = [p for p in prompt_types if p not in PROMPT_TYPES]
@@ -295,40 +394,71 @@ def evaluate(
             f"unknown prompt type {bad[0] if bad else '(none given)'}: use one or more of "
             f"{', '.join(PROMPT_TYPES)}."
         )
-    if not decoders:
+    methods = satellite.check_methods(methods)
+    need_sam = any(m != "index" for m in methods)
+    if need_sam and not decoders:
         raise GeofloodsamError(
             "no decoder to evaluate: give --decoder pretrained, flood or a decoder file."
         )
     report.check_output_dir(out_dir)  # before any scoring: a bad -o is found first
-    samples = open_dataset(data, split=split, bands=bands, stretch=stretch, seed=seed)
+    split = resolve_split(data, split)
+    samples = open_dataset(
+        data, split=split, bands=bands, stretch=stretch, seed=seed, sensor=sensor
+    )
     if not samples:
         raise GeofloodsamError(f"data set {data} has no images to evaluate: check --data/--split.")
+    samples, skipped = usable_samples(samples)
+    if not samples:
+        raise GeofloodsamError(
+            f"no usable image left in {data} (split {split or 'all'}): all {len(skipped)} "
+            f"were skipped ({'; '.join(f'{i}: {why}' for i, why in skipped[:3])}"
+            f"{'; ...' if len(skipped) > 3 else ''}); give other data."
+        )
+    _check_priors(samples, methods, data)
     given = read_prompts_file(prompts_file, samples) if prompts_file else None
-    model = load_model(
-        model_name, checkpoint=checkpoint, decoder="pretrained", device=device,
-        precision=precision, runtime=runtime,
-    )
-    decs = load_decoders(model, decoders)
-    cache = EmbeddingCache(cache_dir, model)
+    model, decs, cache = None, [], None
+    if need_sam:
+        from geofloodsam.model.embedding_cache import EmbeddingCache
+        from geofloodsam.model.sam import load_model
 
-    per_image, used = score_samples(model, decs, samples, cache, prompt_types, given, progress)
+        model = load_model(
+            model_name, checkpoint=checkpoint, decoder="pretrained", device=device,
+            precision=precision, runtime=runtime,
+        )
+        decs = load_decoders(model, decoders)
+        cache = EmbeddingCache(cache_dir, model)
+
+    per_image, used = score_samples(
+        model, decs, samples, cache, prompt_types, given, progress, methods
+    )
     metrics = report.aggregate(per_image)
-    info = model.info()
     source = {
         "data": str(data),
         "split": split,
         "derived_from": str(prompts_file) if prompts_file else "ground truth",
     }
-    context = {
-        "data": f"`{data}`, split `{split or 'all'}`, {len(samples)} images",
-        "model": f"{info['model']} (checkpoint SHA-256 {str(info['checkpoint_sha256'])[:12]}…)",
-        "decoders": ", ".join(
+    context = {"data": f"`{data}`, split `{split or 'all'}`, {len(samples)} images"
+               + (f" ({len(skipped)} skipped)" if skipped else "")}
+    context["sensors"] = _sensor_summary(samples)
+    context["methods"] = ", ".join(f"`{m}`" for m in methods)
+    if methods != ["sam"]:
+        context["rows"] = "; ".join(ROWS_LEGEND[m] for m in methods)
+    if model is not None:
+        info = model.info()
+        context["model"] = (
+            f"{info['model']} (checkpoint SHA-256 {str(info['checkpoint_sha256'])[:12]}…; "
+            f"encoder {info.get('precision')} on {info.get('runtime')}, {info.get('device')})"
+        )
+        context["decoders"] = ", ".join(
             f"`{d.label}`" + (f" ({d.sha256[:12]}…)" if d.sha256 else "") for d in decs
-        ),
-        "prompts": ", ".join(prompt_types) + " — `prompts.json` "
-        + (f"(from `{prompts_file}`)" if prompts_file else "(derived from the truth)"),
-        "embedding cache": f"{cache.stats}",
-    }
+        )
+    context["prompts"] = (
+        (", ".join(prompt_types) if "sam" in methods else "none (promptless methods only)")
+        + " — `prompts.json` "
+        + (f"(from `{prompts_file}`)" if prompts_file else "(derived from the truth)")
+    )
+    if cache is not None:
+        context["embedding cache"] = f"{cache.stats}"
     by_id = {s.id: s for s in samples}
     with report.atomic_outputs(out_dir) as tmp:
         report.write_csv(metrics, tmp / "metrics.csv")
@@ -343,47 +473,85 @@ def evaluate(
             ).name,
         }
         collages = _write_collages(
-            tmp, model, decs, cache, by_id, prompt_types, used, per_image, examples, progress
+            tmp, model, decs, cache, by_id, prompt_types, used, per_image, metrics, examples,
+            progress, methods,
         )
         (tmp / "report.md").write_text(
-            report.evaluation_markdown(metrics, context, plots, collages), encoding="utf-8"
+            report.evaluation_markdown(metrics, context, plots, collages, skipped),
+            encoding="utf-8",
         )
     return metrics
 
 
+def _sensor_summary(samples: Sequence[Any]) -> str:
+    """'s1: 8 chips (composite vv-vh-ratio, fixed physical stretch)' per sensor, or photos."""
+    groups: dict[str, list[Any]] = {}
+    for s in samples:
+        groups.setdefault(_sensor(s), []).append(s)
+    parts = []
+    for name, group in groups.items():
+        first = group[0]
+        if not first.is_raster:
+            parts.append(f"{len(group)} photos (RGB as is)")
+            continue
+        if not first.reads_composite:
+            how = f"--bands {first.bands or 'default'} / --stretch {first.stretch}, per chip"
+        else:
+            info = first.sensor_info()
+            how = f"composite {info.composite}, " + (
+                "fixed physical stretch" if info.physical else "2-98 % stretch of each chip"
+            )
+        parts.append(f"`{name}`: {len(group)} chips ({how})")
+    return "; ".join(parts)
+
+
 def _write_collages(
     tmp: Path,
-    model: SamModel,
+    model: SamModel | None,
     decs: Sequence[Decoder],
     cache: Any,
     by_id: dict[str, Any],
     prompt_types: Sequence[str],
     prompts: dict[str, dict[str, Any]],
     per_image: pd.DataFrame,
+    metrics: pd.DataFrame,
     k: int,
     progress: bool,
+    methods: Sequence[str] = ("sam",),
 ) -> list[tuple[str, str, str]]:
-    """Comparison collages and failure galleries per prompt type; (heading, file, caption)."""
+    """Comparison collages and failure galleries per prompt type; (heading, file, caption).
+
+    One pair per prompt type of the metrics table: its rows side by side, images chosen by
+    the ``pretrained`` row's IoU (else the first row with that prompt).
+    """
     if k <= 0:
         return []
     from tqdm.auto import tqdm
 
-    ref = next((d.label for d in decs if d.spec == "pretrained"), decs[0].label)
+    keys = list(zip(metrics["model"], metrics["prompt"], strict=True))
+    by_prompt: dict[str, list[str]] = {}
+    for m, p in keys:
+        by_prompt.setdefault(p, []).append(m)
+    refs = {p: "pretrained" if "pretrained" in ms else ms[0] for p, ms in by_prompt.items()}
     picks = {
-        ptype: (spread_examples(per_image, ref, ptype, k), worst_examples(per_image, ref, ptype, k))
-        for ptype in prompt_types
+        p: (spread_examples(per_image, refs[p], p, k), worst_examples(per_image, refs[p], p, k))
+        for p in by_prompt
     }
     wanted = list(dict.fromkeys(i for a, b in picks.values() for i in (*a, *b)))
     panels = {
-        i: example_panels(model, decs, cache, by_id[i], prompt_types, prompts[i], per_image)
+        i: example_panels(
+            model, decs, cache, by_id[i], prompt_types, prompts[i], per_image, methods
+        )
         for i in tqdm(wanted, desc="examples", unit="img", disable=not progress)
     }
     out = []
     for ptype, (spread, worst) in picks.items():
+        ref = refs[ptype]
         for kind, ids in (("comparison", spread), ("failures", worst)):
             rows = [
                 (f"{i}", [panels[i]["image"], panels[i]["truth"]]
-                 + [panels[i][f"{d.label}|{ptype}"] for d in decs])
+                 + [panels[i][f"{m}|{ptype}"] for m in by_prompt[ptype]
+                    if f"{m}|{ptype}" in panels[i]])
                 for i in ids
             ]
             name = f"{kind}_{ptype}.png"
@@ -398,4 +566,3 @@ def _write_collages(
             report.plot_collage(rows, tmp / name, heading.replace("`", ""))
             out.append((heading, name, caption))
     return out
-

@@ -100,8 +100,10 @@ def aggregate(per_image: pd.DataFrame) -> pd.DataFrame:
     """One row per model × prompt: means (headline), then medians and pooled scores.
 
     ``per_image`` needs the columns ``model``, ``prompt``, the four metrics and the
-    confusion counts. Pooled scores come from the summed counts. Rows keep the order in
-    which models and prompts first appear.
+    confusion counts. Pooled scores come from the summed counts (every pixel of every image
+    weighs the same); the means weigh every image the same. Rows keep the order in which
+    models and prompts first appear. A ``method`` column of ``per_image`` is carried over
+    (last column).
     """
     rows = []
     for (model, prompt), group in per_image.groupby(["model", "prompt"], sort=False):
@@ -110,8 +112,12 @@ def aggregate(per_image: pd.DataFrame) -> pd.DataFrame:
         row.update({m: float(group[m].mean()) for m in METRICS})
         row.update({f"median_{m}": float(group[m].median()) for m in METRICS})
         row.update({f"pooled_{m}": pooled[m] for m in METRICS})
+        if "method" in group:
+            row["method"] = str(group["method"].iloc[0])
         rows.append(row)
     columns = [*HEAD_COLUMNS, *(f"median_{m}" for m in METRICS), *(f"pooled_{m}" for m in METRICS)]
+    if "method" in per_image:
+        columns.append("method")
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -139,6 +145,20 @@ def headline_table(metrics: pd.DataFrame) -> str:
     """The reference layout: Model, Prompt × IoU, Dice, Precision, Recall (means)."""
     return markdown_table(
         metrics, {"model": "Model", "prompt": "Prompt", **METRIC_TITLES}
+    )
+
+
+def iou_table(metrics: pd.DataFrame) -> str:
+    """Mean (per image) and pooled (summed counts) IoU per model × prompt, with image counts."""
+    return markdown_table(
+        metrics,
+        {
+            "model": "Model",
+            "prompt": "Prompt",
+            "n_images": "images",
+            "iou": "mean IoU",
+            "pooled_iou": "pooled IoU",
+        },
     )
 
 
@@ -314,15 +334,28 @@ def evaluation_markdown(
     context: dict[str, str],
     plots: dict[str, str],
     collages: Sequence[tuple[str, str, str]],
+    skipped: Sequence[tuple[str, str]] = (),
 ) -> str:
     """The text of ``report.md``.
 
     ``context`` holds labelled facts (data set, split, model...), ``plots`` file names of the
-    ``means`` and ``distributions`` plots, ``collages`` (heading, file name, caption) triples.
+    ``means`` and ``distributions`` plots, ``collages`` (heading, file name, caption) triples,
+    ``skipped`` the (image id, reason) of the images left out as unusable.
     """
     lines = ["# Evaluation report", ""]
     lines += [f"- **{k}**: {v}" for k, v in context.items()]
+    if skipped:
+        lines += ["", f"Skipped ({len(skipped)}, not scored):", ""]
+        lines += [f"- `{i}`: {why}" for i, why in skipped]
     lines += [
+        "",
+        "## IoU: mean over images and pooled",
+        "",
+        "*mean IoU*: the mean of the per-image IoUs (every image weighs the same; "
+        "`per_image.csv` has each image's IoU). *pooled IoU*: one IoU from the confusion "
+        "counts summed over all images (every pixel weighs the same).",
+        "",
+        iou_table(metrics),
         "",
         "## Scores (mean over images)",
         "",

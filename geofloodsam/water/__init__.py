@@ -9,7 +9,8 @@
 - :mod:`~geofloodsam.water.methods`: ``--method auto|sam|index|fused`` and the decoder each
   sensor gets by default (measured, docs/satellite.md).
 
-``segment`` runs them tile by tile (:mod:`geofloodsam.segmentation.prior_tiles`). Sensor
+``segment`` runs them tile by tile (:mod:`geofloodsam.segmentation.prior_tiles`),
+``evaluate --method`` per image (:mod:`geofloodsam.evaluation.satellite`). Sensor
 detection and composites are :mod:`geofloodsam.raster.sensors`.
 
 May import: everything up to ``datasets``.

@@ -125,6 +125,50 @@ def test_geotiff_image_nodata_is_invalid(tmp_path):
     assert not valid[0].any() and not water[0].any() and valid[1:, :-4].all()
 
 
+def test_chips_read_as_composite_unless_bands_or_stretch_are_given(tmp_path):
+    """Without --bands/--stretch a chip is its sensor's fixed composite (here 13 bands L1C:
+    B11, B8, B4 at reflectance 0-0.4); with them, the plain selection and per-chip stretch."""
+    from geofloodsam.datasets.reading import _read_chip_rgb
+
+    root = write_chip_set(tmp_path / "s1f", n=1)
+    composite = open_dataset(root, splits_out=tmp_path / "s.csv")[0]
+    legacy = open_dataset(root, bands="4,3,2", splits_out=tmp_path / "s.csv")[0]
+    assert composite.reads_composite and not legacy.reads_composite
+    assert composite.sensor_name == "s2" and composite.sensor_info().composite == "swir"
+    with rasterio.open(composite.image) as ds:
+        raw = ds.read([12, 8, 4]).astype(np.float64) / 1e4
+    expected = (np.clip(raw / 0.4 * 255.0, 0, 255) + 0.5).astype(np.uint8)
+    np.testing.assert_array_equal(composite.load_image(), np.moveaxis(expected, 0, -1))
+    np.testing.assert_array_equal(
+        legacy.load_image(), _read_chip_rgb(legacy.image, (4, 3, 2), "auto")[0]
+    )
+    assert composite.image_key() != legacy.image_key()
+    stretched = open_dataset(root, stretch="0,3000", splits_out=tmp_path / "s.csv")[0]
+    assert not stretched.reads_composite
+
+
+def test_chip_folders_with_both_sensors(tmp_path, write_chip_set):
+    root = write_chip_set(tmp_path / "s1f", ("s1", "s2"))
+    assert "--sensor s1 or s2" in _raises("holds both S1Hand/ and S2Hand/", root)
+    for sensor, folder in (("s1", "S1Hand"), ("s2", "S2Hand")):
+        samples = open_dataset(root, sensor=sensor, splits_out=tmp_path / "s.csv")
+        assert {s.image.parent.name for s in samples} == {folder}
+        again = open_dataset(root / folder, splits_out=tmp_path / "s.csv")
+        assert [s.image for s in again] == [s.image for s in samples]
+    _raises("--sensor s2 needs 12-13 Sentinel-2 bands", root / "S1Hand", sensor="s2",
+            splits_out=tmp_path / "s.csv")
+
+
+def test_unusable_chips_say_why(tmp_path, write_chip_set, write_photo_set):
+    root = write_chip_set(tmp_path / "s1f", ("s1",), unusable=True)
+    why = {s.id: s.unusable() for s in open_dataset(root, splits_out=tmp_path / "s.csv")}
+    assert why == {"Alpha_1": None, "Beta_2": None,
+                   "Blank_3": "its label has no valid pixel (all -1 / nodata)",
+                   "Void_4": "its image is all nodata/NaN"}
+    photo = open_dataset(write_photo_set(tmp_path / "ds", ["train"]))[0]
+    assert photo.unusable() is None and photo.sensor_name == "rgb"
+
+
 def test_image_key_changes_with_the_file(tmp_path, write_photo_set, photos):
     root = write_photo_set(tmp_path / "ds", ["train"])
     sample = open_dataset(root)[0]
