@@ -22,6 +22,7 @@ from __future__ import annotations
 import atexit
 import hashlib
 import inspect
+import re
 import shutil
 import tempfile
 from collections.abc import Iterable, Sequence
@@ -134,8 +135,12 @@ class EmbeddingCache:
         }
 
     def entry_path(self, image_sha: str, variant: str) -> Path:
-        """Where the entry of an image (by pixel hash) and variant is stored."""
-        return self.directory / str(self.model.name) / image_sha[:2] / f"{image_sha}_{variant}.pt"
+        """Where the entry of an image (by pixel hash) and variant is stored: one folder per
+        model and encoder path (``torch-fp32``, ``openvino-bf16``...), so that runs at other
+        precisions keep their own entries instead of overwriting each other's."""
+        encoder = re.sub(r"[^A-Za-z0-9_.-]", "_", self._model_sig["encoder"])
+        return (self.directory / str(self.model.name) / encoder / image_sha[:2]
+                / f"{image_sha}_{variant}.pt")
 
     # ------------------------------------------------------------------ lookups
     def get(self, sample_or_image: Any, variant: str = "none") -> Embedding:

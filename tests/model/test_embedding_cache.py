@@ -214,3 +214,18 @@ def test_a_cache_write_failure_goes_on_uncached(tmp_path, tiny_model, image, mon
     cache = EmbeddingCache(tmp_path / "emb", tiny_model)
     assert cache.get(image) is not None
     assert "No space left on device" in capsys.readouterr().err
+
+
+def test_encoder_paths_keep_their_own_entries(tmp_path, tiny_model, image, monkeypatch):
+    """An fp32 and a bf16 run share a cache folder without making each other stale."""
+    fp32 = EmbeddingCache(tmp_path, tiny_model)
+    fp32.get(image)
+    monkeypatch.setattr(type(tiny_model), "encoder_signature", property(lambda m: "torch-bf16"))
+    bf16 = EmbeddingCache(tmp_path, tiny_model)
+    bf16.get(image)
+    assert bf16.stats.misses == 1 and bf16.stats.stale == 0
+    monkeypatch.undo()
+    again = EmbeddingCache(tmp_path, tiny_model)
+    again.get(image)
+    assert (again.stats.hits, again.stats.stale) == (1, 0)
+    assert fp32.entry_path("ab" * 32, "none") != bf16.entry_path("ab" * 32, "none")

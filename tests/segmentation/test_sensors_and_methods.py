@@ -241,3 +241,37 @@ def test_fused_on_a_dask_worker_equals_in_process(tmp_path):
     assert local.record["method"]["method"] == dask.record["method"]["method"] == "fused"
     assert local.record["prior"] == dask.record["prior"]
     np.testing.assert_array_equal(_mask(local.mask_path), _mask(dask.mask_path))
+
+
+def _evaluate_fused(model, path: Path) -> np.ndarray:
+    """What ``evaluate --method fused`` computes for a chip (one image, whole-image box)."""
+    from geofloodsam.evaluation.satellite import fused_water, promptless_logits
+    from geofloodsam.raster.sensors import read_composite
+
+    with rasterio.open(path) as ds:
+        info = detect_sensor(ds)
+        rgb, _ = read_composite(ds, info)
+        prior = scene_prior(ds, info)
+    water, _ = fused_water(promptless_logits(model, model.encode(rgb))[0], prior)
+    return water
+
+
+def _same_fused(seg_mask: np.ndarray, water: np.ndarray) -> None:
+    valid = seg_mask != 255
+    differ = ((seg_mask == 1) != water) & valid
+    assert differ.sum() <= max(2, 0.001 * valid.sum()), differ.sum()  # float16 tile store
+
+
+def test_segment_fused_equals_evaluate_fused_on_a_one_tile_chip(tmp_path, tiny_model):
+    scene = write_s1(tmp_path / "s1.tif")
+    res = segment(scene, outdir=tmp_path / "out", sam_model=tiny_model, method="fused",
+                  quiet=True)
+    assert res.record["tiles"]["grid"] == 1
+    _same_fused(_mask(res.mask_path), _evaluate_fused(tiny_model, scene))
+
+
+@pytest.mark.slow
+def test_segment_fused_equals_evaluate_fused_on_a_real_chip(tmp_path, shared, vit_t):
+    chip = shared("data/sen1floods11/S1Hand/Bolivia_312675_S1Hand.tif")
+    res = segment(chip, outdir=tmp_path / "out", sam_model=vit_t, method="fused", quiet=True)
+    _same_fused(_mask(res.mask_path), _evaluate_fused(vit_t, chip))
