@@ -25,7 +25,9 @@ from geofloodsam.segmentation.distributed import (  # noqa: E402
 )
 from geofloodsam.tiles.grid import TileGrid  # noqa: E402
 
-TINY = ModelSpec("tiny", device="cpu")
+#: the reference encoder path on both sides: bf16 kernels (AMX, AVX512-BF16) round
+#: differently with the thread count, fp32 torch gives the same tiles for the same threads
+TINY = ModelSpec("tiny", device="cpu", precision="fp32", runtime="torch")
 
 
 def box_probability(model, scene, stretch, payload) -> np.ndarray:
@@ -57,8 +59,11 @@ def scene_items(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def local_reference(scene_items, tiny_model):
-    """The tiles computed in-process."""
+def local_reference(scene_items):
+    """The tiles computed in-process (the model the workers load: :data:`TINY`)."""
+    from geofloodsam.model.sam import load_model
+
+    tiny_model = load_model("tiny", device="cpu", precision="fp32", runtime="torch")
     image, items = scene_items
     spec = items[0][0]
     from geofloodsam.raster.scene import Stretch
