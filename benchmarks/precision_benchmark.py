@@ -43,6 +43,10 @@ sys.path.insert(0, str(HERE))
 PATHS = {
     "fp32": ["--precision", "fp32", "--runtime", "torch"],
     "auto": ["--precision", "auto", "--runtime", "auto"],
+    # forced paths, to compare with what auto picks (``--paths``)
+    "torch-bf16": ["--precision", "bf16", "--runtime", "torch"],
+    "openvino-fp32": ["--precision", "fp32", "--runtime", "openvino"],
+    "openvino-bf16": ["--precision", "bf16", "--runtime", "openvino"],
 }
 DEMO = ("sample_tiles/riverside_rgb.tif", "sample_tiles/riverside_rgb_prompts_4326.geojson")
 
@@ -118,13 +122,13 @@ def scenes(args, workdir: Path) -> list[tuple[str, Path, Path]]:
     return out
 
 
-def summarise(label: str, runs: list[dict]) -> dict:
-    """Medians per path, IoU against the first fp32 run, and the speed-ups."""
+def summarise(label: str, runs: list[dict], paths: list[str]) -> dict:
+    """Medians per path, IoU against the first fp32 run, and the speed-ups over fp32."""
     ref = next(r for r in runs if r["path"] == "fp32")["mask"]
     for r in runs:
         r["iou_vs_fp32"] = mask_iou(ref, r["mask"])
     med = {}
-    for path in PATHS:
+    for path in paths:
         mine = [r for r in runs if r["path"] == path]
         keys = ("wall_s", "run_s", "model_load_s", "encoder_s", "encoder_s_per_tile",
                 "decode_s", "decoder_share", "outside_encoder_share", "load_before",
@@ -133,13 +137,19 @@ def summarise(label: str, runs: list[dict]) -> dict:
         med[path]["iou_vs_fp32_min"] = min(r["iou_vs_fp32"] for r in mine)
         med[path]["resolved"] = f"{mine[0]['runtime']}-{mine[0]['precision']}"
         med[path]["runs"] = len(mine)
-    pairs = [(a, b) for a, b in zip(runs[::2], runs[1::2], strict=False)]
+    fp32 = [r for r in runs if r["path"] == "fp32"]
+    speedups = {}
+    for path in paths[1:]:  # each against the fp32 run of the same round (interleaved)
+        mine = [r for r in runs if r["path"] == path]
+        speedups[path] = {
+            f"speedup_{k}": statistics.median(a[f"{k}_s"] / b[f"{k}_s"]
+                                              for a, b in zip(fp32, mine, strict=False))
+            for k in ("wall", "run", "encoder")
+        }
     return {
         "scene": label, "tiles_encoded": runs[0]["tiles_encoded"],
         "prompt_decodes": runs[0]["prompt_decodes"], "median": med,
-        "speedup_wall": statistics.median(a["wall_s"] / b["wall_s"] for a, b in pairs),
-        "speedup_run": statistics.median(a["run_s"] / b["run_s"] for a, b in pairs),
-        "speedup_encoder": statistics.median(a["encoder_s"] / b["encoder_s"] for a, b in pairs),
+        **speedups.get("auto", {}), "speedups": speedups,
         "runs": runs,
     }
 
@@ -148,20 +158,21 @@ def report(s: dict) -> str:
     """One block per scene: a row per path and the speed-ups."""
     lines = [f"{s['scene']}: {s['tiles_encoded']} tiles encoded, {s['prompt_decodes']} prompt "
              "decodes"]
-    lines.append("  path  resolved        wall s   run s  load s  enc s/tile  decoder  outside "
-                 "enc  IoU vs fp32  loadavg")
+    lines.append("  path           resolved        wall s   run s  load s  enc s/tile  decoder  "
+                 "outside enc  IoU vs fp32  loadavg")
     for path, m in s["median"].items():
         lines.append(
-            f"  {path:5s} {m['resolved']:14s} {m['wall_s']:7.1f} {m['run_s']:7.1f} "
+            f"  {path:14s} {m['resolved']:14s} {m['wall_s']:7.1f} {m['run_s']:7.1f} "
             f"{m['model_load_s']:6.1f} {m['encoder_s_per_tile']:11.2f} "
             f"{100 * m['decoder_share']:7.1f}% {100 * m['outside_encoder_share']:10.1f}% "
             f"{m['iou_vs_fp32_min']:12.4f}  {m['load_before']:.1f}-{m['load_after']:.1f}"
         )
-    lines.append(
-        f"  auto vs fp32 (median of interleaved pairs): {s['speedup_wall']:.2f}x end to end "
-        f"(wall), {s['speedup_run']:.2f}x without model load, {s['speedup_encoder']:.2f}x "
-        "encoder"
-    )
+    for path, sp in s["speedups"].items():
+        lines.append(
+            f"  {path} vs fp32 (median of interleaved rounds): {sp['speedup_wall']:.2f}x end to "
+            f"end (wall), {sp['speedup_run']:.2f}x without model load, "
+            f"{sp['speedup_encoder']:.2f}x encoder"
+        )
     return "\n".join(lines)
 
 
@@ -173,6 +184,8 @@ def main() -> None:
     parser.add_argument("--no-demo", dest="demo", action="store_false",
                         help="skip the README demo")
     parser.add_argument("--repeats", type=int, default=3, help="runs per path and scene")
+    parser.add_argument("--paths", nargs="+", default=["fp32", "auto"], choices=list(PATHS),
+                        help="encoder paths to run, interleaved; fp32 (the reference) first")
     parser.add_argument("--checkpoint", help="MobileSAM checkpoint [default: registry]")
     parser.add_argument("--workdir", type=Path, help="where scenes and outputs go [tmp]")
     parser.add_argument("--json", type=Path, help="also write all figures to this file")
@@ -191,11 +204,12 @@ def main() -> None:
         if n == 0:  # a warm-up: converts the OpenVINO graphs once (cached on disk)
             run_segment(scene, prompts, workdir / "warmup", "auto", args)
         runs = []
+        paths = ["fp32", *[p for p in args.paths if p != "fp32"]]
         for rep in range(args.repeats):
-            for path in PATHS:
+            for path in paths:
                 runs.append(run_segment(scene, prompts, workdir / f"s{n}_{path}_{rep}", path,
                                         args))
-        summary = summarise(label, runs)
+        summary = summarise(label, runs, paths)
         results.append(summary)
         print(report(summary), flush=True)
     print(f"load average at the end {os.getloadavg()}")

@@ -14,6 +14,7 @@ from geofloodsam.cli.options import (
     precision_option,
     quiet_option,
     runtime_option,
+    sensor_option,
     stretch_option,
 )
 from geofloodsam.training.config import AUGMENTS, PROMPT_MODES, FinetuneConfig
@@ -105,6 +106,7 @@ def _weights(ctx: click.Context, param: click.Parameter, value: str) -> tuple[fl
     type=int,
     help="Stop after this many epochs without a better val IoU.",
 )
+@sensor_option
 @bands_option
 @stretch_option
 @click.option(

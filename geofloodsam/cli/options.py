@@ -86,8 +86,9 @@ precision_option = click.option(
     type=click.Choice(PRECISION_CHOICES),
     default="auto",
     show_default=True,
-    help="Image encoder precision. auto: bf16 on CPUs with bf16 units (AVX512-BF16, AMX) and "
-    "on CUDA, fp32 elsewhere (masks within IoU 0.98 of fp32); fp32: the reference path.",
+    help="Image encoder precision. auto: fp32 on the CPU (bf16 moved tiled masks beyond IoU "
+    "0.98 of fp32 even on CPUs with bf16 units), bf16 autocast on CUDA; fp32 + torch: the "
+    "reference path; bf16: faster where the CPU has bf16 units, masks less exact.",
 )
 runtime_option = click.option(
     "--runtime",

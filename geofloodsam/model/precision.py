@@ -3,11 +3,13 @@
 The image encoder is the floor of every run; how fast it can go depends on the hardware:
 
 * **CUDA**: torch with autocast, bfloat16 where the GPU supports it, else float16.
-* **A CPU with bfloat16 units** (``avx512_bf16`` or AMX ``amx_bf16`` in ``/proc/cpuinfo``):
-  bfloat16 (torch autocast, or OpenVINO's bf16 inference when it is installed).
-* **A CPU without them** (AVX2 or plain AVX-512): float32; bfloat16 would be emulated and
-  slower. OpenVINO's float32 CPU plugin, when installed (``pip install geofloodsam[openvino]``),
-  is used for the encoder; otherwise torch.
+* **Any CPU**: float32. OpenVINO's float32 CPU plugin, when installed (``pip install
+  geofloodsam[openvino]``), runs the encoder; otherwise torch. bfloat16 (``--precision
+  bf16``: torch autocast, or OpenVINO's bf16 inference) is 1.7-2.8x faster in the encoder on
+  a CPU with bfloat16 units (``avx512_bf16`` or AMX ``amx_bf16``), but measured there it
+  moved the masks of tiled scenes far from fp32's (IoU 0.69-0.96 on the synthetic 4096² and
+  16384² scenes, where a changed mask at a tile edge spreads with the object into the next
+  tiles), so ``auto`` does not take it: it is there for who asks.
 
 ``fp32`` on the torch runtime is the reference path and always available. The table is
 :func:`resolve_encoder`; it takes the CPU flags and whether OpenVINO is importable as
@@ -92,9 +94,10 @@ def resolve_encoder(
     """The encoder path for ``--precision`` / ``--runtime`` on a ``device_type`` (cpu/cuda).
 
     ``auto`` precision is the fastest that keeps masks within IoU 0.98 of fp32 (measured in
-    ``docs/performance.md``): bf16 on CPUs with bf16 units and on CUDA (fp16 on GPUs without
-    bf16), fp32 elsewhere. ``auto`` runtime is OpenVINO on the CPU when it is installed, else
-    torch. ``flags``, ``openvino`` and ``cuda_bf16`` default to this machine's.
+    ``docs/performance.md``): fp32 on every CPU (bf16 failed that test on a CPU with bf16
+    units), bf16 autocast on CUDA (fp16 on GPUs without bf16; not measured here). ``auto``
+    runtime is OpenVINO on the CPU when it is installed, else torch. ``flags``, ``openvino``
+    and ``cuda_bf16`` default to this machine's.
     """
     precision, runtime = str(precision).lower(), str(runtime).lower()
     if precision not in PRECISION_CHOICES:
@@ -129,8 +132,9 @@ def resolve_encoder(
         )
     units = "with bf16 units" if has_bf16 else "without bf16 units"
     if precision == "auto":
-        precision = "bf16" if has_bf16 else "fp32"
-        why = f"CPU {units}: {precision}"
+        precision = "fp32"
+        why = (f"CPU {units}: fp32 (bf16 moves tiled masks beyond IoU 0.98 of fp32, "
+               "docs/performance.md)" if has_bf16 else f"CPU {units}: fp32")
     else:
         why = f"{precision} asked for (CPU {units})"
     if runtime == "auto":

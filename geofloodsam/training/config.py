@@ -46,6 +46,7 @@ class FinetuneConfig:
     seed: int = 0
     bands: tuple[int, ...] | None = None
     stretch: str = "auto"
+    sensor: str = "auto"  # GeoTIFF chips: read as this sensor's composite
     cache_dir: str | None = None
     device: str = "auto"
     precision: str = "auto"

@@ -126,8 +126,10 @@ def finetune(
     state = _read_resume(resume_path, cfg) if resume else None
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    train_samples = open_dataset(cfg.data, "train", cfg.bands, cfg.stretch, cfg.seed)
-    val_samples = open_dataset(cfg.data, "val", cfg.bands, cfg.stretch, cfg.seed)
+    train_samples = open_dataset(cfg.data, "train", cfg.bands, cfg.stretch, cfg.seed,
+                                 sensor=cfg.sensor)
+    val_samples = open_dataset(cfg.data, "val", cfg.bands, cfg.stretch, cfg.seed,
+                               sensor=cfg.sensor)
     model = sam_model or load_model(
         cfg.model, cfg.checkpoint, "pretrained", cfg.device,
         precision=cfg.precision, runtime=cfg.runtime,

@@ -414,3 +414,15 @@ def test_init_decoder_not_found(dataset, cache_dir, tmp_path):
     )
     assert result.exit_code != 0
     assert "nowhere.pt" in result.output and "Traceback" not in result.output
+
+
+def test_chips_of_two_sensors_need_sensor(tmp_path, cache_dir, write_chip_set):
+    root = write_chip_set(tmp_path / "chips", sensors=("s1", "s2"))
+    out = tmp_path / "run" / "decoder.pt"
+    result = CliRunner().invoke(main, _args(root, out, cache_dir))
+    assert result.exit_code != 0 and "--sensor" in result.output, result.output
+    assert "Traceback" not in result.output
+    first = result.output
+    result = CliRunner().invoke(main, _args(root, out, cache_dir, "--sensor", "s1"))
+    # the sensor is chosen: what is left is that 2 chips give no val split
+    assert "--sensor" not in result.output and "split 'val'" in result.output, first
