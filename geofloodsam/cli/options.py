@@ -86,7 +86,7 @@ precision_option = click.option(
     type=click.Choice(PRECISION_CHOICES),
     default="auto",
     show_default=True,
-    help="Image encoder precision. auto: fp32 on the CPU (bf16 moved tiled masks beyond IoU "
+    help="Image encoder precision. auto: fp32 on the CPU (bf16 moved masks beyond IoU "
     "0.98 of fp32 even on CPUs with bf16 units), bf16 autocast on CUDA; fp32 + torch: the "
     "reference path; bf16: faster where the CPU has bf16 units, masks less exact.",
 )

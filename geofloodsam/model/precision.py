@@ -7,9 +7,9 @@ The image encoder is the floor of every run; how fast it can go depends on the h
   geofloodsam[openvino]``), runs the encoder; otherwise torch. bfloat16 (``--precision
   bf16``: torch autocast, or OpenVINO's bf16 inference) is 1.7-2.8x faster in the encoder on
   a CPU with bfloat16 units (``avx512_bf16`` or AMX ``amx_bf16``), but measured there it
-  moved the masks of tiled scenes far from fp32's (IoU 0.69-0.96 on the synthetic 4096² and
-  16384² scenes, where a changed mask at a tile edge spreads with the object into the next
-  tiles), so ``auto`` does not take it: it is there for who asks.
+  moved the masks of the synthetic 4096² and 16384² scenes far from fp32's (IoU 0.96 and
+  0.69-0.73: many uncertain water fragments flip), so ``auto`` does not take it: it is there
+  for who asks.
 
 ``fp32`` on the torch runtime is the reference path and always available. The table is
 :func:`resolve_encoder`; it takes the CPU flags and whether OpenVINO is importable as
@@ -133,7 +133,7 @@ def resolve_encoder(
     units = "with bf16 units" if has_bf16 else "without bf16 units"
     if precision == "auto":
         precision = "fp32"
-        why = (f"CPU {units}: fp32 (bf16 moves tiled masks beyond IoU 0.98 of fp32, "
+        why = (f"CPU {units}: fp32 (bf16 moved masks beyond IoU 0.98 of fp32, "
                "docs/performance.md)" if has_bf16 else f"CPU {units}: fp32")
     else:
         why = f"{precision} asked for (CPU {units})"

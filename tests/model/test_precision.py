@@ -35,7 +35,7 @@ needs_openvino = pytest.mark.skipif(
     [
         (ZEN3, False, "auto", "auto", ("fp32", "torch")),
         (ZEN3, True, "auto", "auto", ("fp32", "openvino")),
-        # bf16 units: still fp32 (bf16 moved tiled masks to IoU 0.69-0.96 of fp32)
+        # bf16 units: still fp32 (bf16 moved masks to IoU 0.69-0.96 of fp32)
         (SAPPHIRE, False, "auto", "auto", ("fp32", "torch")),
         (SAPPHIRE, True, "auto", "auto", ("fp32", "openvino")),
         (COOPER, False, "auto", "torch", ("fp32", "torch")),
