@@ -36,7 +36,7 @@ import pandas as pd
 from PIL import Image
 
 from geofloodsam.datasets.truth_prompts import default_prompts
-from geofloodsam.errors import GeofloodsamError
+from geofloodsam.errors import GeofloodsamError, distinct_choices
 from geofloodsam.evaluation import report, satellite
 from geofloodsam.evaluation.metrics import confusion
 from geofloodsam.model.decoders import Decoder, load_decoders, use_decoder
@@ -387,13 +387,7 @@ def evaluate(
     """
     from geofloodsam.datasets.reading import open_dataset
 
-    prompt_types = list(dict.fromkeys(prompt_types))
-    bad = [p for p in prompt_types if p not in PROMPT_TYPES]
-    if bad or not prompt_types:
-        raise GeofloodsamError(
-            f"unknown prompt type {bad[0] if bad else '(none given)'}: use one or more of "
-            f"{', '.join(PROMPT_TYPES)}."
-        )
+    prompt_types = distinct_choices(prompt_types, PROMPT_TYPES, "prompt type")
     methods = satellite.check_methods(methods)
     need_sam = any(m != "index" for m in methods)
     if need_sam and not decoders:

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from geofloodsam.errors import GeofloodsamError
+from geofloodsam.errors import GeofloodsamError, distinct_choices
 from geofloodsam.model.decoders import Decoder, use_decoder
 from geofloodsam.model.sam import Embedding, SamModel
 from geofloodsam.vector.prompts import WHOLE_IMAGE, whole_image_box
@@ -54,13 +54,7 @@ class MethodRow:
 
 def check_methods(methods: Sequence[str]) -> list[str]:
     """The distinct methods of ``--method`` in table order; one-line error for unknown ones."""
-    methods = list(dict.fromkeys(methods))
-    bad = [m for m in methods if m not in METHOD_CHOICES]
-    if bad or not methods:
-        raise GeofloodsamError(
-            f"unknown method {bad[0] if bad else '(none given)'}: use one or more of "
-            f"{', '.join(METHOD_CHOICES)}."
-        )
+    methods = distinct_choices(methods, METHOD_CHOICES, "method")
     return [m for m in EVAL_METHODS if m in methods]
 
 
