@@ -321,3 +321,24 @@ def test_cancel_kills_the_geofloodsam_child(qgis_env, crop, tmp_path) -> None:
     assert info["stop_s"] < 10  # killed, not left to finish
     assert not Path(f"/proc/{info['pid']}").exists()  # gone (and reaped)
     assert list((tmp_path / "out").iterdir()) == []  # no outputs, no work folder
+
+
+@pytest.mark.slow
+def test_qgis_process_maps_a_sentinel1_chip_by_its_index(qgis_process, qgis_env, shared,
+                                                          tmp_path) -> None:
+    """SENSOR / METHOD reach the CLI: a radar chip, promptless, the water index alone."""
+    chip = shared("data/sen1floods11/S1Hand/Bolivia_312675_S1Hand.tif")
+    mask = tmp_path / "chosen" / "radar.tif"
+    done = run_qgis_process(
+        qgis_process, qgis_env, "geofloodsam:segment", INPUT=chip, SENSOR=2, METHOD=2,
+        OUTPUT_MASK=mask, OUTPUT_POLYGONS=tmp_path / "chosen" / "radar.gpkg",
+    )  # SENSOR 2 = s1, METHOD 2 = index (tasks.SENSORS, tasks.METHODS)
+    assert done.returncode == 0, done.stdout + done.stderr
+    cli = tmp_path / "cli"
+    ran = subprocess.run(
+        [sys.executable, "-m", "geofloodsam", "segment", str(chip), "-o", str(cli), "-q",
+         "--sensor", "s1", "--method", "index"], env=qgis_env, capture_output=True, text=True,
+    )
+    assert ran.returncode == 0, ran.stderr
+    with rasterio.open(mask) as a, rasterio.open(cli / f"{chip.stem}_mask.tif") as b:
+        np.testing.assert_array_equal(a.read(1), b.read(1))

@@ -390,3 +390,13 @@ def test_cli_progress_format_json(tmp_path) -> None:
     assert progress.get_format() == "json"
     CliRunner().invoke(main, ["qgis", "--help"])
     assert progress.get_format() == "bar"  # every run sets it afresh
+
+
+def test_sensor_and_method_menus_are_geofloodsams_choices() -> None:
+    from geofloodsam.raster.sensors import SENSOR_CHOICES
+    from geofloodsam.water.methods import METHOD_CHOICES
+
+    assert tasks.SENSORS == SENSOR_CHOICES and tasks.METHODS == METHOD_CHOICES
+    args = tasks.segment_args("s.tif", "out", None, {"sensor": "s1", "method": "index",
+                                                       "decoder": ""})
+    assert args == ["segment", "s.tif", "-o", "out", "--sensor", "s1", "--method", "index"]

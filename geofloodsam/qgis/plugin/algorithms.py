@@ -21,6 +21,7 @@ from qgis.core import (
     QgsProcessingException,
     QgsProcessingLayerPostProcessorInterface,
     QgsProcessingOutputNumber,
+    QgsProcessingParameterEnum,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterFolderDestination,
     QgsProcessingParameterNumber,
@@ -114,6 +115,8 @@ class SegmentAlgorithm(_Algorithm):
     INPUT = "INPUT"
     PROMPTS = "PROMPTS"
     DECODER = "DECODER"
+    SENSOR = "SENSOR"
+    METHOD = "METHOD"
     BANDS = "BANDS"
     TILE_SIZE = "TILE_SIZE"
     OVERLAP = "OVERLAP"
@@ -136,7 +139,9 @@ class SegmentAlgorithm(_Algorithm):
             "Maps flood water in a georeferenced raster with Segment Anything, tile by tile, "
             "through geofloodsam in its own Python environment (set up with `geofloodsam qgis "
             "install`). PROMPTS: water points (optional `label` 1/0, `object` columns) and "
-            "boxes (polygons) in any CRS; without them the whole scene is mapped. Writes the "
+            "boxes (polygons) in any CRS; without them the whole scene is mapped. Sentinel-1, "
+            "Sentinel-2 and NAIP rasters are recognised (SENSOR) and, promptless, mapped by "
+            "their water index fused with SAM (METHOD: index alone, SAM alone, fused). Writes the "
             "mask (1 water, 0 dry, 255 nodata; its style beside it as .qml) and the flood "
             "polygons (GeoPackage, layer `flood`, area_m2)."
         )
@@ -147,7 +152,14 @@ class SegmentAlgorithm(_Algorithm):
             self.PROMPTS, "Prompts (water points, boxes); none: promptless",
             [QgsProcessing.TypeVectorPoint, QgsProcessing.TypeVectorPolygon], optional=True))
         self.addParameter(QgsProcessingParameterString(
-            self.DECODER, "Decoder (flood, pretrained or a decoder file)", "flood"))
+            self.DECODER, "Decoder (flood, satellite, pretrained or a decoder file; empty: "
+            "satellite, or flood with prompts on RGB)", "", optional=True))
+        self.addParameter(QgsProcessingParameterEnum(
+            self.SENSOR, "Sensor (auto: detected)", options=list(tasks.SENSORS),
+            defaultValue=0))
+        self.addParameter(QgsProcessingParameterEnum(
+            self.METHOD, "Method (auto: index + SAM for promptless Sentinel-1/-2/NAIP, "
+            "else SAM)", options=list(tasks.METHODS), defaultValue=0))
         self.addParameter(QgsProcessingParameterString(
             self.BANDS, "Bands (1 or 3 band numbers, e.g. 4,3,2; empty: 1,2,3)", "",
             optional=True))
@@ -175,6 +187,8 @@ class SegmentAlgorithm(_Algorithm):
         out_polygons = self.parameterAsOutputLayer(parameters, self.OUTPUT_POLYGONS, context)
         options = {
             "decoder": self.parameterAsString(parameters, self.DECODER, context).strip(),
+            "sensor": tasks.SENSORS[self.parameterAsEnum(parameters, self.SENSOR, context)],
+            "method": tasks.METHODS[self.parameterAsEnum(parameters, self.METHOD, context)],
             "bands": self.parameterAsString(parameters, self.BANDS, context).strip(),
             "tile_size": self.parameterAsInt(parameters, self.TILE_SIZE, context),
             "overlap": self.parameterAsInt(parameters, self.OVERLAP, context),

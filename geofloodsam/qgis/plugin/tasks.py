@@ -19,11 +19,17 @@ from typing import Any
 
 from .runner import RunError, run
 
+#: ``--sensor`` and ``--method`` choices, in the order the algorithm's menus list them (kept
+#: equal to geofloodsam's by tests/qgis/test_plugin.py: the plugin imports nothing of it)
+SENSORS = ("auto", "s2", "s1", "naip", "rgb")
+METHODS = ("auto", "sam", "index", "fused")
 MASK_SUFFIXES = (".tif", ".tiff")
 POLYGON_SUFFIXES = (".gpkg",)
 #: segment options -> CLI flags
 SEGMENT_FLAGS = {
     "decoder": "--decoder",
+    "sensor": "--sensor",
+    "method": "--method",
     "bands": "--bands",
     "tile_size": "--tile-size",
     "overlap": "--overlap",
