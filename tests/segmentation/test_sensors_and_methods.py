@@ -275,3 +275,18 @@ def test_segment_fused_equals_evaluate_fused_on_a_real_chip(tmp_path, shared, vi
     chip = shared("data/sen1floods11/S1Hand/Bolivia_312675_S1Hand.tif")
     res = segment(chip, outdir=tmp_path / "out", sam_model=vit_t, method="fused", quiet=True)
     _same_fused(_mask(res.mask_path), _evaluate_fused(vit_t, chip))
+
+
+def test_a_scene_beyond_the_prior_read_size_takes_its_threshold_from_a_decimated_read(
+    tmp_path, monkeypatch
+):
+    from geofloodsam.water import scene_prior as sp
+
+    monkeypatch.setattr(sp, "MAX_SIDE", 64)
+    res = segment(write_s1(tmp_path / "s1.tif"), outdir=tmp_path / "out", method="index",
+                  tile_size=96, overlap=32, quiet=True)
+    prior = res.record["prior"]
+    assert prior["read"] == "1/4 decimated" and prior["tiles"]["indexed"] == 9
+    mask = _mask(res.mask_path)
+    valid = mask != 255
+    assert scores(mask == 1, _lake(), valid)["iou"] > 0.85
