@@ -235,21 +235,38 @@ def _run_plans(
 
 
 # --------------------------------------------------------------------------- set-up
-def _run_decoder(plans: list[ScenePlan], quiet: bool) -> tuple[str | None, bool]:
-    """The one decoder the run loads (its scenes' choice) and whether SAM runs at all."""
+def _run_decoder(
+    plans: list[ScenePlan], config: SegmentConfig, model: str, sam_model
+) -> tuple[str | None, bool]:
+    """The one decoder the run loads, and whether SAM runs at all (not for ``index`` only).
+
+    The first scene's choice (:func:`geofloodsam.water.methods.choose`; a warning when other
+    scenes would pick another); a default name the package does not ship for ``model`` falls
+    back to ``pretrained``; a given ``sam_model`` keeps its own. Each plan's recorded choice
+    is set to what is loaded.
+    """
     wanted = [p.choice.decoder for p in plans if p.choice.method != "index"]
     if not wanted:
         return None, False
-    chosen = wanted[0]
-    others = sorted(set(wanted) - {chosen})
+    decoder = wanted[0]
+    others = sorted(set(wanted) - {decoder})
     if others:
         click.echo(
-            f"Warning: the scenes would each pick their own decoder ({chosen}, "
-            f"{', '.join(others)}); the run loads one: {chosen} for every scene (pass "
+            f"Warning: the scenes would each pick their own decoder ({decoder}, "
+            f"{', '.join(others)}); the run loads one: {decoder} for every scene (pass "
             "--decoder to choose, or run the sensors in separate commands).",
             err=True,
         )
-    return chosen, True
+    if config.decoder is None:  # a default: when shipped for this model
+        decoder = default_decoder(model, decoder)
+    if sam_model is not None:
+        decoder = getattr(sam_model, "decoder_name", decoder)
+    for plan in plans:  # run.json says what was loaded
+        if plan.choice.method != "index" and plan.choice.decoder != decoder:
+            plan.choice = dataclasses.replace(
+                plan.choice, decoder=decoder, reason=f"{plan.choice.reason}; loaded: {decoder}"
+            )
+    return decoder, True
 
 
 def _model_info(model) -> dict[str, Any]:
@@ -372,17 +389,7 @@ def segment(
                 plans = [plan_scene(0, scene, outdir, config, stretch_spec, reader)]
             for out in dict.fromkeys(p.out for p in plans):  # what killed runs left here
                 sweep_stale(out)
-            decoder, needs_model = _run_decoder(plans, quiet)
-            if config.decoder is None and decoder is not None:  # a default: when shipped
-                decoder = default_decoder(model, decoder)
-            if sam_model is not None:
-                decoder = getattr(sam_model, "decoder_name", decoder)
-            for plan in plans:  # run.json says what was loaded
-                if plan.choice.method != "index" and plan.choice.decoder != decoder:
-                    plan.choice = dataclasses.replace(
-                        plan.choice, decoder=decoder,
-                        reason=f"{plan.choice.reason}; loaded: {decoder}",
-                    )
+            decoder, needs_model = _run_decoder(plans, config, model, sam_model)
             cache_dir = make_workdir(plans[0].out, ".geofloodsam-embeddings-")
             try:
                 with _open_backend(
