@@ -414,6 +414,7 @@ def test_init_decoder_not_found(dataset, cache_dir, tmp_path):
     )
     assert result.exit_code != 0
     assert "nowhere.pt" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "d.pt").exists() and not list(tmp_path.glob("curves.*"))
 
 
 def test_chips_of_two_sensors_need_sensor(tmp_path, cache_dir, write_chip_set):
@@ -422,6 +423,7 @@ def test_chips_of_two_sensors_need_sensor(tmp_path, cache_dir, write_chip_set):
     result = CliRunner().invoke(main, _args(root, out, cache_dir))
     assert result.exit_code != 0 and "--sensor" in result.output, result.output
     assert "Traceback" not in result.output
+    assert not out.exists() and not (out.parent / "curves.csv").exists()
     first = result.output
     result = CliRunner().invoke(main, _args(root, out, cache_dir, "--sensor", "s1"))
     # the sensor is chosen: what is left is that 2 chips give no val split
