@@ -11,6 +11,12 @@ Scenes of ``sample_tiles/`` (``geofloodsam make-samples [OUTDIR]``)::
 
     make_samples(outdir)            # riverside_rgb.* and delta_4band.* (see sample_tiles/README.md)
 
+Each sample scene has a *before* scene (``<stem>_before.*``: the same land, lake, rivers and
+ponds at a lower water level, no flood) and the class truth of the pair
+(``<stem>_change_truth.tif``: 1 flood, 2 permanent water, 3 receded, 0 dry, 255 nodata).
+:func:`before_after` writes such a pair for any recipe; :func:`lake_river_scene` lays one out
+from a seed.
+
 Small generators for tests (write into any folder, return a :class:`SampleFiles`)::
 
     lake_scene(tmp_path)            # 2500x2500 RGB uint8, EPSG:32633, 2 m; one lake ~1500 px
@@ -57,6 +63,12 @@ DEEP = (0.022, 0.040, 0.058, 0.012)  # lake: dark blue-green, smooth
 SHALLOW = (0.040, 0.065, 0.065, 0.020)
 RIVER = (0.035, 0.058, 0.062, 0.018)
 FLOOD = (0.082, 0.074, 0.052, 0.030)  # turbid flood water over fields
+MUD = (0.115, 0.105, 0.080, 0.150)  # wet ground left by a lower water level (``before``)
+#: the ``before`` stage: rivers at this fraction of their width, the lake shore this many
+#: metres (at least 2 px) further in; no flood
+LOW_RIVER = 0.75
+LAKE_DROP_M = 12.0
+STAGES = ("after", "before")
 
 RGB_SCALE = 0.26  # reflectance shown as white in the uint8 RGB rendering
 RGB_GAMMA = 0.8
@@ -326,24 +338,45 @@ def paint(
     ponds: int = 0,
     valid: np.ndarray | None = None,
     fields: float = 1.0,
+    stage: str = "after",
 ) -> Painted:
-    """Paint land, then the lake, rivers with banks and floods, and ponds."""
+    """Paint land, then the lake, rivers with banks and floods, and ponds.
+
+    ``stage="before"`` paints the same land, lake, rivers and ponds (the same random draws)
+    at a lower water level and without the flood: rivers at :data:`LOW_RIVER` of their width,
+    the lake shore :data:`LAKE_DROP_M` further in, wet mud (:data:`MUD`) where the water
+    will be.
+    """
+    if stage not in STAGES:
+        raise GeofloodsamError(f"stage must be one of {', '.join(STAGES)}, got {stage!r}.")
+    before = stage == "before"
     rng = np.random.default_rng(seed)
     h, w = shape
     m = 1.0 / metres
     refl = paint_land(shape, rng, metres, fields)
     water = np.zeros(shape, bool)
+    occupied = water  # the water of the ``after`` stage: what the layout is placed around
+    if before:
+        occupied = np.zeros(shape, bool)
     flood = np.zeros(shape, bool)
+    mud = np.array(MUD, np.float32)[:, None]
     lake_area = None
     if lake is not None:
         lake_area = lake_mask(shape, lake, rng)
         shore = ndimage.distance_transform_edt(lake_area).astype(np.float32)
-        depth = np.clip(shore / (60 * m + 8), 0, 1)[lake_area]
+        lake_now = lake_area
+        if before:
+            occupied |= lake_area
+            lake_now = shore > max(2.0, LAKE_DROP_M * m)
+        depth = np.clip(shore / (60 * m + 8), 0, 1)[lake_now]
         deep, shallow = np.array(DEEP, np.float32), np.array(SHALLOW, np.float32)
         ring = ndimage.binary_dilation(lake_area, iterations=max(2, int(10 * m))) & ~lake_area
         refl[:, ring] = np.array(REEDS, np.float32)[:, None]
-        refl[:, lake_area] = deep[:, None] * depth + shallow[:, None] * (1 - depth)
-        water |= lake_area
+        if before:
+            refl[:, lake_area & ~lake_now] = mud
+        refl[:, lake_now] = deep[:, None] * depth + shallow[:, None] * (1 - depth)
+        water |= lake_now
+        lake_area = lake_now
     centerlines = []
     for spec in rivers:
         line = river_centerline(shape, spec, rng)
@@ -353,10 +386,10 @@ def paint(
         dist, nearest = distance_to(shape, line, s)
         nearest = nearest.astype(np.int64)
         half = widths[nearest] / 2
-        channel = (dist <= half) & ~water
-        bank = (dist <= half + 3 + 2 * m) & ~channel & ~water
+        channel = (dist <= half) & ~occupied
+        bank = (dist <= half + 3 + 2 * m) & ~channel & ~occupied
         trees = (dist <= half + 8 + 30 * m * (1 + fbm(shape, 200 * m, rng, 3))) & ~channel
-        trees &= ~water
+        trees &= ~occupied
         crowns = canopy_texture(shape, rng, metres)
         refl[:, trees] = np.array(FOREST, np.float32)[:, None] * crowns[trees]
         refl[:, bank] = np.array(SAND, np.float32)[:, None]
@@ -369,16 +402,24 @@ def paint(
             # ground rises away from the river, with bumps: water fills what lies low
             ground = dist / spec.flood_reach + 0.45 * fbm(shape, 0.7 * spec.flood_reach, rng)
             wet = zone & (ground < spec.flood)
-            wet &= ~channel & ~water
+            wet &= ~channel & ~occupied
             wet = ndimage.binary_opening(wet, iterations=3)
             # keep the flooded land that touches the channel (a flood spreads from the river)
             labels, _ = ndimage.label(wet | channel)
             touching = np.unique(labels[channel])
             wet &= np.isin(labels, touching[touching > 0])
-            under = refl[:, wet]
-            refl[:, wet] = 0.85 * np.array(FLOOD, np.float32)[:, None] + 0.15 * under * 0.5
-            flood |= wet
-            water |= wet
+            if before:
+                occupied |= wet
+            else:
+                under = refl[:, wet]
+                refl[:, wet] = 0.85 * np.array(FLOOD, np.float32)[:, None] + 0.15 * under * 0.5
+                flood |= wet
+                water |= wet
+        if before:
+            occupied |= channel
+            low = channel & (dist <= LOW_RIVER * half)
+            refl[:, channel & ~low] = mud
+            channel = low
         refl[:, channel] = np.array(RIVER, np.float32)[:, None]
         water |= channel
     pond_list = []
@@ -392,7 +433,7 @@ def paint(
         cx, cy = rng.uniform(edge, w - edge), rng.uniform(edge, h - edge)
         y0, y1 = max(0, int(cy - 3 * r)), min(h, int(cy + 3 * r) + 1)
         x0, x1 = max(0, int(cx - 3 * r)), min(w, int(cx + 3 * r) + 1)
-        if water[y0:y1, x0:x1].any():
+        if occupied[y0:y1, x0:x1].any():
             continue
         if valid is not None and not valid[int(cy), int(cx)]:
             continue
@@ -407,6 +448,8 @@ def paint(
         sub = (slice(y0, y1), slice(x0, x1))
         refl[(slice(None), *sub)][:, disk] = np.array(DEEP, np.float32)[:, None] * 1.15
         water[sub] |= disk
+        if before:
+            occupied[sub] |= disk
         pond_list.append((float(cx), float(cy), float(r)))
     if valid is None:
         valid = np.ones(shape, bool)
@@ -628,6 +671,7 @@ def synthetic_scene(
     fields: float = 1.0,
     prompts: bool = True,
     overviews: tuple[int, ...] = (),
+    stage: str = "after",
 ) -> SampleFiles:
     """Paint and write one scene; see the module docstring.
 
@@ -635,6 +679,8 @@ def synthetic_scene(
     reflectance x 10000, deflate, nodata 0). ``valid`` (h, w bool) marks the imaged area;
     pixels outside it are nodata (``4band`` only). ``origin`` is the top-left corner in ``crs``.
     ``fields`` scales field sizes; ``overviews`` are internal overview factors (nearest).
+    ``stage="before"``: the same place at a lower water level and without the flood (see
+    :func:`paint`).
     """
     if kind not in ("rgb", "4band"):
         raise GeofloodsamError(f"sample kind must be 'rgb' or '4band', got {kind!r}.")
@@ -642,7 +688,7 @@ def synthetic_scene(
         raise GeofloodsamError("a nodata region needs kind='4band' (JPEG RGB has no nodata).")
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
-    painted = paint((height, width), seed, metres, lake, rivers, ponds, valid, fields)
+    painted = paint((height, width), seed, metres, lake, rivers, ponds, valid, fields, stage)
     transform = Affine(metres, 0.0, origin[0], 0.0, -metres, origin[1])
     image = outdir / f"{stem}.tif"
     truth_path = outdir / f"{stem}_truth.tif"
@@ -688,20 +734,52 @@ def lake_scene(
 
 
 def river_scene(
-    outdir: str | Path, width: int = 1500, height: int = 1200, seed: int = 1, *, stem: str = "river"
+    outdir: str | Path, width: int = 1500, height: int = 1200, seed: int = 1, *,
+    stem: str = "river", stage: str = "after",
 ) -> SampleFiles:
     """A small RGB scene: a river across it with flooded fields, and two ponds (no lake)."""
     river = RiverSpec(-20, height * 0.45, 0.0, width=36, wavelength=600, flood=0.6)
-    return synthetic_scene(outdir, stem, width, height, seed, rivers=(river,), ponds=2)
+    return synthetic_scene(
+        outdir, _stage_stem(stem, stage), width, height, seed, rivers=(river,), ponds=2,
+        stage=stage,
+    )
 
 
-def riverside_rgb(outdir: str | Path) -> SampleFiles:
+def lake_river_scene(
+    outdir: str | Path, seed: int, width: int = 1600, height: int = 1400, *,
+    stem: str | None = None, stage: str = "after",
+) -> SampleFiles:
+    """An RGB scene (2 m, EPSG:32633) whose lake, flooded river and ponds are laid out by
+    ``seed``: the generator of before/after pairs beyond the two committed ones."""
+    rng = np.random.default_rng([seed, 22])
+    lake = LakeSpec(
+        width * rng.uniform(0.55, 0.8), height * rng.uniform(0.15, 0.35),
+        width * rng.uniform(0.12, 0.2), height * rng.uniform(0.1, 0.16),
+        angle=rng.uniform(-0.5, 0.5),
+    )
+    river = RiverSpec(
+        -20, height * rng.uniform(0.55, 0.75), rng.uniform(-0.2, 0.1),
+        width=rng.uniform(30, 44), wavelength=rng.uniform(550, 800), flood=rng.uniform(0.55, 0.65),
+    )
+    return synthetic_scene(
+        outdir, _stage_stem(stem or f"pair{seed}", stage), width, height, seed,
+        lake=lake, rivers=(river,), ponds=3, stage=stage,
+    )
+
+
+def _stage_stem(stem: str, stage: str) -> str:
+    """``stem`` for the after scene, ``<stem>_before`` for the before scene."""
+    return stem if stage == "after" else f"{stem}_before"
+
+
+def riverside_rgb(outdir: str | Path, stage: str = "after") -> SampleFiles:
     """``riverside_rgb``: 3000x2400 RGB uint8, EPSG:32633, 2 m (see sample_tiles/README.md)."""
     lake = LakeSpec(2050, 720, 820, 560, angle=0.25, roughness=0.12)
     river = RiverSpec(-30, 1750, -0.12, width=42, wavelength=760, amplitude=1.15, flood=0.62)
     return synthetic_scene(
-        outdir, "riverside_rgb", 3000, 2400, seed=3, metres=2.0, crs="EPSG:32633",
-        origin=(604000.0, 5052000.0), kind="rgb", lake=lake, rivers=(river,), ponds=4,
+        outdir, _stage_stem("riverside_rgb", stage), 3000, 2400, seed=3, metres=2.0,
+        crs="EPSG:32633", origin=(604000.0, 5052000.0), kind="rgb", lake=lake, rivers=(river,),
+        ponds=4, stage=stage,
     )
 
 
@@ -713,7 +791,7 @@ def delta_valid(width: int, height: int) -> np.ndarray:
     return left & corner
 
 
-def delta_4band(outdir: str | Path) -> SampleFiles:
+def delta_4band(outdir: str | Path, stage: str = "after") -> SampleFiles:
     """``delta_4band``: 2600x2000 uint16 R,G,B,NIR, EPSG:32617, 10 m, nodata border."""
     width, height = 2600, 2000
     lake = LakeSpec(1480, 1360, 840, 470, angle=-0.08, roughness=0.14)
@@ -723,21 +801,58 @@ def delta_4band(outdir: str | Path) -> SampleFiles:
         RiverSpec(1500, -30, math.pi / 2 + 0.35, width=22, wavelength=420, amplitude=0.8),
     )
     return synthetic_scene(
-        outdir, "delta_4band", width, height, seed=7, metres=10.0, crs="EPSG:32617",
-        origin=(412000.0, 3312000.0), kind="4band", lake=lake, rivers=rivers, ponds=5,
-        valid=delta_valid(width, height), fields=1.8, overviews=(4, 16),
+        outdir, _stage_stem("delta_4band", stage), width, height, seed=7, metres=10.0,
+        crs="EPSG:32617", origin=(412000.0, 3312000.0), kind="4band", lake=lake, rivers=rivers,
+        ponds=5, valid=delta_valid(width, height), fields=1.8, overviews=(4, 16), stage=stage,
     )
 
 
 SAMPLES = {"riverside_rgb": riverside_rgb, "delta_4band": delta_4band}
 
 
+def change_classes(after: np.ndarray, before: np.ndarray) -> np.ndarray:
+    """uint8 change classes of two water truths on one grid (1 water, 0 dry, 255 nodata):
+    1 flood (water after only), 2 permanent water, 3 receded (water before only), 0 dry,
+    255 nodata in either."""
+    a, b = after == 1, before == 1
+    out = np.zeros(after.shape, np.uint8)
+    out[a & ~b] = 1
+    out[a & b] = 2
+    out[~a & b] = 3
+    out[(after == 255) | (before == 255)] = 255
+    return out
+
+
+def write_change_truth(after: SampleFiles, before: SampleFiles, path: str | Path) -> Path:
+    """Write the class truth of a before/after pair (same grid) to ``path``; return it."""
+    import rasterio
+
+    with rasterio.open(after.truth) as a, rasterio.open(before.truth) as b:
+        classes = change_classes(a.read(1), b.read(1))
+    path = Path(path)
+    write_geotiff(path, classes[None], after.crs, after.transform, nodata=255)
+    return path
+
+
+def before_after(
+    make, outdir: str | Path, *args, **kwargs
+) -> tuple[SampleFiles, SampleFiles, Path]:
+    """Write a scene made by ``make`` (a recipe taking ``stage=``), its before scene and
+    the class truth ``<stem>_change_truth.tif``; return (after, before, class truth)."""
+    after = make(outdir, *args, stage="after", **kwargs)
+    before = make(outdir, *args, stage="before", **kwargs)
+    truth = write_change_truth(after, before, Path(outdir) / f"{after.image.stem}_change_truth.tif")
+    return after, before, truth
+
+
 def make_samples(outdir: str | Path) -> list[Path]:
-    """Write every sample scene into ``outdir``; return the files written."""
+    """Write every sample scene and its before scene into ``outdir``; return the files."""
     outdir = Path(outdir)
     written: list[Path] = []
     for make in SAMPLES.values():
-        files = make(outdir)
-        written += [p for p in (files.image, files.truth, files.prompts_utm, files.prompts_4326)
-                    if p is not None]
+        after, before, truth = before_after(make, outdir)
+        for files in (after, before):
+            written += [p for p in (files.image, files.truth, files.prompts_utm,
+                                    files.prompts_4326) if p is not None]
+        written.append(truth)
     return written

@@ -67,7 +67,7 @@ def test_make_samples_regenerates_the_committed_files(tmp_path):
 
 def test_folder_stays_small():
     sizes = {p.name: p.stat().st_size for p in sample_files()}
-    assert len(sizes) == 4 * len(STEMS)
+    assert len(sizes) == 9 * len(STEMS)  # after and before: scene, truth, 2 prompts; classes
     assert max(sizes.values()) < 4e6 and sum(sizes.values()) < 12e6
 
 
@@ -235,3 +235,35 @@ def test_mobile_sam_segments_the_lake(vit_t, stem):
     iou = (water & (truth == 1) & ok).sum() / ((water | (truth == 1)) & ok).sum()
     print(f"{stem}: MobileSAM IoU with one lake point on crop ({c0}, {r0}) = {iou:.4f}")
     assert iou > 0.85
+
+
+# --------------------------------------------------------------------------- before scenes
+@pytest.mark.parametrize("stem", STEMS)
+def test_before_scene_is_the_same_place_with_lower_water_and_no_flood(stem):
+    after, before = read_truth(stem), read_truth(f"{stem}_before")
+    with rasterio.open(SAMPLE_DIR / f"{stem}_change_truth.tif") as ds:
+        classes = ds.read(1)
+    assert ((after == 255) == (before == 255)).all()
+    water_a, water_b = after == 1, before == 1
+    assert not (water_b & ~water_a).any(), "before water lies inside the after water"
+    assert water_b.sum() < 0.97 * water_a.sum()
+    expected = samples.change_classes(after, before)
+    assert (classes == expected).all()
+    assert {1, 2}.issubset(set(np.unique(classes).tolist()))
+    with rasterio.open(SAMPLE_DIR / f"{stem}.tif") as a, rasterio.open(
+        SAMPLE_DIR / f"{stem}_before.tif"
+    ) as b:
+        assert (a.crs, a.transform, a.shape) == (b.crs, b.transform, b.shape)
+        pa, pb = a.read(1), b.read(1)
+    dry = (after == 0) & (before == 0)
+    assert np.mean(np.abs(pa[dry].astype(int) - pb[dry].astype(int)) <= 2) > 0.97  # JPEG
+
+
+def test_pair_generator_is_seeded(tmp_path):
+    one = samples.before_after(samples.lake_river_scene, tmp_path / "a", 5, 600, 500)
+    two = samples.before_after(samples.lake_river_scene, tmp_path / "b", 5, 600, 500)
+    for x, y in zip((one[0].image, one[1].image, one[2]), (two[0].image, two[1].image, two[2]),
+                    strict=True):
+        assert sha256_file(x) == sha256_file(y)
+    with rasterio.open(one[2]) as ds:
+        assert set(np.unique(ds.read(1)).tolist()) >= {0, 1, 2}
