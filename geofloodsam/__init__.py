@@ -3,7 +3,7 @@
 The public API, imported on first use (``import geofloodsam`` itself loads neither torch nor
 GDAL)::
 
-    from geofloodsam import load_model, segment, finetune, evaluate, evaluate_raster
+    from geofloodsam import load_model, segment, flood, finetune, evaluate, evaluate_raster
 
 The package follows the data flow, one subpackage per step or activity; each may import
 only the ones listed before it (``tests/test_layout.py`` checks this):
@@ -25,6 +25,7 @@ only the ones listed before it (``tests/test_layout.py`` checks this):
 ``evaluation``      metrics, scoring decoders x prompts, reports; scoring a georeferenced mask
 ``training``        fine-tuning the mask decoder
 ``segmentation``    the ``segment`` pipeline: plan, run the tiles (in-process or Dask), finish
+``change``          ``flood``: both dates mapped as ``segment`` maps them, compared on one grid
 ``cli``             the ``geofloodsam`` command
 ==================  =========================================================================
 """
@@ -40,6 +41,7 @@ __version__ = "0.1.0"
 _API = {
     "load_model": "geofloodsam.model.sam:load_model",
     "segment": "geofloodsam.segmentation.pipeline:segment",
+    "flood": "geofloodsam.change.pipeline:flood",
     "finetune": "geofloodsam.training.finetune:finetune",
     "evaluate": "geofloodsam.evaluation.evaluate:evaluate",
     "evaluate_raster": "geofloodsam.evaluation.raster:evaluate_raster",

@@ -15,10 +15,10 @@ PACKAGE = Path(__file__).resolve().parents[1] / "geofloodsam"
 #: bottom to top: each may import only itself and those before it
 LAYERS = (
     "errors", "progress", "files", "qgis", "geo", "raster", "vector", "weights", "model",
-    "tiles", "stitch", "datasets", "water", "evaluation", "training", "segmentation", "cli",
+    "tiles", "stitch", "datasets", "water", "evaluation", "training", "segmentation", "change", "cli",
 )
 #: siblings that must not import each other although one is listed before the other
-APART = {"segmentation": ("evaluation", "training")}
+APART = {"segmentation": ("evaluation", "training"), "change": ("evaluation", "training")}
 
 
 def _modules() -> dict[str, Path]:
@@ -119,7 +119,7 @@ def test_command_line_and_package_load_without_torch(code: str) -> None:
 def test_public_api_is_lazy_and_complete() -> None:
     import geofloodsam
 
-    for name in ("load_model", "segment", "finetune", "evaluate", "evaluate_raster"):
+    for name in ("load_model", "segment", "flood", "finetune", "evaluate", "evaluate_raster"):
         assert callable(getattr(geofloodsam, name)), name
         assert name in dir(geofloodsam)
     with pytest.raises(AttributeError):

@@ -31,6 +31,7 @@ from geofloodsam.errors import GeofloodsamError
 COMMANDS: dict[str, str] = {
     "weights": "geofloodsam.cli.weights:weights",
     "segment": "geofloodsam.cli.segment:segment",
+    "flood": "geofloodsam.cli.flood:flood",
     "finetune": "geofloodsam.cli.finetune:finetune",
     "evaluate": "geofloodsam.cli.evaluate:evaluate",
     "evaluate-raster": "geofloodsam.cli.evaluate:evaluate_raster",

@@ -8,6 +8,10 @@
   "GeoPackage v1.4.0 may only be partially supported" about newer GDAL's default) and
   carries a default layer style in the QGIS ``layer_styles`` table (:func:`add_gpkg_style`):
   flood polygons in translucent blue, in QML and SLD, ``useAsDefault`` = 1.
+* ``flood``'s class raster (:data:`CHANGE_CLASSES`: flood red-orange, permanent water blue,
+  receded yellow, dry transparent) gets the same treatment (:func:`style_classes`,
+  :func:`write_classes_qml`), and each class's polygon layer its colour
+  (:func:`add_gpkg_style` with ``fill``/``outline``).
 
 Pure standard library + rasterio: nothing of QGIS is imported.
 """
@@ -30,6 +34,14 @@ OUTLINE_RGB = (0, 70, 200)
 #: dataset creation options of the GeoPackage (pyogrio ``dataset_options``)
 GPKG_OPTIONS = {"VERSION": "1.2"}
 STYLE_NAME = "geofloodsam flood"
+#: ``flood``'s class raster: value -> (name, RGBA); 255 is nodata (clear)
+CHANGE_CLASSES: dict[int, tuple[str, tuple[int, int, int, int]]] = {
+    0: ("dry", (255, 255, 255, 0)),
+    1: ("flood", (255, 85, 0, 255)),
+    2: ("permanent_water", (30, 120, 255, 255)),
+    3: ("receded", (255, 220, 0, 255)),
+}
+CHANGE_NODATA = 255
 
 _HEADER = "<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>"
 
@@ -68,6 +80,44 @@ def mask_qml() -> str:
 """
 
 
+def style_classes(dataset) -> None:
+    """Give band 1 of an open (writable) class raster its colour table."""
+    colors = {value: rgba for value, (_, rgba) in CHANGE_CLASSES.items()}
+    dataset.write_colormap(1, {**colors, CHANGE_NODATA: (0, 0, 0, 0)})
+
+
+def _paletted_qml(entries: list[tuple[int, tuple[int, int, int, int], str]]) -> str:
+    lines = "\n".join(
+        f'        <paletteEntry value="{value}" color="{_hex(rgba)}" alpha="{rgba[3]}" '
+        f'label="{label}"/>'
+        for value, rgba, label in entries
+    )
+    return f"""{_HEADER}
+<qgis version="3.22.0" styleCategories="Symbology">
+  <pipe>
+    <rasterrenderer type="paletted" opacity="1" alphaBand="-1" band="1" nodataColor="">
+      <rasterTransparency/>
+      <colorPalette>
+{lines}
+      </colorPalette>
+    </rasterrenderer>
+  </pipe>
+</qgis>
+"""
+
+
+def classes_qml() -> str:
+    """The QGIS raster style of the class raster: paletted, dry transparent."""
+    return _paletted_qml([(v, rgba, name) for v, (name, rgba) in CHANGE_CLASSES.items()])
+
+
+def write_classes_qml(path: str | Path) -> Path:
+    """Write :func:`classes_qml` to ``path`` (the class raster's name with ``.qml``)."""
+    path = Path(path)
+    path.write_text(classes_qml(), encoding="utf-8")
+    return path
+
+
 def write_mask_qml(path: str | Path) -> Path:
     """Write :func:`mask_qml` to ``path`` (the mask's name with ``.qml``); return it."""
     path = Path(path)
@@ -75,12 +125,12 @@ def write_mask_qml(path: str | Path) -> Path:
     return path
 
 
-def polygon_qml() -> str:
+def polygon_qml(fill: tuple[int, ...] = FILL_RGBA, outline: tuple[int, ...] = OUTLINE_RGB) -> str:
     """The QGIS vector style of the flood polygons: a translucent blue single-symbol fill."""
     props = {
-        "color": _rgba(FILL_RGBA),
+        "color": _rgba(fill),
         "style": "solid",
-        "outline_color": _rgba((*OUTLINE_RGB, 255)),
+        "outline_color": _rgba((*outline[:3], 255)),
         "outline_style": "solid",
         "outline_width": "0.4",
         "outline_width_unit": "MM",
@@ -107,9 +157,11 @@ def polygon_qml() -> str:
 """
 
 
-def polygon_sld(layer: str) -> str:
+def polygon_sld(
+    layer: str, fill: tuple[int, ...] = FILL_RGBA, outline: tuple[int, ...] = OUTLINE_RGB
+) -> str:
     """The same polygon style as OGC SLD 1.1 (for other clients of ``layer_styles``)."""
-    opacity = round(FILL_RGBA[3] / 255, 3)
+    opacity = round(fill[3] / 255, 3)
     return f"""<?xml version="1.0" encoding="UTF-8"?>
 <StyledLayerDescriptor xmlns="http://www.opengis.net/sld" xmlns:se="http://www.opengis.net/se"
  xmlns:ogc="http://www.opengis.net/ogc" version="1.1.0">
@@ -122,11 +174,11 @@ def polygon_sld(layer: str) -> str:
           <se:Name>flood</se:Name>
           <se:PolygonSymbolizer>
             <se:Fill>
-              <se:SvgParameter name="fill">{_hex(FILL_RGBA)}</se:SvgParameter>
+              <se:SvgParameter name="fill">{_hex(fill)}</se:SvgParameter>
               <se:SvgParameter name="fill-opacity">{opacity}</se:SvgParameter>
             </se:Fill>
             <se:Stroke>
-              <se:SvgParameter name="stroke">{_hex(OUTLINE_RGB)}</se:SvgParameter>
+              <se:SvgParameter name="stroke">{_hex(outline)}</se:SvgParameter>
               <se:SvgParameter name="stroke-width">1</se:SvgParameter>
             </se:Stroke>
           </se:PolygonSymbolizer>
@@ -148,8 +200,13 @@ CREATE TABLE IF NOT EXISTS layer_styles (
 )"""
 
 
-def add_gpkg_style(path: str | Path, layer: str) -> None:
+def add_gpkg_style(
+    path: str | Path, layer: str, fill: tuple[int, ...] = FILL_RGBA,
+    outline: tuple[int, ...] = OUTLINE_RGB,
+) -> None:
     """Store the flood polygon style as ``layer``'s default in the GeoPackage's ``layer_styles``.
+
+    ``fill`` (RGBA) and ``outline`` (RGB) colour it (default: translucent blue).
 
     The table is the one QGIS itself writes (registered in ``gpkg_contents`` as an
     attributes table); an older default style of the layer stops being the default.
@@ -174,7 +231,8 @@ def add_gpkg_style(path: str | Path, layer: str) -> None:
             "f_geometry_column, styleName, styleQML, styleSLD, useAsDefault, description, "
             "owner, ui, update_time) VALUES ('', '', ?, ?, ?, ?, ?, 1, ?, '', NULL, ?)",
             (
-                layer, row[0], STYLE_NAME, polygon_qml(), polygon_sld(layer),
+                layer, row[0], STYLE_NAME, polygon_qml(fill, outline),
+                polygon_sld(layer, fill, outline),
                 "flood polygons written by geofloodsam", now,
             ),
         )
