@@ -15,7 +15,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "geofloodsam"
 #: bottom to top: each may import only itself and those before it
 LAYERS = (
     "errors", "progress", "files", "qgis", "geo", "raster", "vector", "weights", "model",
-    "tiles", "stitch", "datasets", "water", "evaluation", "training", "segmentation", "change", "cli",
+    "tiles", "stitch", "datasets", "water", "evaluation", "training", "segmentation", "change",
+    "cli",
 )
 #: siblings that must not import each other although one is listed before the other
 APART = {"segmentation": ("evaluation", "training"), "change": ("evaluation", "training")}
