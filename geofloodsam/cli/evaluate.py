@@ -132,9 +132,12 @@ def evaluate(
               help="Truth value to exclude (default: the raster's nodata), e.g. -1.")
 @click.option("-o", "--output", "out_dir", default="evaluation", show_default=True,
               type=click.Path(path_type=Path, file_okay=False), help="Report folder.")
+@click.option("--classes", "classes", default=None, metavar="VALUES",
+              help="Score a class raster (`flood`'s <stem>_change.tif) against a class truth "
+              "per class, e.g. 1,2,3 (flood, permanent water, receded).")
 @quiet_option("No progress bar.")
 def evaluate_raster(
-    pred_path, truth_path, truth_water_values, truth_nodata, out_dir, quiet
+    pred_path, truth_path, truth_water_values, truth_nodata, out_dir, classes, quiet
 ) -> None:
     """Score a georeferenced water mask (1 water, 0 dry, 255 nodata) against a truth raster.
 
@@ -146,6 +149,9 @@ def evaluate_raster(
     from geofloodsam.evaluation.report import check_output_dir
 
     check_output_dir(out_dir)  # before the evaluation: a bad -o is found first
+    if classes is not None:
+        _evaluate_classes(pred_path, truth_path, classes, out_dir, quiet)
+        return
     values = _numbers(truth_water_values, "--truth-water-values")
     score = run(pred_path, truth_path, values, truth_nodata, progress=not quiet)
     table = write_raster_report(score, out_dir, pred_path, truth_path)
@@ -155,4 +161,21 @@ def evaluate_raster(
         f"Recall {row.recall:.3f}  water: predicted {score.pred_water_m2 / 1e6:.4f} km², "
         f"true {score.truth_water_m2 / 1e6:.4f} km²"
     )
+    click.echo(f"report: {Path(out_dir) / 'report.md'}")
+
+
+def _evaluate_classes(pred_path, truth_path, classes, out_dir, quiet) -> None:
+    from geofloodsam.evaluation.raster import evaluate_classes, write_class_report
+
+    values = _numbers(classes, "--classes", int)
+    if not values:
+        raise GeofloodsamError("--classes needs class values, e.g. 1,2,3.")
+    scores = evaluate_classes(pred_path, truth_path, values, progress=not quiet)
+    table = write_class_report(scores, out_dir, pred_path, truth_path)
+    for row in table.to_dict("records"):
+        click.echo(
+            f"{row['class']:>16} ({row['value']})  IoU {row['iou']:.3f}  Dice {row['dice']:.3f}  "
+            f"Precision {row['precision']:.3f}  Recall {row['recall']:.3f}  predicted "
+            f"{row['pred_m2'] / 1e6:.4f} km², true {row['truth_m2'] / 1e6:.4f} km²"
+        )
     click.echo(f"report: {Path(out_dir) / 'report.md'}")

@@ -248,3 +248,111 @@ def write_raster_report(
             raster_markdown(score, table, pred_path, truth_path), encoding="utf-8"
         )
     return table
+
+
+# --------------------------------------------------------------------------- class rasters
+@dataclass
+class ClassScore:
+    """One class of a class raster scored against a class truth (the pixels of that class
+    against the truth's pixels of that class, where both rasters have data)."""
+
+    value: int
+    name: str
+    tp: int
+    fp: int
+    fn: int
+    tn: int
+    pred_m2: float
+    truth_m2: float
+
+    @property
+    def confusion(self) -> Confusion:
+        """The counts as a :class:`~geofloodsam.evaluation.metrics.Confusion`."""
+        return Confusion(self.tp, self.fp, self.fn, self.tn)
+
+
+def evaluate_classes(
+    pred_path: str | Path,
+    truth_path: str | Path,
+    classes: Sequence[int] = (1, 2, 3),
+    tolerance: float = 0.125,
+    progress: bool = False,
+) -> list[ClassScore]:
+    """Score each of ``classes`` of a class raster (``flood``'s: 1 flood, 2 permanent water,
+    3 receded, 0 dry, 255 nodata) against a class truth with the same codes.
+
+    The truth is warped onto the prediction's grid (nearest), both are read row band by row
+    band; pixels that are nodata (255, the raster's nodata or masked) in either are excluded.
+    """
+    from rasterio.enums import Resampling
+    from rasterio.vrt import WarpedVRT
+
+    from geofloodsam.progress import tqdm_auto as tqdm
+    from geofloodsam.qgis.style import CHANGE_CLASSES, CHANGE_NODATA
+
+    with _open(pred_path, "prediction") as pred, _open(truth_path, "truth") as truth:
+        _check_overlap(pred, truth, pred_path, truth_path)
+        options = {"crs": pred.crs, "transform": pred.transform, "width": pred.width,
+                   "height": pred.height, "resampling": Resampling.nearest, "add_alpha": True,
+                   "tolerance": max(float(tolerance), 1e-9)}
+        if truth.nodata is not None:
+            options["src_nodata"] = truth.nodata
+        areas = row_pixel_areas(pred.transform, pred.crs, pred.width, 0, pred.height)
+        counts = {c: Confusion() for c in classes}
+        sums = {c: np.zeros(2) for c in classes}
+        n_valid = 0
+        with WarpedVRT(truth, **options) as aligned:
+            windows = list(_windows(pred.height, pred.width))
+            for win in tqdm(windows, desc="evaluating", unit="band", disable=not progress):
+                pv = pred.read(1, window=win)
+                tv = aligned.read(1, window=win)
+                valid = (pred.read_masks(1, window=win) > 0) & (pv != CHANGE_NODATA)
+                valid &= (aligned.read_masks(1, window=win) > 0) & (tv != CHANGE_NODATA)
+                n_valid += int(np.count_nonzero(valid))
+                a = areas[win.row_off : win.row_off + win.height]
+                for c in classes:
+                    p, t = (pv == c) & valid, (tv == c) & valid
+                    counts[c] = counts[c] + confusion(p, t, valid)
+                    sums[c] += [float(np.count_nonzero(p, axis=1) @ a),
+                                float(np.count_nonzero(t, axis=1) @ a)]
+        if n_valid == 0:
+            raise GeofloodsamError(
+                f"no pixel has data in both {Path(pred_path).name} and {Path(truth_path).name}: "
+                "give a class truth of the same area."
+            )
+    return [
+        ClassScore(int(c), CHANGE_CLASSES.get(int(c), (f"class {c}",))[0], counts[c].tp,
+                   counts[c].fp, counts[c].fn, counts[c].tn, float(sums[c][0]),
+                   float(sums[c][1]))
+        for c in classes
+    ]
+
+
+def class_table(scores: Sequence[ClassScore], name: str) -> pd.DataFrame:
+    """``metrics.csv`` of a class evaluation: one row per class."""
+    rows = []
+    for s in scores:
+        row = {"model": name, "class": s.name, "value": s.value, **s.confusion.scores()}
+        row.update({k: v for k, v in asdict(s).items() if k not in ("name", "value")})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def write_class_report(
+    scores: Sequence[ClassScore], out_dir: str | Path, pred_path: str | Path,
+    truth_path: str | Path,
+) -> pd.DataFrame:
+    """Write ``metrics.csv`` and ``report.md`` (one row per class) atomically; return the table."""
+    table = class_table(scores, Path(pred_path).stem)
+    lines = ["| class | value | IoU | Dice | Precision | Recall | predicted km² | true km² |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines += [f"| {r['class']} | {r['value']} | {r['iou']:.4f} | {r['dice']:.4f} | "
+              f"{r['precision']:.4f} | {r['recall']:.4f} | {r['pred_m2'] / 1e6:.4f} | "
+              f"{r['truth_m2'] / 1e6:.4f} |" for r in table.to_dict("records")]
+    text = "\n".join(["# Class raster evaluation report", "",
+                      f"- **prediction**: `{pred_path}`", f"- **truth**: `{truth_path}`", "",
+                      *lines, ""])
+    with report.atomic_outputs(out_dir) as tmp:
+        report.write_csv(table, tmp / "metrics.csv")
+        (tmp / "report.md").write_text(text, encoding="utf-8")
+    return table
