@@ -1,9 +1,10 @@
 """``flood`` on two dates of the NAIP North Dakota series: the figure and the pixel check.
 
-    python benchmarks/flood_naip.py AFTER_DATE BEFORE_DATE [--out DIR] [--png docs/flood/naip.png]
+    python benchmarks/flood_naip.py AFTER_DATE BEFORE_DATE [--out DIR] [--png FILE]
 
-(``../shared`` beside the repository, or ``$GEOFLOODSAM_SHARED``). Runs ``geofloodsam flood`` (promptless, package defaults, threads 1, --save-water) on
-``../shared/data/geo/naip-north-dakota/m_4709963_se_14_1_<date>.tif``, then:
+Runs ``flood`` (promptless, package defaults, threads 1, --save-water) on
+``../shared/data/geo/naip-north-dakota/m_4709963_se_14_1_<date>.tif`` (``../shared`` beside
+the repository, or ``$GEOFLOODSAM_SHARED``), then:
 
 - checks that the flood area equals the after-water minus the water shared with before, to
   the pixel: BEFORE's saved mask is reprojected onto AFTER's grid here with

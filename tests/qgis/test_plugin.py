@@ -50,6 +50,11 @@ if args[0] == "segment" and mode != "nothing":
     for suffix in ("_mask.tif", "_mask.qml", "_flood.gpkg", "_run.json"):
         with open(os.path.join(out, stem + suffix), "w") as f:
             f.write(suffix + " " + " ".join(args))
+if args[0] == "flood" and mode != "nothing":
+    stem = os.path.splitext(os.path.basename(args[1]))[0]
+    for suffix in ("_change.tif", "_change.qml", "_change.gpkg", "_change_run.json"):
+        with open(os.path.join(out, stem + suffix), "w") as f:
+            f.write(suffix + " " + " ".join(args))
 if args[0] == "evaluate-raster":
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "metrics.csv"), "w") as f:
@@ -231,6 +236,30 @@ def test_segment_to_leaves_nothing_when_the_cli_fails(fake_cli, scene, tmp_path,
             with tasks.work_folder(out / "m.tif") as work:
                 tasks.segment_to(fake_cli, scene, out / "m.tif", out / "p.gpkg", work)
         assert list(out.iterdir()) == []
+
+
+def test_flood_to_moves_the_outputs_to_the_chosen_paths(fake_cli, scene, tmp_path) -> None:
+    classes, polys = tmp_path / "a" / "classes.tif", tmp_path / "b" / "classes.gpkg"
+    with tasks.work_folder(classes) as work:
+        paths = tasks.flood_to(fake_cli, scene, classes, polys, work, before=scene,
+                               options={"method": "index", "change": "auto", "decoder": ""},
+                               allow_mixed_sensors=True)
+    assert not work.exists()
+    assert paths == {"classes": str(classes), "style": str(classes.with_suffix(".qml")),
+                     "polygons": str(polys), "run": str(classes.with_name("classes_run.json"))}
+    text = classes.read_text()
+    assert text.startswith("_change.tif flood ") and f"--before {scene}" in text
+    assert "--method index --change auto" in text and "--allow-mixed-sensors" in text
+    assert "--decoder" not in text
+    assert sorted(p.name for p in classes.parent.iterdir()) == [
+        "classes.qml", "classes.tif", "classes_run.json"]
+
+
+def test_flood_to_needs_before_or_reference(fake_cli, scene, tmp_path) -> None:
+    with pytest.raises(runner.RunError, match="exactly one"):
+        tasks.flood_to(fake_cli, scene, tmp_path / "c.tif", tmp_path / "p.gpkg", tmp_path)
+    with pytest.raises(ValueError, match="unknown flood option"):
+        tasks.flood_args(scene, tmp_path, scene, options={"tile": 3})
 
 
 def test_unknown_segment_option_is_refused(scene, tmp_path) -> None:

@@ -1,4 +1,5 @@
-"""Processing algorithms ``geofloodsam:segment`` and ``geofloodsam:evaluate_raster``.
+"""Processing algorithms ``geofloodsam:segment``, ``geofloodsam:flood`` and
+``geofloodsam:evaluate_raster``.
 
 Each one calls the geofloodsam CLI of the configured environment as a child process
 (:mod:`.tasks`, :mod:`.runner`): its progress goes to the feedback bar, its messages to the
@@ -18,11 +19,14 @@ from qgis.core import (
     QgsFields,
     QgsProcessing,
     QgsProcessingAlgorithm,
+    QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingLayerPostProcessorInterface,
     QgsProcessingOutputNumber,
+    QgsProcessingParameterBoolean,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFeatureSource,
+    QgsProcessingParameterFile,
     QgsProcessingParameterFolderDestination,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
@@ -243,6 +247,137 @@ def export_prompts(source, path: Path, context) -> Path:
         writer.addFeature(out)
     del writer  # flush and close
     return path
+
+
+class FloodAlgorithm(_Algorithm):
+    """Flood extent: water in AFTER that was dry in BEFORE (or in a reference water layer)."""
+
+    AFTER = "AFTER"
+    BEFORE = "BEFORE"
+    REFERENCE_WATER = "REFERENCE_WATER"
+    REFERENCE_MIN = "REFERENCE_MIN"
+    PROMPTS = "PROMPTS"
+    BEFORE_PROMPTS = "BEFORE_PROMPTS"
+    DECODER = "DECODER"
+    SENSOR = "SENSOR"
+    METHOD = "METHOD"
+    CHANGE = "CHANGE"
+    ALLOW_MIXED = "ALLOW_MIXED_SENSORS"
+    MIN_AREA = "MIN_AREA"
+    OUTPUT_CLASSES = "OUTPUT_CLASSES"
+    OUTPUT_POLYGONS = "OUTPUT_POLYGONS"
+
+    def name(self) -> str:
+        return "flood"
+
+    def displayName(self) -> str:
+        return "Flood extent (before / after)"
+
+    def createInstance(self):
+        return FloodAlgorithm()
+
+    def shortHelpString(self) -> str:
+        return (
+            "Maps water in AFTER and in BEFORE exactly as geofloodsam:segment does (same "
+            "method, sensor rules and decoder) and compares them on AFTER's grid; BEFORE may "
+            "have another CRS, resolution and extent. Instead of BEFORE, REFERENCE_WATER: a "
+            "water raster (water where the value >= REFERENCE_MIN, e.g. an occurrence layer in "
+            "percent) or water polygons. Writes the class raster (1 flood, 2 permanent water, 3 "
+            "receded, 0 dry, 255 nodata; styled) and the class polygons (GeoPackage layers "
+            "flood, permanent_water, receded), and the run record beside the raster."
+        )
+
+    def initAlgorithm(self, config=None) -> None:
+        self.addParameter(QgsProcessingParameterRasterLayer(self.AFTER, "After (flood) raster"))
+        self.addParameter(QgsProcessingParameterRasterLayer(
+            self.BEFORE, "Before raster (or give a reference water layer)", optional=True))
+        self.addParameter(QgsProcessingParameterFile(
+            self.REFERENCE_WATER, "Reference water (raster or polygons; instead of Before)",
+            optional=True))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.REFERENCE_MIN, "Reference raster: water where value >=",
+            QgsProcessingParameterNumber.Double, 1.0))
+        for key, label in ((self.PROMPTS, "Prompts of After"),
+                           (self.BEFORE_PROMPTS, "Prompts of Before")):
+            self.addParameter(QgsProcessingParameterFeatureSource(
+                key, f"{label} (water points, boxes); none: promptless",
+                [QgsProcessing.TypeVectorPoint, QgsProcessing.TypeVectorPolygon],
+                optional=True))
+        self.addParameter(QgsProcessingParameterString(
+            self.DECODER, "Decoder (empty: by sensor and method, as for segment)", "",
+            optional=True))
+        self.addParameter(QgsProcessingParameterEnum(
+            self.SENSOR, "Sensor (auto: detected)", options=list(tasks.SENSORS),
+            defaultValue=0))
+        self.addParameter(QgsProcessingParameterEnum(
+            self.METHOD, "Method (auto: as for segment)", options=list(tasks.METHODS),
+            defaultValue=0))
+        self.addParameter(QgsProcessingParameterEnum(
+            self.CHANGE, "Change (auto: log-ratio for Sentinel-1 pairs when measured, else "
+            "water)", options=list(tasks.CHANGES), defaultValue=0))
+        self.addParameter(QgsProcessingParameterBoolean(
+            self.ALLOW_MIXED, "Allow a radar scene against an optical one", False))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.MIN_AREA, "Drop class polygons below (m²)", QgsProcessingParameterNumber.Double,
+            0.0, minValue=0.0))
+        self.addParameter(QgsProcessingParameterRasterDestination(
+            self.OUTPUT_CLASSES, "Flood classes"))
+        self.addParameter(QgsProcessingParameterVectorDestination(
+            self.OUTPUT_POLYGONS, "Flood class polygons", QgsProcessing.TypeVectorPolygon))
+
+    def _prompts(self, parameters, key, context, work, feedback) -> Path | None:
+        source = self.parameterAsSource(parameters, key, context)
+        if source is None:
+            return None
+        feedback.pushInfo(f"{key}: {source.featureCount()} feature(s)")
+        return export_prompts(source, work / f"{key.lower()}.gpkg", context)
+
+    def processAlgorithm(self, parameters, context, feedback) -> dict:
+        after = raster_file(self.parameterAsRasterLayer(parameters, self.AFTER, context),
+                            "AFTER")
+        before_layer = self.parameterAsRasterLayer(parameters, self.BEFORE, context)
+        before = None if before_layer is None else raster_file(before_layer, "BEFORE")
+        reference = self.parameterAsFile(parameters, self.REFERENCE_WATER, context) or None
+        out_classes = self.parameterAsOutputLayer(parameters, self.OUTPUT_CLASSES, context)
+        out_polygons = self.parameterAsOutputLayer(parameters, self.OUTPUT_POLYGONS, context)
+        options = {
+            "decoder": self.parameterAsString(parameters, self.DECODER, context).strip(),
+            "sensor": tasks.SENSORS[self.parameterAsEnum(parameters, self.SENSOR, context)],
+            "method": tasks.METHODS[self.parameterAsEnum(parameters, self.METHOD, context)],
+            "change": tasks.CHANGES[self.parameterAsEnum(parameters, self.CHANGE, context)],
+            "reference_min": self.parameterAsDouble(parameters, self.REFERENCE_MIN, context),
+            "min_area": self.parameterAsDouble(parameters, self.MIN_AREA, context),
+        }
+        mixed = self.parameterAsBool(parameters, self.ALLOW_MIXED, context)
+        cmd = self._command(feedback)
+        try:
+            with tasks.work_folder(out_classes) as work:
+                prompts = self._prompts(parameters, self.PROMPTS, context, work, feedback)
+                before_prompts = self._prompts(parameters, self.BEFORE_PROMPTS, context, work,
+                                               feedback)
+                tasks.flood_to(cmd, after, out_classes, out_polygons, work, before, reference,
+                               prompts, before_prompts, options, mixed,
+                               **self._callbacks(feedback))
+        except Cancelled as exc:
+            feedback.reportError(str(exc))
+            return {}
+        except RunError as exc:
+            raise QgsProcessingException(str(exc)) from None
+        stem = Path(after).stem
+        if context.willLoadLayerOnCompletion(out_classes):
+            details = context.layerToLoadOnCompletionDetails(out_classes)
+            details.name = f"{stem} flood classes"
+            details.setPostProcessor(DefaultStyle.shared())
+        if context.willLoadLayerOnCompletion(out_polygons):
+            details = context.layerToLoadOnCompletionDetails(out_polygons)
+            details.name = f"{stem} flood"
+            details.setPostProcessor(DefaultStyle.shared())
+            for layer in tasks.FLOOD_LAYERS[1:]:  # the other class layers, styled too
+                extra = QgsProcessingContext.LayerDetails(
+                    f"{stem} {layer.replace('_', ' ')}", details.project, self.OUTPUT_POLYGONS)
+                extra.setPostProcessor(DefaultStyle.shared())
+                context.addLayerToLoadOnCompletion(f"{out_polygons}|layername={layer}", extra)
+        return {self.OUTPUT_CLASSES: out_classes, self.OUTPUT_POLYGONS: out_polygons}
 
 
 class EvaluateRasterAlgorithm(_Algorithm):

@@ -24,7 +24,7 @@ def command() -> list[str]:
 
 
 class GeofloodsamProvider(QgsProcessingProvider):
-    """Algorithms ``geofloodsam:segment`` and ``geofloodsam:evaluate_raster``."""
+    """Algorithms ``geofloodsam:segment``, ``:flood`` and ``:evaluate_raster``."""
 
     def id(self) -> str:
         return "geofloodsam"
@@ -53,9 +53,10 @@ class GeofloodsamProvider(QgsProcessingProvider):
             ProcessingConfig.removeSetting(EXECUTABLE_SETTING)
 
     def loadAlgorithms(self) -> None:
-        from .algorithms import EvaluateRasterAlgorithm, SegmentAlgorithm
+        from .algorithms import EvaluateRasterAlgorithm, FloodAlgorithm, SegmentAlgorithm
 
         self.addAlgorithm(SegmentAlgorithm())
+        self.addAlgorithm(FloodAlgorithm())
         self.addAlgorithm(EvaluateRasterAlgorithm())
 
     def supportedOutputRasterLayerExtensions(self) -> list[str]:

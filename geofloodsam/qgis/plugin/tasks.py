@@ -3,7 +3,9 @@
 ``segment`` writes ``<stem>_mask.tif``, ``<stem>_mask.qml`` and ``<stem>_flood.gpkg`` into
 ``-o OUTDIR``; :func:`segment_to` runs it into a hidden work folder beside the chosen mask
 path and moves the results to the paths the user chose (the style beside the mask), so a
-failed or cancelled run leaves nothing behind. Standard library only (runs in QGIS's Python).
+failed or cancelled run leaves nothing behind. :func:`flood_to` does the same for ``flood``
+(``<stem>_change.tif``, ``.qml``, ``<stem>_change.gpkg`` with the layers flood,
+permanent_water and receded). Standard library only (runs in QGIS's Python).
 """
 
 from __future__ import annotations
@@ -37,6 +39,15 @@ SEGMENT_FLAGS = {
     "min_area": "--min-area",
     "device": "--device",
 }
+#: flood options -> CLI flags (on top of segment's, less min_area's meaning: class polygons)
+FLOOD_FLAGS = {
+    **SEGMENT_FLAGS,
+    "reference_min": "--reference-min",
+    "change": "--change",
+}
+#: the class polygon layers ``flood`` writes, in order
+FLOOD_LAYERS = ("flood", "permanent_water", "receded")
+CHANGES = ("auto", "water", "log-ratio")
 
 
 @contextlib.contextmanager
@@ -126,6 +137,80 @@ def segment_to(
         "polygons": out_polygons,
     }
     for key in ("polygons", "style", "mask"):  # the mask last: it is what a reader looks for
+        _move(made[key], final[key])
+    return {k: str(v) for k, v in final.items()}
+
+
+def flood_args(
+    after: str | Path, outdir: str | Path, before: str | Path | None = None,
+    reference_water: str | Path | None = None, prompts: str | Path | None = None,
+    before_prompts: str | Path | None = None, options: dict[str, Any] | None = None,
+    allow_mixed_sensors: bool = False,
+) -> list[str]:
+    """The ``flood`` arguments for ``after`` into ``outdir``."""
+    args = ["flood", str(after), "-o", str(outdir)]
+    for flag, value in (("--before", before), ("--reference-water", reference_water),
+                        ("--prompts", prompts), ("--before-prompts", before_prompts)):
+        if value is not None and value != "":
+            args += [flag, str(value)]
+    for key, value in (options or {}).items():
+        if key not in FLOOD_FLAGS:
+            raise ValueError(f"unknown flood option {key!r}")
+        if value is None or value == "":
+            continue
+        args += [FLOOD_FLAGS[key], str(value)]
+    if allow_mixed_sensors:
+        args.append("--allow-mixed-sensors")
+    return args
+
+
+def flood_to(
+    command: list[str],
+    after: str | Path,
+    out_classes: str | Path,
+    out_polygons: str | Path,
+    workdir: str | Path,
+    before: str | Path | None = None,
+    reference_water: str | Path | None = None,
+    prompts: str | Path | None = None,
+    before_prompts: str | Path | None = None,
+    options: dict[str, Any] | None = None,
+    allow_mixed_sensors: bool = False,
+    **callbacks: Callable,
+) -> dict[str, str]:
+    """Run ``flood`` in ``workdir``; move the class raster, its style and the class polygons
+    into place. Returns the paths ``{"classes", "style", "polygons", "run"}``."""
+    out_classes, out_polygons, workdir = Path(out_classes), Path(out_polygons), Path(workdir)
+    _check_suffix(out_classes, MASK_SUFFIXES, "OUTPUT_CLASSES")
+    _check_suffix(out_polygons, POLYGON_SUFFIXES, "OUTPUT_POLYGONS")
+    if not Path(after).is_file():
+        raise RunError(f"AFTER {after} is not a raster file on disk.")
+    if (before is None) == (reference_water is None):
+        raise RunError("give either BEFORE (a raster) or REFERENCE_WATER (a water raster or "
+                       "polygons file), exactly one of them.")
+    on_message = callbacks.get("on_message")
+    if on_message is not None:
+        callbacks["on_message"] = lambda line: on_message(
+            line.replace(str(workdir), str(out_classes.parent)))
+    run(command, flood_args(after, workdir, before, reference_water, prompts, before_prompts,
+                            options, allow_mixed_sensors), **callbacks)
+    stem = Path(after).stem
+    made = {
+        "classes": workdir / f"{stem}_change.tif",
+        "style": workdir / f"{stem}_change.qml",
+        "polygons": workdir / f"{stem}_change.gpkg",
+        "run": workdir / f"{stem}_change_run.json",
+    }
+    missing = [p.name for p in made.values() if not p.is_file()]
+    if missing:
+        raise RunError(f"geofloodsam flood finished but wrote no {', '.join(missing)}.")
+    final = {
+        "classes": out_classes,
+        "style": out_classes.with_suffix(".qml"),
+        "polygons": out_polygons,
+        "run": out_classes.with_name(f"{out_classes.stem}_run.json"),
+    }
+    for key in ("polygons", "run", "style", "classes"):  # the raster last
         _move(made[key], final[key])
     return {k: str(v) for k, v in final.items()}
 
