@@ -342,3 +342,107 @@ def test_qgis_process_maps_a_sentinel1_chip_by_its_index(qgis_process, qgis_env,
     assert ran.returncode == 0, ran.stderr
     with rasterio.open(mask) as a, rasterio.open(cli / f"{chip.stem}_mask.tif") as b:
         np.testing.assert_array_equal(a.read(1), b.read(1))
+
+
+# --------------------------------------------------------------------------- geofloodsam:flood
+FLOOD_LOAD_SCRIPT = r"""
+import json, os, sys
+sys.path.insert(0, "/usr/share/qgis/python/plugins")
+sys.path.insert(0, os.environ["GEOFLOODSAM_TEST_PLUGINS"])
+from qgis.core import (QgsApplication, QgsProcessingContext, QgsProcessingFeedback,
+                       QgsProcessingOutputLayerDefinition, QgsProcessingUtils, QgsProject)
+app = QgsApplication([], False)
+app.initQgis()
+from processing.core.Processing import Processing
+Processing.initialize()
+from geofloodsam.provider import GeofloodsamProvider
+provider = GeofloodsamProvider()
+QgsApplication.processingRegistry().addProvider(provider)
+alg = QgsApplication.processingRegistry().createAlgorithmById("geofloodsam:flood")
+after, before, out = sys.argv[1:4]
+context = QgsProcessingContext()
+project = QgsProject.instance()
+context.setProject(project)
+feedback = QgsProcessingFeedback()
+params = {"AFTER": after, "BEFORE": before, "METHOD": 2}
+for key, name in (("OUTPUT_CLASSES", "c.tif"), ("OUTPUT_POLYGONS", "p.gpkg")):
+    params[key] = QgsProcessingOutputLayerDefinition(os.path.join(out, name), project)
+results, ok = alg.run(params, context, feedback)
+loaded = {}
+for source, details in context.layersToLoadOnCompletion().items():
+    layer = QgsProcessingUtils.mapLayerFromString(source, context, typeHint=details.layerTypeHint)
+    if details.postProcessor():
+        details.postProcessor().postProcessLayer(layer, context, feedback)
+    renderer = layer.renderer()
+    colours = ([list(c.color.getRgb()) for c in renderer.classes()]
+               if hasattr(renderer, "classes") else [list(renderer.symbol().color().getRgb())])
+    loaded[details.name] = {"colours": colours, "features": getattr(layer, "featureCount",
+                                                                    lambda: None)()}
+print(json.dumps({"ok": ok, "results": {k: str(v) for k, v in results.items()},
+                  "loaded": loaded}))
+"""
+
+
+@pytest.fixture(scope="module")
+def s2_pair(tmp_path_factory) -> tuple[Path, Path]:
+    from tests.change.conftest import water_of, write_s2
+
+    folder = tmp_path_factory.mktemp("pair")
+    return (write_s2(folder / "after.tif", water_of("after"), 2),
+            write_s2(folder / "before.tif", water_of("before"), 5))
+
+
+@pytest.mark.slow
+def test_qgis_process_flood_writes_what_the_cli_writes(qgis_process, qgis_env, s2_pair,
+                                                       tmp_path) -> None:
+    after, before = s2_pair
+    cli = tmp_path / "cli"
+    done = subprocess.run([sys.executable, "-m", "geofloodsam", "flood", str(after), "--before",
+                           str(before), "--method", "index", "-o", str(cli), "-q"],
+                          env=qgis_env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    out = tmp_path / "chosen"
+    done = run_qgis_process(qgis_process, qgis_env, "geofloodsam:flood", AFTER=after,
+                            BEFORE=before, METHOD=2, OUTPUT_CLASSES=out / "classes.tif",
+                            OUTPUT_POLYGONS=out / "classes.gpkg")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert sorted(p.name for p in out.iterdir()) == [
+        "classes.gpkg", "classes.qml", "classes.tif", "classes_run.json"]
+    with rasterio.open(out / "classes.tif") as a, rasterio.open(cli / "after_change.tif") as b:
+        np.testing.assert_array_equal(a.read(1), b.read(1))
+    for layer in ("flood", "permanent_water", "receded"):
+        ours = gpd.read_file(out / "classes.gpkg", layer=layer)
+        theirs = gpd.read_file(cli / "after_change.gpkg", layer=layer)
+        assert list(ours.geometry.to_wkb()) == list(theirs.geometry.to_wkb())
+
+
+@pytest.mark.slow
+def test_qgis_process_flood_bad_input_is_one_line(qgis_process, qgis_env, s2_pair,
+                                                  tmp_path) -> None:
+    done = run_qgis_process(qgis_process, qgis_env, "geofloodsam:flood", AFTER=s2_pair[0],
+                            METHOD=2, OUTPUT_CLASSES=tmp_path / "o" / "c.tif",
+                            OUTPUT_POLYGONS=tmp_path / "o" / "p.gpkg")
+    assert done.returncode != 0
+    assert "exactly one" in done.stdout + done.stderr
+    assert not (tmp_path / "o").exists() or list((tmp_path / "o").iterdir()) == []
+
+
+@pytest.mark.slow
+def test_processing_loads_the_flood_outputs_styled(qgis_env, s2_pair, tmp_path) -> None:
+    script = tmp_path / "flood_in_qgis.py"
+    script.write_text(FLOOD_LOAD_SCRIPT)
+    done = subprocess.run([str(SYSTEM_PYTHON), str(script), str(s2_pair[0]), str(s2_pair[1]),
+                           str(tmp_path / "out")], env=qgis_env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    info = json.loads(done.stdout.strip().splitlines()[-1])
+    assert info["ok"]
+    loaded = info["loaded"]
+    assert set(loaded) == {"after flood classes", "after flood", "after permanent water",
+                           "after receded"}
+    assert loaded["after flood classes"]["colours"] == [
+        [255, 255, 255, 0], [255, 85, 0, 255], [30, 120, 255, 255], [255, 220, 0, 255]]
+    assert loaded["after flood"]["colours"] == [[255, 85, 0, 130]]
+    assert loaded["after permanent water"]["colours"] == [[30, 120, 255, 130]]
+    assert loaded["after receded"]["colours"] == [[255, 220, 0, 130]]
+    assert all(loaded[k]["features"] > 0 for k in ("after flood", "after receded"))
