@@ -289,6 +289,7 @@ def test_log_ratio_needs_a_radar_pair(tmp_path, s2_pair):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_tiny_sam_runs_both_dates_through_segment(tmp_path, tiny_model):
     """Prompted AFTER, promptless BEFORE: the same decoder, each date's own record."""
     from geofloodsam.datasets.sample_scenes import river_scene
