@@ -1,10 +1,13 @@
-"""``flood`` on two dates of the NAIP North Dakota series: the figure and the pixel check.
+"""``flood`` on two dates of a real series: the figure and the pixel check.
 
-    python benchmarks/flood_naip.py AFTER_DATE BEFORE_DATE [--out DIR] [--png FILE]
+    python benchmarks/flood_series.py AFTER_DATE BEFORE_DATE [--series naip|pucallpa]
+        [--out DIR] [--png FILE]
 
-Runs ``flood`` (promptless, package defaults, threads 1, --save-water) on
-``../shared/data/geo/naip-north-dakota/m_4709963_se_14_1_<date>.tif`` (``../shared`` beside
-the repository, or ``$GEOFLOODSAM_SHARED``), then:
+Runs ``flood`` (promptless, package defaults, threads 1, --save-water) on two dates of
+``../shared/data/geo/`` (``../shared`` beside the repository, or ``$GEOFLOODSAM_SHARED``):
+``naip-north-dakota/m_4709963_se_14_1_<date>.tif`` (NAIP, detected as such), or
+``landsat-pucallpa/<year>.tif`` (Landsat SWIR1, NIR, Red, Green: read as ``--sensor rgb
+--bands 1,2,3``, the false colour, since its band order is not NAIP's), then:
 
 - checks that the flood area equals the after-water minus the water shared with before, to
   the pixel: BEFORE's saved mask is reprojected onto AFTER's grid here with
@@ -25,13 +28,18 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("GEOFLOODSAM_SHARED", ROOT.parent / "shared"))
-NAIP = SHARED / "data" / "geo" / "naip-north-dakota"
+#: series -> (path template, flood options, display bands)
+SERIES = {
+    "naip": ("data/geo/naip-north-dakota/m_4709963_se_14_1_{}.tif", {}, (1, 2, 3)),
+    "pucallpa": ("data/geo/landsat-pucallpa/{}.tif", {"sensor": "rgb", "bands": "1,2,3"},
+                 (1, 2, 3)),
+}
 COLOURS = {1: (255, 85, 0), 2: (30, 120, 255), 3: (255, 220, 0)}
 
 
-def scene(date: str) -> Path:
-    """The NAIP scene of ``date`` (YYYYMMDD)."""
-    return NAIP / f"m_4709963_se_14_1_{date}.tif"
+def scene(series: str, date: str) -> Path:
+    """The scene of ``date`` in ``series``."""
+    return SHARED / SERIES[series][0].format(date)
 
 
 def pixel_check(result) -> dict[str, int]:
@@ -53,14 +61,15 @@ def pixel_check(result) -> dict[str, int]:
             "permanent_run_json": result.record["classes"]["permanent_water"]["pixels"]}
 
 
-def render(result, after: Path, before: Path, png: Path, scale: float = 0.5) -> None:
+def render(result, after: Path, before: Path, png: Path, scale: float = 0.5,
+           bands: tuple[int, ...] = (1, 2, 3)) -> None:
     """BEFORE | AFTER | classes over AFTER, side by side (cropped to the shorter scene)."""
     import rasterio
     from PIL import Image, ImageDraw
 
     with rasterio.open(after) as a, rasterio.open(before) as b:
-        rgb_a = a.read((1, 2, 3)).transpose(1, 2, 0)
-        rgb_b = b.read((1, 2, 3)).transpose(1, 2, 0)
+        rgb_a = a.read(bands).transpose(1, 2, 0)
+        rgb_b = b.read(bands).transpose(1, 2, 0)
     with rasterio.open(result.classes_path) as ds:
         classes = ds.read(1)
     over = rgb_a.astype(np.float32)
@@ -74,7 +83,8 @@ def render(result, after: Path, before: Path, png: Path, scale: float = 0.5) -> 
     image = image.resize((int(image.width * scale), int(image.height * scale)), Image.LANCZOS)
     draw = ImageDraw.Draw(image)
     w = image.width // 3
-    for i, text in enumerate((f"before {before.stem[-8:]}", f"after {after.stem[-8:]}",
+    for i, text in enumerate((f"before {before.stem.split('_')[-1]}",
+                              f"after {after.stem.split('_')[-1]}",
                               "flood / permanent water / receded")):
         draw.rectangle((i * w + 4, 4, i * w + 8 + 7 * len(text), 20), fill=(255, 255, 255))
         draw.text((i * w + 7, 6), text, fill=(0, 0, 0))
@@ -86,13 +96,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("after_date")
     parser.add_argument("before_date")
-    parser.add_argument("--out", type=Path, default=Path("out/flood-naip"))
+    parser.add_argument("--series", choices=sorted(SERIES), default="naip")
+    parser.add_argument("--out", type=Path, default=Path("out/flood-series"))
     parser.add_argument("--png", type=Path, default=None)
     args = parser.parse_args()
     from geofloodsam.change.pipeline import flood
 
-    after, before = scene(args.after_date), scene(args.before_date)
-    result = flood(after, before, outdir=args.out, save_water=True, quiet=True, threads=1)
+    after, before = scene(args.series, args.after_date), scene(args.series, args.before_date)
+    _, options, bands = SERIES[args.series]
+    result = flood(after, before, outdir=args.out, save_water=True, quiet=True, threads=1,
+                   **options)
     check = pixel_check(result)
     classes = {k: round(v["area_m2"] / 1e6, 4) for k, v in result.record["classes"].items()
                if "area_m2" in v}
@@ -101,7 +114,7 @@ def main() -> None:
                       == check["flood_run_json"] == check["after_water"] - check["shared"]},
                      indent=1))
     if args.png is not None:
-        render(result, after, before, args.png)
+        render(result, after, before, args.png, bands=bands)
         print(f"figure: {args.png}")
 
 
