@@ -3,24 +3,26 @@
 ``ratio = VV_after(dB) - VV_before(dB)`` (10 log10 of the power ratio), each date
 despeckled as the single-date radar split despeckles (:func:`~geofloodsam.water.index.
 despeckle_db`), BEFORE read onto AFTER's grid through a warped VRT (nearest). Open water
-that appears darkens the backscatter by several dB, so a flood is a darkened population in
-the ratio's histogram. The split is found as the single-date split is: the bimodal tiles of
-the ratio (:func:`~geofloodsam.water.index.bimodal_tiles`, Ashman's D >= 2, plausible
-split in :data:`PLAUSIBLE` dB), Otsu on their pooled values, on a read decimated to at most
+that appears darkens the backscatter by several dB (water that leaves brightens it), so a
+change is a population of large ``|ratio|`` apart from the unchanged pixels near 0. The split
+of ``|ratio|`` is found as the single-date split is: its bimodal tiles
+(:func:`~geofloodsam.water.index.bimodal_tiles`, Ashman's D >= 2, plausible split in
+:data:`PLAUSIBLE` dB), Otsu on their pooled values, on a read decimated to at most
 :data:`MAX_SIDE` px a side (memory bounded); :data:`FALLBACK` when no tile is bimodal.
+Splitting the magnitude makes the split the same whichever date is called "after".
 
-``auto`` uses the log-ratio when the measurement finds a darkened population (at least one
+``auto`` uses the log-ratio when the measurement finds a changed population (at least one
 bimodal tile), the two masks' difference otherwise; ``run.json`` says which and why.
 
-With the split ``t`` (< 0) the classes are (A, B: water after, before)::
+With the split ``t`` (> 0) the classes are (A, B: water after, before)::
 
-    flood     A and ratio < t         (water now, and the surface darkened)
-    receded   B and ratio > -t        (water before, and the surface brightened)
+    flood     A and ratio < -t        (water now, and the surface darkened)
+    receded   B and ratio > t         (water before, and the surface brightened)
     permanent A and B, neither
     dry       everything else
 
 so a scene compared with itself has neither flood nor receded (ratio 0), and swapping the
-dates swaps flood and receded exactly.
+dates (ratio -> -ratio, the same t) swaps flood and receded exactly.
 """
 
 from __future__ import annotations
@@ -37,9 +39,9 @@ from geofloodsam.errors import GeofloodsamError
 from geofloodsam.raster.sensors import detect_sensor, to_db
 from geofloodsam.water.index import DESPECKLE, bimodal_tiles, despeckle_db, split_threshold
 
-#: where a darkening split is plausible (dB); the split when no tile is bimodal
-PLAUSIBLE = (-15.0, -1.5)
-FALLBACK = -3.0
+#: where a split of |ratio| is plausible (dB); the split when no tile is bimodal
+PLAUSIBLE = (1.5, 15.0)
+FALLBACK = 3.0
 MAX_SIDE = 2048
 HALO = DESPECKLE // 2
 
@@ -79,7 +81,7 @@ class LogRatio:
         """The split of the ratio from its bimodal tiles (decimated read); its record."""
         factor = max(1, math.ceil(max(self.grid.width, self.grid.height) / MAX_SIDE))
         shape = (math.ceil(self.grid.height / factor), math.ceil(self.grid.width / factor))
-        ratio = self.ratio(out_shape=shape)
+        ratio = np.abs(self.ratio(out_shape=shape))
         tiles = bimodal_tiles(ratio, PLAUSIBLE)
         details: dict[str, Any] = {"bimodal_tiles": len(tiles), "plausible_db": list(PLAUSIBLE),
                                    "read": "full resolution" if factor == 1 else
@@ -95,7 +97,7 @@ class LogRatio:
             else:
                 details.update(source="fixed", why=f"pooled split {t:.3g} dB outside {PLAUSIBLE}")
         else:
-            details.update(source="fixed", why="no bimodal tile: no darkened population")
+            details.update(source="fixed", why="no bimodal tile: no changed population")
         details["threshold_db"] = round(float(self.threshold), 4)
         return details
 
@@ -110,8 +112,8 @@ class LogRatio:
         t = self.threshold
         out = np.zeros(a_water.shape, np.uint8)
         out[a_water & b_water] = PERMANENT
-        out[b_water & (ratio > -t)] = RECEDED
-        out[a_water & (ratio < t)] = FLOOD
+        out[b_water & (ratio > t)] = RECEDED
+        out[a_water & (ratio < -t)] = FLOOD
         out[~(a_valid & b_valid & np.isfinite(ratio))] = NODATA
         return out
 
@@ -144,8 +146,10 @@ def choose(change: str, after: Path, before: Path, grid: Grid, checked: dict[str
     found = details["source"] == "tiles"
     if change == "auto" and not found:
         rule.close()
-        return None, {"used": "water", "why": "auto: the log-ratio shows no darkened population "
-                      "(no bimodal tile); the two water masks compared", "log_ratio": details}
-    why = ("auto: the log-ratio has a darkened population (bimodal tiles)" if change == "auto"
+        return None, {"used": "water", "why": "auto: the log-ratio shows no changed population "
+                      "(no bimodal tile of |ratio|); the two water masks compared",
+                      "log_ratio": details}
+    why = ("auto: the log-ratio has a changed population (bimodal tiles of |ratio|)"
+           if change == "auto"
            else "--change log-ratio")
     return rule, {"used": "log-ratio", "why": why, "log_ratio": details}

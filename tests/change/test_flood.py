@@ -200,9 +200,9 @@ def test_s1_pair_uses_the_log_ratio_when_it_is_bimodal(tmp_path, s1_pair):
     swapped = flood(before, after, outdir=tmp_path / "d", change="log-ratio", **FAST)
     again = flood(after, before, outdir=tmp_path / "e", change="log-ratio", **FAST)
     t1 = swapped.record["change"]["log_ratio"]["threshold_db"]
-    t2 = again.record["change"]["log_ratio"]["threshold_db"]
-    if t1 == t2:  # the same split both ways: the classes swap exactly
-        assert (cls.swap(read(again.classes_path)) == read(swapped.classes_path)).all()
+    assert t1 == again.record["change"]["log_ratio"]["threshold_db"]  # |ratio|: one split
+    assert (cls.swap(read(again.classes_path)) == read(swapped.classes_path)).all()
+    assert (read(again.classes_path) == cls.RECEDED).any()  # the pond that went
 
 
 def test_water_change_is_used_when_asked(tmp_path, s1_pair):
