@@ -252,3 +252,52 @@ def test_an_unwritable_output_is_found_before_evaluating(tmp_path, monkeypatch):
     assert len(lines) == 1 and lines[0].startswith("Error: ") and "a_file" in lines[0], res.output
     assert blocker.read_text() == "x"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+# ---------------------------------------------------------------------------- class rasters
+def _classes(tmp_path: Path, name: str, values: np.ndarray, res: float = 10) -> Path:
+    return write(tmp_path / name, values.astype(np.uint8), UTM, from_origin(X0, Y0, res, res),
+                 nodata=255)
+
+
+def test_class_raster_is_scored_per_class_by_hand(tmp_path):
+    """4x6 px: truth flood cols 0-1, permanent cols 2-3, receded col 4; the prediction moves
+    one flood column into permanent and marks one receded pixel nodata."""
+    truth = np.zeros((4, 6), np.uint8)
+    truth[:, 0:2], truth[:, 2:4], truth[:, 4] = 1, 2, 3
+    pred = truth.copy()
+    pred[:, 1] = 2
+    pred[0, 4] = 255
+    scores = {s.name: s for s in er.evaluate_classes(_classes(tmp_path, "p.tif", pred),
+                                                     _classes(tmp_path, "t.tif", truth))}
+    flood, permanent, receded = scores["flood"], scores["permanent_water"], scores["receded"]
+    assert (flood.tp, flood.fp, flood.fn) == (4, 0, 4)
+    assert (permanent.tp, permanent.fp, permanent.fn) == (8, 4, 0)
+    assert (receded.tp, receded.fp, receded.fn, receded.tn) == (3, 0, 0, 20)
+    assert flood.confusion.scores()["iou"] == 0.5
+    assert flood.truth_m2 == pytest.approx(8 * PIXEL_M2, rel=1e-6)
+
+
+def test_cli_classes_writes_one_row_per_class(tmp_path):
+    truth = np.zeros((8, 8), np.uint8)
+    truth[:4, :4], truth[4:, 4:] = 1, 2
+    coarse = np.zeros((4, 4), np.uint8)  # the same classes on a 2x coarser grid
+    coarse[:2, :2], coarse[2:, 2:] = 1, 2
+    out = tmp_path / "r"
+    res = CliRunner().invoke(main, ["evaluate-raster", str(_classes(tmp_path, "p.tif", truth)),
+                                    str(_classes(tmp_path, "t.tif", coarse, 20)), "--classes",
+                                    "1,2,3", "-q", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    table = pd.read_csv(out / "metrics.csv")
+    assert list(table["class"]) == ["flood", "permanent_water", "receded"]
+    assert list(table["iou"]) == [1.0, 1.0, 1.0]  # receded: empty in both, by convention 1
+    assert "flood (1)  IoU 1.000" in res.output
+    assert "| flood | 1 | 1.0000 |" in (out / "report.md").read_text()
+
+
+def test_cli_classes_bad_values(tmp_path):
+    p = _classes(tmp_path, "p.tif", np.zeros((4, 4)))
+    res = CliRunner().invoke(main, ["evaluate-raster", str(p), str(p), "--classes", "flood",
+                                    "-o", str(tmp_path / "r")])
+    assert res.exit_code == 1 and "Error: --classes must be comma-separated numbers" in res.output
+    assert not (tmp_path / "r").exists()
