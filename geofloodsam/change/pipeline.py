@@ -9,7 +9,7 @@
 3. Combine them window by window on AFTER's grid: BEFORE's mask (another CRS, resolution or
    extent) or the reference is read through a warped VRT (:mod:`geofloodsam.change.align`);
    for a Sentinel-1 pair, the backscatter's log-ratio decides the change when it shows a
-   darkened population (:mod:`geofloodsam.change.logratio`).
+   changed population (:mod:`geofloodsam.change.logratio`).
 4. Write the class COG, its style, the class polygons and ``run.json`` in the work folder,
    then rename them into OUTDIR all at once; the work folder is removed in every case.
 """
@@ -200,7 +200,7 @@ def flood(
         reference_layer: the layer of a reference vector file with several.
         change: ``water`` (compare the two water masks), ``log-ratio`` (Sentinel-1 pairs:
             the backscatter's log-ratio decides what changed) or ``auto`` (log-ratio for a
-            Sentinel-1 pair whose log-ratio shows a darkened population, else water).
+            Sentinel-1 pair whose log-ratio shows a changed population, else water).
         save_water: also write both dates' water masks (each on its own grid).
         allow_mixed_sensors: compare a radar scene with an optical one.
         min_area, simplify: the class polygons' filter (m²) and simplification (metres).
@@ -229,8 +229,11 @@ def flood(
         outdir.mkdir(parents=True, exist_ok=True)
         sweep_stale(outdir)
         work = make_workdir(outdir, f".{after.stem}.geofloodsam-flood-")
-        result = _run(after, before, prompts, before_prompts, reference, grid, checked, work,
-                      outdir, change, save_water, min_area, simplify, quiet, segment_options, t0)
+        result = _run(_Request(
+            after, None if before is None else Path(before), prompts, before_prompts,
+            reference, grid, checked, work, outdir, change, save_water, min_area, simplify,
+            quiet, segment_options, t0,
+        ))
     except BaseException:
         if created:
             shutil.rmtree(outdir, ignore_errors=True)
@@ -245,42 +248,78 @@ def flood(
     return result
 
 
-def _run(after, before, prompts, before_prompts, reference, grid, checked, work, outdir,
-         change, save_water, min_area, simplify, quiet, segment_options, t0) -> FloodResult:
+@dataclass
+class _Request:
+    """One ``flood`` run: its inputs, the checks' findings and where it writes."""
+
+    after: Path
+    before: Path | None
+    prompts: Any
+    before_prompts: Any
+    reference: Any  # an open PolygonWater / WarpedMask, or None
+    grid: Grid
+    checked: dict[str, Any]
+    work: Path
+    outdir: Path
+    change: str
+    save_water: bool
+    min_area: float
+    simplify: float
+    quiet: bool
+    segment_options: dict[str, Any]
+    started: float
+
+
+def _map_dates(req: _Request):
+    """Both dates through ``segment`` (BEFORE with AFTER's method and decoder); returns
+    (AFTER's result, BEFORE's result or None, the "before" water source on AFTER's grid)."""
     from geofloodsam.segmentation.pipeline import segment
 
-    options = dict(segment_options)
-    first = segment(after, prompts, outdir=work / "after", quiet=quiet, **options)
-    records = {"after": _scene_record(first)}
-    if before is not None:
-        chose = first.record["method"] or {}
-        if options.get("method", "auto") == "auto" and chose.get("method"):
-            options["method"] = chose["method"]
-        if options.get("decoder") is None and chose.get("decoder"):
-            options["decoder"] = chose["decoder"]
-        second = segment(before, before_prompts, outdir=work / "before", quiet=quiet, **options)
-        records["before"] = _scene_record(second)
-        source = WarpedMask(second.mask_path, grid, what="BEFORE")
-    else:
-        second, source = None, reference
+    options = dict(req.segment_options)
+    first = segment(req.after, req.prompts, outdir=req.work / "after", quiet=req.quiet,
+                    **options)
+    if req.before is None:
+        return first, None, req.reference
+    chose = first.record["method"] or {}
+    if options.get("method", "auto") == "auto" and chose.get("method"):
+        options["method"] = chose["method"]
+    if options.get("decoder") is None and chose.get("decoder"):
+        options["decoder"] = chose["decoder"]
+    second = segment(req.before, req.before_prompts, outdir=req.work / "before",
+                     quiet=req.quiet, **options)
+    return first, second, WarpedMask(second.mask_path, req.grid, what="BEFORE")
+
+
+def _combine(req: _Request, after_mask: Path, source) -> tuple[Path, ClassTally, dict, dict]:
+    """The class COG (in the work folder), its tally, the change rule's and the alignment's
+    records."""
     rule, change_record = None, {"used": "water", "why": "a reference water layer"}
     try:
-        if before is not None:
-            rule, change_record = logratio.choose(change, after, Path(before), grid, checked)
-        tally = ClassTally(grid)
-        cog = write_classes(grid, _bands(grid, first.mask_path, source, rule), work, tally)
+        if req.before is not None:
+            rule, change_record = logratio.choose(req.change, req.after, req.before, req.grid,
+                                                  req.checked)
+        tally = ClassTally(req.grid)
+        cog = write_classes(req.grid, _bands(req.grid, after_mask, source, rule), req.work,
+                            tally)
         alignment = source.record()
-        if before is not None:  # the mask read is a work file: name the scene it maps
-            alignment["source"] = f"BEFORE's water mask ({Path(before).resolve()})"
+        if req.before is not None:  # the mask read is a work file: name the scene it maps
+            alignment["source"] = f"BEFORE's water mask ({req.before.resolve()})"
     finally:
-        if source is not reference:
+        if source is not req.reference:
             source.close()
         if rule is not None:
             rule.close()
-    model_label = _model_label(first.record)
-    gpkg_tmp = work / "change.gpkg"
-    polygons = write_class_polygons(tally, gpkg_tmp, model_label, min_area, simplify)
-    final = output_paths(outdir, after.stem)
+    return cog, tally, change_record, alignment
+
+
+def _run(req: _Request) -> FloodResult:
+    first, second, source = _map_dates(req)
+    cog, tally, change_record, alignment = _combine(req, first.mask_path, source)
+    gpkg_tmp = req.work / "change.gpkg"
+    polygons = write_class_polygons(tally, gpkg_tmp, _model_label(first.record), req.min_area,
+                                    req.simplify)
+    final = output_paths(req.outdir, req.after.stem)
+    grid = req.grid
     record = {
         "geofloodsam_version": __version__,
         "command": "flood",
@@ -292,24 +331,25 @@ def _run(after, before, prompts, before_prompts, reference, grid, checked, work,
         "classes": tally.record(),
         "polygons": polygons,
         "change": change_record,
-        "before_source": "scene" if before is not None else "reference",
+        "before_source": "scene" if req.before is not None else "reference",
         "alignment": alignment,
-        "sensors": {k: v for k, v in checked.items() if v is not None},
-        **records,
-        "timings": {"total_s": round(time.perf_counter() - t0, 4)},
+        "sensors": {k: v for k, v in req.checked.items() if v is not None},
+        "after": _scene_record(first),
+        **({} if second is None else {"before": _scene_record(second)}),
+        "timings": {"total_s": round(time.perf_counter() - req.started, 4)},
         "outputs": {k: final[k].name for k in ("classes", "style", "gpkg", "run")},
     }
-    moves = [(cog, final["classes"]), (write_classes_qml(work / "change.qml"), final["style"]),
+    moves = [(cog, final["classes"]),
+             (write_classes_qml(req.work / "change.qml"), final["style"]),
              (gpkg_tmp, final["gpkg"])]
     water = {}
-    if save_water:
-        water["after"] = final["water_after"]
-        moves.append((first.mask_path, final["water_after"]))
-        if second is not None:
-            water["before"] = final["water_before"]
-            moves.append((second.mask_path, final["water_before"]))
+    if req.save_water:
+        for key, result in (("after", first), ("before", second)):
+            if result is not None:
+                water[key] = final[f"water_{key}"]
+                moves.append((result.mask_path, water[key]))
         record["outputs"].update({f"water_{k}": p.name for k, p in water.items()})
-    run_tmp = work / "change_run.json"
+    run_tmp = req.work / "change_run.json"
     run_tmp.write_text(json.dumps(record, indent=2) + "\n")
     moves.append((run_tmp, final["run"]))
     replace_all(moves)

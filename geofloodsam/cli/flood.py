@@ -44,7 +44,7 @@ from geofloodsam.cli.options import (
               type=click.Choice(["auto", "water", "log-ratio"]),
               help="water: compare the two water masks; log-ratio: Sentinel-1 pairs, the "
               "backscatter's change decides; auto: log-ratio for a Sentinel-1 pair whose "
-              "log-ratio shows a darkened population, else water.")
+              "log-ratio shows a changed population, else water.")
 @click.option("--save-water", is_flag=True,
               help="Also write <stem>_water_after.tif and <stem>_water_before.tif.")
 @click.option("--allow-mixed-sensors", is_flag=True,
