@@ -90,7 +90,7 @@ def test_sar_prior_maps_water_and_is_deterministic():
     vv = vh + 7.0
     a = sar_prior(vv, vh, "vh", "ki", despeckle=3, tile=64)
     b = sar_prior(vv, vh, "vh", "ki", despeckle=3, tile=64)
-    assert a.details["vh"]["source"] == "tiles"
+    assert a.details["cross"]["source"] == "tiles"
     assert -22.0 < a.threshold < -17.0
     water = a.water()
     assert water[:, :95].mean() > 0.99 and water[:, 105:].mean() < 0.01
