@@ -9,12 +9,19 @@ together). Inside a fold the setting with the best mean per-chip IoU over the tr
 chips that have water wins (ties: pooled IoU). The held-out figures are the honest ones;
 the in-sample row of the shipped defaults is printed beside them, marked fitted.
 
+With ``--checkpoint``, the fusion is cross-validated the same way: the guarded gate
+(:func:`geofloodsam.water.fusion.guarded_gate`) of SAM's promptless mask (MobileSAM, the
+``--decoder``, on the chip's composite) with the default prior, over its confidence margin
+and agreement level, against the index alone as one more candidate. ``auto`` uses SAM for
+radar only if the held-out fused mean IoU beats the held-out index alone.
+
 Chips whose truth has no water are not in the mean IoU (their IoU is 0 for any false alarm):
 their false-alarm area is printed instead. Chips without a valid label or image pixel are
 skipped::
 
     python benchmarks/satellite_cv.py                 # ../shared/data/sen1floods11
     python benchmarks/satellite_cv.py --data DIR      # any S1Hand/ + LabelHand/ chip folder
+    python benchmarks/satellite_cv.py --checkpoint ../shared/models/mobile_sam.pt  # + fusion
 """
 
 from __future__ import annotations
@@ -49,6 +56,8 @@ GRID = {
     "min_area": (0, 16, 32, 64),
 }
 DEFAULT = (RADAR_POLARISATION, RADAR_METHOD, DESPECKLE, TILE, MIN_AREA)
+#: the guarded gate's grid: (confidence margin in widths, minimum agreement)
+FUSION_GRID = tuple(itertools.product((1.0, 2.0, 3.0), (0.8, 0.9, 0.95)))
 
 
 def load_chips(data: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -133,11 +142,54 @@ def report(name: str, per_chip: dict, chips: dict) -> None:
             print(f"  {chip:22s} IoU {value:.3f}")
 
 
+def fusion_counts(chips: dict, data: Path, checkpoint: str, decoder: str) -> dict:
+    """Candidate -> chip -> counts: ``index`` and ``gate m=.. a=..`` for :data:`FUSION_GRID`."""
+    from geofloodsam.model.decoders import load_decoders, use_decoder
+    from geofloodsam.model.sam import load_model
+    from geofloodsam.raster.sensors import detect_sensor, read_composite
+    from geofloodsam.water import fusion
+    from geofloodsam.water.scene_prior import scene_prior
+
+    model = load_model("vit_t", checkpoint=checkpoint, decoder="pretrained", device="cpu")
+    (dec,) = load_decoders(model, [decoder])
+    out: dict[str, dict] = {}
+    for chip, (_, label) in chips.items():
+        with rasterio.open(data / "S1Hand" / f"{chip}_S1Hand.tif") as ds:
+            info = detect_sensor(ds)
+            prior = scene_prior(ds, info)
+            rgb, _ = read_composite(ds, info)
+        emb = model.encode(rgb)
+        with use_decoder(model, dec):
+            h, w = label.shape
+            pred = model.decode(emb, boxes=np.array([[0.0, 0.0, w, h]]), multimask=False)
+        sam = fusion.sigmoid(pred.best_logits()[0])
+        out.setdefault("index", {})[chip] = counts(prior.water(), label)
+        for margin, agree in FUSION_GRID:
+            fused, _ = fusion.guarded_gate(sam, prior.probability(), prior.logits(),
+                                           prior.valid, margin, agree)
+            out.setdefault(f"gate m={margin:g} a={agree:g}", {})[chip] = counts(
+                (fused > 0.5) & prior.valid, label)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(CHIPS))
+    parser.add_argument("--checkpoint", help="MobileSAM checkpoint: cross-validate the fusion")
+    parser.add_argument("--decoder", default="satellite")
     args = parser.parse_args(argv)
     chips = load_chips(Path(args.data))
+    if args.checkpoint:
+        table = fusion_counts(chips, Path(args.data), args.checkpoint, args.decoder)
+        held, chosen = cross_validate(table, {c: [c] for c in chips})
+        report("fusion, leave-one-chip-out (held out)", held, chips)
+        for group, setting in chosen.items():
+            print(f"    without {group}: {setting}")
+        report("index alone (no fitted fusion parameter)", table["index"], chips)
+        better = summary(held)[0] > summary(table["index"])[0]
+        print(f"\nauto for radar: {'fused' if better else 'index'} (held-out fused mean IoU "
+              f"{summary(held)[0]:.3f} vs index alone {summary(table['index'])[0]:.3f})")
+        return 0
     table = grid_counts(chips)
     label = "polarisation, method, despeckle, tile, min_area"
     for how, groups in (
