@@ -78,7 +78,7 @@ def test_index_and_fused_rows_on_an_s2_chip_with_a_known_answer(tmp_path, write_
         assert metrics.loc[(row, "none"), "n_images"] == 2
     per = _per_image(tmp_path)
     auto = per[per["model"] == "auto/pretrained"]
-    assert set(auto["chosen"]) == {"fused"} and set(per["sensor"]) == {"s2"}
+    assert set(auto["chosen"]) == {"index"} and set(per["sensor"]) == {"s2"}
     # nodata excluded from every row: the counts add up to the valid pixels only
     water, ok = open_dataset(root, splits_out=tmp_path / "s.csv")[0].load_truth()
     alpha = per[per["id"] == "Alpha_1"]
@@ -88,7 +88,7 @@ def test_index_and_fused_rows_on_an_s2_chip_with_a_known_answer(tmp_path, write_
 def test_rows_equal_the_one_tile_segment_path(tmp_path, write_chip_set, tiny_model):
     """index = the scene prior's water; fused = the guarded gate of the sigmoid of SAM's best
     mask for the whole-chip box (multimask off) with the prior of the whole-chip window, as
-    a chip that fits in one tile is segmented; auto = fused for s1; mean and pooled IoU."""
+    a chip that fits in one tile is segmented; auto = index for s1; mean and pooled IoU."""
     root = write_chip_set(tmp_path / "chips", ("s1",))
     metrics = _run(root, tmp_path, prompt_types=["none"]).set_index("model")
     per = _per_image(tmp_path).set_index(["id", "model"])
@@ -116,8 +116,7 @@ def test_rows_equal_the_one_tile_segment_path(tmp_path, write_chip_set, tiny_mod
             totals[kind] = totals[kind] + c
         assert per.loc[(sample.id, "fused/pretrained"), "agreement"] == pytest.approx(agree)
         auto = per.loc[(sample.id, "auto/pretrained")]
-        assert auto["chosen"] == "fused" and auto["iou"] == per.loc[(sample.id,
-                                                                     "fused/pretrained"), "iou"]
+        assert auto["chosen"] == "index" and auto["iou"] == per.loc[(sample.id, "index"), "iou"]
     for kind, label in (("index", "index"), ("fused", "fused/pretrained")):
         assert metrics.loc[label, "pooled_iou"] == pytest.approx(totals[kind].scores()["iou"])
         ious = per.xs(label, level="model")["iou"]

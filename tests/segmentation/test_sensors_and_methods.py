@@ -100,8 +100,8 @@ def test_linear_power_is_detected_and_gives_the_db_result(tmp_path):
     lin = segment(write_s1(tmp_path / "lin.tif", linear=True), outdir=tmp_path / "b",
                   method="index", quiet=True)
     assert "linear power" in lin.record["sensor"]["reason"]
-    assert "-> dB" in db.record["sensor"]["reason"]
-    assert lin.record["sensor"]["radar_scale"] == "linear"
+    assert "units dB" in db.record["sensor"]["reason"]
+    assert lin.record["sensor"]["radar_scale"] == "power"
     np.testing.assert_array_equal(_mask(db.mask_path), _mask(lin.mask_path))
 
 
@@ -109,7 +109,7 @@ def test_linear_power_is_detected_and_gives_the_db_result(tmp_path):
 def test_fused_keeps_the_confident_prior_and_records_the_guard(tmp_path, writer, tiny_model):
     scene = writer(tmp_path / "chip.tif")
     res = segment(scene, outdir=tmp_path / "out", sam_model=tiny_model, tile_size=128,
-                  overlap=32, quiet=True)  # auto: promptless s1/s2 -> fused
+                  overlap=32, method="fused", quiet=True)
     rec = res.record
     assert rec["method"]["method"] == "fused"
     assert rec["method"]["decoder"] == "pretrained"  # the given model's (tiny has no shipped)
@@ -227,7 +227,7 @@ def test_many_radar_scenes_in_one_run(tmp_path):
     a = write_s1(tmp_path / "a.tif")
     b = write_s1(tmp_path / "b.tif", linear=True)
     results = segment([a, b], outdir=tmp_path / "out", method="index", quiet=True)
-    assert [r.record["sensor"]["radar_scale"] for r in results] == ["db", "linear"]
+    assert [r.record["sensor"]["radar_scale"] for r in results] == ["db", "power"]
     np.testing.assert_array_equal(_mask(results[0].mask_path), _mask(results[1].mask_path))
 
 
