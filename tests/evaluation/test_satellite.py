@@ -122,7 +122,7 @@ def test_rows_equal_the_one_tile_segment_path(tmp_path, write_chip_set, tiny_mod
         ious = per.xs(label, level="model")["iou"]
         assert metrics.loc[label, "iou"] == pytest.approx(ious.mean())
     text = (tmp_path / "out" / "report.md").read_text()
-    assert "| Model | Prompt | images | mean IoU [95% CI] | median IoU | pooled IoU [95% CI] |" in text
+    assert "| Model | Prompt | images | mean IoU [95% CI] | median IoU |" in text
 
 
 def test_index_alone_needs_no_model(tmp_path, write_chip_set, monkeypatch):
