@@ -5,12 +5,13 @@ values (like rasterio's ``rio/options.py``). Nothing here imports torch: ``--hel
 from __future__ import annotations
 
 import functools
+import warnings
 from pathlib import Path
 
 import click
 
 from geofloodsam.model.choices import DEVICE_CHOICES, PRECISION_CHOICES, RUNTIME_CHOICES
-from geofloodsam.raster.sensors import SAR_UNITS, SENSOR_CHOICES, sensor_spec
+from geofloodsam.raster.sensors import SAR_UNITS, SENSOR_CHOICES, SensorWarning, sensor_spec
 from geofloodsam.water.methods import METHOD_CHOICES
 
 __all__ = ["DEVICE_CHOICES", "PRECISION_CHOICES", "RUNTIME_CHOICES"]
@@ -87,6 +88,18 @@ _SENSOR_OPTIONS = (
 )
 
 
+def _one_line_sensor_warnings(show):
+    """A ``warnings.showwarning`` printing :class:`SensorWarning` as one ``Warning:`` line."""
+
+    def one_line(message, category, *args, **kwargs):
+        if issubclass(category, SensorWarning):
+            click.echo(f"Warning: {message}", err=True)
+        else:
+            show(message, category, *args, **kwargs)
+
+    return one_line
+
+
 def sensor_option(f):
     """``--sensor``, ``--sar-units`` and ``--s2-offset``, folded into one ``sensor`` spec
     (:func:`geofloodsam.raster.sensors.sensor_spec`): the command gets ``sensor`` only."""
@@ -96,7 +109,9 @@ def sensor_option(f):
         kwargs["sensor"] = sensor_spec(
             kwargs["sensor"], kwargs.pop("sar_units"), kwargs.pop("s2_offset")
         )
-        return f(*args, **kwargs)
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_sensor_warnings(warnings.showwarning)
+            return f(*args, **kwargs)
 
     for option in reversed(_SENSOR_OPTIONS):
         command = option(command)

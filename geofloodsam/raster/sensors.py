@@ -82,6 +82,10 @@ SAMPLE_SIDE = 256
 _S2_NAME = re.compile(r"^\s*(?:S2[_ ]?)?B0?(\d{1,2})(A?)\s*$", re.IGNORECASE)
 
 
+class SensorWarning(UserWarning):
+    """A sensor setting that was forced against what the raster looks like (one line)."""
+
+
 @dataclass(frozen=True)
 class SensorInfo:
     """What :func:`detect_sensor` found, and how to turn the raster into a composite.
@@ -248,7 +252,8 @@ def _sar_units(ds, bands: Sequence[int], forced: str, name: str, found: str) -> 
         ):
             warnings.warn(
                 f"--sar-units {forced} contradicts the values of {name}, which look like "
-                f"{by_values} ({_value_range(sample)}): {forced} used as asked.", stacklevel=2
+                f"{by_values} ({_value_range(sample)}): {forced} used as asked.",
+                SensorWarning, stacklevel=2,
             )
         return forced, "forced (--sar-units)"
     if not np.isfinite(sample).any():
@@ -348,7 +353,11 @@ def detect_sensor(ds, sensor: str = "auto", composite: str | None = None) -> Sen
     pols = _polarisations(ds)
     described = ds.count in (1, 2) and all(pols) and len(set(pols)) == ds.count
     s1_pols = described and set(pols) <= {"VV", "VH"}
-    if sensor in ("auto", "s1") and (s1_pols or (ds.count == 2 and float_data)):
+    if sensor == "s1":  # forced: any described polarisations (S1 has HH/HV modes too)
+        s1_pols = described or (ds.count == 2 and float_data)
+    elif sensor == "auto" and not described:
+        s1_pols = ds.count == 2 and float_data
+    if sensor in ("auto", "s1") and s1_pols:
         return _radar_info(ds, "s1", pols if described else ["VV", "VH"], found, name,
                            sar_units, described)
     if sensor == "s1":
