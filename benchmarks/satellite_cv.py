@@ -53,7 +53,7 @@ GRID = {
     "method": ("otsu", "ki"),
     "despeckle": (1, 3, 5),
     "tile": (128, 256),
-    "min_area": (0, 16, 32, 64),
+    "min_area": (0, 16, 32, 64, 128, 256),
 }
 DEFAULT = (RADAR_POLARISATION, RADAR_METHOD, DESPECKLE, TILE, MIN_AREA)
 #: the guarded gate's grid: (confidence margin in widths, minimum agreement)
