@@ -4,8 +4,8 @@ Runs the real command (a fresh process per chip, no option but ``-o``, ``--check
 ``--method``) on the S1 and S2 chips of ``../shared/data/sen1floods11`` and prints per chip
 its IoU against ``LabelHand`` (label -1 and image nodata excluded), then the pooled and mean
 IoU per sensor (the mean and median over the chips whose truth has water; the others'
-false-alarm area apart). A chip ``segment`` refuses (Paraguay_34417: radar all NaN) is listed with its
-one-line error; a chip whose label has no valid pixel (Ghana_83483) is not scored::
+false-alarm area apart). A chip ``segment`` refuses (Paraguay_34417: radar all NaN) is
+listed with its one-line error; a chip whose label has no valid pixel (Ghana_83483) is not scored::
 
     python benchmarks/segment_chips.py --checkpoint ../shared/models/mobile_sam.pt --method auto
     python benchmarks/segment_chips.py --method index          # the water index alone
