@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         report("index alone (no fitted fusion parameter)", table["index"], chips)
         better = summary(held)[0] > summary(table["index"])[0]
         print(f"\nauto for radar: {'fused' if better else 'index'} (held-out fused mean IoU "
-              f"{summary(held)[0]:.3f} vs index alone {summary(table['index'])[0]:.3f})")
+              f"{summary(held)[0]:.4f} vs index alone {summary(table['index'])[0]:.4f})")
         return 0
     table = grid_counts(chips)
     label = "polarisation, method, despeckle, tile, min_area"

@@ -14,7 +14,7 @@ by measurement (``benchmarks/satellite_eval.py``, ``docs/satellite.md``):
 ``sam`` (the prompts say what to map). SAM is used by ``auto`` only where cross-validation
 showed the fused result beating the index alone on the mean per-chip IoU: it did not on
 Sentinel-1 (leave-one-chip-out, ``benchmarks/satellite_cv.py --checkpoint ...``: held-out
-fused 0.508 = index alone 0.508, no gain), and one labelled Sentinel-2 chip cannot show it,
+fused 0.5078, index alone 0.5081: no gain), and one labelled Sentinel-2 chip cannot show it,
 so ``auto`` is ``index`` on every sensor with a water index. The decoder entry is what
 ``fused`` and ``sam`` use when no ``--decoder`` is given. ``index`` and ``fused`` map the
 whole scene and take no prompts.
