@@ -219,3 +219,44 @@ def test_real_s1_all_nan_chip(shared):
         info = detect_sensor(ds)
         _, valid = read_composite(ds, info)
     assert info.sensor == "s1" and not valid.any()
+
+
+@pytest.mark.parametrize(
+    "description,sensor,role",
+    [("VV", "s1", "co"), ("VH", "s1", "cross"), ("Sigma0_VH_db", "s1", "cross"),
+     ("HH", "sar", "co"), ("HV", "sar", "cross")],
+)
+def test_single_polarisation_from_the_band_description(tmp_path, description, sensor, role):
+    path = write(tmp_path / "one.tif", s1_db()[1:], [description])
+    with rasterio.open(path) as ds:
+        info = detect_sensor(ds)
+        rgb, valid = read_composite(ds, info)
+    assert info.sensor == sensor and info.index_bands == {role: 1}
+    assert info.radar_scale == "db" and info.composite_bands == (1,)
+    assert rgb.shape == (64, 64, 3) and valid.all() and (rgb[..., 0] == rgb[..., 2]).all()
+
+
+def test_one_undescribed_band_is_grey_rgb_unless_sar_is_forced(tmp_path):
+    path = write(tmp_path / "one.tif", s1_db()[:1])
+    with rasterio.open(path) as ds:
+        assert detect_sensor(ds).sensor == "rgb"
+        info = detect_sensor(ds, "sar")
+    assert info.sensor == "sar" and info.index_bands == {"co": 1}
+    assert "no polarisation in the descriptions" in info.reason
+
+
+@pytest.mark.parametrize(
+    "dtype,scale,units,relative",
+    [("uint16", 3000.0, "amplitude", True), ("float32", 1.0, "amplitude", False)],
+)
+def test_amplitude_is_relative_unless_calibrated(tmp_path, dtype, scale, units, relative):
+    amp = np.sqrt(10.0 ** (s1_db()[1:] / 10.0)) * scale
+    path = write(tmp_path / "amp.tif", amp.astype(dtype), ["HH amplitude"])
+    with rasterio.open(path) as ds:
+        info = detect_sensor(ds)
+        raw = read_bands(ds, [1])
+    assert info.radar_scale == units and info.relative is relative
+    assert info.units_how == "band metadata"
+    db = physical(raw, info)
+    expect = s1_db()[1] + (20 * np.log10(scale))
+    np.testing.assert_allclose(db[0], expect, atol=0.1 if dtype == "uint16" else 1e-3)
