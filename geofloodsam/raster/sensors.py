@@ -76,6 +76,37 @@ S2_COMPOSITES = {
 S2_DEFAULT_COMPOSITE = "swir"
 #: S1 composite: VV, VH, VV - VH, fixed dB ranges
 S1_RANGES = ((-25.0, 0.0), (-30.0, -5.0), (0.0, 15.0))
+
+
+@dataclass(frozen=True)
+class RadarSensor:
+    """A radar sensor declared by its attributes (the style of issue #19's sensor registry):
+    what detection recognises, the band roles, the composite and the water index.
+
+    Attributes:
+        name: the ``--sensor`` name.
+        title: the name in ``reason`` (run.json).
+        polarisations: the band descriptions' polarisations that identify it (auto).
+        roles: polarisation -> band role of the water index (``co``, ``cross``).
+        composite_ranges: dB ranges of the two-band composite (co, cross, co - cross).
+        grey_ranges: role -> dB range of a one-band (grey) composite.
+        water_index: the prior (:func:`geofloodsam.water.index.radar_prior`).
+    """
+
+    name: str
+    title: str
+    polarisations: frozenset[str]
+    roles: dict[str, str] = field(default_factory=lambda: dict(POLARISATION_ROLES))
+    composite_ranges: tuple[tuple[float, float], ...] = S1_RANGES
+    grey_ranges: dict[str, tuple[float, float]] = field(default_factory=lambda: dict(RADAR_GREY))
+    water_index: str = "radar-split"
+
+
+#: the radar sensors: Sentinel-1 (VV, VH), and any mission's SAR (HH, HV too)
+RADAR = {
+    "s1": RadarSensor("s1", "Sentinel-1", frozenset({"VV", "VH"})),
+    "sar": RadarSensor("sar", "SAR", frozenset(POLARISATION_ROLES)),
+}
 NAIP_COMPOSITES = {"true": (1, 2, 3), "nir": (4, 1, 2)}
 #: side (px) of the decimated sample read for detection
 SAMPLE_SIDE = 256
@@ -352,7 +383,7 @@ def detect_sensor(ds, sensor: str = "auto", composite: str | None = None) -> Sen
             )
     pols = _polarisations(ds)
     described = ds.count in (1, 2) and all(pols) and len(set(pols)) == ds.count
-    s1_pols = described and set(pols) <= {"VV", "VH"}
+    s1_pols = described and set(pols) <= RADAR["s1"].polarisations
     if sensor == "s1":  # forced: any described polarisations (S1 has HH/HV modes too)
         s1_pols = described or (ds.count == 2 and float_data)
     elif sensor == "auto" and not described:
@@ -445,9 +476,10 @@ def _s2_info(ds, layout, found: str, composite: str | None, s2_offset: str = "au
 def _radar_info(ds, sensor: str, pols: list, found: str, name: str, sar_units: str,
                 described: bool) -> SensorInfo:
     """``s1`` / ``sar`` info for 1-2 bands with their polarisations (None: unknown)."""
+    kind = RADAR[sensor]
     roles: dict[str, int] = {}
     for band, pol in enumerate(pols, start=1):
-        role = POLARISATION_ROLES.get(pol or "", "co" if len(pols) == 1 or band == 1 else "cross")
+        role = kind.roles.get(pol or "", "co" if len(pols) == 1 or band == 1 else "cross")
         roles.setdefault(role, band)
     if len(pols) == 2 and len(roles) != 2:  # two bands, roles not distinct: band 1 co
         roles = {"co": 1, "cross": 2}
@@ -461,17 +493,17 @@ def _radar_info(ds, sensor: str, pols: list, found: str, name: str, sar_units: s
     units, how = _sar_units(ds, list(bands), sar_units, name, found)
     relative = units == "amplitude" and not _calibrated_amplitude(ds, bands)
     if len(bands) == 2:
-        ranges, physical_ = S1_RANGES, True
+        ranges, physical_ = kind.composite_ranges, True
     elif relative:
         db = to_db_from(units, sample_bands(ds, bands))
         ranges, physical_ = _percentile_ranges(np.repeat(db, 3, axis=0)), False
     else:
-        ranges, physical_ = (RADAR_GREY[next(iter(roles))],) * 3, True
+        ranges, physical_ = (kind.grey_ranges[next(iter(roles))],) * 3, True
     what = {"db": "dB", "power": "linear power", "amplitude": "amplitude"}[units]
     if units == "amplitude":
         what += (" (relative: uncalibrated DN, the scene's own split)" if relative
                  else " (calibrated)")
-    title = "Sentinel-1" if sensor == "s1" else "SAR"
+    title = kind.title
     return SensorInfo(
         sensor=sensor,
         reason=f"{title}: {found}; {order}; units {what} from {how}",
