@@ -301,6 +301,7 @@ def bimodal_split(
     tile: int = TILE,
     plausible: tuple[float, float] | None = None,
     fallback: float | None = None,
+    min_ashman: float = MIN_ASHMAN,
 ) -> tuple[float, dict[str, Any]]:
     """The split of a scene from its bimodal tiles (any dB-like or index array, NaN invalid).
 
@@ -309,7 +310,7 @@ def bimodal_split(
     scene, for relative evidence without an absolute scale). Returns (threshold, details).
     """
     lo_hi = plausible or (-math.inf, math.inf)
-    tiles = bimodal_tiles(score, lo_hi, tile)
+    tiles = bimodal_tiles(score, lo_hi, tile, min_ashman=min_ashman)
     details: dict[str, Any] = {"threshold_method": method, "tile": tile,
                                "bimodal_tiles": len(tiles)}
 
@@ -339,6 +340,7 @@ def scene_threshold(
     key: str,
     method: str = "otsu",
     tile: int = TILE,
+    min_ashman: float = MIN_ASHMAN,
 ) -> tuple[float, dict[str, Any]]:
     """One threshold for the scene from its bimodal tiles, or the fixed fallback.
 
@@ -347,8 +349,8 @@ def scene_threshold(
     Returns (threshold, details).
     """
     if key == "relative":
-        return bimodal_split(score, method, tile)
-    return bimodal_split(score, method, tile, PLAUSIBLE[key], FALLBACK[key])
+        return bimodal_split(score, method, tile, min_ashman=min_ashman)
+    return bimodal_split(score, method, tile, PLAUSIBLE[key], FALLBACK[key], min_ashman)
 
 
 def small_regions(water: np.ndarray, min_area: int) -> np.ndarray:
@@ -412,6 +414,7 @@ def radar_prior(
     tile: int = TILE,
     min_area: int = MIN_AREA,
     relative: bool = False,
+    min_ashman: float = MIN_ASHMAN,
 ) -> WaterPrior:
     """Radar prior from ``co`` and/or ``cross`` bands in dB: water below the scene split.
 
@@ -430,11 +433,12 @@ def radar_prior(
     if not present:
         raise GeofloodsamError("a radar prior needs a co- or cross-polarised band.")
     keys = tuple(present) if pol == "both" else ((pol,) if pol in present else (present[0],))
-    parts, details = [], {"despeckle": despeckle, "min_area": min_area,
+    parts, details = [], {"despeckle": despeckle, "min_area": min_area, "min_ashman": min_ashman,
                           "polarisation": "+".join(keys), "relative": relative}
     for key in keys:
         score = despeckle_db(bands[key], despeckle).astype(np.float32)
-        t, d = scene_threshold(score, "relative" if relative else key, method, tile)
+        t, d = scene_threshold(score, "relative" if relative else key, method, tile,
+                               min_ashman)
         details[key] = {"threshold": round(float(t), 3), **d}
         parts.append((score, t, SOFT_WIDTH[key]))
     name = f"sar-{'-'.join(keys) if pol != 'both' else 'both'}-{method}"
