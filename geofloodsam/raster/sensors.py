@@ -35,7 +35,9 @@ one scene, and scenes of one sensor, share one contrast:
 * ``s2`` ``swir`` (default): R = B11, G = B8, B = B4, reflectance 0-0.4 (the false-colour
   look of many Earth Surface Water scenes the satellite decoder is trained on; water is dark);
   ``true``: B4, B3, B2, reflectance 0-0.3.
-* ``s1``: R = VV in -25..0 dB, G = VH in -30..-5 dB, B = VV - VH in 0..15 dB.
+* ``s1`` / ``sar``: R = co (VV, HH) in -25..0 dB, G = cross (VH, HV) in -30..-5 dB, B = co -
+  cross in 0..15 dB; one band: grey (co -25..0 dB, cross -30..-5 dB; relative amplitude:
+  the 2-98 percentiles of the scene sample).
 * ``naip`` / ``rgb``: uint8 as is (0-255); other data types use the 2nd-98th percentile of
   the detection sample (one stretch per scene, flagged ``physical: false``).
 """
