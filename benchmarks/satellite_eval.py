@@ -233,8 +233,10 @@ def admissible(summary: list[dict], per_chip: list[dict], tolerance: float = 0.0
 
 
 def sar_sweep(data: Path) -> str:
-    """Index alone on the S1 chips for every polarisation x method x despeckle size."""
-    from geofloodsam.water.index import METHODS, POLARISATIONS, sar_prior
+    """Index alone on the S1 chips for every polarisation x method x despeckle size, with
+    issue #11's tiles (128 px) and no minimum mapping unit: that issue's in-sample table
+    (the cross-validated choice of issue #20 is ``benchmarks/satellite_cv.py``)."""
+    from geofloodsam.water.index import METHODS, sar_prior
 
     chips = []
     for item in load_items(data, None):
@@ -245,17 +247,17 @@ def sar_sweep(data: Path) -> str:
     for item in chips:
         with rasterio.open(root / f"{item.name}_S1Hand.tif") as ds:
             info = detect_sensor(ds)
-            bands[item.name] = physical(read_bands(ds, [info.index_bands["vv"],
-                                                        info.index_bands["vh"]]), info)
+            bands[item.name] = physical(read_bands(ds, [info.index_bands["co"],
+                                                        info.index_bands["cross"]]), info)
     lines = ["| polarisation | method | despeckle | pooled IoU | mean IoU |",
              "| --- | --- | ---: | ---: | ---: |"]
-    for pol in POLARISATIONS:
+    for pol in ("vh", "vv", "both"):
         for method in METHODS:
             for size in (1, 3, 5):
                 total, ious = Confusion(), []
                 for item in chips:
                     vv, vh = bands[item.name]
-                    pred = sar_prior(vv, vh, pol, method, size).water()
+                    pred = sar_prior(vv, vh, pol, method, size, tile=128, min_area=0).water()
                     c = confusion(pred, item.water, item.valid)
                     total, ious = total + c, [*ious, c.scores()["iou"]]
                 lines.append(f"| {pol} | {method} | {size} | {total.scores()['iou']:.3f} | "

@@ -87,8 +87,9 @@ def evaluate(
     or --sensor), as segment reads them; with --bands or a --stretch other than auto they
     are read as before (those bands, that stretch, per chip) and the sensor only serves the
     water index. Chips whose label has no valid pixel or whose image is all nodata are
-    skipped with a warning. metrics.csv and report.md give per row the mean of the
-    per-image IoUs and the pooled IoU (counts summed over the images).
+    skipped with a warning. metrics.csv and report.md give per row the mean and median of
+    the per-image IoUs (images whose truth has water; the others' false-alarm area apart)
+    and the pooled IoU (counts summed over the images), with 95 % bootstrap intervals.
     """
     from geofloodsam.evaluation.evaluate import evaluate as run
 
@@ -118,7 +119,9 @@ def evaluate(
         click.echo(
             f"{row.model:>{width}} {row.prompt:>6}  IoU {row.iou:.3f} (pooled "
             f"{row.pooled_iou:.3f})  Dice {row.dice:.3f}  Precision {row.precision:.3f}  "
-            f"Recall {row.recall:.3f}  ({row.n_images} images)"
+            f"Recall {row.recall:.3f}  ({row.n_images} images"
+            + (f", {row.n_no_water} without water: false alarm {row.no_water_false_alarm:.2%}"
+               if row.n_no_water else "") + ")"
         )
     click.echo(f"report: {Path(out_dir) / 'report.md'}")
 

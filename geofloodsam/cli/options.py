@@ -4,12 +4,14 @@ values (like rasterio's ``rio/options.py``). Nothing here imports torch: ``--hel
 
 from __future__ import annotations
 
+import functools
+import warnings
 from pathlib import Path
 
 import click
 
 from geofloodsam.model.choices import DEVICE_CHOICES, PRECISION_CHOICES, RUNTIME_CHOICES
-from geofloodsam.raster.sensors import SENSOR_CHOICES
+from geofloodsam.raster.sensors import SAR_UNITS, SENSOR_CHOICES, SensorWarning, sensor_spec
 from geofloodsam.water.methods import METHOD_CHOICES
 
 __all__ = ["DEVICE_CHOICES", "PRECISION_CHOICES", "RUNTIME_CHOICES"]
@@ -42,19 +44,82 @@ stretch_option = click.option(
     help="To 8-bit: 'auto' (2-98 percentiles of the scene; 8-bit data as is), 'none' "
     "(values used as 0-255) or MIN,MAX.",
 )
-sensor_option = click.option(
-    "--sensor",
-    type=click.Choice(SENSOR_CHOICES),
-    default="auto",
-    show_default=True,
-    help="s2 (Sentinel-2, 12-13 bands), s1 (Sentinel-1 VV,VH in dB or linear power), naip "
-    "(R,G,B,NIR) or rgb; auto: from band count, type, descriptions and values. Satellite "
-    "sensors get a fixed physical composite, the same for every tile and scene.",
+def _s2_offset(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    from geofloodsam.errors import GeofloodsamError
+
+    if value != "auto":
+        try:
+            float(value)
+        except ValueError:
+            raise GeofloodsamError(
+                f"--s2-offset {value}: give a number of DN (e.g. -1000, the L2A "
+                "BOA_ADD_OFFSET from processing baseline 04.00) or auto."
+            ) from None
+    return value
+
+
+_SENSOR_OPTIONS = (
+    click.option(
+        "--sensor",
+        type=click.Choice(SENSOR_CHOICES),
+        default="auto",
+        show_default=True,
+        help="s2 (Sentinel-2, 12-13 bands), s1 (Sentinel-1 VV,VH, or one band described VV "
+        "or VH), sar (single- or dual-pol SAR of any mission: 1 band, or HH,HV), naip "
+        "(R,G,B,NIR) or rgb; auto: from band count, type, descriptions and values. "
+        "Satellite sensors get a fixed physical composite, the same for every tile and scene.",
+    ),
+    click.option(
+        "--sar-units",
+        type=click.Choice(SAR_UNITS),
+        default="auto",
+        show_default=True,
+        help="Radar units: db, power (linear), amplitude (DN: relative, split per scene); "
+        "auto: from the band metadata, then the values.",
+    ),
+    click.option(
+        "--s2-offset",
+        default="auto",
+        show_default=True,
+        callback=_s2_offset,
+        help="Sentinel-2 L2A BOA_ADD_OFFSET in DN (e.g. -1000 from baseline 04.00); auto: "
+        "from the metadata, else none.",
+    ),
 )
+
+
+def _one_line_sensor_warnings(show):
+    """A ``warnings.showwarning`` printing :class:`SensorWarning` as one ``Warning:`` line."""
+
+    def one_line(message, category, *args, **kwargs):
+        if issubclass(category, SensorWarning):
+            click.echo(f"Warning: {message}", err=True)
+        else:
+            show(message, category, *args, **kwargs)
+
+    return one_line
+
+
+def sensor_option(f):
+    """``--sensor``, ``--sar-units`` and ``--s2-offset``, folded into one ``sensor`` spec
+    (:func:`geofloodsam.raster.sensors.sensor_spec`): the command gets ``sensor`` only."""
+
+    @functools.wraps(f)
+    def command(*args, **kwargs):
+        kwargs["sensor"] = sensor_spec(
+            kwargs["sensor"], kwargs.pop("sar_units"), kwargs.pop("s2_offset")
+        )
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_sensor_warnings(warnings.showwarning)
+            return f(*args, **kwargs)
+
+    for option in reversed(_SENSOR_OPTIONS):
+        command = option(command)
+    return command
 _METHOD_HELP = (
     "sam: SAM alone; index: the water index alone (NDWI, radar split), no SAM; fused: "
-    "the index where it is sure, SAM elsewhere where SAM agrees with it. auto: fused for "
-    "promptless s1/s2/naip, sam otherwise."
+    "the index where it is sure, SAM elsewhere where SAM agrees with it. auto: index for "
+    "promptless s1/sar/s2/naip (cross-validated: SAM did not add), sam otherwise."
 )
 method_option = click.option(
     "--method",

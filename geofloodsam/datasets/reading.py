@@ -36,7 +36,7 @@ from PIL import Image, UnidentifiedImageError
 
 from geofloodsam.errors import GeofloodsamError
 from geofloodsam.files.atomic import atomic_open
-from geofloodsam.raster.sensors import SENSOR_CHOICES, SensorInfo
+from geofloodsam.raster.sensors import SensorInfo, base_sensor, parse_sensor_spec
 
 SPLITS = ("train", "val", "test")
 #: the image folders of a Sen1Floods11-style chip set, by the sensor they hold
@@ -89,7 +89,7 @@ class Sample:
         """The chip's sensor (:func:`~geofloodsam.raster.sensors.detect_sensor`), None for
         photos. A forced ``sensor`` that does not fit the chip is a one-line error."""
         if not self.is_raster:
-            if self.sensor not in ("auto", "rgb"):
+            if base_sensor(self.sensor) not in ("auto", "rgb"):
                 raise GeofloodsamError(
                     f"--sensor {self.sensor} needs GeoTIFF chips with that sensor's bands, but "
                     f"{self.image.name} is a photo (RGB): use --sensor auto or rgb."
@@ -199,7 +199,7 @@ class Sample:
         that does not fit is found before any work); the others are checked as ``segment``
         checks a scene (CRS, band selection, dtype).
         """
-        if self.reads_composite or not self.is_raster or self.sensor != "auto":
+        if self.reads_composite or not self.is_raster or base_sensor(self.sensor) != "auto":
             self.sensor_info()
         if not self.reads_composite and self.is_raster:
             from geofloodsam.raster.scene import Scene
@@ -244,8 +244,7 @@ def open_dataset(
         raise GeofloodsamError(f"data set {root} does not exist: give a data set folder.")
     if split is not None and split not in SPLITS:
         raise GeofloodsamError(f"unknown split {split!r}: use one of {', '.join(SPLITS)}.")
-    if sensor not in SENSOR_CHOICES:
-        raise GeofloodsamError(f"--sensor {sensor}: use one of {', '.join(SENSOR_CHOICES)}.")
+    parse_sensor_spec(sensor)  # one-line errors for --sensor, --sar-units, --s2-offset
     from geofloodsam.raster.scene import parse_bands, parse_stretch
 
     band_tuple = parse_bands(bands)
@@ -255,7 +254,7 @@ def open_dataset(
         csv_path = root if root.is_file() else root / SPLIT_FILE
         samples = _read_split_file(csv_path, how)
     else:
-        pairs = _find_pairs(root, sensor)
+        pairs = _find_pairs(root, base_sensor(sensor))
         assignment = make_split([pid for pid, _, _ in pairs], seed)
         samples = [Sample(pid, assignment[pid], img, msk, **how) for pid, img, msk in pairs]
         write_split_file(_splits_out(root, seed, splits_out), samples, root)

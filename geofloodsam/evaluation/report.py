@@ -96,29 +96,63 @@ def atomic_outputs(out_dir: str | Path) -> Iterator[Path]:
 
 
 # ---------------------------------------------------------------------------- tables
+#: bootstrap resamples (over images) of the interval columns, and their seed
+BOOTSTRAP = 2000
+BOOTSTRAP_SEED = 0
+#: the columns of images whose truth has no water, and of the 95 % bootstrap intervals
+EXTRA_COLUMNS = ("n_no_water", "no_water_false_alarm", "iou_ci_low", "iou_ci_high",
+                 "pooled_iou_ci_low", "pooled_iou_ci_high")
+
+
 def aggregate(per_image: pd.DataFrame) -> pd.DataFrame:
     """One row per model × prompt: means (headline), then medians and pooled scores.
 
     ``per_image`` needs the columns ``model``, ``prompt``, the four metrics and the
     confusion counts. Pooled scores come from the summed counts (every pixel of every image
-    weighs the same); the means weigh every image the same. Rows keep the order in which
-    models and prompts first appear. A ``method`` column of ``per_image`` is carried over
-    (last column).
+    weighs the same); the means and medians weigh every image whose truth has water the
+    same. Images whose truth has no water (their IoU is 0 for any false alarm) are counted
+    apart: ``n_no_water`` and their mean false-alarm area (``no_water_false_alarm``, the
+    fraction of their valid pixels called water); they stay in the pooled scores (their
+    false alarms count there). ``iou_ci_*`` and ``pooled_iou_ci_*``: 95 % percentile
+    bootstrap intervals of the mean and pooled IoU over images (:data:`BOOTSTRAP`
+    resamples, seeded). Rows keep the order in which models and prompts first appear. A
+    ``method`` column of ``per_image`` is carried over (last column).
     """
     rows = []
     for (model, prompt), group in per_image.groupby(["model", "prompt"], sort=False):
         pooled = Confusion(*(int(group[c].sum()) for c in COUNT_COLUMNS)).scores()
+        truth = group["tp"] + group["fn"]
+        wet, dry = group[truth > 0], group[truth == 0]
+        scored = wet if len(wet) else group
         row = {"model": model, "prompt": prompt, "n_images": len(group)}
-        row.update({m: float(group[m].mean()) for m in METRICS})
-        row.update({f"median_{m}": float(group[m].median()) for m in METRICS})
+        row.update({m: float(scored[m].mean()) for m in METRICS})
+        row.update({f"median_{m}": float(scored[m].median()) for m in METRICS})
         row.update({f"pooled_{m}": pooled[m] for m in METRICS})
+        row["n_no_water"] = len(dry)
+        row["no_water_false_alarm"] = (
+            float((dry["fp"] / (dry["fp"] + dry["tn"]).clip(lower=1)).mean()) if len(dry)
+            else float("nan"))
+        row.update(_bootstrap(scored["iou"].to_numpy(), group[list(COUNT_COLUMNS[:3])].to_numpy()))
         if "method" in group:
             row["method"] = str(group["method"].iloc[0])
         rows.append(row)
-    columns = [*HEAD_COLUMNS, *(f"median_{m}" for m in METRICS), *(f"pooled_{m}" for m in METRICS)]
+    columns = [*HEAD_COLUMNS, *(f"median_{m}" for m in METRICS), *(f"pooled_{m}" for m in METRICS),
+               *EXTRA_COLUMNS]
     if "method" in per_image:
         columns.append("method")
     return pd.DataFrame(rows, columns=columns)
+
+
+def _bootstrap(ious: np.ndarray, counts: np.ndarray) -> dict[str, float]:
+    """95 % percentile bootstrap intervals of the mean IoU and the pooled IoU over images."""
+    rng = np.random.default_rng(BOOTSTRAP_SEED)
+    mean_draws = ious[rng.integers(0, len(ious), (BOOTSTRAP, len(ious)))].mean(axis=1)
+    tp, fp, fn = counts[rng.integers(0, len(counts), (BOOTSTRAP, len(counts)))].sum(axis=1).T
+    pooled = np.where(tp + fp + fn > 0, tp / np.maximum(tp + fp + fn, 1), 1.0)
+    lo, hi = np.percentile(mean_draws, [2.5, 97.5])
+    plo, phi = np.percentile(pooled, [2.5, 97.5])
+    return {"iou_ci_low": float(lo), "iou_ci_high": float(hi), "pooled_iou_ci_low": float(plo),
+            "pooled_iou_ci_high": float(phi)}
 
 
 def write_csv(table: pd.DataFrame, path: str | Path) -> Path:
@@ -149,15 +183,27 @@ def headline_table(metrics: pd.DataFrame) -> str:
 
 
 def iou_table(metrics: pd.DataFrame) -> str:
-    """Mean (per image) and pooled (summed counts) IoU per model × prompt, with image counts."""
+    """Mean, median (per image with water) and pooled (summed counts) IoU per model × prompt,
+    with 95 % bootstrap intervals, image counts and the false alarms on images without water."""
+    table = metrics.copy()
+    table["mean_ci"] = [f"{a:.3f} [{b:.3f}, {c:.3f}]" for a, b, c in
+                        zip(table["iou"], table["iou_ci_low"], table["iou_ci_high"], strict=True)]
+    table["pooled_ci"] = [
+        f"{a:.3f} [{b:.3f}, {c:.3f}]" for a, b, c in
+        zip(table["pooled_iou"], table["pooled_iou_ci_low"], table["pooled_iou_ci_high"],
+            strict=True)]
+    table["dry"] = [f"{n}: {fa:.2%}" if n else "0" for n, fa in
+                    zip(table["n_no_water"], table["no_water_false_alarm"], strict=True)]
     return markdown_table(
-        metrics,
+        table,
         {
             "model": "Model",
             "prompt": "Prompt",
             "n_images": "images",
-            "iou": "mean IoU",
-            "pooled_iou": "pooled IoU",
+            "mean_ci": "mean IoU [95% CI]",
+            "median_iou": "median IoU",
+            "pooled_ci": "pooled IoU [95% CI]",
+            "dry": "no-water images: false alarm",
         },
     )
 
@@ -351,9 +397,14 @@ def evaluation_markdown(
         "",
         "## IoU: mean over images and pooled",
         "",
-        "*mean IoU*: the mean of the per-image IoUs (every image weighs the same; "
-        "`per_image.csv` has each image's IoU). *pooled IoU*: one IoU from the confusion "
-        "counts summed over all images (every pixel weighs the same).",
+        "*mean IoU*, *median IoU*: over the per-image IoUs of the images whose truth has "
+        "water (every image weighs the same; `per_image.csv` has each image's IoU). *pooled "
+        "IoU*: one IoU from the confusion counts summed over all images (every pixel weighs "
+        "the same). Images whose truth has no water are not in the mean (any false alarm "
+        "gives them IoU 0): the last column gives their count and mean false-alarm area "
+        "(share of their valid pixels called water). Brackets: 95 % percentile bootstrap "
+        f"intervals over images ({BOOTSTRAP} resamples, seed {BOOTSTRAP_SEED}); few images "
+        "give wide intervals.",
         "",
         iou_table(metrics),
         "",

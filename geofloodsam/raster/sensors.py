@@ -10,9 +10,20 @@ indices, and how raw values become physical units. Recognised layouts:
   Integer data are reflectance x 10000; float data with a median under 1.5 are reflectance.
   The L2A ``BOA_ADD_OFFSET`` (-1000 DN from processing baseline 04.00) is not in the file's
   metadata here and is not applied: it shifts reflectance by 0.1 (see ``docs/satellite.md``).
-* ``s1``: Sentinel-1 GRD backscatter, 2 float bands VV and VH (descriptions ``VV``/``VH``
-  pick the order, else band 1 is VV), in dB (mostly negative, median -40..+10) or in linear
-  power (non-negative, median below 1); which one is detected from the values and stated.
+  The L2A offset is applied (reflectance = (DN + offset) / 10000) when the metadata has a
+  ``BOA_ADD_OFFSET`` tag, or when ``--s2-offset`` gives it (``s2-offset=`` in the sensor
+  spec, :func:`sensor_spec`); ``SensorInfo.offset`` records it.
+* ``s1``: Sentinel-1 GRD backscatter: 2 float bands VV and VH (descriptions ``VV``/``VH``
+  pick the order, else band 1 is VV), or one band whose description is ``VV`` or ``VH``.
+* ``sar``: single- or dual-polarisation SAR of any mission: one band (forced with
+  ``--sensor sar``, or described HH / HV / VV / VH), or two bands described HH and HV
+  (handled like VV and VH). Radar units (``--sar-units auto|db|power|amplitude``, auto from
+  the band metadata, then the values): dB (mostly negative, median -40..+10), linear power
+  (non-negative float, median below 1), amplitude (integer DN, or non-negative float with a
+  median of 1 or more: relative amplitude, 20 log10 of it is dB up to an unknown
+  calibration constant, so the split is the scene's own, ``SensorInfo.relative``); values
+  that fit none are a one-line error naming their range. Co-polarised bands (VV, HH) have
+  the role ``co``, cross-polarised (VH, HV) ``cross``.
 * ``naip``: 4 bands R, G, B, NIR (NAIP order).
 * ``rgb``: 3 bands (or 1, repeated as grey; or more than 4 without a known layout, bands
   1-3).
@@ -24,7 +35,9 @@ one scene, and scenes of one sensor, share one contrast:
 * ``s2`` ``swir`` (default): R = B11, G = B8, B = B4, reflectance 0-0.4 (the false-colour
   look of many Earth Surface Water scenes the satellite decoder is trained on; water is dark);
   ``true``: B4, B3, B2, reflectance 0-0.3.
-* ``s1``: R = VV in -25..0 dB, G = VH in -30..-5 dB, B = VV - VH in 0..15 dB.
+* ``s1`` / ``sar``: R = co (VV, HH) in -25..0 dB, G = cross (VH, HV) in -30..-5 dB, B = co -
+  cross in 0..15 dB; one band: grey (co -25..0 dB, cross -30..-5 dB; relative amplitude:
+  the 2-98 percentiles of the scene sample).
 * ``naip`` / ``rgb``: uint8 as is (0-255); other data types use the 2nd-98th percentile of
   the detection sample (one stretch per scene, flagged ``physical: false``).
 """
@@ -32,6 +45,7 @@ one scene, and scenes of one sensor, share one contrast:
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
@@ -39,10 +53,19 @@ import numpy as np
 
 from geofloodsam.errors import GeofloodsamError
 
-SENSORS = ("s2", "s1", "naip", "rgb")
+SENSORS = ("s2", "s1", "sar", "naip", "rgb")
 SENSOR_CHOICES = ("auto", *SENSORS)
+#: radar sensors (water index: the bimodal split of :func:`geofloodsam.water.index.radar_prior`)
+RADAR_SENSORS = ("s1", "sar")
+#: ``--sar-units``
+SAR_UNITS = ("auto", "db", "power", "amplitude")
 #: sensors whose SAM input is the fixed physical composite of :func:`make_composite`
-COMPOSITE_SENSORS = ("s1", "s2")
+COMPOSITE_SENSORS = ("s1", "s2", "sar")
+#: radar polarisation names -> role
+POLARISATION_ROLES = {"VV": "co", "HH": "co", "VH": "cross", "HV": "cross"}
+_POL_NAME = re.compile(r"(?<![A-Z])(VV|VH|HH|HV)(?![A-Z])")
+#: one-band radar composite ranges (dB) by role
+RADAR_GREY = {"co": (-25.0, 0.0), "cross": (-30.0, -5.0)}
 S2_L1C = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B10", "B11", "B12")
 S2_L2A = tuple(b for b in S2_L1C if b != "B10")
 #: the S2 bands every composite and index needs
@@ -55,10 +78,45 @@ S2_COMPOSITES = {
 S2_DEFAULT_COMPOSITE = "swir"
 #: S1 composite: VV, VH, VV - VH, fixed dB ranges
 S1_RANGES = ((-25.0, 0.0), (-30.0, -5.0), (0.0, 15.0))
+
+
+@dataclass(frozen=True)
+class RadarSensor:
+    """A radar sensor declared by its attributes (the style of issue #19's sensor registry):
+    what detection recognises, the band roles, the composite and the water index.
+
+    Attributes:
+        name: the ``--sensor`` name.
+        title: the name in ``reason`` (run.json).
+        polarisations: the band descriptions' polarisations that identify it (auto).
+        roles: polarisation -> band role of the water index (``co``, ``cross``).
+        composite_ranges: dB ranges of the two-band composite (co, cross, co - cross).
+        grey_ranges: role -> dB range of a one-band (grey) composite.
+        water_index: the prior (:func:`geofloodsam.water.index.radar_prior`).
+    """
+
+    name: str
+    title: str
+    polarisations: frozenset[str]
+    roles: dict[str, str] = field(default_factory=lambda: dict(POLARISATION_ROLES))
+    composite_ranges: tuple[tuple[float, float], ...] = S1_RANGES
+    grey_ranges: dict[str, tuple[float, float]] = field(default_factory=lambda: dict(RADAR_GREY))
+    water_index: str = "radar-split"
+
+
+#: the radar sensors: Sentinel-1 (VV, VH), and any mission's SAR (HH, HV too)
+RADAR = {
+    "s1": RadarSensor("s1", "Sentinel-1", frozenset({"VV", "VH"})),
+    "sar": RadarSensor("sar", "SAR", frozenset(POLARISATION_ROLES)),
+}
 NAIP_COMPOSITES = {"true": (1, 2, 3), "nir": (4, 1, 2)}
 #: side (px) of the decimated sample read for detection
 SAMPLE_SIDE = 256
 _S2_NAME = re.compile(r"^\s*(?:S2[_ ]?)?B0?(\d{1,2})(A?)\s*$", re.IGNORECASE)
+
+
+class SensorWarning(UserWarning):
+    """A sensor setting that was forced against what the raster looks like (one line)."""
 
 
 @dataclass(frozen=True)
@@ -73,10 +131,14 @@ class SensorInfo:
         composite_ranges: fixed (low, high) per channel in physical units.
         index_bands: role -> 1-based band: ``green``, ``nir``, ``swir1`` (optical) or
             ``vv``, ``vh`` (radar); empty for ``rgb``.
-        scale: raw value x scale = reflectance (optical); 1 for dB radar and uint8 imagery.
-        radar_scale: ``db`` or ``linear`` (S1 only; linear is converted to dB).
+        scale: (raw value + offset) x scale = reflectance (optical); 1 for radar and uint8.
+        radar_scale: radar units ``db``, ``power`` or ``amplitude`` (converted to dB).
         composite: the composite's name (``swir``, ``true``, ``vv-vh-ratio``, ...).
-        physical: False when the stretch comes from the scene's values (non-uint8 RGB/NAIP).
+        physical: False when the stretch comes from the scene's values (non-uint8 RGB/NAIP,
+            relative amplitude).
+        offset: S2 L2A ``BOA_ADD_OFFSET`` in DN (0 when none).
+        relative: radar dB without an absolute scale (uncalibrated amplitude DN).
+        units_how: how the radar units were found (``metadata``, ``values``, ``forced``).
     """
 
     sensor: str
@@ -88,6 +150,9 @@ class SensorInfo:
     radar_scale: str | None = None
     composite: str = "true"
     physical: bool = True
+    offset: float = 0.0
+    relative: bool = False
+    units_how: str | None = None
 
     def to_dict(self) -> dict:
         """JSON-ready record (for run.json)."""
@@ -109,6 +174,11 @@ class SensorInfo:
         """Whether SAM sees this sensor's fixed physical composite (``s1``, ``s2``) rather
         than bands 1-3 through the usual stretch (``naip``, ``rgb``: the same picture)."""
         return self.sensor in COMPOSITE_SENSORS
+
+    @property
+    def is_radar(self) -> bool:
+        """Whether this is radar backscatter (``s1``, ``sar``)."""
+        return self.sensor in RADAR_SENSORS
 
     @property
     def read_bands(self) -> tuple[int, ...]:
@@ -162,17 +232,76 @@ def _s2_layout(ds) -> tuple[dict[str, int], str] | None:
     return None
 
 
-def _radar_scale(values: np.ndarray) -> str | None:
-    """``db``, ``linear`` or None (neither) from finite backscatter values."""
+def _units_from_values(values: np.ndarray, integer: bool) -> str | None:
+    """``db``, ``power``, ``amplitude`` or None (none fits) from finite radar values."""
     v = values[np.isfinite(values)]
     if v.size == 0:
         return None
     med = float(np.median(v))
-    if v.min() >= 0 and med < 1.0 and np.percentile(v, 99) < 20:
-        return "linear"
+    if v.min() >= 0:
+        if integer or med >= 1.0:
+            return "amplitude"
+        if np.percentile(v, 99) < 20:
+            return "power"
+        return None
     if -40.0 <= med <= 10.0 and (v < 0).mean() > 0.5:
         return "db"
     return None
+
+
+def _units_from_metadata(ds, bands: Sequence[int]) -> str | None:
+    """Radar units named by band descriptions, units or tags (``dB``, amplitude, power)."""
+    texts = []
+    for b in bands:
+        texts.append(ds.descriptions[b - 1] or "")
+        texts.append((ds.units or ("",) * ds.count)[b - 1] or "")
+        texts.extend(f"{k}={v}" for k, v in ds.tags(b).items())
+    text = " ".join(texts).lower()
+    if re.search(r"(?<![a-z])db(?![a-z])|decibel", text):
+        return "db"
+    if "amplitude" in text or re.search(r"(?<![a-z])amp(?![a-z])", text):
+        return "amplitude"
+    if re.search(r"power|intensity|linear", text):
+        return "power"
+    return None
+
+
+def _value_range(values: np.ndarray) -> str:
+    v = values[np.isfinite(values)]
+    if v.size == 0:
+        return "no valid value"
+    return f"values {v.min():.3g}..{v.max():.3g}, median {np.median(v):.3g}"
+
+
+def _sar_units(ds, bands: Sequence[int], forced: str, name: str, found: str) -> tuple[str, str]:
+    """(units, how) of the radar ``bands``: forced (warning if the values disagree),
+    metadata, or values; one-line error when the values fit no unit."""
+    integer = not all(np.issubdtype(np.dtype(ds.dtypes[b - 1]), np.floating) for b in bands)
+    sample = sample_bands(ds, bands)
+    by_values = _units_from_values(sample, integer)
+    if forced != "auto":
+        if by_values is not None and by_values != forced and not (
+            forced in ("power", "amplitude") and by_values in ("power", "amplitude")
+        ):
+            warnings.warn(
+                f"--sar-units {forced} contradicts the values of {name}, which look like "
+                f"{by_values} ({_value_range(sample)}): {forced} used as asked.",
+                SensorWarning, stacklevel=2,
+            )
+        return forced, "forced (--sar-units)"
+    if not np.isfinite(sample).any():
+        return "db", "no valid sample value (all nodata/NaN): dB assumed"
+    meta = _units_from_metadata(ds, bands)
+    if meta is not None and (by_values is None or by_values == meta or
+                             {meta, by_values} <= {"power", "amplitude"}):
+        return meta, "band metadata"
+    if by_values is None:
+        raise GeofloodsamError(
+            f"{name} ({found}) does not look like SAR backscatter in dB (mostly negative), "
+            f"linear power (non-negative, median < 1) nor amplitude (non-negative DN): "
+            f"{_value_range(sample)}; give --sar-units, or convert it to dB."
+        )
+    return by_values, f"values ({_value_range(sample)})"
 
 
 def _percentile_ranges(values: np.ndarray) -> tuple[tuple[float, float], ...]:
@@ -185,41 +314,99 @@ def _percentile_ranges(values: np.ndarray) -> tuple[tuple[float, float], ...]:
 
 
 # ---------------------------------------------------------------------------- detection
+def sensor_spec(sensor: str = "auto", sar_units: str = "auto", s2_offset: str | None = None) -> str:
+    """One string for ``--sensor``, ``--sar-units`` and ``--s2-offset`` (what configs, tile
+    tasks and run.json carry): ``sensor`` alone when the others are their defaults, else
+    e.g. ``sar|sar-units=amplitude`` or ``auto|s2-offset=-1000``."""
+    parts = [sensor]
+    if sar_units and sar_units != "auto":
+        parts.append(f"sar-units={sar_units}")
+    if s2_offset not in (None, "auto"):
+        parts.append(f"s2-offset={s2_offset}")
+    return "|".join(parts)
+
+
+def parse_sensor_spec(spec: str) -> tuple[str, str, str]:
+    """Inverse of :func:`sensor_spec`: (sensor, sar_units, s2_offset); one-line errors."""
+    sensor, *rest = str(spec).split("|")
+    options = {"sar-units": "auto", "s2-offset": "auto"}
+    for item in rest:
+        key, _, value = item.partition("=")
+        if key not in options:
+            raise GeofloodsamError(f"sensor option {key!r}: use sar-units= or s2-offset=.")
+        options[key] = value
+    if sensor not in SENSOR_CHOICES:
+        raise GeofloodsamError(f"--sensor {sensor}: use one of {', '.join(SENSOR_CHOICES)}.")
+    if options["sar-units"] not in SAR_UNITS:
+        raise GeofloodsamError(
+            f"--sar-units {options['sar-units']}: use one of {', '.join(SAR_UNITS)}."
+        )
+    return sensor, options["sar-units"], options["s2-offset"]
+
+
+def base_sensor(spec: str) -> str:
+    """The sensor name of a sensor spec (``sar|sar-units=db`` -> ``sar``)."""
+    return str(spec).split("|")[0]
+
+
+def _polarisations(ds) -> list[str | None]:
+    """The polarisation (VV, VH, HH, HV) each band's description names, or None."""
+    out = []
+    for d in ds.descriptions or (None,) * ds.count:
+        found = _POL_NAME.findall((d or "").upper())
+        out.append(found[0] if len(set(found)) == 1 else None)
+    return out
+
+
 def detect_sensor(ds, sensor: str = "auto", composite: str | None = None) -> SensorInfo:
     """Detect (``auto``) or check (forced ``sensor``) the sensor of an open rasterio dataset.
 
     Args:
         ds: an open rasterio dataset.
-        sensor: ``auto`` or one of :data:`SENSORS`; a forced sensor whose band layout does not
-            fit raises a one-line :class:`GeofloodsamError` naming what was found.
+        sensor: ``auto`` or one of :data:`SENSORS`, optionally a spec of
+            :func:`sensor_spec` (``sar|sar-units=amplitude``); a forced sensor whose band
+            layout does not fit raises a one-line :class:`GeofloodsamError` naming what was
+            found.
         composite: ``swir`` / ``true`` for ``s2``, ``true`` / ``nir`` for ``naip``; default
             per sensor.
     """
-    if sensor not in SENSOR_CHOICES:
-        raise GeofloodsamError(f"--sensor {sensor}: use one of {', '.join(SENSOR_CHOICES)}.")
+    sensor, sar_units, s2_offset = parse_sensor_spec(sensor)
     found = _describe(ds)
     name = getattr(ds, "name", "the raster")
     float_data = all(np.issubdtype(np.dtype(d), np.floating) for d in ds.dtypes)
     if sensor in ("auto", "s2"):
         layout = _s2_layout(ds)
         if layout is not None:
-            return _s2_info(ds, layout, found, composite)
+            return _s2_info(ds, layout, found, composite, s2_offset)
         if sensor == "s2":
             raise GeofloodsamError(
                 f"--sensor s2 needs 12-13 Sentinel-2 bands (B1..B12, B8A) or band descriptions "
                 f"naming {', '.join(S2_REQUIRED)}; {name} has {found}."
             )
-    if sensor in ("auto", "s1") and ds.count == 2:
-        if float_data:
-            return _s1_info(ds, found, name)
-        if sensor == "s1":
-            raise GeofloodsamError(
-                f"--sensor s1 needs 2 float bands VV, VH (dB or linear power); {name} has {found}."
-            )
+    pols = _polarisations(ds)
+    described = ds.count in (1, 2) and all(pols) and len(set(pols)) == ds.count
+    s1_pols = described and set(pols) <= RADAR["s1"].polarisations
+    if sensor == "s1":  # forced: any described polarisations (S1 has HH/HV modes too)
+        s1_pols = described or (ds.count == 2 and float_data)
+    elif sensor == "auto" and not described:
+        s1_pols = ds.count == 2 and float_data
+    if sensor in ("auto", "s1") and s1_pols:
+        return _radar_info(ds, "s1", pols if described else ["VV", "VH"], found, name,
+                           sar_units, described)
     if sensor == "s1":
         raise GeofloodsamError(
-            f"--sensor s1 needs 2 float bands VV, VH (dB or linear power); {name} has {found}."
+            f"--sensor s1 needs 2 float bands VV, VH (dB or linear power) or one band described "
+            f"VV or VH; {name} has {found}."
         )
+    if sensor == "sar" or (sensor == "auto" and described):
+        if ds.count not in (1, 2):
+            raise GeofloodsamError(
+                f"--sensor sar needs 1 band (any polarisation) or 2 bands co/cross (HH/HV, "
+                f"VV/VH); {name} has {found}."
+            )
+        if not described:
+            pols = ["HH", "HV"] if ds.count == 2 else [None]
+        return _radar_info(ds, "sar", pols, found, name, sar_units, described)
     if sensor in ("auto", "naip") and ds.count == 4:
         return _rgb_info(ds, "naip", found, composite)
     if sensor == "naip":
@@ -236,7 +423,28 @@ def plain_info(ds, reason: str) -> SensorInfo:
                       composite_ranges=((0.0, 255.0),) * 3, physical=False)
 
 
-def _s2_info(ds, layout, found: str, composite: str | None) -> SensorInfo:
+def _s2_offset(ds, given: str) -> tuple[float, str]:
+    """The L2A BOA_ADD_OFFSET in DN: given (``--s2-offset``), from the metadata, or 0."""
+    if given not in ("auto", None):
+        try:
+            return float(given), f"offset {float(given):g} DN (--s2-offset)"
+        except ValueError:
+            raise GeofloodsamError(
+                f"--s2-offset {given}: give a number of DN (e.g. -1000) or auto."
+            ) from None
+    tags = dict(ds.tags())
+    for b in range(1, ds.count + 1):
+        tags.update(ds.tags(b))
+    for key, value in tags.items():
+        if "BOA_ADD_OFFSET" in key.upper():
+            try:
+                return float(value), f"offset {float(value):g} DN (metadata {key})"
+            except ValueError:
+                continue
+    return 0.0, "no BOA_ADD_OFFSET in the metadata: no offset"
+
+
+def _s2_info(ds, layout, found: str, composite: str | None, s2_offset: str = "auto") -> SensorInfo:
     bands, how = layout
     composite = composite or S2_DEFAULT_COMPOSITE
     if composite not in S2_COMPOSITES:
@@ -251,49 +459,73 @@ def _s2_info(ds, layout, found: str, composite: str | None) -> SensorInfo:
         sample = sample_bands(ds, [bands["B3"]])
         med = float(np.nanmedian(sample)) if np.isfinite(sample).any() else 0.0
         scale, unit = (1.0, "float reflectance") if med < 1.5 else (1e-4, "float DN x 10000")
+    offset, offset_how = _s2_offset(ds, s2_offset)
+    if offset and scale == 1.0:
+        offset, offset_how = 0.0, f"{offset_how}, not applied: float reflectance"
     return SensorInfo(
         sensor="s2",
-        reason=f"Sentinel-2: {found}; {how}; {unit}; composite {composite}",
+        reason=f"Sentinel-2: {found}; {how}; {unit}; {offset_how}; composite {composite}",
         composite_bands=tuple(bands[n] for n in names),
         composite_ranges=ranges,
         index_bands={"green": bands["B3"], "red": bands["B4"], "nir": bands["B8"],
                      "swir1": bands["B11"]},
         scale=scale,
         composite=composite,
+        offset=offset,
     )
 
 
-def _s1_info(ds, found: str, name: str) -> SensorInfo:
-    desc = [(d or "").strip().upper() for d in (ds.descriptions or (None, None))]
-    if "VV" in desc and "VH" in desc:
-        vv, vh = desc.index("VV") + 1, desc.index("VH") + 1
-        order = "descriptions VV/VH"
+def _radar_info(ds, sensor: str, pols: list, found: str, name: str, sar_units: str,
+                described: bool) -> SensorInfo:
+    """``s1`` / ``sar`` info for 1-2 bands with their polarisations (None: unknown)."""
+    kind = RADAR[sensor]
+    roles: dict[str, int] = {}
+    for band, pol in enumerate(pols, start=1):
+        role = kind.roles.get(pol or "", "co" if len(pols) == 1 or band == 1 else "cross")
+        roles.setdefault(role, band)
+    if len(pols) == 2 and len(roles) != 2:  # two bands, roles not distinct: band 1 co
+        roles = {"co": 1, "cross": 2}
+    if described:
+        order = f"polarisations {', '.join(pols)} from the descriptions"
     else:
-        vv, vh, order = 1, 2, "no VV/VH descriptions: band 1 taken as VV, band 2 as VH"
-    sample = sample_bands(ds, [vv, vh])
-    if not np.isfinite(sample).any():
-        scale = "db"
-        how = "no valid sample value (all nodata/NaN): dB assumed"
+        order = "no polarisation in the descriptions: " + (
+            f"band 1 taken as {pols[0]}, band 2 as {pols[1]}" if len(pols) == 2
+            else "one band taken as co-polarised")
+    bands = tuple(roles[r] for r in ("co", "cross") if r in roles)
+    units, how = _sar_units(ds, list(bands), sar_units, name, found)
+    relative = units == "amplitude" and not _calibrated_amplitude(ds, bands)
+    if len(bands) == 2:
+        ranges, physical_ = kind.composite_ranges, True
+    elif relative:
+        db = to_db_from(units, sample_bands(ds, bands))
+        ranges, physical_ = _percentile_ranges(np.repeat(db, 3, axis=0)), False
     else:
-        scale = _radar_scale(sample[0])
-        if scale is None or _radar_scale(sample[1]) not in (scale, None):
-            v = sample[np.isfinite(sample)]
-            raise GeofloodsamError(
-                f"{name} ({found}) does not look like Sentinel-1 backscatter in dB (mostly "
-                f"negative) nor in linear power (non-negative, median < 1): values "
-                f"{v.min():.3g}..{v.max():.3g}, median {np.median(v):.3g}; convert it to dB."
-            )
-        med = float(np.nanmedian(sample[0]))
-        how = f"VV median {med:.3g} -> {'dB' if scale == 'db' else 'linear power'}"
+        ranges, physical_ = (kind.grey_ranges[next(iter(roles))],) * 3, True
+    what = {"db": "dB", "power": "linear power", "amplitude": "amplitude"}[units]
+    if units == "amplitude":
+        what += (" (relative: uncalibrated DN, the scene's own split)" if relative
+                 else " (calibrated)")
+    title = kind.title
     return SensorInfo(
-        sensor="s1",
-        reason=f"Sentinel-1: {found}; {order}; {how}",
-        composite_bands=(vv, vh),
-        composite_ranges=S1_RANGES,
-        index_bands={"vv": vv, "vh": vh},
-        radar_scale=scale,
-        composite="vv-vh-ratio",
+        sensor=sensor,
+        reason=f"{title}: {found}; {order}; units {what} from {how}",
+        composite_bands=bands,
+        composite_ranges=ranges,
+        index_bands=dict(roles),
+        radar_scale=units,
+        composite="co-cross-ratio" if len(bands) == 2 else f"{next(iter(roles))}-grey",
+        physical=physical_,
+        relative=relative,
+        units_how=how,
     )
+
+
+def _calibrated_amplitude(ds, bands: Sequence[int]) -> bool:
+    """Float amplitude with a median under 1 reads as calibrated; integer DN never does."""
+    if not all(np.issubdtype(np.dtype(ds.dtypes[b - 1]), np.floating) for b in bands):
+        return False
+    sample = sample_bands(ds, bands)
+    return bool(np.isfinite(sample).any() and np.nanmedian(sample) < 1.0)
 
 
 def _rgb_info(ds, sensor: str, found: str, composite: str | None) -> SensorInfo:
@@ -335,12 +567,22 @@ def to_db(linear: np.ndarray) -> np.ndarray:
         return np.where(x > 0, 10.0 * np.log10(np.where(x > 0, x, 1.0)), np.nan)
 
 
+def to_db_from(units: str | None, x: np.ndarray) -> np.ndarray:
+    """Radar values in ``units`` (``db``, ``power``/``linear``, ``amplitude``) -> dB."""
+    x = np.asarray(x, dtype=np.float64)
+    if units in ("power", "linear"):
+        return to_db(x)
+    if units == "amplitude":
+        return 2.0 * to_db(x)
+    return x
+
+
 def physical(raw: np.ndarray, info: SensorInfo) -> np.ndarray:
     """Raw band values -> physical units (reflectance, or dB for radar), float64."""
     x = np.asarray(raw, dtype=np.float64)
-    if info.sensor == "s1":
-        return to_db(x) if info.radar_scale == "linear" else x
-    return x * info.scale
+    if info.sensor in RADAR_SENSORS:
+        return to_db_from(info.radar_scale, x)
+    return (x + info.offset) * info.scale
 
 
 def make_composite(raw: np.ndarray, info: SensorInfo) -> tuple[np.ndarray, np.ndarray]:
@@ -354,8 +596,8 @@ def make_composite(raw: np.ndarray, info: SensorInfo) -> tuple[np.ndarray, np.nd
         x = x[None]
     if x.shape[0] != len(info.composite_bands):
         raise ValueError(f"expected {len(info.composite_bands)} bands, got {x.shape[0]}")
-    if info.sensor == "s1":
-        x = np.stack([x[0], x[1], x[0] - x[1]])
+    if info.sensor in RADAR_SENSORS:
+        x = np.stack([x[0], x[1], x[0] - x[1]]) if x.shape[0] == 2 else np.repeat(x, 3, axis=0)
     valid = np.isfinite(x).all(axis=0)
     lows = np.array([r[0] for r in info.composite_ranges])[:, None, None]
     highs = np.array([r[1] for r in info.composite_ranges])[:, None, None]
@@ -386,7 +628,7 @@ class SensorStretch:
     def __init__(self, info: SensorInfo) -> None:
         self.info = info
         ranges = ", ".join(f"{lo:g}..{hi:g}" for lo, hi in info.composite_ranges)
-        unit = "dB" if info.sensor == "s1" else "reflectance"
+        unit = "dB" if info.is_radar else "reflectance"
         self.method = f"sensor {info.sensor} composite {info.composite} ({unit} {ranges})"
 
     def apply(self, data: np.ndarray) -> np.ndarray:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from geofloodsam.errors import GeofloodsamError
-from geofloodsam.raster.sensors import SENSOR_CHOICES
+from geofloodsam.raster.sensors import parse_sensor_spec
 from geofloodsam.tiles.engine import MAX_OBJECT_TILES
 from geofloodsam.water.methods import METHOD_CHOICES
 
@@ -44,10 +44,7 @@ class SegmentConfig:
 
     def check(self) -> None:
         """One-line errors for numbers out of range and unknown choices."""
-        if self.sensor not in SENSOR_CHOICES:
-            raise GeofloodsamError(
-                f"--sensor {self.sensor}: use one of {', '.join(SENSOR_CHOICES)}."
-            )
+        parse_sensor_spec(self.sensor)  # --sensor, --sar-units, --s2-offset: one-line errors
         if self.method not in METHOD_CHOICES:
             raise GeofloodsamError(
                 f"--method {self.method}: use one of {', '.join(METHOD_CHOICES)}."

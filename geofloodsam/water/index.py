@@ -6,12 +6,17 @@ the threshold into a water probability, and the record of how the threshold was 
 ``run.json``). The threshold is computed once per scene and every tile uses it.
 
 Optical (``s2``, ``naip``): NDWI = (G - NIR) / (G + NIR) (McFeeters 1996; S2 B3, B8) or
-MNDWI = (G - SWIR1) / (G + SWIR1) (Xu 2006; S2 B3, B11). Water is above the threshold, 0 by
+MNDWI = (G - SWIR1) / (G + SWIR1) (Xu 2006; S2 B3, B11; the ``s2`` default, chosen from the
+literature: SWIR separates water from wet soil and built-up land better than NIR, and one
+labelled chip cannot choose). Water is above the threshold, 0 by
 default (the index's natural split); ``threshold="otsu"`` / ``"ki"`` takes it from the
 bimodal tiles as for radar, within :data:`PLAUSIBLE` (fallback 0).
 
-Radar (``s1``): water is dark. The scene is despeckled (box mean of linear power, default 5x5
-px, NaN-aware), cut into tiles (default 128 px); a tile is *bimodal* when at least half of it
+Radar (``s1``, ``sar``): water is dark. The split-based approach of Martinis et al. (2009,
+2015) and Chini et al. (2017, HSBA): the evidence is one polarisation in dB, the
+cross-polarised band (VH, HV) when there is one, else the co-polarised (VV, HH). It is
+despeckled (box mean of linear power, default 3x3 px, NaN-aware), cut into tiles (default
+256 px); a tile is *bimodal* when at least half of it
 is valid and a two-Gaussian mixture fitted to its histogram (EM from the Otsu split) has
 both weights >= 10 % and Ashman's D >= 2 between its components, and the tile's Otsu split
 lies in the polarisation's plausible range. (Ashman's D of the two halves of an Otsu split
@@ -22,6 +27,14 @@ tile, or a pooled threshold outside the plausible range -> the fixed threshold o
 :data:`FALLBACK` (-15 dB VV, -20 dB VH; round values between the water and land modes of
 backscatter over open water and land). A scene that is all water, or has none, has no
 bimodal tile and therefore gets the fixed threshold, never a split of one class in two.
+Relative (uncalibrated amplitude) evidence has no absolute range: every split is
+plausible and the fallback is the minimum-error split of the whole scene. Last, water
+regions smaller than a minimum mapping unit (default 64 px, 8-connected) are dropped: a
+flooded area is not a speckle-sized blob. The defaults (polarisation, split method,
+despeckle, tile, minimum area) were chosen by leave-one-chip-out cross-validation on the
+Sen1Floods11 chips (``benchmarks/satellite_cv.py``).
+
+:func:`bimodal_split` is the split alone, for any dB-like array (e.g. a log-ratio).
 """
 
 from __future__ import annotations
@@ -36,21 +49,34 @@ from scipy import ndimage
 from geofloodsam.errors import GeofloodsamError
 
 INDICES = ("ndwi", "mndwi")
-POLARISATIONS = ("vh", "vv", "both")
+#: the Sentinel-2 index: MNDWI (Xu 2006), chosen from the literature (one labelled S2 chip
+#: here cannot decide; docs/satellite.md)
+S2_INDEX = "mndwi"
+#: radar evidence: ``cross`` (VH, HV), ``co`` (VV, HH), ``both`` (their mean distance);
+#: ``vh`` / ``vv`` are the Sentinel-1 names of cross / co
+POLARISATIONS = ("cross", "co", "both", "vh", "vv")
+POL_ALIASES = {"vh": "cross", "vv": "co"}
 METHODS = ("otsu", "ki")
-#: fixed fallback thresholds (index units or dB)
-FALLBACK = {"ndwi": 0.0, "mndwi": 0.0, "vv": -15.0, "vh": -20.0}
+#: fixed fallback thresholds (index units or dB); ``relative``: none (the scene's own split)
+FALLBACK = {"ndwi": 0.0, "mndwi": 0.0, "co": -15.0, "cross": -20.0,
+            "vv": -15.0, "vh": -20.0}
 #: a scene threshold outside these is rejected (fallback instead)
-PLAUSIBLE = {"ndwi": (-0.3, 0.5), "mndwi": (-0.3, 0.5), "vv": (-24.0, -10.0), "vh": (-30.0, -15.0)}
+PLAUSIBLE = {"ndwi": (-0.3, 0.5), "mndwi": (-0.3, 0.5), "co": (-24.0, -10.0),
+             "cross": (-30.0, -15.0), "vv": (-24.0, -10.0), "vh": (-30.0, -15.0)}
 #: width of the soft transition (probability 0.27 / 0.73 at one width from the threshold)
-SOFT_WIDTH = {"ndwi": 0.05, "mndwi": 0.05, "vv": 1.0, "vh": 1.0}
+SOFT_WIDTH = {"ndwi": 0.05, "mndwi": 0.05, "co": 1.0, "cross": 1.0, "vv": 1.0, "vh": 1.0}
 #: tile selection
-TILE = 128
+TILE = 256
 MIN_VALID = 0.5
 MIN_CLASS = 0.1
 MIN_ASHMAN = 2.0
 BINS = 256
-DESPECKLE = 5
+#: radar defaults, chosen by leave-one-chip-out CV (benchmarks/satellite_cv.py)
+DESPECKLE = 3
+RADAR_METHOD = "ki"
+RADAR_POLARISATION = "cross"
+#: water regions under this many px are dropped (radar minimum mapping unit)
+MIN_AREA = 64
 
 
 @dataclass
@@ -72,6 +98,7 @@ class WaterPrior:
     water_below: bool
     method: str
     details: dict[str, Any] = field(default_factory=dict)
+    removed: np.ndarray | None = None  # (H, W) bool: below the threshold but under the MMU
 
     @property
     def valid(self) -> np.ndarray:
@@ -83,6 +110,8 @@ class WaterPrior:
         d = (self.score - self.threshold) / self.width
         if self.water_below:
             d = -d
+        if self.removed is not None:
+            d = np.where(self.removed, -np.abs(d), d)
         return np.nan_to_num(d, nan=0.0).astype(np.float32)
 
     def probability(self) -> np.ndarray:
@@ -266,34 +295,73 @@ def bimodal_tiles(
     return out
 
 
+def bimodal_split(
+    score: np.ndarray,
+    method: str = RADAR_METHOD,
+    tile: int = TILE,
+    plausible: tuple[float, float] | None = None,
+    fallback: float | None = None,
+    min_ashman: float = MIN_ASHMAN,
+) -> tuple[float, dict[str, Any]]:
+    """The split of a scene from its bimodal tiles (any dB-like or index array, NaN invalid).
+
+    ``plausible``: a pooled split outside it is rejected (None: any split is plausible).
+    ``fallback``: the threshold without bimodal tiles (None: ``method``'s split of the whole
+    scene, for relative evidence without an absolute scale). Returns (threshold, details).
+    """
+    lo_hi = plausible or (-math.inf, math.inf)
+    tiles = bimodal_tiles(score, lo_hi, tile, min_ashman=min_ashman)
+    details: dict[str, Any] = {"threshold_method": method, "tile": tile,
+                               "bimodal_tiles": len(tiles)}
+
+    def fall(why: str) -> tuple[float, dict[str, Any]]:
+        details["why"] = why
+        if fallback is not None:
+            details["source"] = "fixed"
+            return float(fallback), details
+        details["source"] = "scene"
+        finite = score[np.isfinite(score)]
+        return (split_threshold(finite, method) if finite.size >= 2 else 0.0), details
+
+    if not tiles:
+        return fall("no bimodal tile")
+    pooled = np.concatenate(
+        [score[t["row"] : t["row"] + tile, t["col"] : t["col"] + tile].ravel() for t in tiles]
+    )
+    t = split_threshold(pooled, method)
+    if not (lo_hi[0] <= t <= lo_hi[1]):
+        return fall(f"pooled split {t:.3g} outside {plausible}")
+    details["source"] = "tiles"
+    return t, details
+
+
 def scene_threshold(
     score: np.ndarray,
     key: str,
     method: str = "otsu",
     tile: int = TILE,
+    min_ashman: float = MIN_ASHMAN,
 ) -> tuple[float, dict[str, Any]]:
     """One threshold for the scene from its bimodal tiles, or the fixed fallback.
 
-    ``key`` names the evidence (``vv``, ``vh``, ``ndwi``, ``mndwi``) for the plausible range
-    and the fallback. Returns (threshold, details).
+    ``key`` names the evidence (``co``, ``cross``, ``vv``, ``vh``, ``ndwi``, ``mndwi``) for
+    the plausible range and the fallback, or ``relative`` (no range; the scene's own split).
+    Returns (threshold, details).
     """
-    plausible = PLAUSIBLE[key]
-    tiles = bimodal_tiles(score, plausible, tile)
-    details: dict[str, Any] = {"threshold_method": method, "tile": tile,
-                               "bimodal_tiles": len(tiles)}
-    if not tiles:
-        details["source"] = "fixed"
-        details["why"] = "no bimodal tile"
-        return FALLBACK[key], details
-    pooled = np.concatenate(
-        [score[t["row"] : t["row"] + tile, t["col"] : t["col"] + tile].ravel() for t in tiles]
-    )
-    t = split_threshold(pooled, method)
-    if not (plausible[0] <= t <= plausible[1]):
-        details.update(source="fixed", why=f"pooled split {t:.3g} outside {plausible}")
-        return FALLBACK[key], details
-    details["source"] = "tiles"
-    return t, details
+    if key == "relative":
+        return bimodal_split(score, method, tile, min_ashman=min_ashman)
+    return bimodal_split(score, method, tile, PLAUSIBLE[key], FALLBACK[key], min_ashman)
+
+
+def small_regions(water: np.ndarray, min_area: int) -> np.ndarray:
+    """(H, W) bool: the pixels of 8-connected regions of ``water`` under ``min_area`` px."""
+    if min_area <= 1 or not water.any():
+        return np.zeros(water.shape, dtype=bool)
+    labels, _ = ndimage.label(water, structure=np.ones((3, 3), dtype=bool))
+    sizes = np.bincount(labels.ravel())
+    small = sizes < min_area
+    small[0] = False
+    return small[labels]
 
 
 # ---------------------------------------------------------------------------- priors
@@ -338,53 +406,80 @@ def despeckle_db(db: np.ndarray, size: int = DESPECKLE) -> np.ndarray:
     return out
 
 
-def sar_prior(
-    vv_db: np.ndarray,
-    vh_db: np.ndarray,
-    polarisation: str = "vh",
-    method: str = "ki",
+def radar_prior(
+    bands: dict[str, np.ndarray | None],
+    polarisation: str = RADAR_POLARISATION,
+    method: str = RADAR_METHOD,
     despeckle: int = DESPECKLE,
     tile: int = TILE,
+    min_area: int = MIN_AREA,
+    relative: bool = False,
+    min_ashman: float = MIN_ASHMAN,
 ) -> WaterPrior:
-    """Radar prior from VV and VH in dB: water below the scene threshold.
+    """Radar prior from ``co`` and/or ``cross`` bands in dB: water below the scene split.
 
-    ``polarisation``: ``vh``, ``vv``, or ``both`` (the two bands' signed distances to their
-    own thresholds, in widths, averaged: water where the mean is below 0).
+    ``polarisation``: ``cross`` (default; the co band when there is no cross band), ``co``
+    (the cross band when there is no co band), or ``both`` (the two bands' signed distances
+    to their own thresholds, in widths, averaged). ``relative``: the dB values have no
+    absolute scale (uncalibrated amplitude): no plausible range, the scene's own split as
+    fallback. Water regions under ``min_area`` px are dropped (:attr:`WaterPrior.removed`).
     """
     if polarisation not in POLARISATIONS:
         raise GeofloodsamError(
             f"polarisation {polarisation!r}: use one of {', '.join(POLARISATIONS)}."
         )
-    bands = {"vv": vv_db, "vh": vh_db}
-    keys = ("vv", "vh") if polarisation == "both" else (polarisation,)
-    parts, details = [], {"despeckle": despeckle}
+    pol = POL_ALIASES.get(polarisation, polarisation)
+    present = [k for k in ("cross", "co") if bands.get(k) is not None]
+    if not present:
+        raise GeofloodsamError("a radar prior needs a co- or cross-polarised band.")
+    keys = tuple(present) if pol == "both" else ((pol,) if pol in present else (present[0],))
+    parts, details = [], {"despeckle": despeckle, "min_area": min_area, "min_ashman": min_ashman,
+                          "polarisation": "+".join(keys), "relative": relative}
     for key in keys:
         score = despeckle_db(bands[key], despeckle).astype(np.float32)
-        t, d = scene_threshold(score, key, method, tile)
+        t, d = scene_threshold(score, "relative" if relative else key, method, tile,
+                               min_ashman)
         details[key] = {"threshold": round(float(t), 3), **d}
         parts.append((score, t, SOFT_WIDTH[key]))
-    name = f"sar-{polarisation}-{method}"
+    name = f"sar-{'-'.join(keys) if pol != 'both' else 'both'}-{method}"
     if len(parts) == 1:
         score, t, width = parts[0]
-        return WaterPrior(score, float(t), width, True, name, details)
-    # both: mean signed distance (in widths) to each band's own threshold, unit width
-    score = np.mean([(s - t) / wd for s, t, wd in parts], axis=0).astype(np.float32)
-    return WaterPrior(score, 0.0, 1.0, True, name, details)
+    else:  # both: mean signed distance (in widths) to each band's own threshold
+        score = np.mean([(s - t) / wd for s, t, wd in parts], axis=0).astype(np.float32)
+        t, width = 0.0, 1.0
+    removed = small_regions((score < t) & np.isfinite(score), min_area)
+    return WaterPrior(score, float(t), width, True, name, details, removed)
+
+
+def sar_prior(
+    vv_db: np.ndarray | None,
+    vh_db: np.ndarray | None,
+    polarisation: str = RADAR_POLARISATION,
+    method: str = RADAR_METHOD,
+    despeckle: int = DESPECKLE,
+    tile: int = TILE,
+    min_area: int = MIN_AREA,
+) -> WaterPrior:
+    """Sentinel-1 prior from VV (co) and VH (cross) in dB (:func:`radar_prior`)."""
+    return radar_prior({"co": vv_db, "cross": vh_db}, polarisation, method, despeckle, tile,
+                       min_area)
 
 
 def prior_for(info, bands: dict[str, np.ndarray], **options: Any) -> WaterPrior | None:
     """The default prior of a sensor (see :mod:`geofloodsam.raster.sensors`) from physical bands.
 
-    ``bands`` maps roles (``green``, ``nir``, ``swir1``, ``vv``, ``vh``) to physical arrays
-    (reflectance, dB). ``s2``: NDWI unless ``index="mndwi"``; ``naip``: NDWI; ``s1``:
-    :func:`sar_prior`; ``rgb``: None (no water index without NIR/SWIR).
+    ``bands`` maps roles (``green``, ``nir``, ``swir1``, ``co``, ``cross``) to physical
+    arrays (reflectance, dB). ``s2``: MNDWI (:data:`S2_INDEX`) unless ``index="ndwi"``;
+    ``naip``: NDWI; ``s1`` / ``sar``: :func:`radar_prior` (relative for uncalibrated
+    amplitude); ``rgb``: None (no water index without NIR/SWIR/radar).
     """
     if info.sensor == "s2":
-        index = options.pop("index", "ndwi")
+        index = options.pop("index", S2_INDEX)
         other = bands["nir"] if index == "ndwi" else bands["swir1"]
         return optical_prior(bands["green"], other, index, **options)
     if info.sensor == "naip":
         return optical_prior(bands["green"], bands["nir"], "ndwi", **options)
-    if info.sensor == "s1":
-        return sar_prior(bands["vv"], bands["vh"], **options)
+    if info.sensor in ("s1", "sar"):
+        options.setdefault("relative", bool(getattr(info, "relative", False)))
+        return radar_prior({k: bands.get(k) for k in ("co", "cross")}, **options)
     return None

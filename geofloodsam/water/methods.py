@@ -11,8 +11,13 @@ by measurement (``benchmarks/satellite_eval.py``, ``docs/satellite.md``):
   agrees with the prior's confident pixels.
 
 ``auto`` is :data:`AUTO` for the detected sensor when promptless; with prompts it is
-``sam`` (the prompts say what to map). ``index`` and ``fused`` map the whole scene and take
-no prompts.
+``sam`` (the prompts say what to map). SAM is used by ``auto`` only where cross-validation
+showed the fused result beating the index alone on the mean per-chip IoU: it did not on
+Sentinel-1 (leave-one-chip-out, ``benchmarks/satellite_cv.py --checkpoint ...``: held-out
+fused 0.5078, index alone 0.5081: no gain), and one labelled Sentinel-2 chip cannot show it,
+so ``auto`` is ``index`` on every sensor with a water index. The decoder entry is what
+``fused`` and ``sam`` use when no ``--decoder`` is given. ``index`` and ``fused`` map the
+whole scene and take no prompts.
 """
 
 from __future__ import annotations
@@ -24,11 +29,12 @@ from geofloodsam.errors import GeofloodsamError
 METHODS = ("sam", "index", "fused")
 METHOD_CHOICES = ("auto", *METHODS)
 #: what ``--method auto`` runs promptless, per sensor, and the decoder used when none is
-#: given (measured in docs/satellite.md; ``naip`` follows ``s2``: no labelled NAIP here)
+#: given (docs/satellite.md; ``naip`` and ``sar`` follow ``s2`` / ``s1``: no labelled data)
 AUTO: dict[str, dict[str, str]] = {
-    "s2": {"decoder": "satellite", "method": "fused"},
-    "s1": {"decoder": "satellite", "method": "fused"},
-    "naip": {"decoder": "satellite", "method": "fused"},
+    "s2": {"decoder": "satellite", "method": "index"},
+    "s1": {"decoder": "satellite", "method": "index"},
+    "sar": {"decoder": "satellite", "method": "index"},
+    "naip": {"decoder": "satellite", "method": "index"},
     "rgb": {"decoder": "satellite", "method": "sam"},
 }
 #: the decoder of prompted runs on plain RGB when none is given (the README demo's)
@@ -81,7 +87,9 @@ def choose(
             chosen = AUTO[sensor]["method"]
             if chosen != "sam" and not has_prior:
                 chosen = "sam"
-            why = f"promptless {sensor}: {chosen} (measured best, docs/satellite.md)"
+            why = (f"promptless {sensor}: {chosen} (cross-validated: SAM did not beat the index "
+                   "alone; docs/satellite.md)" if chosen == "index" else
+                   f"promptless {sensor}: {chosen} (docs/satellite.md)")
     else:
         chosen, why = method, f"--method {method}"
     if chosen == "index":

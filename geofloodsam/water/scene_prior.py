@@ -24,18 +24,33 @@ import numpy as np
 from rasterio.windows import Window
 
 from geofloodsam.raster.sensors import SensorInfo, physical
-from geofloodsam.water.index import DESPECKLE, SOFT_WIDTH, WaterPrior, despeckle_db, ndwi, prior_for
+from geofloodsam.water.index import (
+    DESPECKLE,
+    MIN_AREA,
+    S2_INDEX,
+    SOFT_WIDTH,
+    WaterPrior,
+    despeckle_db,
+    normalized_difference,
+    prior_for,
+    small_regions,
+)
 
 #: the scene threshold is computed on at most this many pixels a side (a decimated read beyond)
 MAX_SIDE = 2048
-#: radar windows are read this much larger on every side for the despeckling box filter
-HALO = DESPECKLE // 2
+#: radar windows are read this much larger on every side: the despeckling box filter, then
+#: the minimum mapping unit (a region under N px reaches at most N px from the window)
+HALO = DESPECKLE // 2 + MIN_AREA
+#: the second band of each optical index
+_OTHER = {"ndwi": "nir", "mndwi": "swir1"}
 
 
 def _roles(info: SensorInfo) -> tuple[str, ...]:
-    if info.sensor == "s1":
-        return ("vv", "vh")
-    if info.sensor in ("s2", "naip"):
+    if info.sensor in ("s1", "sar"):
+        return tuple(r for r in ("co", "cross") if r in info.index_bands)
+    if info.sensor == "s2":
+        return ("green", _OTHER[S2_INDEX])
+    if info.sensor == "naip":
         return ("green", "nir")
     return ()
 
@@ -74,27 +89,30 @@ def scene_prior(ds, info: SensorInfo) -> WaterPrior | None:
 class PriorSpec:
     """What a tile needs to rebuild its part of the scene prior: evidence kind + threshold."""
 
-    evidence: str  # ndwi | vh | vv
+    evidence: str  # ndwi | mndwi | co | cross
     threshold: float
     width: float
     water_below: bool
     method: str
     despeckle: int = 0
+    min_area: int = 0
 
     @classmethod
     def of(cls, prior: WaterPrior) -> PriorSpec:
-        """From a scene prior of :func:`scene_prior` (NDWI, or single-polarisation radar)."""
+        """From a scene prior of :func:`scene_prior` (NDWI/MNDWI, or one radar polarisation)."""
+        despeckle = min_area = 0
         if prior.method.startswith("sar-"):
             evidence = prior.method.split("-")[1]
-            if evidence not in ("vh", "vv"):
+            if evidence not in ("co", "cross"):
                 raise ValueError(f"tile priors support one polarisation, not {prior.method}")
             despeckle = int(prior.details.get("despeckle", DESPECKLE))
-        elif prior.method == "ndwi":
-            evidence, despeckle = "ndwi", 0
+            min_area = int(prior.details.get("min_area", 0))
+        elif prior.method in _OTHER:
+            evidence = prior.method
         else:
-            raise ValueError(f"tile priors support ndwi and radar, not {prior.method}")
+            raise ValueError(f"tile priors support ndwi, mndwi and radar, not {prior.method}")
         return cls(evidence, float(prior.threshold), float(prior.width), bool(prior.water_below),
-                   prior.method, despeckle)
+                   prior.method, despeckle, min_area)
 
     def to_dict(self) -> dict:
         """JSON-ready record."""
@@ -111,16 +129,19 @@ def window_prior(ds, info: SensorInfo, spec: PriorSpec, window: Window) -> Water
     ``window`` out of a full-resolution scene prior)."""
     c0, r0 = int(window.col_off), int(window.row_off)
     w, h = int(window.width), int(window.height)
-    if spec.evidence == "ndwi":
+    removed = None
+    if spec.evidence in _OTHER:
         bands = read_index_bands(ds, info, window)
-        score = ndwi(bands["green"], bands["nir"])
+        score = normalized_difference(bands["green"], bands[_OTHER[spec.evidence]])
     else:
-        halo = spec.despeckle // 2
+        halo = spec.despeckle // 2 + spec.min_area
         a0, b0 = max(0, r0 - halo), max(0, c0 - halo)
         a1, b1 = min(ds.height, r0 + h + halo), min(ds.width, c0 + w + halo)
         big = read_index_bands(ds, info, Window(b0, a0, b1 - b0, a1 - a0))[spec.evidence]
-        score = despeckle_db(big, spec.despeckle).astype(np.float32)
-        score = score[r0 - a0 : r0 - a0 + h, c0 - b0 : c0 - b0 + w]
+        big = despeckle_db(big, spec.despeckle).astype(np.float32)
+        small = small_regions((big < spec.threshold) & np.isfinite(big), spec.min_area)
+        score = big[r0 - a0 : r0 - a0 + h, c0 - b0 : c0 - b0 + w]
+        removed = np.ascontiguousarray(small[r0 - a0 : r0 - a0 + h, c0 - b0 : c0 - b0 + w])
     width = spec.width if spec.width else SOFT_WIDTH.get(spec.evidence, 1.0)
     return WaterPrior(np.ascontiguousarray(score, np.float32), spec.threshold, width,
-                      spec.water_below, spec.method)
+                      spec.water_below, spec.method, removed=removed)

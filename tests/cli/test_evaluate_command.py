@@ -27,7 +27,9 @@ def test_method_and_sensor_have_one_definition_of_their_choices() -> None:
     assert method.multiple and tuple(method.type.choices) == METHOD_CHOICES
     assert tuple(method.type.choices) == tuple(_param(method_option).type.choices)
     assert method.opts == _param(methods_option).opts == _param(method_option).opts
-    assert tuple(sensor.type.choices) == SENSOR_CHOICES == tuple(_param(sensor_option).type.choices)
+    options = {p.name: p for p in click.command()(sensor_option(lambda **kw: None)).params}
+    assert tuple(sensor.type.choices) == SENSOR_CHOICES == tuple(options["sensor"].type.choices)
+    assert {"sar_units", "s2_offset"} <= {p.name for p in evaluate.params}
     assert method.default == ("sam",)  # evaluate scores SAM alone unless told
 
 

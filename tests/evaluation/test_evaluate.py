@@ -180,6 +180,28 @@ def test_aggregate_means_medians_pooled_by_hand():
     assert row["pooled_iou"] == pytest.approx(2 / 5)
     assert row["pooled_precision"] == pytest.approx(2 / 5)
     assert row["pooled_dice"] == pytest.approx(4 / 7)
+    assert row["n_no_water"] == 0
+
+
+def test_aggregate_counts_no_water_images_apart_with_bootstrap_intervals():
+    """A chip whose truth has no water is not an IoU 0 in the mean: its false-alarm area is
+    reported; it stays in the pooled IoU; the intervals hold the estimates."""
+    rows = [  # IoU 1/2, 1/4 on chips with water; a dry chip with 10 false alarms out of 100
+        {"id": "a", "tp": 2, "fp": 1, "fn": 1, "tn": 0, "iou": 0.5},
+        {"id": "b", "tp": 1, "fp": 3, "fn": 0, "tn": 0, "iou": 0.25},
+        {"id": "c", "tp": 0, "fp": 10, "fn": 0, "tn": 90, "iou": 0.0},
+    ]
+    per_image = pd.DataFrame([{**r, "model": "m", "prompt": "none", "dice": 0.0,
+                               "precision": 0.0, "recall": 0.0} for r in rows])
+    row = aggregate(per_image).iloc[0]
+    assert row["n_images"] == 3 and row["n_no_water"] == 1
+    assert row["iou"] == pytest.approx(0.375) and row["median_iou"] == pytest.approx(0.375)
+    assert row["no_water_false_alarm"] == pytest.approx(0.1)
+    assert row["pooled_iou"] == pytest.approx(3 / 18)
+    assert 0.25 <= row["iou_ci_low"] <= 0.375 <= row["iou_ci_high"] <= 0.5
+    assert row["pooled_iou_ci_low"] <= 3 / 18 <= row["pooled_iou_ci_high"]
+    again = aggregate(per_image).iloc[0]
+    assert again["iou_ci_low"] == row["iou_ci_low"]  # seeded
 
 
 def test_example_selection():

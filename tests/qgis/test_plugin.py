@@ -422,10 +422,11 @@ def test_cli_progress_format_json(tmp_path) -> None:
 
 
 def test_sensor_and_method_menus_are_geofloodsams_choices() -> None:
-    from geofloodsam.raster.sensors import SENSOR_CHOICES
+    from geofloodsam.raster.sensors import SAR_UNITS, SENSOR_CHOICES
     from geofloodsam.water.methods import METHOD_CHOICES
 
     assert tasks.SENSORS == SENSOR_CHOICES and tasks.METHODS == METHOD_CHOICES
+    assert tasks.SAR_UNITS == SAR_UNITS
     args = tasks.segment_args("s.tif", "out", None, {"sensor": "s1", "method": "index",
                                                        "decoder": ""})
     assert args == ["segment", "s.tif", "-o", "out", "--sensor", "s1", "--method", "index"]

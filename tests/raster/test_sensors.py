@@ -84,7 +84,7 @@ def test_detect_s2_float_reflectance(tmp_path):
     assert info.scale == 1.0 and info.composite_bands == (4, 3, 2)
 
 
-@pytest.mark.parametrize("scale", ["db", "linear"])
+@pytest.mark.parametrize("scale", ["db", "power"])
 def test_detect_s1_db_and_linear(tmp_path, scale):
     db = s1_db()
     data = db if scale == "db" else (10.0 ** (db / 10.0)).astype(np.float32)
@@ -101,13 +101,16 @@ def test_s1_band_order_from_descriptions(tmp_path):
     path = write(tmp_path / "s1.tif", s1_db()[::-1].copy(), ["VH", "VV"])
     with rasterio.open(path) as ds:
         info = detect_sensor(ds)
-    assert info.index_bands == {"vv": 2, "vh": 1}
+    assert info.index_bands == {"co": 2, "cross": 1}
 
 
 def test_s1_neither_db_nor_linear(tmp_path):
-    data = np.random.default_rng(0).uniform(100, 4000, (2, 32, 32)).astype(np.float32)
+    """Signed values far from any dB range fit no radar unit: one line naming the range."""
+    data = np.random.default_rng(0).uniform(-3000, 4000, (2, 32, 32)).astype(np.float32)
     path = write(tmp_path / "odd.tif", data)
-    with rasterio.open(path) as ds, pytest.raises(GeofloodsamError, match="dB.*linear power"):
+    with rasterio.open(path) as ds, pytest.raises(
+        GeofloodsamError, match=r"dB.*linear power.*amplitude.*values -3e\+03\.\.4e\+03"
+    ):
         detect_sensor(ds)
 
 
@@ -164,7 +167,7 @@ def test_s1_composite_fixed_ranges():
 def _s1_info_db():
     from geofloodsam.raster.sensors import SensorInfo
 
-    return SensorInfo("s1", "test", (1, 2), S1_RANGES, {"vv": 1, "vh": 2}, radar_scale="db")
+    return SensorInfo("s1", "test", (1, 2), S1_RANGES, {"co": 1, "cross": 2}, radar_scale="db")
 
 
 def test_composite_is_scene_independent(tmp_path):
@@ -207,7 +210,7 @@ def test_real_rasters(rel, sensor, shared_data, shared):
     assert info.sensor == sensor
     assert rgb.dtype == np.uint8 and rgb.shape[2] == 3 and valid.any()
     if sensor == "s1":
-        assert info.radar_scale == "db" and info.index_bands == {"vv": 1, "vh": 2}
+        assert info.radar_scale == "db" and info.index_bands == {"co": 1, "cross": 2}
 
 
 def test_real_s1_all_nan_chip(shared):
@@ -216,3 +219,44 @@ def test_real_s1_all_nan_chip(shared):
         info = detect_sensor(ds)
         _, valid = read_composite(ds, info)
     assert info.sensor == "s1" and not valid.any()
+
+
+@pytest.mark.parametrize(
+    "description,sensor,role",
+    [("VV", "s1", "co"), ("VH", "s1", "cross"), ("Sigma0_VH_db", "s1", "cross"),
+     ("HH", "sar", "co"), ("HV", "sar", "cross")],
+)
+def test_single_polarisation_from_the_band_description(tmp_path, description, sensor, role):
+    path = write(tmp_path / "one.tif", s1_db()[1:], [description])
+    with rasterio.open(path) as ds:
+        info = detect_sensor(ds)
+        rgb, valid = read_composite(ds, info)
+    assert info.sensor == sensor and info.index_bands == {role: 1}
+    assert info.radar_scale == "db" and info.composite_bands == (1,)
+    assert rgb.shape == (64, 64, 3) and valid.all() and (rgb[..., 0] == rgb[..., 2]).all()
+
+
+def test_one_undescribed_band_is_grey_rgb_unless_sar_is_forced(tmp_path):
+    path = write(tmp_path / "one.tif", s1_db()[:1])
+    with rasterio.open(path) as ds:
+        assert detect_sensor(ds).sensor == "rgb"
+        info = detect_sensor(ds, "sar")
+    assert info.sensor == "sar" and info.index_bands == {"co": 1}
+    assert "no polarisation in the descriptions" in info.reason
+
+
+@pytest.mark.parametrize(
+    "dtype,scale,units,relative",
+    [("uint16", 3000.0, "amplitude", True), ("float32", 1.0, "amplitude", False)],
+)
+def test_amplitude_is_relative_unless_calibrated(tmp_path, dtype, scale, units, relative):
+    amp = np.sqrt(10.0 ** (s1_db()[1:] / 10.0)) * scale
+    path = write(tmp_path / "amp.tif", amp.astype(dtype), ["HH amplitude"])
+    with rasterio.open(path) as ds:
+        info = detect_sensor(ds)
+        raw = read_bands(ds, [1])
+    assert info.radar_scale == units and info.relative is relative
+    assert info.units_how == "band metadata"
+    db = physical(raw, info)
+    expect = s1_db()[1] + (20 * np.log10(scale))
+    np.testing.assert_allclose(db[0], expect, atol=0.1 if dtype == "uint16" else 1e-3)

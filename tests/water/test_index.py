@@ -12,6 +12,7 @@ from geofloodsam.water.index import (
     FALLBACK,
     PLAUSIBLE,
     ashman_d,
+    bimodal_split,
     bimodal_tiles,
     despeckle_db,
     fit_two_gaussians,
@@ -20,8 +21,10 @@ from geofloodsam.water.index import (
     ndwi,
     optical_prior,
     otsu_threshold,
+    radar_prior,
     sar_prior,
     scene_threshold,
+    small_regions,
 )
 
 
@@ -90,7 +93,7 @@ def test_sar_prior_maps_water_and_is_deterministic():
     vv = vh + 7.0
     a = sar_prior(vv, vh, "vh", "ki", despeckle=3, tile=64)
     b = sar_prior(vv, vh, "vh", "ki", despeckle=3, tile=64)
-    assert a.details["vh"]["source"] == "tiles"
+    assert a.details["cross"]["source"] == "tiles"
     assert -22.0 < a.threshold < -17.0
     water = a.water()
     assert water[:, :95].mean() > 0.99 and water[:, 105:].mean() < 0.01
@@ -184,3 +187,36 @@ def test_region_boxes_and_guarded_gate():
     good = prior.copy()
     out, agree = fusion.guarded_gate(good, prior, lg)
     assert agree == 1.0
+
+
+def test_bimodal_split_of_any_db_like_array_and_relative_scenes():
+    """The split alone (for e.g. a log-ratio): a relative (shifted) scene gets the same split,
+    shifted, with no plausible range; a one-class relative scene falls back to its own split."""
+    scene = sar_scene(100)
+    t, details = bimodal_split(scene, "ki", 64, (-30.0, -15.0), -20.0)
+    assert details["source"] == "tiles" and -22.0 < t < -17.0
+    shifted, d2 = bimodal_split(scene + 60.0, "ki", 64)
+    assert d2["source"] == "tiles" and shifted == pytest.approx(t + 60.0, abs=0.2)
+    flat, d3 = bimodal_split(sar_scene(0) + 60.0, "ki", 64)
+    assert d3["source"] == "scene" and np.isfinite(flat)
+
+
+def test_radar_prior_prefers_cross_pol_and_drops_small_regions():
+    vh = sar_scene(100)
+    vh[200:203, 200:203] = -30.0  # a 9 px dark blob in the land: under the minimum area
+    vv = vh + 7.0
+    both = radar_prior({"co": vv, "cross": vh}, despeckle=1, tile=64, min_area=20)
+    assert both.details["polarisation"] == "cross" and both.method == "sar-cross-ki"
+    assert not both.water()[201, 201] and both.water()[:, :90].mean() > 0.95
+    co_only = radar_prior({"co": vv, "cross": None}, despeckle=1, tile=64)
+    assert co_only.details["polarisation"] == "co"
+    with pytest.raises(GeofloodsamError, match="co- or cross-polarised"):
+        radar_prior({"co": None, "cross": None})
+
+
+def test_small_regions_counts_8_connected_pixels():
+    water = np.zeros((10, 10), bool)
+    water[1, 1] = water[2, 2] = True  # diagonal neighbours: one region of 2
+    water[5:9, 5:9] = True  # 16 px
+    small = small_regions(water, 3)
+    assert small[1, 1] and small[2, 2] and not small[5:9, 5:9].any()

@@ -11,9 +11,10 @@ from geofloodsam.water.methods import AUTO, choose
 @pytest.mark.parametrize(
     "sensor,prompted,method,decoder",
     [
-        ("s1", False, "fused", "satellite"),
-        ("s2", False, "fused", "satellite"),
-        ("naip", False, "fused", "satellite"),
+        ("s1", False, "index", None),
+        ("sar", False, "index", None),
+        ("s2", False, "index", None),
+        ("naip", False, "index", None),
         ("rgb", False, "sam", "satellite"),
         ("rgb", True, "sam", "flood"),
         ("s2", True, "sam", "satellite"),
@@ -29,7 +30,7 @@ def test_given_decoder_and_index():
     assert choose("s1", "sam", "pretrained").decoder == "pretrained"
     index = choose("s2", "index", "flood")
     assert index.method == "index" and index.decoder is None
-    assert set(AUTO) == {"s1", "s2", "naip", "rgb"}
+    assert set(AUTO) == {"s1", "sar", "s2", "naip", "rgb"}
 
 
 @pytest.mark.parametrize(

@@ -121,6 +121,7 @@ class SegmentAlgorithm(_Algorithm):
     DECODER = "DECODER"
     SENSOR = "SENSOR"
     METHOD = "METHOD"
+    SAR_UNITS = "SAR_UNITS"
     BANDS = "BANDS"
     TILE_SIZE = "TILE_SIZE"
     OVERLAP = "OVERLAP"
@@ -144,8 +145,9 @@ class SegmentAlgorithm(_Algorithm):
             "through geofloodsam in its own Python environment (set up with `geofloodsam qgis "
             "install`). PROMPTS: water points (optional `label` 1/0, `object` columns) and "
             "boxes (polygons) in any CRS; without them the whole scene is mapped. Sentinel-1, "
-            "Sentinel-2 and NAIP rasters are recognised (SENSOR) and, promptless, mapped by "
-            "their water index fused with SAM (METHOD: index alone, SAM alone, fused). Writes the "
+            "other SAR (one band, or HH/HV; SAR UNITS), Sentinel-2 and NAIP rasters are "
+            "recognised (SENSOR) and, promptless, mapped by their water index (METHOD: index "
+            "alone, SAM alone, fused; auto: the index, cross-validated). Writes the "
             "mask (1 water, 0 dry, 255 nodata; its style beside it as .qml) and the flood "
             "polygons (GeoPackage, layer `flood`, area_m2)."
         )
@@ -162,8 +164,11 @@ class SegmentAlgorithm(_Algorithm):
             self.SENSOR, "Sensor (auto: detected)", options=list(tasks.SENSORS),
             defaultValue=0))
         self.addParameter(QgsProcessingParameterEnum(
-            self.METHOD, "Method (auto: index + SAM for promptless Sentinel-1/-2/NAIP, "
+            self.METHOD, "Method (auto: the water index for promptless SAR/Sentinel-2/NAIP, "
             "else SAM)", options=list(tasks.METHODS), defaultValue=0))
+        self.addParameter(QgsProcessingParameterEnum(
+            self.SAR_UNITS, "SAR units (auto: from metadata and values; amplitude DN: "
+            "relative)", options=list(tasks.SAR_UNITS), defaultValue=0))
         self.addParameter(QgsProcessingParameterString(
             self.BANDS, "Bands (1 or 3 band numbers, e.g. 4,3,2; empty: 1,2,3)", "",
             optional=True))
@@ -193,6 +198,8 @@ class SegmentAlgorithm(_Algorithm):
             "decoder": self.parameterAsString(parameters, self.DECODER, context).strip(),
             "sensor": tasks.SENSORS[self.parameterAsEnum(parameters, self.SENSOR, context)],
             "method": tasks.METHODS[self.parameterAsEnum(parameters, self.METHOD, context)],
+            "sar_units": tasks.SAR_UNITS[self.parameterAsEnum(parameters, self.SAR_UNITS,
+                                                              context)],
             "bands": self.parameterAsString(parameters, self.BANDS, context).strip(),
             "tile_size": self.parameterAsInt(parameters, self.TILE_SIZE, context),
             "overlap": self.parameterAsInt(parameters, self.OVERLAP, context),

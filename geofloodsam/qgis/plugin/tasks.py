@@ -23,8 +23,9 @@ from .runner import RunError, run
 
 #: ``--sensor`` and ``--method`` choices, in the order the algorithm's menus list them (kept
 #: equal to geofloodsam's by tests/qgis/test_plugin.py: the plugin imports nothing of it)
-SENSORS = ("auto", "s2", "s1", "naip", "rgb")
+SENSORS = ("auto", "s2", "s1", "sar", "naip", "rgb")
 METHODS = ("auto", "sam", "index", "fused")
+SAR_UNITS = ("auto", "db", "power", "amplitude")
 MASK_SUFFIXES = (".tif", ".tiff")
 POLYGON_SUFFIXES = (".gpkg",)
 #: segment options -> CLI flags
@@ -32,6 +33,7 @@ SEGMENT_FLAGS = {
     "decoder": "--decoder",
     "sensor": "--sensor",
     "method": "--method",
+    "sar_units": "--sar-units",
     "bands": "--bands",
     "tile_size": "--tile-size",
     "overlap": "--overlap",
