@@ -36,7 +36,7 @@ import numpy as np
 from geofloodsam.change.align import Grid, open_raster
 from geofloodsam.change.classes import FLOOD, NODATA, PERMANENT, RECEDED
 from geofloodsam.errors import GeofloodsamError
-from geofloodsam.raster.sensors import detect_sensor, to_db
+from geofloodsam.raster.sensors import detect_sensor, to_db_from
 from geofloodsam.water.index import DESPECKLE, bimodal_tiles, despeckle_db, split_threshold
 
 #: where a split of |ratio| is plausible (dB); the split when no tile is bimodal
@@ -65,11 +65,12 @@ class LogRatio:
         self.threshold = FALLBACK
 
     def _db(self, ds, info, window=None, out_shape=None) -> np.ndarray:
-        band = info.index_bands["vv"]
+        roles = info.index_bands
+        band = roles.get("co", next(iter(roles.values())))  # co-pol (VV/HH), else the one band
         kwargs = {"window": window, "out_shape": out_shape, "masked": True}
         values = ds.read(band, **{k: v for k, v in kwargs.items() if v is not None})
         x = np.ma.filled(values.astype(np.float64), np.nan)
-        return to_db(x) if info.radar_scale == "linear" else x
+        return to_db_from(info.radar_scale, x)
 
     def ratio(self, window=None, out_shape=None) -> np.ndarray:
         """Despeckled VV after minus VV before (dB), NaN where either has no data."""
