@@ -2,10 +2,17 @@
 
 ``GeofloodsamError`` subclasses :class:`click.ClickException`, so the CLI prints
 ``Error: <message>`` and exits with status 1 without a traceback, while library
-callers get an ordinary exception.
+callers get an ordinary exception. :func:`catching_stop_signals` turns SIGINT and SIGTERM into
+:class:`Interrupted`, the same for both, so that a stopped run cleans up as on an error;
+:func:`check_interrupted` is the check long runs make between steps.
 """
 
 from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
 
 import click
 
@@ -28,3 +35,63 @@ def distinct_choices(values, choices, what: str) -> list[str]:
             f"{', '.join(choices)}."
         )
     return values
+
+
+# --------------------------------------------------------------------------- stop signals
+class Interrupted(SystemExit):
+    """Raised in the main thread on SIGINT (Ctrl-C) or SIGTERM: ``finally`` clean-up runs, then
+    the process exits with ``128 + signal`` (130 for SIGINT, 143 for SIGTERM).
+
+    A :class:`SystemExit`, so ``except Exception`` never swallows it.
+    """
+
+    def __init__(self, signum: int) -> None:
+        self.signum = int(signum)
+        super().__init__(128 + self.signum)
+
+    @property
+    def message(self) -> str:
+        """The one line the command line prints for it."""
+        what = ("interrupted (SIGINT, Ctrl-C)" if self.signum == signal.SIGINT
+                else f"terminated ({signal.Signals(self.signum).name})")
+        return (f"Error: {what}: stopped and cleaned up; no output of the unfinished work was "
+                "written and earlier outputs were left as they were.")
+
+
+#: the stop signal received under :func:`catching_stop_signals`, if any
+_received: int | None = None
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _on_stop_signal(signum, frame) -> None:
+    global _received
+    for sig in STOP_SIGNALS:  # a second Ctrl-C or SIGTERM must not cut the clean-up short
+        signal.signal(sig, signal.SIG_IGN)
+    _received = signum
+    raise Interrupted(signum)
+
+
+def check_interrupted() -> None:
+    """Raise :class:`Interrupted` if a stop signal came in: for the points where a run must
+    not go on (before each tile, before outputs are renamed into place), in case the signal's
+    exception was raised inside native code that swallowed it."""
+    if _received is not None:
+        raise Interrupted(_received)
+
+
+@contextlib.contextmanager
+def catching_stop_signals() -> Iterator[None]:
+    """Turn SIGINT and SIGTERM into :class:`Interrupted` inside the block (main thread only;
+    elsewhere a no-op); the previous handlers are restored after it."""
+    global _received
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _received = None
+    previous = {sig: signal.signal(sig, _on_stop_signal) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        _received = None

@@ -21,7 +21,7 @@ import click
 import numpy as np
 
 from geofloodsam import __version__
-from geofloodsam.errors import GeofloodsamError
+from geofloodsam.errors import GeofloodsamError, check_interrupted
 from geofloodsam.files.atomic import replace_all
 from geofloodsam.files.hashing import sha256_file
 from geofloodsam.geo.area import row_pixel_areas
@@ -189,6 +189,7 @@ def finish_scene(
     moves.insert(1, (write_mask_qml(workdir / "mask.qml"), final["style"]))
     if "prob" in cogs:
         moves.insert(1, (cogs["prob"], final["prob"]))
+    check_interrupted()  # the last point where a stopped run leaves the earlier outputs
     replace_all(moves)
     return SegmentResult(
         final["mask"], final["prob"] if "prob" in cogs else None, final["gpkg"], final["run"],

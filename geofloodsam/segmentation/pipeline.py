@@ -44,7 +44,7 @@ import click
 import rasterio
 import torch
 
-from geofloodsam.errors import GeofloodsamError
+from geofloodsam.errors import GeofloodsamError, check_interrupted
 from geofloodsam.files.workdirs import make_workdir, sweep_stale
 from geofloodsam.model.decoders import DecoderSpec, default_decoder
 from geofloodsam.model.sam import PromptableModel
@@ -227,6 +227,7 @@ def _run_plans(
                 items = ((run.plan.spec, run.plan.payload(job)) for run, job in jobs)
                 outcomes = backend.executor.map(run_tile_chunk, items, cache=True)
                 for (run, job), outcome in zip(jobs, outcomes, strict=True):
+                    check_interrupted()  # a stop signal that native code swallowed
                     run.engine.take(job, outcome)
         finally:
             for run in active:
