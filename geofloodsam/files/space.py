@@ -1,0 +1,188 @@
+"""A full disk as one line: which folder ran out of space, how much was free and needed.
+
+Writers fail in many ways when a file system fills up: ``OSError`` with ``ENOSPC`` (Python,
+``torch.save``), a short write without an error number (``numpy.save``: "N requested and M
+written"), GDAL's "Write failed" (rasterio), SQLite's "database or disk is full" (the
+GeoPackage driver), torch's "unexpected pos". :func:`reporting_full_disk` wraps the writing
+part of a run: any such failure, in any of the folders the run writes to, becomes one
+:class:`~geofloodsam.errors.GeofloodsamError` naming the folder, the space free there and
+the space the run needs there; the caller's clean-up then runs as on any error.
+:func:`holding_native_stderr` keeps what native libraries print straight to the terminal
+(libtiff's "_tiffWriteProc: No space left on device.") off the screen when the block fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import re
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+
+from geofloodsam.errors import GeofloodsamError
+
+#: a folder with less free space than this, right after a failed write, is taken as full
+LOW_SPACE_BYTES = 1 << 20
+#: messages of writers that ran out of space
+_SPACE_TEXT = re.compile(
+    r"no space left|disk space|disk is full|quota|requested and \d+ written|unexpected pos|"
+    r"file write failed|write failed|short write",
+    re.IGNORECASE,
+)
+#: modules whose exceptions can be a failed write (besides OSError)
+_WRITER_MODULES = ("rasterio", "pyogrio", "fiona", "sqlite3", "torch", "numpy")
+
+
+def free_bytes(folder: Path) -> int | None:
+    """Bytes free for this user in ``folder``'s file system (its nearest existing parent)."""
+    folder = Path(folder).absolute()
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return None
+
+
+def human_bytes(n: float) -> str:
+    """``1536`` -> ``1.5 KiB``."""
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
+def _is_writer_error(exc: BaseException) -> bool:
+    if isinstance(exc, (OSError, RuntimeError)):  # RuntimeError: torch.save, OpenVINO's I/O
+        return True
+    module = type(exc).__module__ or ""
+    return module.split(".")[0] in _WRITER_MODULES
+
+
+def _message_chain(exc: BaseException) -> str:
+    parts, seen = [], set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        parts.append(str(exc))
+        exc = exc.__cause__ or exc.__context__
+    return " ".join(parts)
+
+
+def _inside(path: str | os.PathLike | None, folder: Path) -> bool:
+    if path is None:
+        return False
+    try:
+        return Path(os.fspath(path)).absolute().is_relative_to(folder.absolute())
+    except (TypeError, ValueError):
+        return False
+
+
+def full_folder(exc: BaseException, folders: Sequence[Path]) -> Path | None:
+    """The folder of ``folders`` that ``exc`` says is on a full file system, or None.
+
+    Out of space: ``ENOSPC`` / ``EDQUOT``; or a writer's error (OSError, rasterio, pyogrio,
+    SQLite, torch) whose message says so, or after which a folder has under
+    :data:`LOW_SPACE_BYTES` free. The folder named is the one holding the file that failed,
+    else the one with the least space free.
+    """
+    folders = [Path(f) for f in dict.fromkeys(folders)]
+    if not folders or not _is_writer_error(exc):
+        return None
+    code = getattr(exc, "errno", None)
+    space_error = code in (errno.ENOSPC, errno.EDQUOT) or bool(
+        _SPACE_TEXT.search(_message_chain(exc))
+    )
+    free = {f: free_bytes(f) for f in folders}
+    named = [f for f in folders if _inside(getattr(exc, "filename", None), f)]
+    if named:
+        candidates = named
+    elif space_error:
+        candidates = folders
+    else:
+        candidates = [f for f in folders if free[f] is not None and free[f] < LOW_SPACE_BYTES]
+    if not candidates or not (space_error or any(
+        free[f] is not None and free[f] < LOW_SPACE_BYTES for f in candidates
+    )):
+        return None
+    return min(candidates, key=lambda f: free[f] if free[f] is not None else 0)
+
+
+#: what to do about a full output folder
+OUTPUT_FIX = "free some space or choose another output folder, then run again"
+
+
+def full_disk_message(
+    folder: Path, exc: BaseException, needed: int | None, what: str, fix: str = OUTPUT_FIX
+) -> str:
+    """The one line for a full file system under ``folder``."""
+    reason = getattr(exc, "strerror", None) or "disk full"
+    free = free_bytes(folder)
+    left = "" if free is None else f"; {human_bytes(free)} left free there"
+    need = "" if needed is None else (
+        f", and this run needs up to about {human_bytes(needed)} there ({what})"
+    )
+    return (
+        f"not enough space in {folder} ({reason}{left}){need}: {fix}. Nothing was written "
+        "there and earlier outputs were left as they were."
+    )
+
+
+@contextlib.contextmanager
+def reporting_full_disk(
+    needs: Mapping[Path, int | None], what: str = "work files and outputs", fix: str = OUTPUT_FIX
+) -> Iterator[None]:
+    """Turn a write that failed on a full file system into one line (see :func:`full_folder`).
+
+    ``needs``: each folder the block writes to -> the bytes the run needs there (None:
+    unknown), for the message. Place it inside the clean-up (``try``/``finally``) so that the
+    space is looked at before the partial files are removed.
+    """
+    try:
+        yield
+    except (GeofloodsamError, SystemExit, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        folder = full_folder(exc, list(needs))
+        if folder is None:
+            raise
+        message = full_disk_message(folder, exc, needs.get(folder), what, fix)
+        raise GeofloodsamError(message) from None
+
+
+@contextlib.contextmanager
+def holding_native_stderr() -> Iterator[None]:
+    """Hold what native code writes to file descriptor 2 inside the block; write it out when
+    the block succeeds and drop it when it fails (the failure is then reported as one line).
+
+    A no-op where descriptor 2 cannot be redirected.
+    """
+    try:
+        held = tempfile.TemporaryFile()
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    ok = False
+    try:
+        sys.stderr.flush()
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+            ok = True
+        finally:
+            with contextlib.suppress(Exception):
+                sys.stderr.flush()
+            os.dup2(saved, 2)
+        if ok:
+            held.seek(0)
+            text = held.read()
+            if text:
+                os.write(2, text)
+    finally:
+        os.close(saved)
+        held.close()
