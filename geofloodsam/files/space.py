@@ -48,6 +48,16 @@ def free_bytes(folder: Path) -> int | None:
         return None
 
 
+def folder_bytes(folder: Path) -> int:
+    """Bytes in the files under ``folder``."""
+    total = 0
+    for path in Path(folder).rglob("*"):
+        with contextlib.suppress(OSError):
+            if path.is_file():
+                total += path.stat().st_size
+    return total
+
+
 def human_bytes(n: float) -> str:
     """``1536`` -> ``1.5 KiB``."""
     for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
@@ -85,29 +95,27 @@ def _inside(path: str | os.PathLike | None, folder: Path) -> bool:
 def full_folder(exc: BaseException, folders: Sequence[Path]) -> Path | None:
     """The folder of ``folders`` that ``exc`` says is on a full file system, or None.
 
-    Out of space: ``ENOSPC`` / ``EDQUOT``; or a writer's error (OSError, rasterio, pyogrio,
-    SQLite, torch) whose message says so, or after which a folder has under
-    :data:`LOW_SPACE_BYTES` free. The folder named is the one holding the file that failed,
+    Out of space: ``ENOSPC`` / ``EDQUOT``; a writer's error (OSError, RuntimeError, rasterio,
+    pyogrio, SQLite, torch) whose message says so; or any error after which a folder has
+    under :data:`LOW_SPACE_BYTES` free (GDAL, for one, may only fail later, on reading back
+    a file it could not write). The folder named is the one holding the file that failed,
     else the one with the least space free.
     """
     folders = [Path(f) for f in dict.fromkeys(folders)]
-    if not folders or not _is_writer_error(exc):
+    if not folders:
         return None
     code = getattr(exc, "errno", None)
-    space_error = code in (errno.ENOSPC, errno.EDQUOT) or bool(
-        _SPACE_TEXT.search(_message_chain(exc))
+    space_error = code in (errno.ENOSPC, errno.EDQUOT) or (
+        _is_writer_error(exc) and bool(_SPACE_TEXT.search(_message_chain(exc)))
     )
     free = {f: free_bytes(f) for f in folders}
+    low = [f for f in folders if free[f] is not None and free[f] < LOW_SPACE_BYTES]
     named = [f for f in folders if _inside(getattr(exc, "filename", None), f)]
     if named:
-        candidates = named
-    elif space_error:
-        candidates = folders
+        candidates = named if space_error or set(named) & set(low) else []
     else:
-        candidates = [f for f in folders if free[f] is not None and free[f] < LOW_SPACE_BYTES]
-    if not candidates or not (space_error or any(
-        free[f] is not None and free[f] < LOW_SPACE_BYTES for f in candidates
-    )):
+        candidates = folders if space_error else low
+    if not candidates:
         return None
     return min(candidates, key=lambda f: free[f] if free[f] is not None else 0)
 
@@ -117,15 +125,19 @@ OUTPUT_FIX = "free some space or choose another output folder, then run again"
 
 
 def full_disk_message(
-    folder: Path, exc: BaseException, needed: int | None, what: str, fix: str = OUTPUT_FIX
+    folder: Path, exc: BaseException, needed: int | None, what: str, fix: str = OUTPUT_FIX,
+    written: int | None = None,
 ) -> str:
-    """The one line for a full file system under ``folder``."""
+    """The one line for a full file system under ``folder``: ``needed`` is an upper bound of
+    what the run needs there; else ``written``, what it had written when the disk filled."""
     reason = getattr(exc, "strerror", None) or "disk full"
     free = free_bytes(folder)
     left = "" if free is None else f"; {human_bytes(free)} left free there"
-    need = "" if needed is None else (
-        f", and this run needs up to about {human_bytes(needed)} there ({what})"
-    )
+    need = ""
+    if needed is not None:
+        need = f", and this run needs up to about {human_bytes(needed)} there ({what})"
+    elif written is not None:
+        need = f", and this run needs more than the {human_bytes(written)} of {what} it wrote"
     return (
         f"not enough space in {folder} ({reason}{left}){need}: {fix}. Nothing was written "
         "there and earlier outputs were left as they were."
@@ -134,13 +146,15 @@ def full_disk_message(
 
 @contextlib.contextmanager
 def reporting_full_disk(
-    needs: Mapping[Path, int | None], what: str = "work files and outputs", fix: str = OUTPUT_FIX
+    needs: Mapping[Path, int | None], what: str = "work files and outputs", fix: str = OUTPUT_FIX,
+    work: Path | None = None,
 ) -> Iterator[None]:
     """Turn a write that failed on a full file system into one line (see :func:`full_folder`).
 
     ``needs``: each folder the block writes to -> the bytes the run needs there (None:
-    unknown), for the message. Place it inside the clean-up (``try``/``finally``) so that the
-    space is looked at before the partial files are removed.
+    unknown), for the message; ``work``: a folder whose size at the failure tells what was
+    written (when the need is unknown). Place it inside the clean-up (``try``/``finally``)
+    so that the space is looked at before the partial files are removed.
     """
     try:
         yield
@@ -150,7 +164,8 @@ def reporting_full_disk(
         folder = full_folder(exc, list(needs))
         if folder is None:
             raise
-        message = full_disk_message(folder, exc, needs.get(folder), what, fix)
+        written = None if work is None else folder_bytes(work)
+        message = full_disk_message(folder, exc, needs.get(folder), what, fix, written)
         raise GeofloodsamError(message) from None
 
 
