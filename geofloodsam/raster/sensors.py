@@ -38,6 +38,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from geofloodsam.errors import GeofloodsamError
+from geofloodsam.raster.values import check_dtypes, fill_pixels
 
 SENSORS = ("s2", "s1", "naip", "rgb")
 SENSOR_CHOICES = ("auto", *SENSORS)
@@ -145,7 +146,7 @@ def sample_bands(ds, bands: Sequence[int], side: int = SAMPLE_SIDE) -> np.ndarra
     w = max(1, min(side, ds.width))
     data = ds.read(list(bands), out_shape=(len(bands), h, w), masked=True)
     out = np.ma.getdata(data).astype(np.float64)
-    out[np.ma.getmaskarray(data)] = np.nan
+    out[np.ma.getmaskarray(data) | fill_pixels(out)] = np.nan
     return out
 
 
@@ -197,8 +198,9 @@ def detect_sensor(ds, sensor: str = "auto", composite: str | None = None) -> Sen
     """
     if sensor not in SENSOR_CHOICES:
         raise GeofloodsamError(f"--sensor {sensor}: use one of {', '.join(SENSOR_CHOICES)}.")
-    found = _describe(ds)
     name = getattr(ds, "name", "the raster")
+    check_dtypes(name, ds.dtypes)  # before any value is read (complex: no values to compare)
+    found = _describe(ds)
     float_data = all(np.issubdtype(np.dtype(d), np.floating) for d in ds.dtypes)
     if sensor in ("auto", "s2"):
         layout = _s2_layout(ds)
