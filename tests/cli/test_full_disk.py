@@ -149,3 +149,23 @@ def test_evaluate_on_a_disk_that_fills_up_is_one_line(
         assert "of report files it wrote" in lines[0]
         assert _contents(out) == {"metrics.csv": b"earlier"}
         assert sorted(p.name for p in fs.iterdir()) == ["ballast", "out"]
+
+
+def test_finetune_on_a_disk_that_fills_up_is_one_line(tmp_path, monkeypatch, write_photo_set):
+    from geofloodsam.training import finetune
+
+    data = write_photo_set(tmp_path / "ds", ["train", "train", "val", "test"])
+    with _tmpfs(tmp_path / "fs", "4m") as fs:
+        out = fs / "out"
+        out.mkdir()
+        (out / "decoder.pt").write_text("earlier")
+        monkeypatch.setattr(finetune, "save_decoder", filling_first(finetune.save_decoder, fs))
+        result = CliRunner().invoke(main, [
+            "finetune", "--data", str(data), "--out", str(out / "decoder.pt"), "--model", "tiny",
+            "--device", "cpu", "--runtime", "torch", "--epochs", "1", "-q"])
+        assert result.exit_code == 1, (result.output, result.exception)
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"Error: not enough space in {out} ("), lines
+        after = _contents(out)
+        after.pop("decoder.pt.resume.pt", None)  # the finished epoch's state, for --resume
+        assert after == {"decoder.pt": b"earlier"}
