@@ -95,3 +95,23 @@ def catching_stop_signals() -> Iterator[None]:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         _received = None
+
+
+@contextlib.contextmanager
+def children_ignore_sigint() -> Iterator[None]:
+    """Processes started inside the block ignore SIGINT, for good.
+
+    Ctrl-C in a terminal reaches its whole process group: helper processes (a local Dask
+    cluster's workers) must leave stopping to this process, which closes them, instead of
+    each printing a ``KeyboardInterrupt`` traceback. Only an ignored disposition survives the
+    ``exec`` of a spawned Python, so SIGINT is ignored here for the block's duration (a
+    Ctrl-C in it is lost; SIGTERM still stops the run). A no-op outside the main thread.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)

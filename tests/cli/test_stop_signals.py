@@ -195,3 +195,36 @@ def test_a_stop_signal_stops_evaluate_and_finetune(
     after.pop("decoder.pt.resume.pt", None)  # finetune's state after a finished epoch, by design
     assert after == old
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+@pytest.mark.slow
+def test_ctrl_c_to_the_process_group_stops_a_local_dask_run_quietly(tmp_path) -> None:
+    """A terminal's Ctrl-C reaches every process of the group, Dask's workers too: they leave
+    stopping to the command (no KeyboardInterrupt tracebacks of their own)."""
+    pytest.importorskip("distributed", reason="--workers needs the Dask extra")
+    scene = _scene(tmp_path / "s.tif")
+    out = tmp_path / "out"
+    old = _earlier_outputs(out, "s")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "GEOFLOODSAM_HOME": str(tmp_path / "home"),
+           "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    args = ["--progress-format", "json", *_segment_args(scene, out, "--runtime", "torch",
+                                                        "--workers", "2")]
+    args.remove("--quiet")
+    proc = subprocess.Popen([sys.executable, "-m", "geofloodsam", *args], env=env, text=True,
+                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        for line in proc.stderr:  # the first tile came back from a worker
+            if '"n": 1' in line:
+                break
+        else:
+            pytest.fail("the run ended before its first tile")
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    messages = [x for x in err.splitlines() if x.strip() and not x.startswith('{"event"')]
+    check_stopped(proc.returncode, "\n".join(messages), signal.SIGINT)
+    assert _contents(out) == old
