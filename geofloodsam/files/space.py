@@ -190,9 +190,11 @@ def holding_native_stderr() -> Iterator[None]:
             yield
             ok = True
         finally:
-            with contextlib.suppress(Exception):
-                sys.stderr.flush()
-            os.dup2(saved, 2)
+            try:  # a stop signal during the flush must not leave descriptor 2 redirected
+                with contextlib.suppress(Exception):
+                    sys.stderr.flush()
+            finally:
+                os.dup2(saved, 2)
         if ok:
             held.seek(0)
             text = held.read()
