@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 
@@ -88,6 +89,7 @@ def catching_stop_signals() -> Iterator[None]:
         yield
         return
     _received = None
+    ensure_signal_stack()
     previous = {sig: signal.signal(sig, _on_stop_signal) for sig in STOP_SIGNALS}
     try:
         yield
@@ -115,3 +117,41 @@ def children_ignore_sigint() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+#: the alternate signal stack :func:`ensure_signal_stack` gives the main thread, kept for good
+_SIGNAL_STACK: tuple | None = None
+
+
+def ensure_signal_stack() -> None:
+    """Give the calling thread an alternate signal stack that lives as long as the process.
+
+    Python runs its signal handlers on the thread's alternate stack when one is set. OpenVINO
+    sets one for the main thread while loading and frees its memory with its last object,
+    leaving it registered: the next Ctrl-C in that process would then crash (SIGSEGV)
+    instead of stopping cleanly. Called when stop signals are caught and after OpenVINO
+    loads. Linux only (the ``stack_t`` layout); a no-op elsewhere or on any failure.
+    """
+    global _SIGNAL_STACK
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        class _Stack(ctypes.Structure):
+            _fields_ = [("ss_sp", ctypes.c_void_p), ("ss_flags", ctypes.c_int),
+                        ("ss_size", ctypes.c_size_t)]
+
+        libc = ctypes.CDLL(None)
+        if _SIGNAL_STACK is None:
+            memory = ctypes.create_string_buffer(1 << 18)
+            _SIGNAL_STACK = (memory, _Stack(ctypes.addressof(memory), 0, len(memory)))
+        current = _Stack()
+        if libc.sigaltstack(None, ctypes.byref(current)) != 0:
+            return
+        on_it = current.ss_flags & 1  # SS_ONSTACK: a handler runs on it now
+        if on_it or current.ss_sp == _SIGNAL_STACK[1].ss_sp:
+            return
+        libc.sigaltstack(ctypes.byref(_SIGNAL_STACK[1]), None)
+    except (OSError, AttributeError, ValueError):
+        return

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from geofloodsam.errors import GeofloodsamError
+from geofloodsam.errors import GeofloodsamError, ensure_signal_stack
 from geofloodsam.files.space import reporting_full_disk
 from geofloodsam.model import fast_decoder
 
@@ -163,6 +163,7 @@ class _OpenVinoGraph:
             }
             self._compiled = self._compile(config)
             self._threads = threads
+            ensure_signal_stack()  # OpenVINO leaves the main thread a stack it frees later
         return self._compiled
 
     def run(self, *inputs: np.ndarray) -> list[np.ndarray]:

@@ -228,3 +228,34 @@ def test_ctrl_c_to_the_process_group_stops_a_local_dask_run_quietly(tmp_path) ->
     messages = [x for x in err.splitlines() if x.strip() and not x.startswith('{"event"')]
     check_stopped(proc.returncode, "\n".join(messages), signal.SIGINT)
     assert _contents(out) == old
+
+
+_AFTER_OPENVINO = """
+import gc, os, signal, sys, time
+import numpy as np
+from geofloodsam.errors import Interrupted, catching_stop_signals
+from geofloodsam.model.sam import load_model
+
+model = load_model("tiny", device="cpu", runtime="openvino")
+model.encode(np.zeros((64, 64, 3), np.uint8))
+del model
+gc.collect()
+try:
+    with catching_stop_signals():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(5)
+except Interrupted as stop:
+    sys.exit(stop.code)
+"""
+
+
+@pytest.mark.slow
+def test_ctrl_c_after_openvino_freed_its_signal_stack_does_not_crash(tmp_path) -> None:
+    """OpenVINO gives the main thread an alternate signal stack and frees it with its last
+    object: a later Ctrl-C ran its handler there and crashed (SIGSEGV)."""
+    pytest.importorskip("openvino", reason="needs the OpenVINO extra")
+    env = {**os.environ, "GEOFLOODSAM_HOME": str(tmp_path / "home"),
+           "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, "-c", _AFTER_OPENVINO], env=env, timeout=300,
+                          capture_output=True, text=True)
+    assert proc.returncode == 130, (proc.returncode, proc.stderr[-2000:])
