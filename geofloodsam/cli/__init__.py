@@ -4,12 +4,13 @@ Sub-commands live in their own modules (``cli/segment.py``, ...) and are importe
 their options come from :mod:`geofloodsam.cli.options`. Nothing here imports torch, so
 ``geofloodsam --help`` stays fast and one broken optional extra cannot break the rest.
 
-Every command runs under one guard (:meth:`LazyGroup.invoke`): SIGTERM (batch schedulers,
-``timeout``, ``docker stop``, QGIS's Cancel) raises :class:`Terminated`, so the commands'
-clean-up runs (work folders removed, no half-written output) before the process exits with
-status 143 and one line; errors of the environment that reach the top (a full disk, a
-permission refused, a raster that turns out truncated mid-run) become ``Error: <one line>``
-naming the file, never a traceback.
+Every command runs under one guard (:meth:`LazyGroup.invoke`): SIGINT (Ctrl-C) and SIGTERM
+(batch schedulers, ``timeout``, ``docker stop``, QGIS's Cancel) alike raise
+:class:`~geofloodsam.errors.Interrupted`, so the commands' clean-up runs (work folders
+removed, no half-written output, earlier outputs kept) before the process exits with status
+130 (SIGINT) or 143 (SIGTERM) and one line; errors of the environment that reach the top
+(a full disk, a permission refused, a raster that turns out truncated mid-run) become
+``Error: <one line>`` naming the file, never a traceback.
 
 May import: every other subpackage (only inside the commands' bodies for heavy ones).
 """
@@ -18,14 +19,12 @@ from __future__ import annotations
 
 import errno
 import importlib
-import signal
 import sys
-import threading
 
 import click
 
 from geofloodsam import __version__
-from geofloodsam.errors import GeofloodsamError
+from geofloodsam.errors import GeofloodsamError, Interrupted, catching_stop_signals
 
 #: sub-command name -> "module:attribute"
 COMMANDS: dict[str, str] = {
@@ -64,45 +63,21 @@ class LazyGroup(click.Group):
         return getattr(module, attr)
 
     def invoke(self, ctx: click.Context):
-        """Run the command with SIGTERM handled and environment errors made one line."""
-        previous = _catch_sigterm()
+        """Run the command with SIGINT / SIGTERM handled and environment errors made one line."""
         try:
-            return super().invoke(ctx)
-        except Terminated:
-            click.echo(
-                "Error: terminated (SIGTERM): stopped and cleaned up; no output of the "
-                "unfinished work was written.",
-                err=True,
-            )
-            sys.exit(Terminated.STATUS)
-        except click.ClickException:
-            raise
-        except Exception as exc:
-            message = environment_error(exc)
-            if message is None:
-                raise
-            raise GeofloodsamError(message) from None
-        finally:
-            if previous is not None:
-                signal.signal(signal.SIGTERM, previous)
-
-
-class Terminated(SystemExit):
-    """Raised in the main thread on SIGTERM: ``finally`` clean-up runs, then exit 143."""
-
-    STATUS = 128 + signal.SIGTERM
-
-
-def _on_sigterm(signum, frame) -> None:
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the clean-up
-    raise Terminated(Terminated.STATUS)
-
-
-def _catch_sigterm():
-    """Install the SIGTERM handler (main thread only); return the one it replaced."""
-    if threading.current_thread() is not threading.main_thread():
-        return None
-    return signal.signal(signal.SIGTERM, _on_sigterm)
+            with catching_stop_signals():
+                try:
+                    return super().invoke(ctx)
+                except (click.ClickException, click.exceptions.Exit, click.Abort):
+                    raise
+                except Exception as exc:
+                    message = environment_error(exc)
+                    if message is None:
+                        raise
+                    raise GeofloodsamError(message) from None
+        except Interrupted as stop:
+            click.echo(stop.message, err=True)
+            sys.exit(stop.code)
 
 
 #: errno -> what to do about it

@@ -404,10 +404,11 @@ def make_split(ids: list[str], seed: int = 0) -> dict[str, str]:
 def _splits_out(root: Path, seed: int, splits_out: str | Path | None) -> Path:
     if splits_out is not None:
         return Path(splits_out)
-    from geofloodsam.weights.checkpoints import cache_root
+    from geofloodsam.files.home import usable_home_folder
 
     tag = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:12]
-    return cache_root() / "splits" / f"{root.resolve().name}-{tag}-seed{seed}.csv"
+    folder = usable_home_folder("splits", "split record folder")
+    return folder / f"{root.resolve().name}-{tag}-seed{seed}.csv"
 
 
 def write_split_file(path: Path, samples: list[Sample], root: Path) -> Path:

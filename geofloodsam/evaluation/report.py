@@ -22,6 +22,7 @@ import pandas as pd
 from geofloodsam.errors import GeofloodsamError
 from geofloodsam.evaluation.metrics import METRICS, Confusion
 from geofloodsam.files.atomic import replace_all
+from geofloodsam.files.space import reporting_full_disk
 from geofloodsam.files.workdirs import OWNER_FILE, make_workdir, sweep_stale
 
 #: the leading columns of ``metrics.csv``, in this order
@@ -86,7 +87,8 @@ def atomic_outputs(out_dir: str | Path) -> Iterator[Path]:
     sweep_stale(out_dir.parent)
     tmp = make_workdir(out_dir.parent, f".{out_dir.name}.geofloodsam-")
     try:
-        yield tmp
+        with reporting_full_disk({out_dir.parent: None}, "report files", work=tmp):
+            yield tmp
         out_dir.mkdir(parents=True, exist_ok=True)
         replace_all([
             (src, out_dir / src.name) for src in sorted(tmp.iterdir()) if src.name != OWNER_FILE

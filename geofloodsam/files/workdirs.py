@@ -37,7 +37,11 @@ def make_workdir(parent: str | Path, prefix: str) -> Path:
         raise ValueError(f"work folder prefix {prefix!r} must start with '.' and hold {MARK!r}")
     path = Path(tempfile.mkdtemp(dir=parent, prefix=prefix))
     record = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}
-    (path / OWNER_FILE).write_text(json.dumps(record) + "\n", encoding="utf-8")
+    try:
+        (path / OWNER_FILE).write_text(json.dumps(record) + "\n", encoding="utf-8")
+    except BaseException:  # a full disk, a signal: no empty work folder left behind
+        shutil.rmtree(path, ignore_errors=True)
+        raise
     return path
 
 

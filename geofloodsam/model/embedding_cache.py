@@ -19,12 +19,9 @@ file) is recomputed and overwritten, never reused. Writes are atomic (temporary 
 
 from __future__ import annotations
 
-import atexit
 import hashlib
 import inspect
 import re
-import shutil
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +33,7 @@ import torch
 
 from geofloodsam.errors import GeofloodsamError
 from geofloodsam.files.atomic import atomic_write
+from geofloodsam.files.home import usable_home_folder, writable_reason
 from geofloodsam.model.sam import Embedding
 from geofloodsam.model.variants import VARIANTS
 
@@ -249,17 +247,6 @@ class EmbeddingCache:
         )
 
 
-def _writable(directory: Path) -> str | None:
-    """None if ``directory`` can be created and written, else the reason."""
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=directory):
-            pass
-    except OSError as exc:
-        return exc.strerror or type(exc).__name__
-    return None
-
-
 def usable_cache_dir(directory: str | Path | None) -> Path:
     """The embedding cache folder: ``directory``, or ``$GEOFLOODSAM_HOME/embeddings``.
 
@@ -269,7 +256,7 @@ def usable_cache_dir(directory: str | Path | None) -> Path:
     """
     if directory is not None:
         directory = Path(directory)
-        reason = _writable(directory)
+        reason = writable_reason(directory)
         if reason is not None:
             raise GeofloodsamError(
                 f"cannot use embedding cache folder {directory} ({reason}): choose another "
@@ -277,23 +264,6 @@ def usable_cache_dir(directory: str | Path | None) -> Path:
             )
         return directory
     return usable_home_folder("embeddings", "embedding cache")
-
-
-def usable_home_folder(name: str, what: str) -> Path:
-    """``$GEOFLOODSAM_HOME/<name>``, or, when that cannot be written (read-only, a file, a full
-    disk), a temporary folder for this process only, with a warning naming ``what``."""
-    default = cache_home() / name
-    reason = _writable(default)
-    if reason is None:
-        return default
-    fallback = Path(tempfile.mkdtemp(prefix=f"geofloodsam-{name}-"))
-    atexit.register(shutil.rmtree, fallback, True)
-    click.echo(
-        f"Warning: cannot use the {what} {default} ({reason}): it is kept in {fallback} for "
-        "this run only; set GEOFLOODSAM_HOME to a writable folder.",
-        err=True,
-    )
-    return fallback
 
 
 def _load_image(item: Any) -> np.ndarray:

@@ -35,7 +35,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from geofloodsam.errors import GeofloodsamError
+from geofloodsam.errors import GeofloodsamError, ensure_signal_stack
+from geofloodsam.files.space import reporting_full_disk
 from geofloodsam.model import fast_decoder
 
 #: OpenVINO's name of each precision
@@ -66,6 +67,11 @@ def weights_sha256(module: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
+#: what to do when the graph cache's disk is full
+OPENVINO_FULL_FIX = (
+    "free some space there, set GEOFLOODSAM_HOME to a folder on another disk, or run with "
+    "--runtime torch"
+)
 #: GEOFLOODSAM_HOME -> the folder used for it (a temporary one if it is unusable), per process
 _DIRECTORIES: dict[Path, Path] = {}
 
@@ -116,14 +122,18 @@ class _OpenVinoGraph:
         kwargs = {}
         if self.shapes is not None:
             kwargs["input"] = [self.ov.PartialShape(list(s)) for s in self.shapes]
+        module = self.build()
         with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
             # tracing reports the Python branches on fixed shapes (padding, broadcasting)
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
-            model = self.ov.convert_model(self.build(), example_input=self.example, **kwargs)
+            model = self.ov.convert_model(module, example_input=self.example, **kwargs)
+        needed = sum(t.numel() * t.element_size() for t in module.state_dict().values())
+        space = {self.path.parent: needed + (1 << 20)}  # the weights (.bin) and the graph
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=self.path.parent, prefix=".convert-"))
         try:
-            self.ov.save_model(model, str(tmp / self.path.name), compress_to_fp16=False)
+            with reporting_full_disk(space, "the OpenVINO graph cache", OPENVINO_FULL_FIX):
+                self.ov.save_model(model, str(tmp / self.path.name), compress_to_fp16=False)
             (tmp / self.path.name).with_suffix(".bin").replace(self.path.with_suffix(".bin"))
             (tmp / self.path.name).replace(self.path)  # the .xml last: it marks a whole entry
         finally:
@@ -153,6 +163,7 @@ class _OpenVinoGraph:
             }
             self._compiled = self._compile(config)
             self._threads = threads
+            ensure_signal_stack()  # OpenVINO leaves the main thread a stack it frees later
         return self._compiled
 
     def run(self, *inputs: np.ndarray) -> list[np.ndarray]:

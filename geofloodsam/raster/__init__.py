@@ -6,6 +6,8 @@
 - :mod:`~geofloodsam.raster.sensors`: which sensor a raster comes from (Sentinel-2, Sentinel-1,
   NAIP, RGB) and its fixed physical composite to 8-bit RGB.
 - :mod:`~geofloodsam.raster.strips`: the row strips every full-raster pass walks.
+- :mod:`~geofloodsam.raster.values`: data types refused before any value is read, and
+  undeclared fill values (float extremes such as -3.4e38) read as nodata.
 
 May import: ``errors``, ``files``, ``geo``.
 """

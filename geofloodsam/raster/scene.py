@@ -21,6 +21,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import click
 import numpy as np
 import rasterio
 from rasterio._err import CPLE_BaseError
@@ -30,13 +31,19 @@ from rasterio.windows import Window
 
 from geofloodsam.errors import GeofloodsamError
 from geofloodsam.raster.sensors import SensorInfo, SensorStretch, detect_sensor, plain_info
+from geofloodsam.raster.values import (
+    FILL_MAGNITUDE,
+    check_dtypes,
+    fill_pixels,
+)
 
 PERCENTILES = (2.0, 98.0)
 #: side of each sampled window when the scene has no overviews
 SAMPLE_WINDOW = 512
 #: an overview (or decimated read) used for the stretch has at least this many pixels a side
 SAMPLE_MIN_SIDE = 512
-SUPPORTED_DTYPES = ("uint8", "int8", "uint16", "int16", "uint32", "int32", "float32", "float64")
+#: scenes whose undeclared fill value was reported (one warning per scene and process)
+_FILL_REPORTED: set[str] = set()
 
 
 # --------------------------------------------------------------------------- CLI parsing
@@ -153,8 +160,9 @@ class Stretch:
             x = data.astype(np.float32)
             lows = self.lows.astype(np.float32)[:, None, None]
             span = np.where(self.highs > self.lows, self.highs - self.lows, 1.0)
-            x -= lows
-            x *= (255.0 / span).astype(np.float32)[:, None, None]
+            with np.errstate(over="ignore", invalid="ignore"):  # +-inf are clipped below
+                x -= lows
+                x *= (255.0 / span).astype(np.float32)[:, None, None]
             np.nan_to_num(x, copy=False, nan=0.0, posinf=255.0, neginf=0.0)
             np.clip(x, 0.0, 255.0, out=x)
             x += 0.5
@@ -190,10 +198,9 @@ class Scene:
         self.height = int(ds.height)
         self.dtype = np.dtype(ds.dtypes[bands[0] - 1])
         self.nodata = ds.nodata
-        is_float = np.issubdtype(self.dtype, np.floating)
-        nan_nodata = self.nodata is not None and math.isnan(self.nodata)
-        #: NaN pixels are not covered by the dataset masks and must be checked in the data
-        self._check_nan = is_float and not nan_nodata
+        #: NaN, +-inf and undeclared fill values (:mod:`~geofloodsam.raster.values`) are not
+        #: covered by the dataset masks: float data are checked value by value
+        self._check_nan = bool(np.issubdtype(self.dtype, np.floating))
         flags = ds.mask_flag_enums
         #: no nodata value, internal mask or NaN check: every pixel is valid, nothing to read
         self.all_valid = not self._check_nan and all(
@@ -229,6 +236,8 @@ class Scene:
             ) from None
         try:
             info = sensor
+            if selection is None:  # before sensor detection reads any value
+                check_dtypes(path, ds.dtypes)
             if isinstance(sensor, str) and ds.count:
                 try:
                     info = _detect(path, ds, sensor)
@@ -290,7 +299,7 @@ class Scene:
             return np.ones((int(window.height), int(window.width)), bool)
         valid = (self.ds.read_masks(self.bands, window=window) != 0).all(axis=0)
         if self._check_nan:
-            valid &= np.isfinite(data).all(axis=0)
+            valid &= _measured(data)
         return valid
 
     def read_rgb(self, window: Window, stretch: Stretch) -> tuple[np.ndarray, np.ndarray]:
@@ -301,6 +310,8 @@ class Scene:
         with self.reading(_where(window)):
             data = self.ds.read(self.bands, window=window)
             valid = self._valid(window, data)
+        if self._check_nan and not valid.all():
+            data[:, ~valid] = np.nan  # fill values never reach the stretch (no overflow)
         rgb = stretch.apply(data)
         if not self.all_valid:
             rgb[~valid] = 0
@@ -378,12 +389,7 @@ def _check_dataset(path: Path, ds, bands: tuple[int, ...] | None) -> tuple[int, 
             f"band {missing[0]} does not exist in {path} (it has {have}): fix --bands."
         )
     dtypes = {ds.dtypes[b - 1] for b in bands}
-    bad = sorted(dtypes - set(SUPPORTED_DTYPES))
-    if bad:
-        raise GeofloodsamError(
-            f"raster {path} has data type {bad[0]}, which is not supported: "
-            f"convert it to one of {', '.join(SUPPORTED_DTYPES)}."
-        )
+    check_dtypes(path, dtypes)
     if len(dtypes) > 1:
         raise GeofloodsamError(
             f"bands {','.join(map(str, bands))} of {path} have different data types "
@@ -416,7 +422,7 @@ def _decimated(scene: Scene, factor: int) -> tuple[np.ndarray, np.ndarray]:
     data = scene.ds.read(scene.bands, out_shape=shape)
     valid = (scene.ds.read_masks(scene.bands, out_shape=shape) != 0).all(axis=0)
     if scene._check_nan:
-        valid &= np.isfinite(data).all(axis=0)
+        valid &= _measured(data)
     return data.reshape(shape[0], -1), valid.reshape(-1)
 
 
@@ -427,7 +433,7 @@ def _windowed(scene: Scene, n: int) -> tuple[np.ndarray, np.ndarray]:
         data = scene.ds.read(scene.bands, window=window)
         valid = (scene.ds.read_masks(scene.bands, window=window) != 0).all(axis=0)
         if scene._check_nan:
-            valid &= np.isfinite(data).all(axis=0)
+            valid &= _measured(data)
         datas.append(data.reshape(data.shape[0], -1))
         valids.append(valid.reshape(-1))
     return np.concatenate(datas, axis=1), np.concatenate(valids)
@@ -450,12 +456,35 @@ def _sample(scene: Scene, sample_windows_n: int) -> tuple[np.ndarray, str]:
         factor = max(1, math.ceil(max(scene.width, scene.height) / (2 * SAMPLE_MIN_SIDE)))
         data, valid = _decimated(scene, factor)
         source = f"a 1/{factor} decimated read"
+    _report_fill(scene, data)
     if not valid.any():
         raise GeofloodsamError(
             f"raster {scene.path} holds only nodata in bands {','.join(map(str, scene.bands))} "
             "(nodata value, internal mask or NaN everywhere sampled): check the file and --bands."
         )
     return data[:, valid], source
+
+
+def _measured(data: np.ndarray) -> np.ndarray:
+    """(h, w) bool of (B, h, w) float values: finite and not an undeclared fill in any band."""
+    return (np.isfinite(data) & ~fill_pixels(data)).all(axis=0)
+
+
+def _report_fill(scene: Scene, data: np.ndarray) -> None:
+    """One warning line per scene whose sample holds an undeclared fill value."""
+    fill = fill_pixels(data)
+    key = str(scene.path)
+    if not fill.any() or key in _FILL_REPORTED:
+        return
+    _FILL_REPORTED.add(key)
+    values = np.unique(data[fill])
+    shown = ", ".join(repr(float(v)) for v in values[:3])  # exact: gdal_edit gets the value
+    click.echo(
+        f"Warning: {scene.path} declares no nodata value for {shown} (a fill value: no sensor "
+        f"measures anything beyond +-{FILL_MAGNITUDE:g}): those pixels are read as nodata; "
+        f"declare it with gdal_edit.py -a_nodata {float(values[0])!r} to say so in the file.",
+        err=True,
+    )
 
 
 def compute_stretch(

@@ -52,6 +52,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from geofloodsam.errors import GeofloodsamError
+from geofloodsam.raster.values import check_dtypes, fill_pixels
 
 SENSORS = ("s2", "s1", "sar", "naip", "rgb")
 SENSOR_CHOICES = ("auto", *SENSORS)
@@ -215,7 +216,7 @@ def sample_bands(ds, bands: Sequence[int], side: int = SAMPLE_SIDE) -> np.ndarra
     w = max(1, min(side, ds.width))
     data = ds.read(list(bands), out_shape=(len(bands), h, w), masked=True)
     out = np.ma.getdata(data).astype(np.float64)
-    out[np.ma.getmaskarray(data)] = np.nan
+    out[np.ma.getmaskarray(data) | fill_pixels(out)] = np.nan
     return out
 
 
@@ -371,8 +372,9 @@ def detect_sensor(ds, sensor: str = "auto", composite: str | None = None) -> Sen
             per sensor.
     """
     sensor, sar_units, s2_offset = parse_sensor_spec(sensor)
-    found = _describe(ds)
     name = getattr(ds, "name", "the raster")
+    check_dtypes(name, ds.dtypes)  # before any value is read (complex: no values to compare)
+    found = _describe(ds)
     float_data = all(np.issubdtype(np.dtype(d), np.floating) for d in ds.dtypes)
     if sensor in ("auto", "s2"):
         layout = _s2_layout(ds)

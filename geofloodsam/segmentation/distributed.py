@@ -50,7 +50,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from geofloodsam.errors import GeofloodsamError
+from geofloodsam.errors import GeofloodsamError, children_ignore_sigint
 from geofloodsam.tiles.work import (
     WORKER_EMBEDDING_BYTES,
     EmbeddingKeeper,
@@ -377,7 +377,8 @@ def open_session(
         "silence_logs": logging.ERROR,
         **(cluster_kwargs or {}),
     }
-    cluster = LocalCluster(**kwargs)
+    with children_ignore_sigint():  # Ctrl-C: this process stops them, without tracebacks
+        cluster = LocalCluster(**kwargs)
     try:
         client = Client(cluster, set_as_default=False)
     except BaseException:

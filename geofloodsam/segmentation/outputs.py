@@ -21,9 +21,10 @@ import click
 import numpy as np
 
 from geofloodsam import __version__
-from geofloodsam.errors import GeofloodsamError
+from geofloodsam.errors import GeofloodsamError, check_interrupted
 from geofloodsam.files.atomic import replace_all
 from geofloodsam.files.hashing import sha256_file
+from geofloodsam.files.space import holding_native_stderr, reporting_full_disk
 from geofloodsam.geo.area import row_pixel_areas
 from geofloodsam.qgis.style import write_mask_qml
 from geofloodsam.stitch.blend import Band, write_blended
@@ -90,6 +91,19 @@ def output_paths(outdir: Path, stem: str) -> dict[str, Path]:
     }
 
 
+def space_needed(plan: ScenePlan) -> int:
+    """An upper bound of the bytes a scene's run writes in its output folder at once.
+
+    The tile store (float16 probabilities, at most a whole tile per grid tile) plus the mask
+    (and probability) GeoTIFF twice over (the plain one and its COG copy, uncompressed
+    bound) and the polygons (bounded by the mask's size).
+    """
+    grid = plan.grid
+    pixels = grid.width * grid.height
+    rasters = 2 if plan.config.save_prob else 1
+    return len(grid) * grid.tile_size**2 * 2 + rasters * 2 * pixels + pixels
+
+
 class _BandSink:
     """Receives each written band: feeds the polygonizer and adds up the water area."""
 
@@ -114,6 +128,14 @@ def finish_scene(
     quiet: bool,
 ) -> SegmentResult:
     """Blend, vectorize and write one scene's outputs (in ``workdir``, then the renames)."""
+    with reporting_full_disk({plan.out: space_needed(plan)}, "tile store and outputs"):
+        return _finish_scene(plan, store, stats, workdir, info, quiet)
+
+
+def _finish_scene(
+    plan: ScenePlan, store: TileStore, stats: EngineStats, workdir: Path, info: RunInfo,
+    quiet: bool,
+) -> SegmentResult:
     config = plan.config
     with plan.open_scene() as sc:
         blank = len(stats.featureless_tiles)
@@ -143,10 +165,11 @@ def finish_scene(
             )
         t0 = time.perf_counter()
         sink = _BandSink(sc)
-        cogs = write_blended(
-            sc, plan.grid, store, workdir, config.threshold, config.save_prob,
-            on_band=sink,
-        )
+        with holding_native_stderr():  # libtiff prints write errors itself: one line instead
+            cogs = write_blended(
+                sc, plan.grid, store, workdir, config.threshold, config.save_prob,
+                on_band=sink,
+            )
         water = {"pixels": sink.pixels, "area_m2": sink.area_m2}
         stitch_s = time.perf_counter() - t0
         t0 = time.perf_counter()
@@ -189,6 +212,7 @@ def finish_scene(
     moves.insert(1, (write_mask_qml(workdir / "mask.qml"), final["style"]))
     if "prob" in cogs:
         moves.insert(1, (cogs["prob"], final["prob"]))
+    check_interrupted()  # the last point where a stopped run leaves the earlier outputs
     replace_all(moves)
     return SegmentResult(
         final["mask"], final["prob"] if "prob" in cogs else None, final["gpkg"], final["run"],

@@ -44,14 +44,15 @@ import click
 import rasterio
 import torch
 
-from geofloodsam.errors import GeofloodsamError
+from geofloodsam.errors import GeofloodsamError, check_interrupted
+from geofloodsam.files.space import reporting_full_disk
 from geofloodsam.files.workdirs import make_workdir, sweep_stale
 from geofloodsam.model.decoders import DecoderSpec, default_decoder
 from geofloodsam.model.sam import PromptableModel
 from geofloodsam.progress import tqdm
 from geofloodsam.raster.scene import parse_stretch
 from geofloodsam.segmentation.config import SegmentConfig
-from geofloodsam.segmentation.outputs import RunInfo, SegmentResult, finish_scene
+from geofloodsam.segmentation.outputs import RunInfo, SegmentResult, finish_scene, space_needed
 from geofloodsam.segmentation.plan import (
     ScenePlan,
     is_many,
@@ -173,6 +174,13 @@ class _SceneRun:
         self.plan = plan
         self.started = time.perf_counter()
         self.workdir = make_workdir(plan.out, f".{plan.stem}.geofloodsam-")
+        try:
+            self._start(plan, backend, progress, token)
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self, plan: ScenePlan, backend: _Backend, progress, token: str) -> None:
         config = plan.config
         self.engine = TileEngine(
             plan.grid, TileStore(self.workdir / "tiles"), plan.objects, key=(token, plan.number),
@@ -206,32 +214,42 @@ def _run_plans(
     total = sum(len(p.seeds) for p in plans)
     with tqdm(total=total, unit="tile", desc="segment", disable=quiet, leave=False) as bar:
         try:
-            while queue or active:
-                while queue and len(active) < backend.max_active:
-                    active.append(_SceneRun(queue.pop(0), backend, bar, token))
-                jobs = []
-                for run in list(active):
-                    wave = run.next_wave()
-                    if wave is not None:
-                        jobs += [(run, job) for job in wave]
-                        continue
-                    active.remove(run)
-                    try:
-                        done[run.plan.number] = finish_scene(
-                            run.plan, run.engine.store, run.engine.stats, run.workdir,
-                            backend.run_info(run.started, t_start), quiet,
-                        )
-                    finally:
-                        backend.executor.forget(run.engine.embedding_keys())
-                        run.close()
-                items = ((run.plan.spec, run.plan.payload(job)) for run, job in jobs)
-                outcomes = backend.executor.map(run_tile_chunk, items, cache=True)
-                for (run, job), outcome in zip(jobs, outcomes, strict=True):
-                    run.engine.take(job, outcome)
+            with reporting_full_disk(_space_needs(plans), "tile store and outputs"):
+                while queue or active:
+                    while queue and len(active) < backend.max_active:
+                        active.append(_SceneRun(queue.pop(0), backend, bar, token))
+                    jobs = []
+                    for run in list(active):
+                        wave = run.next_wave()
+                        if wave is not None:
+                            jobs += [(run, job) for job in wave]
+                            continue
+                        active.remove(run)
+                        try:
+                            done[run.plan.number] = finish_scene(
+                                run.plan, run.engine.store, run.engine.stats, run.workdir,
+                                backend.run_info(run.started, t_start), quiet,
+                            )
+                        finally:
+                            backend.executor.forget(run.engine.embedding_keys())
+                            run.close()
+                    items = ((run.plan.spec, run.plan.payload(job)) for run, job in jobs)
+                    outcomes = backend.executor.map(run_tile_chunk, items, cache=True)
+                    for (run, job), outcome in zip(jobs, outcomes, strict=True):
+                        check_interrupted()  # a stop signal that native code swallowed
+                        run.engine.take(job, outcome)
         finally:
             for run in active:
                 run.close()
     return [done[p.number] for p in plans]
+
+
+def _space_needs(plans: list[ScenePlan]) -> dict[Path, int]:
+    """Output folder -> the most bytes the run writes there at once (for a full disk's line)."""
+    needs: dict[Path, int] = {}
+    for plan in plans:
+        needs[plan.out] = needs.get(plan.out, 0) + space_needed(plan)
+    return needs
 
 
 # --------------------------------------------------------------------------- set-up
@@ -390,7 +408,8 @@ def segment(
             for out in dict.fromkeys(p.out for p in plans):  # what killed runs left here
                 sweep_stale(out)
             decoder, needs_model = _run_decoder(plans, config, model, sam_model)
-            cache_dir = make_workdir(plans[0].out, ".geofloodsam-embeddings-")
+            with reporting_full_disk(_space_needs(plans), "tile store and outputs"):
+                cache_dir = make_workdir(plans[0].out, ".geofloodsam-embeddings-")
             try:
                 with _open_backend(
                     config, model, checkpoint, decoder, sam_model,

@@ -33,10 +33,11 @@ import torch
 import torch.nn.functional as F
 
 from geofloodsam.datasets.reading import Sample, open_dataset
-from geofloodsam.errors import GeofloodsamError
+from geofloodsam.errors import GeofloodsamError, check_interrupted
 from geofloodsam.evaluation import metrics
 from geofloodsam.evaluation.report import check_output_dir
 from geofloodsam.files.atomic import atomic_open, atomic_write, check_targets
+from geofloodsam.files.space import reporting_full_disk
 from geofloodsam.model.decoders import load_decoders, save_decoder
 from geofloodsam.model.embedding_cache import (
     EmbeddingCache,
@@ -147,13 +148,15 @@ def finetune(
     trainer = _Trainer(cfg, model, train, val, start)
     if state is not None:
         trainer.load_state(state)
-    with _swapped_decoder(model, trainer.decoder):
-        trainer.run(resume_path, on_epoch_end)
-    timings.update(trainer.timings)
-    meta = _meta(cfg, model, trainer, len(train), len(val), timings)
-    meta["init_decoder_sha256"] = start_sha
-    save_decoder(out, trainer.best_state, meta, half=True)
-    write_curves(out.parent, trainer.curves)
+    with reporting_full_disk({out.parent: None}, "decoder, curves and resume state"):
+        with _swapped_decoder(model, trainer.decoder):
+            trainer.run(resume_path, on_epoch_end)
+        timings.update(trainer.timings)
+        meta = _meta(cfg, model, trainer, len(train), len(val), timings)
+        meta["init_decoder_sha256"] = start_sha
+        check_interrupted()  # the last point where a stopped run leaves the earlier outputs
+        save_decoder(out, trainer.best_state, meta, half=True)
+        write_curves(out.parent, trainer.curves)
     if resume_path.exists():
         resume_path.unlink()
     return FinetuneResult(

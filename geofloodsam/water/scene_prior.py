@@ -24,6 +24,7 @@ import numpy as np
 from rasterio.windows import Window
 
 from geofloodsam.raster.sensors import SensorInfo, physical
+from geofloodsam.raster.values import fill_pixels
 from geofloodsam.water.index import (
     DESPECKLE,
     MIN_AREA,
@@ -65,7 +66,7 @@ def read_index_bands(
         shape = None if out_shape is None else (1, *out_shape)
         data = ds.read([band], window=window, out_shape=shape, masked=True)
         raw = np.ma.getdata(data).astype(np.float64)[0]
-        raw[np.ma.getmaskarray(data)[0]] = np.nan
+        raw[np.ma.getmaskarray(data)[0] | fill_pixels(raw)] = np.nan  # undeclared fill too
         out[role] = physical(raw, info)
     return out
 

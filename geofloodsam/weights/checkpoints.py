@@ -194,12 +194,9 @@ def _entry(name: str, registry: Mapping[str, Checkpoint] | None) -> Checkpoint:
 
 def cache_root() -> Path:
     """``$GEOFLOODSAM_HOME`` or else ``platformdirs.user_cache_dir("geofloodsam")``."""
-    home = os.environ.get(ENV_HOME)
-    if home:
-        return Path(home).expanduser()
-    import platformdirs
+    from geofloodsam.files.home import home_root
 
-    return Path(platformdirs.user_cache_dir("geofloodsam"))
+    return home_root()
 
 
 def cache_dir() -> Path:

@@ -351,5 +351,6 @@ def test_an_unusable_geofloodsam_home_still_evaluates(dataset, tmp_path, monkeyp
     res = _run("--data", str(dataset), "--decoder", "pretrained", "--prompt", "box",
                "--examples", "0", "-o", str(out))
     assert res.exit_code == 0, res.output
-    assert "Warning: cannot use the embedding cache" in res.output
+    warnings = [x for x in res.output.splitlines() if x.startswith("Warning:")]
+    assert len(warnings) == 1 and f"GEOFLOODSAM_HOME={home}" in warnings[0], res.output
     assert (out / "metrics.csv").is_file() and home.read_text() == "not a folder"
