@@ -31,9 +31,7 @@ from geofloodsam.evaluation.metrics import scores
 from geofloodsam.geo.transforms import pixel_to_world
 from geofloodsam.model.sam import Embedding, Prediction
 from geofloodsam.segmentation.pipeline import segment
-from geofloodsam.tiles.engine import box_seeds, edge_seeds, point_seeds
 from geofloodsam.tiles.grid import TileGrid
-from geofloodsam.tiles.work import EmbeddingKeeper, _dilated
 
 UTM = "EPSG:32614"
 ORIGIN = (500000.0, 5200000.0)
@@ -138,95 +136,6 @@ def read_mask(path: Path) -> np.ndarray:
 
 def leftovers(outdir: Path) -> list[str]:
     return sorted(p.name for p in outdir.iterdir()) if outdir.exists() else []
-
-
-# --------------------------------------------------------------------------- seeding
-def test_point_seeds_go_to_the_most_central_tile() -> None:
-    grid = TileGrid(1000, 777, 256, 64)
-    seeds = point_seeds(grid, 1, np.array([[200.5, 10.5], [600.5, 600.5], [210.5, 12.5]]),
-                        np.array([1, 1, 0]))
-    assert sorted(seeds) == sorted({grid.best_tile(200.5, 10.5).index,
-                                    grid.best_tile(600.5, 600.5).index})
-    first = seeds[grid.best_tile(200.5, 10.5).index]
-    assert first.labels.tolist() == [1, 0]  # the negative point goes with the tile holding it
-    assert first.points.tolist() == [[200.5, 10.5], [210.5, 12.5]]  # tile (0, 0): local == full
-
-
-def test_a_box_larger_than_a_tile_is_split_into_clipped_tile_boxes() -> None:
-    grid = TileGrid(1000, 777, 256, 64)
-    small = box_seeds(grid, 1, np.array([210.0, 220.0, 300.0, 330.0]))
-    assert len(small) == 1  # fits in one tile: one box
-    big = np.array([50.0, 40.0, 700.0, 500.0])
-    seeds = box_seeds(grid, 2, big)
-    assert len(seeds) > 4
-    covered = np.zeros((777, 1000), bool)
-    for index, seed in seeds.items():
-        tile = grid.tiles[index]
-        x0, y0, x1, y1 = seed.box + np.array([tile.x0, tile.y0, tile.x0, tile.y0])
-        assert tile.x0 <= x0 < x1 <= tile.x1 and tile.y0 <= y0 < y1 <= tile.y1  # clipped
-        covered[int(y0) : int(y1), int(x0) : int(x1)] = True
-    assert covered[40:500, 50:700].all() and covered.sum() == 460 * 650  # exactly the box
-
-
-def test_edge_seeds_lie_in_the_overlap_and_in_water() -> None:
-    grid = TileGrid(1000, 777, 256, 64)
-    tile = grid.tile(1, 1)
-    water = np.zeros((tile.height, tile.width), bool)
-    water[100:140, 30:] = True  # a river leaving through the right edge
-    right = grid.neighbours(tile)["right"]
-    pts = edge_seeds(water, tile, "right", right)
-    assert len(pts) == 1
-    (x, y), = pts
-    assert right.x0 <= x < tile.x1 and tile.y0 + 100 <= y < tile.y0 + 140
-    assert len(edge_seeds(water, tile, "bottom", grid.neighbours(tile)["bottom"])) == 0
-    water[:, :] = False
-    water[100:140, 30:200] = True  # stops before the edge: nothing to carry
-    assert len(edge_seeds(water, tile, "right", right)) == 0
-
-
-@pytest.mark.parametrize("side", ["right", "left", "bottom", "top"])
-def test_edge_seeds_move_with_the_water(side: str) -> None:
-    """Seeds are found within each component's box: shifting the water shifts them alike."""
-    grid = TileGrid(1000, 777, 256, 64)
-    tile = grid.tile(1, 1)
-    yy, xx = np.mgrid[0 : tile.height, 0 : tile.width]
-    blob = ((xx - 250) / 120.0) ** 2 + ((yy - 60) / 25.0) ** 2 <= 1  # leaves on the right
-    blob |= (np.abs(yy - 150) < 4) & (xx > 180)  # a thin channel leaving too
-    turn = {"right": lambda a: a, "left": lambda a: a[:, ::-1], "bottom": lambda a: a.T,
-            "top": lambda a: a.T[::-1]}[side]
-    shift = (40, 0) if side in ("right", "left") else (0, 40)  # (rows, cols) along the edge
-    water = turn(blob)
-    moved = np.roll(water, shift, axis=(0, 1))
-    assert moved.sum() == water.sum()  # nothing wrapped around
-    neighbour = grid.neighbours(tile)[side]
-    pts = edge_seeds(water, tile, side, neighbour)
-    assert len(pts) == 2  # the lake and the channel
-    np.testing.assert_array_equal(
-        edge_seeds(moved, tile, side, neighbour), pts + [shift[1], shift[0]]
-    )
-
-
-def test_dilation_around_the_water_equals_the_full_dilation() -> None:
-    rng = np.random.default_rng(3)
-    for _ in range(20):
-        water = np.zeros((60, 80), bool)
-        y, x = rng.integers(0, 60), rng.integers(0, 80)
-        water[y : y + rng.integers(1, 9), x : x + rng.integers(1, 9)] = True
-        water &= rng.random(water.shape) < 0.7
-        assert np.array_equal(_dilated(water, 2), ndimage.binary_dilation(water, iterations=2))
-    assert not _dilated(np.zeros((5, 5), bool), 2).any()
-
-
-def test_embedding_keeper_spills_beyond_its_cap(tmp_path) -> None:
-    keeper = EmbeddingKeeper(tmp_path / "emb", max_bytes=3000)
-    embs = {i: Embedding(torch.rand(4, 16, 16), (100, 90), (1024, 922)) for i in range(3)}
-    for i, emb in embs.items():
-        keeper.put(i, emb)
-    assert len(list((tmp_path / "emb").glob("*.pt"))) == 2  # 2048 bytes each: one in memory
-    for i, emb in embs.items():
-        back = keeper.get(i)
-        assert i in keeper and back.original_size == (100, 90) and back.input_size == (1024, 922)
-        torch.testing.assert_close(back.features, emb.features, atol=1e-3, rtol=1e-3)
 
 
 # --------------------------------------------------------------------------- engine (oracle)
