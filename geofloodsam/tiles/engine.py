@@ -118,6 +118,7 @@ class EngineStats:
     counts: dict = field(default_factory=dict)  # ChunkResult.counts, summed
     featureless_tiles: set = field(default_factory=set)  # one colour: left dry, not decoded
     capped_objects: set = field(default_factory=set)
+    dry_objects: set = field(default_factory=set)  # clicked on what SAM and the index call dry
     read_s: float = 0.0
     encoder_s: float = 0.0
     decode_s: float = 0.0
@@ -238,6 +239,7 @@ class TileEngine:
         for seed, crop in zip(seeds, result.probs, strict=True):
             self.store.update_crop(tile, seed.obj, crop.r0, crop.c0, crop.data)
         self.stats.store_s += time.perf_counter() - t0
+        self.stats.dry_objects.update(seeds[k].obj for k in result.dry)
         for k, look in sorted(result.appearances.items()):
             info = self.objects[seeds[k].obj]
             info.appearance = look.merged(info.appearance)

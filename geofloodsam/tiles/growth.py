@@ -16,9 +16,9 @@ object there: seeds are placed (:func:`edge_seeds`) in that water where it cross
 overlap strip. A carried seed's probability is cut to its connected water dilated by
 :data:`CARRIED_CUT_PIXELS`.
 
-Boxes are decoded with three candidates too (:func:`choose_box_candidate`): the kept one is
-the candidate that stays inside the box (little water on its border ring), then the highest
-predicted IoU.
+A user's box is decoded with its centre as a water point (a box is drawn around its water
+body) and three candidates (:func:`choose_box_candidate`): the kept one is the candidate that
+stays inside the box (little water on its border ring), then the highest predicted IoU.
 
 Every number of these rules is a named constant here. Their values were chosen on the
 project's synthetic scenes and the Earth Surface Water *train* split, never on the scenes
@@ -118,7 +118,8 @@ def _seed_component(water: np.ndarray, points: np.ndarray) -> np.ndarray:
 
 
 def choose_point_candidate(
-    masks: np.ndarray, iou: np.ndarray, points: np.ndarray, consistent: np.ndarray | None
+    masks: np.ndarray, iou: np.ndarray, points: np.ndarray, consistent: np.ndarray | None,
+    require: bool = False,
 ) -> int:
     """Index of the candidate (``masks`` (C, h, w) bool) that the evidence at ``points`` backs.
 
@@ -127,7 +128,8 @@ def choose_point_candidate(
     candidate whose water connected to the points is at least :data:`MIN_CONSISTENT` of the
     object's colour is consistent; the consistent one with the largest consistent minus
     inconsistent water wins. When none is consistent, the one with the largest consistent
-    share does. Ties and the no-evidence case: the highest predicted ``iou``.
+    share does, or, with ``require`` (a seed carried into a neighbour: its growth there must
+    be justified), none: -1. Ties and the no-evidence case: the highest predicted ``iou``.
     """
     if consistent is None or len(points) == 0 or len(masks) == 1:
         return int(np.argmax(iou))
@@ -140,7 +142,8 @@ def choose_point_candidate(
         net = good - (size - good)
         passed = share >= MIN_CONSISTENT and size > 0
         scores.append((passed, net if passed else share, float(iou[k])))
-    return max(range(len(masks)), key=lambda k: scores[k])
+    best = max(range(len(masks)), key=lambda k: scores[k])
+    return -1 if require and not scores[best][0] else best
 
 
 def choose_box_candidate(masks: np.ndarray, iou: np.ndarray, box: np.ndarray) -> int:

@@ -142,6 +142,8 @@ class TileResult:
     encoding: str = "new"
     #: seed position -> the object's appearance taken here (user point seeds)
     appearances: dict[int, Appearance] = field(default_factory=dict)
+    #: positions of user point seeds whose click SAM and the water index both call dry
+    dry: list[int] = field(default_factory=list)
 
     def dense(self) -> np.ndarray:
         """(S, h, w) float32 probabilities of every seed (for tests and small tiles)."""
@@ -385,7 +387,12 @@ def decode_seeds(
             t0 = time.perf_counter()
             if key[0] == "box":
                 boxes = np.stack([seeds[k].box for k in part])
-                pred = model.decode(emb, boxes=boxes, multimask=key[1])
+                if key[1]:  # a user's box: its centre as a water point too (growth.py)
+                    centres = (boxes[:, None, :2] + boxes[:, None, 2:]) / 2
+                    pred = model.decode(emb, points=centres, point_labels=np.ones((len(part), 1)),
+                                        boxes=boxes, multimask=True)
+                else:
+                    pred = model.decode(emb, boxes=boxes, multimask=False)
             else:
                 pts, labs = _pad_points([seeds[k] for k in part])
                 pred = model.decode(emb, points=pts, point_labels=labs, multimask=True)
@@ -393,11 +400,12 @@ def decode_seeds(
             chosen = _chosen_logits(pred, [seeds[k] for k in part], rgb, threshold)
             out.decode_s += time.perf_counter() - t0
             t0 = time.perf_counter()
-            for k, (lg, consistent, look) in zip(part, chosen, strict=True):
+            for k, (lg, look) in zip(part, chosen, strict=True):
                 if look is not None and appearances is not None and not seeds[k].carried:
                     appearances[k] = look
+                colours = None if look is None or rgb is None else (look, rgb)
                 probs[k], water = _crop_seed(lg, seeds[k], logit_floor, floor, threshold,
-                                             consistent)
+                                             colours)
                 if water is not None:
                     connected[k] = water
                 c = probs[k]
@@ -408,26 +416,34 @@ def decode_seeds(
 
 
 def _chosen_logits(pred, seeds: list[Seed], rgb: np.ndarray | None, threshold: float) -> list:
-    """(logits (h, w), colour-consistent pixels or None, appearance or None) per seed."""
+    """(logits (h, w), appearance or None) per seed: its chosen candidate.
+
+    The choice is made at the tile's resolution: a coarser grid would join water to fields
+    across the hedges and tracks between them.
+    """
     if pred.iou.shape[1] == 1:
-        return [(lg, None, None) for lg in pred.best_logits()]
-    logits = pred.logits
+        return [(lg, None) for lg in pred.best_logits()]
     cut = float(np.log(threshold / (1.0 - threshold)))
-    chosen = []
+    logits = pred.logits
+    masks = logits > cut
+    picks, looks = [], []
     for i, seed in enumerate(seeds):
-        masks = logits[i] > cut
         if seed.box is not None:
-            pick = choose_box_candidate(masks, pred.iou[i], seed.box)
-            chosen.append((logits[i, pick], None, None))
+            picks.append(choose_box_candidate(masks[i], pred.iou[i], seed.box))
+            looks.append(None)
             continue
         positives = seed.points[seed.labels == 1]
         look = seed.appearance
         if look is None and rgb is not None:
             look = Appearance.at(rgb, positives)
         consistent = None if look is None or rgb is None else look.consistent(rgb)
-        pick = choose_point_candidate(masks, pred.iou[i], positives, consistent)
-        chosen.append((logits[i, pick], consistent, look))
-    return chosen
+        picks.append(choose_point_candidate(masks[i], pred.iou[i], positives, consistent,
+                                            require=seed.carried))
+        looks.append(look)
+    unjustified = np.array(picks) < 0  # a carried seed no candidate of its colours backs
+    chosen = logits[np.arange(len(seeds)), np.maximum(picks, 0)]
+    chosen[unjustified] = -100.0  # maps nothing, grows nowhere
+    return list(zip(chosen, looks, strict=True))
 
 
 def crop_probability(prob: np.ndarray, threshold: float = 0.5) -> Crop:
@@ -465,7 +481,7 @@ def _bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
 
 def _crop_seed(
     logits: np.ndarray, seed: Seed, logit_floor: float, floor: float, threshold: float,
-    consistent: np.ndarray | None = None,
+    colours: tuple[Appearance, np.ndarray] | None = None,
 ) -> tuple[Crop, Crop | None]:
     """One seed's (h, w) logits -> its probability crop and, if it grows, its connected water.
 
@@ -491,18 +507,18 @@ def _crop_seed(
         return Crop(r0, c0, prob.astype(np.float16)), None
     local = seed.points[seed.labels == 1] - np.array([c0, r0], dtype=np.float64)
     water = connected_water(prob > threshold, local, outside=True)
-    if seed.carried:
-        prob[~dilated(water)] = 0.0
+    if colours is not None:  # growth follows the water of the object's colours only
+        look, rgb = colours
+        here = look.consistent(rgb[r0 : r0 + water.shape[0], c0 : c0 + water.shape[1]])
+        water = connected_water(evidence_water(water, here), local, outside=True)
+    if seed.carried:  # where it was carried, the object is its connected water and edges
+        prob[~dilated(connected_water(prob > threshold, local, outside=True))] = 0.0
         inner = _bbox(prob > floor)
         if inner is None:
             return Crop(0, 0, EMPTY), Crop(0, 0, np.zeros((0, 0), bool))
         a0, b0, a1, b1 = inner
         prob, water = prob[a0:a1, b0:b1], water[a0:a1, b0:b1]
         r0, c0 = r0 + a0, c0 + b0
-    if consistent is not None:
-        here = consistent[r0 : r0 + water.shape[0], c0 : c0 + water.shape[1]]
-        local = seed.points[seed.labels == 1] - np.array([c0, r0], dtype=np.float64)
-        water = connected_water(evidence_water(water, here), local, outside=True)
     return Crop(r0, c0, prob.astype(np.float16)), Crop(r0, c0, water)
 
 
