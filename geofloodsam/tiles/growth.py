@@ -94,22 +94,30 @@ class Appearance:
 
     def consistent(self, rgb: np.ndarray) -> np.ndarray:
         """(h, w) bool: the pixels of ``rgb`` (h, w, 3) whose colour is the object's."""
-        pixels = rgb.reshape(-1, 3).astype(np.float32)
-        near = np.zeros(len(pixels), bool)
-        limit = self.tolerance**2
-        for colour in self.colours:
-            near |= ((pixels - colour) ** 2).sum(axis=1) <= limit
-        return near.reshape(rgb.shape[:2])
+        planes = [rgb[..., b].astype(np.float32) for b in range(3)]
+        near = np.zeros(rgb.shape[:2], bool)
+        limit = np.float32(self.tolerance**2)
+        for colour in np.unique(self.colours.round(1), axis=0):
+            dist = (planes[0] - colour[0]) ** 2
+            dist += (planes[1] - colour[1]) ** 2
+            dist += (planes[2] - colour[2]) ** 2
+            near |= dist <= limit
+        return near
 
 
 # --------------------------------------------------------------------------- choice
 def _seed_component(water: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """The 8-connected components of ``water`` holding one of ``points`` (x, y)."""
+    """The 8-connected components of ``water`` holding one of ``points`` (x, y; points
+    outside ``water`` hold nothing)."""
     if len(points) == 0 or not water.any():
         return np.zeros_like(water, dtype=bool)
     h, w = water.shape
-    cols = np.clip(np.floor(points[:, 0]).astype(int), 0, w - 1)
-    rows = np.clip(np.floor(points[:, 1]).astype(int), 0, h - 1)
+    cols = np.floor(points[:, 0]).astype(int)
+    rows = np.floor(points[:, 1]).astype(int)
+    inside = (cols >= 0) & (cols < w) & (rows >= 0) & (rows < h)
+    if not inside.any():
+        return np.zeros_like(water, dtype=bool)
+    cols, rows = cols[inside], rows[inside]
     labels, _ = ndimage.label(water, structure=np.ones((3, 3), bool))
     keep = np.zeros(labels.max() + 1, bool)
     keep[labels[rows, cols]] = True

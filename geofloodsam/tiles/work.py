@@ -436,8 +436,15 @@ def _chosen_logits(pred, seeds: list[Seed], rgb: np.ndarray | None, threshold: f
         look = seed.appearance
         if look is None and rgb is not None:
             look = Appearance.at(rgb, positives)
-        consistent = None if look is None or rgb is None else look.consistent(rgb)
-        picks.append(choose_point_candidate(masks[i], pred.iou[i], positives, consistent,
+        box = _bbox(masks[i].any(axis=0))  # the choice needs only where a candidate is
+        if box is None:
+            picks.append(-1 if seed.carried else int(np.argmax(pred.iou[i])))
+            looks.append(look)
+            continue
+        r0, c0, r1, c1 = box
+        here = masks[i][:, r0:r1, c0:c1]
+        consistent = None if look is None or rgb is None else look.consistent(rgb[r0:r1, c0:c1])
+        picks.append(choose_point_candidate(here, pred.iou[i], positives - [c0, r0], consistent,
                                             require=seed.carried))
         looks.append(look)
     unjustified = np.array(picks) < 0  # a carried seed no candidate of its colours backs
