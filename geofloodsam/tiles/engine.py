@@ -132,8 +132,10 @@ class TileEngine:
     """Waves of seeded tiles: jobs out (:meth:`waves`), outcomes in (:meth:`take`).
 
     ``key`` prefixes the embedding keys of this engine's tiles (unique to the run and the
-    scene). Each tile is encoded at most once per run; a tile a later wave comes back to is
-    decoded on its kept embedding.
+    scene). ``progress`` counts the grid's tiles, a total known before the first wave: a tile
+    counts once, when first decoded, and the tiles no wave reached count when the waves end.
+    Each tile is encoded at most once per run; a tile a later wave comes back to is decoded on
+    its kept embedding.
     """
 
     def __init__(
@@ -164,6 +166,7 @@ class TileEngine:
         self._grown: dict[int, list[Seed]] = {}
         self._visits: dict[tuple[int, int], int] = {}
         self._object_tiles: dict[int, set[int]] = {}
+        self._settled: set[int] = set()  # tiles counted on the progress bar
 
     # waves
     def waves(self, seeds: dict[int, list[Seed]]) -> Iterator[list[ChunkJob]]:
@@ -181,9 +184,9 @@ class TileEngine:
                 for start in range(0, len(wave), self.batch_size)
             ]
             pending = self._admit(self._grown)
-            if self.progress is not None and pending:
-                self.progress.total += len(pending)
-                self.progress.refresh()
+        if self.progress is not None:  # the tiles no wave reached are settled: not needed
+            self.progress.update(len(self.grid) - len(self._settled))
+            self._settled = set(range(len(self.grid)))
 
     def embedding_keys(self) -> list[Hashable]:
         """Keys of the embeddings kept for this engine's tiles."""
@@ -229,7 +232,8 @@ class TileEngine:
                 stats.tiles_reencoded += 1
             if tile.probs is not None:
                 self._decoded(self.grid.tiles[task.index], task.seeds, tile)
-            if self.progress is not None:
+            if self.progress is not None and task.index not in self._settled:
+                self._settled.add(task.index)
                 self.progress.update(1)
 
     def _decoded(self, tile: Tile, seeds: list[Seed], result: TileResult) -> None:

@@ -163,6 +163,45 @@ def test_one_point_maps_the_whole_lake_across_tiles(tmp_path, big_lake) -> None:
     assert res.record["tiles"]["waves"] > 1
 
 
+class RecordingBar:
+    """A stand-in progress bar that records every total it had and how far it went."""
+
+    bars: list = []
+
+    def __init__(self, total: int, **_) -> None:
+        self.total, self.n, self.seen = total, 0, [(0, total)]
+        RecordingBar.bars.append(self)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_) -> bool:
+        return False
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+        self.seen.append((self.n, self.total))
+
+    def refresh(self) -> None:
+        pass
+
+
+def test_progress_total_is_known_before_the_first_wave(tmp_path, big_lake, monkeypatch) -> None:
+    """The bar's total is the grid's tiles from the start; it only moves forward, to the end."""
+    scene, _ = big_lake
+    prompts = write_points(tmp_path / "p.geojson", [(330.5, 290.5)])
+    RecordingBar.bars = []
+    monkeypatch.setattr("geofloodsam.segmentation.pipeline.tqdm", RecordingBar)
+    res = segment(scene, prompts, tmp_path / "out", tile_size=192, overlap=48,
+                  sam_model=OracleModel(), quiet=True)
+    (bar,) = RecordingBar.bars
+    grid = len(TileGrid(700, 560, 192, 48))
+    assert {total for _, total in bar.seen} == {grid}
+    done = [n for n, _ in bar.seen]
+    assert done == sorted(done) and done[-1] == grid
+    assert res.record["tiles"]["waves"] > 1  # several waves, one total
+
+
 def test_water_area_is_the_same_in_run_json_and_evaluate_raster(tmp_path, big_lake) -> None:
     """One area convention: the mask scored against itself reports run.json's water area."""
     from geofloodsam.evaluation.raster import evaluate_raster
@@ -764,3 +803,49 @@ def test_sigterm_to_a_running_segment_process_leaves_nothing(tmp_path, mobile_sa
     assert err.strip().splitlines()[-1].startswith("Error: terminated (SIGTERM)")
     assert "Traceback" not in err
     assert leftovers(out) == ["keep.txt"]
+
+
+# --------------------------------------------------------------------------- prompted objects
+def test_an_object_over_max_object_tiles_is_named_in_a_warning_and_run_json(
+    tmp_path, big_lake, capsys
+) -> None:
+    scene, _ = big_lake
+    prompts = write_points(tmp_path / "p.geojson", [(330.5, 290.5), (20.5, 20.5)],
+                           objects=[7, 8])
+    res = segment(scene, prompts, tmp_path / "out", tile_size=192, overlap=48,
+                  sam_model=OracleModel(), quiet=True, max_object_tiles=1)
+    err = capsys.readouterr().err
+    assert "Warning: object(s) 1 reached the limit of 1 tiles (--max-object-tiles)" in err
+    assert res.record["tiles"]["capped_object_ids"] == [1]
+
+
+def test_a_click_on_dry_land_warns_names_the_object_and_maps_nothing(tmp_path, capsys) -> None:
+    """On a 4-band scene (a water index): SAM (the oracle: dark pixels) and NDWI both call
+    the second click dry, so object 2 maps nothing; the lake of object 1 is mapped."""
+    from geofloodsam.datasets.sample_scenes import LakeSpec, synthetic_scene
+
+    files = synthetic_scene(tmp_path, "dry", 640, 480, seed=5, kind="4band",
+                            lake=LakeSpec(380, 240, 150, 100), prompts=False)
+    truth = read_mask(files.truth) == 1
+    with rasterio.open(files.image) as ds:
+        brightness = ds.read([1, 2, 3]).astype(float).mean(axis=0)
+    far = ndimage.distance_transform_edt(~truth) > 40
+    r, c = np.unravel_index(np.argmax(np.where(far, brightness, -1)), brightness.shape)
+    lake = (files.lake_point[0], files.lake_point[1])
+    feats = [{"type": "Feature", "properties": {"object": k, "label": 1},
+              "geometry": {"type": "Point", "coordinates": list(files.transform * xy)}}
+             for k, xy in ((1, lake), (2, (c + 0.5, r + 0.5)))]
+    prompts = tmp_path / "clicks.geojson"
+    prompts.write_text(json.dumps({"type": "FeatureCollection", "features": feats,
+                                   "crs": {"type": "name", "properties":
+                                           {"name": "urn:ogc:def:crs:EPSG::32633"}}}))
+    res = segment(files.image, prompts, tmp_path / "out", tile_size=256, overlap=64,
+                  sam_model=OracleModel(), quiet=True)
+    err = capsys.readouterr().err
+    assert "Warning: object 2 was clicked on what SAM and the water index both call dry" in err
+    assert "object 1 was clicked" not in err
+    assert res.record["tiles"]["dry_object_ids"] == [2]
+    polygons = gpd.read_file(res.gpkg_path)
+    assert set(polygons["object_id"]) == {1}
+    mask = read_mask(res.mask_path) == 1
+    assert (mask & truth).sum() / (mask | truth).sum() > 0.9
