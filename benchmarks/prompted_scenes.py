@@ -21,6 +21,8 @@ inside its box), tiles encoded and seconds; then the mean IoU per set::
     python benchmarks/prompted_scenes.py --sets samples,generated    # this checkout only
 
 ``--before`` is a checkout of the code to compare with (e.g. a ``git worktree`` of main).
+Promptless cases take no prompt path, so they run once (with this checkout) and show the same
+figures in both columns.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = REPO.parent / "shared" / "data"
+DATA = REPO.parent / "shared" / "data"  # --data for another place
 #: clicks per Earth Surface Water scene (the largest water bodies)
 ESW_CLICKS = 8
 #: smallest labelled chip water body that gets a click (px)
@@ -303,11 +305,14 @@ def _version(code: Path, cases: list[dict], out: Path) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    global DATA
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sets", default="samples,generated,esw,chips")
     ap.add_argument("--before", help="a checkout of the code to compare with (e.g. ../main)")
+    ap.add_argument("--data", default=str(DATA), help="the shared data folder")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    DATA = Path(args.data)
     if args.worker:
         spec = Path(args.worker)
         done = run_cases(json.loads(spec.read_text()), spec.parent)
@@ -319,7 +324,15 @@ def main(argv: list[str] | None = None) -> int:
         versions = {"new": REPO}
         if args.before:
             versions = {"before": Path(args.before).resolve(), **versions}
-        results = {v: _version(code, cases, work / v) for v, code in versions.items()}
+        # promptless runs take no prompt path: the same code before and now, so run once
+        results = {}
+        for v, code in versions.items():
+            mine = cases if v == "new" else [c for c in cases if c["prompts"] is not None]
+            ran = iter(_version(code, mine, work / v))
+            results[v] = [next(ran) if c in mine else None for c in cases]
+        for k in range(len(cases)):
+            for v in versions:
+                results[v][k] = results[v][k] or results["new"][k]
         print("| set | case | " + " | ".join(
             f"{v} IoU | {v} false px | {v} object IoU | {v} tiles | {v} s" for v in versions)
             + " |")
