@@ -5,6 +5,8 @@
 - :mod:`~geofloodsam.segmentation.plan`: every scene opened, checked and seeded first.
 - :mod:`~geofloodsam.segmentation.distributed`: the tile work on a Dask cluster.
 - :mod:`~geofloodsam.segmentation.pipeline`: ``segment``: run the waves, finish each scene.
+- :mod:`~geofloodsam.segmentation.prompted_prior`: prompts on rasters with a water index: a
+  click selects its water body of the index fused with SAM.
 - :mod:`~geofloodsam.segmentation.outputs`: blend, vectorize, write, ``run.json``, renames.
 
 May import: everything up to ``stitch`` (not ``datasets``, ``evaluation``, ``training``).

@@ -123,6 +123,11 @@ class _BandSink:
             ))
 
 
+def _object_ids(plan: ScenePlan, internal) -> list[int]:
+    """The users' object ids of the engine's internal object indices, sorted."""
+    return sorted({int(plan.objects[k].object_id) for k in internal})
+
+
 def finish_scene(
     plan: ScenePlan, store: TileStore, stats: EngineStats, workdir: Path, info: RunInfo,
     quiet: bool,
@@ -156,11 +161,17 @@ def _finish_scene(
                 "(featureless): not segmented, mapped dry.",
                 err=True,
             )
-        if stats.capped_objects and not quiet:
-            ids = sorted(plan.objects[k].object_id for k in stats.capped_objects)
+        if stats.capped_objects:
+            ids = _object_ids(plan, stats.capped_objects)
             click.echo(
                 f"Warning: object(s) {', '.join(map(str, ids[:10]))} reached the limit of "
-                f"{config.max_object_tiles} tiles and were cut there.",
+                f"{config.max_object_tiles} tiles (--max-object-tiles) and were cut there.",
+                err=True,
+            )
+        for object_id in _object_ids(plan, stats.dry_objects):
+            click.echo(
+                f"Warning: object {object_id} was clicked on what SAM and the water index both "
+                "call dry land: it maps nothing (move the click onto the water).",
                 err=True,
             )
         t0 = time.perf_counter()
@@ -297,6 +308,8 @@ def _record(sc, plan: ScenePlan, info, stats, water, n_polygons, final, cogs, ti
             "skipped_nodata": stats.skipped_nodata_tiles,
             "featureless": len(stats.featureless_tiles),
             "capped_objects": len(stats.capped_objects),
+            "capped_object_ids": _object_ids(plan, stats.capped_objects),
+            "dry_object_ids": _object_ids(plan, stats.dry_objects),
         },
         "timings": {k: round(float(v), 4) for k, v in timings.items()},
         "water": {"pixels": water["pixels"], "area_m2": water["area_m2"], "polygons": n_polygons},

@@ -211,7 +211,7 @@ def _run_plans(
     """
     token = uuid.uuid4().hex[:12]
     queue, active, done = list(plans), [], {}
-    total = sum(len(p.seeds) for p in plans)
+    total = sum(len(p.grid) for p in plans)  # known up front: every tile is settled once
     with tqdm(total=total, unit="tile", desc="segment", disable=quiet, leave=False) as bar:
         try:
             with reporting_full_disk(_space_needs(plans), "tile store and outputs"):

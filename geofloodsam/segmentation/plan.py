@@ -58,6 +58,8 @@ class ScenePlan:
     choice: MethodChoice | None = None  # method and decoder, and why
     prior: dict | None = None  # the scene prior's record (index / fused), for run.json
     prior_spec: PriorSpec | None = None  # what tiles need to rebuild it
+    #: how tiles use the prior: the method (index, fused) or "select" (prompted, with an index)
+    prior_method: str | None = None
 
     @property
     def stem(self) -> str:
@@ -69,7 +71,8 @@ class ScenePlan:
             return job
         from geofloodsam.segmentation.prior_tiles import PriorJob
 
-        return PriorJob(job, self.choice.method, self.spec.sensor, self.prior_spec.to_dict())
+        method = self.prior_method or self.choice.method
+        return PriorJob(job, method, self.spec.sensor, self.prior_spec.to_dict())
 
     def open_scene(self) -> Scene:
         """Open the scene as it was planned (bands or composite, sensor)."""
@@ -100,12 +103,17 @@ def plan_scene(
             prompt_set = read_prompt_set(sc)
             choice = choose(sc.sensor.sensor, config.method, config.decoder,
                             prompted=prompt_set is not None)
-            prior = prior_spec = None
-            if choice.method in ("index", "fused"):
+            prior = prior_spec = prior_method = None
+            # prompted on a sensor with a water index: a click selects its water body of the
+            # fused evidence (geofloodsam.segmentation.prompted_prior)
+            selects = prompt_set is not None and choice.method == "sam"
+            if choice.method in ("index", "fused") or (selects and sc.sensor.index_bands):
                 with sc.reading(" (reading its water index bands)"):
                     water = scene_prior(sc.ds, sc.sensor)
-                prior_spec = PriorSpec.of(water)
-                prior = {**water.to_dict(), "scene_water_fraction": _fraction(water)}
+                if water is not None and (not selects or _tiled(water)):
+                    prior_spec = PriorSpec.of(water)
+                    prior = {**water.to_dict(), "scene_water_fraction": _fraction(water)}
+                    prior_method = "select" if selects else choice.method
                 del water
             objects, seeds = build_seeds(grid, prompt_set)
         except BaseException:
@@ -113,8 +121,17 @@ def plan_scene(
             raise
         return ScenePlan(
             number, Path(sc.path), out, grid, st, prompt_set, objects, seeds, config,
-            SceneSpec.of(sc, st), created, choice, prior, prior_spec,
+            SceneSpec.of(sc, st), created, choice, prior, prior_spec, prior_method,
         )
+
+
+def _tiled(prior) -> bool:
+    """Whether tiles can rebuild ``prior`` (one evidence: NDWI or one polarisation)."""
+    try:
+        PriorSpec.of(prior)
+    except ValueError:
+        return False
+    return True
 
 
 def _fraction(prior) -> float | None:

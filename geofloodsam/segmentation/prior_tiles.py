@@ -54,6 +54,10 @@ def run_tile_chunk(model, scene, stretch, payload, keeper: EmbeddingKeeper) -> C
     job = payload.job
     if payload.method == "index":
         return _index_chunk(scene, info, spec, job)
+    if payload.method == "select":  # prompted: each click selects its water body
+        from geofloodsam.segmentation.prompted_prior import select_chunk
+
+        return select_chunk(model, scene, stretch, job, keeper, info, spec)
     out = run_chunk(model, scene, stretch, job, keeper)
     for k, (task, tile) in enumerate(zip(job.tasks, out.tiles, strict=True)):
         if tile.encoding == "skipped":

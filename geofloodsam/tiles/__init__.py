@@ -5,6 +5,8 @@
   (runs in-process or on a Dask worker); ``LocalExecutor``; kept embeddings.
 - :mod:`~geofloodsam.tiles.engine`: seeds from prompts, waves of tile jobs, growth of objects
   into neighbour tiles.
+- :mod:`~geofloodsam.tiles.growth`: how a prompted object grows: the choice among SAM's
+  candidates by the evidence at the clicks, the water it may follow, seeds into neighbours.
 - :mod:`~geofloodsam.tiles.store`: the on-disk per-tile, per-object probabilities.
 
 May import: ``errors``, ``files``, ``geo``, ``raster``, ``model``.

@@ -22,10 +22,10 @@ from collections.abc import Hashable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import ndimage
 from tqdm import tqdm
 
 from geofloodsam.tiles.grid import Tile, TileGrid
+from geofloodsam.tiles.growth import MAX_CARRIED_POINTS, Appearance, edge_seeds
 from geofloodsam.tiles.store import TileStore
 from geofloodsam.tiles.work import ChunkJob, Seed, TileResult, TileTask
 from geofloodsam.vector.prompts import WHOLE_IMAGE, whole_image_box
@@ -34,10 +34,6 @@ from geofloodsam.vector.prompts import WHOLE_IMAGE, whole_image_box
 MAX_OBJECT_TILES = 256
 #: the same object decodes the same tile at most this many times (a lake that comes back)
 MAX_VISITS = 3
-#: seeds per object and neighbour tile (one per water component crossing the edge)
-MAX_SEEDS = 4
-#: water components smaller than this (pixels, inside the overlap strip) seed nothing
-MIN_SEED_PIXELS = 8
 
 
 @dataclass
@@ -47,6 +43,7 @@ class ObjectInfo:
     object_id: int
     prompt_type: str
     negatives: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))  # full-raster px
+    appearance: Appearance | None = None  # its colours, taken where it was clicked
 
 
 # --------------------------------------------------------------------------- seeding
@@ -86,7 +83,8 @@ def box_seeds(grid: TileGrid, obj: int, box: np.ndarray) -> dict:
     holders = [t for t in grid.tiles_overlapping(x0, y0, x1, y1) if _holds(t, x0, y0, x1, y1)]
     if holders:
         tile = max(holders, key=lambda t: (t.margin(cx, cy), -t.index))
-        return {tile.index: Seed(obj, box=_local(np.array(box).reshape(2, 2), tile).ravel())}
+        local = _local(np.array(box).reshape(2, 2), tile).ravel()
+        return {tile.index: Seed(obj, box=local, multimask=True)}
     seeds = {}
     for tile in grid.tiles_overlapping(x0, y0, x1, y1):
         c0, r0, c1, r1 = grid.core(tile)
@@ -95,99 +93,13 @@ def box_seeds(grid: TileGrid, obj: int, box: np.ndarray) -> dict:
         piece = np.array(
             [max(x0, tile.x0), max(y0, tile.y0), min(x1, tile.x1), min(y1, tile.y1)], np.float64
         )
-        seeds[tile.index] = Seed(obj, box=_local(piece.reshape(2, 2), tile).ravel())
+        seeds[tile.index] = Seed(obj, box=_local(piece.reshape(2, 2), tile).ravel(),
+                                 multimask=True)
     return seeds
 
 
 def _holds(tile: Tile, x0: float, y0: float, x1: float, y1: float) -> bool:
     return tile.x0 <= x0 and tile.y0 <= y0 and x1 <= tile.x1 and y1 <= tile.y1
-
-
-def _oriented(water: np.ndarray, side: str) -> np.ndarray:
-    """A view of ``water`` turned so that the edge on ``side`` is the last column."""
-    return {
-        "right": water,
-        "left": water[:, ::-1],
-        "bottom": water.T,
-        "top": water[::-1].T,
-    }[side]
-
-
-def _unorient(rows: np.ndarray, cols: np.ndarray, side: str, shape: tuple[int, int]):
-    """Map (row, col) of :func:`_oriented`'s view back to (row, col) of the tile."""
-    h, w = shape
-    if side == "right":
-        return rows, cols
-    if side == "left":
-        return rows, w - 1 - cols
-    if side == "bottom":
-        return cols, rows
-    return h - 1 - cols, rows
-
-
-def _overlap_width(tile: Tile, side: str, neighbour: Tile) -> int:
-    return {
-        "right": tile.x1 - neighbour.x0,
-        "left": neighbour.x1 - tile.x0,
-        "bottom": tile.y1 - neighbour.y0,
-        "top": neighbour.y1 - tile.y0,
-    }[side]
-
-
-def edge_seeds(water: np.ndarray, tile: Tile, side: str, neighbour: Tile) -> np.ndarray:
-    """Full-raster points seeding ``neighbour`` from an object's mask in ``tile``.
-
-    ``water`` is the object's (h, w) mask in ``tile``. Nothing unless it reaches the tile's
-    edge on ``side``. Each water component of the overlap strip shared with the neighbour
-    that touches that edge (largest first, at most two) gives the deepest pixel of its half
-    of the strip nearest the edge (where the object leaves the tile) and, when far from it,
-    the deepest pixel of the whole component. Without overlap the edge column (row) is the
-    strip and seeds move one pixel across into the neighbour.
-    """
-    view = _oriented(water, side)
-    width = _overlap_width(tile, side, neighbour)
-    across = width <= 0
-    width = min(max(width, 1), view.shape[1])
-    strip = view[:, view.shape[1] - width :]
-    if not strip[:, -1].any():
-        return np.zeros((0, 2))
-    labels, _ = ndimage.label(strip, structure=np.ones((3, 3), bool))
-    touching = np.unique(labels[:, -1])
-    touching = touching[touching > 0]
-    sizes = np.bincount(labels.ravel())[touching]
-    order = np.argsort(-sizes, kind="stable")
-    ranked = [int(touching[i]) for i in order if sizes[i] >= MIN_SEED_PIXELS]
-    far = np.zeros(strip.shape, bool)
-    far[:, width - max(1, width // 2) :] = True
-    rows, cols = [], []
-    pad = 1 if width > 1 else ((1, 1), (0, 0))  # a 1-px strip: its run's middle
-    boxes = ndimage.find_objects(labels)
-    for label in ranked[: MAX_SEEDS // 2]:
-        # The distance transform over the component's bounding box only: outside it the
-        # strip is dry, so the distances (and the first maxima) are those of the whole strip.
-        rs, cs = boxes[label - 1]
-        region = labels[rs, cs] == label
-        dist = ndimage.distance_transform_edt(np.pad(region, pad))
-        dist = dist[1:-1, 1:-1] if width > 1 else dist[1:-1]
-        r1, c1 = np.unravel_index(int(np.argmax(np.where(far[rs, cs], dist, 0))), dist.shape)
-        r2, c2 = np.unravel_index(int(np.argmax(dist)), dist.shape)
-        r1, r2, c1, c2 = r1 + rs.start, r2 + rs.start, c1 + cs.start, c2 + cs.start
-        rows.append(r1)
-        cols.append(c1)
-        if np.hypot(r2 - r1, c2 - c1) > 32:
-            rows.append(r2)
-            cols.append(c2)
-    r, c = np.array(rows), np.array(cols) + view.shape[1] - width
-    r, c = _unorient(r, c, side, water.shape)
-    x = tile.x0 + c + 0.5
-    y = tile.y0 + r + 0.5
-    if across:
-        step = {"right": (1, 0), "left": (-1, 0), "bottom": (0, 1), "top": (0, -1)}[side]
-        x, y = x + step[0], y + step[1]
-    pts = np.column_stack([x, y]).astype(np.float64).reshape(-1, 2)
-    inside = np.array([neighbour.contains(px, py) for px, py in pts], dtype=bool)
-    return pts[inside] if len(pts) else pts
-
 
 
 # --------------------------------------------------------------------------- engine
@@ -206,6 +118,7 @@ class EngineStats:
     counts: dict = field(default_factory=dict)  # ChunkResult.counts, summed
     featureless_tiles: set = field(default_factory=set)  # one colour: left dry, not decoded
     capped_objects: set = field(default_factory=set)
+    dry_objects: set = field(default_factory=set)  # clicked on what SAM and the index call dry
     read_s: float = 0.0
     encoder_s: float = 0.0
     decode_s: float = 0.0
@@ -219,8 +132,10 @@ class TileEngine:
     """Waves of seeded tiles: jobs out (:meth:`waves`), outcomes in (:meth:`take`).
 
     ``key`` prefixes the embedding keys of this engine's tiles (unique to the run and the
-    scene). Each tile is encoded at most once per run; a tile a later wave comes back to is
-    decoded on its kept embedding.
+    scene). ``progress`` counts the grid's tiles, a total known before the first wave: a tile
+    counts once, when first decoded, and the tiles no wave reached count when the waves end.
+    Each tile is encoded at most once per run; a tile a later wave comes back to is decoded on
+    its kept embedding.
     """
 
     def __init__(
@@ -251,6 +166,7 @@ class TileEngine:
         self._grown: dict[int, list[Seed]] = {}
         self._visits: dict[tuple[int, int], int] = {}
         self._object_tiles: dict[int, set[int]] = {}
+        self._settled: set[int] = set()  # tiles counted on the progress bar
 
     # waves
     def waves(self, seeds: dict[int, list[Seed]]) -> Iterator[list[ChunkJob]]:
@@ -268,9 +184,9 @@ class TileEngine:
                 for start in range(0, len(wave), self.batch_size)
             ]
             pending = self._admit(self._grown)
-            if self.progress is not None and pending:
-                self.progress.total += len(pending)
-                self.progress.refresh()
+        if self.progress is not None:  # the tiles no wave reached are settled: not needed
+            self.progress.update(len(self.grid) - len(self._settled))
+            self._settled = set(range(len(self.grid)))
 
     def embedding_keys(self) -> list[Hashable]:
         """Keys of the embeddings kept for this engine's tiles."""
@@ -316,7 +232,8 @@ class TileEngine:
                 stats.tiles_reencoded += 1
             if tile.probs is not None:
                 self._decoded(self.grid.tiles[task.index], task.seeds, tile)
-            if self.progress is not None:
+            if self.progress is not None and task.index not in self._settled:
+                self._settled.add(task.index)
                 self.progress.update(1)
 
     def _decoded(self, tile: Tile, seeds: list[Seed], result: TileResult) -> None:
@@ -326,6 +243,10 @@ class TileEngine:
         for seed, crop in zip(seeds, result.probs, strict=True):
             self.store.update_crop(tile, seed.obj, crop.r0, crop.c0, crop.data)
         self.stats.store_s += time.perf_counter() - t0
+        self.stats.dry_objects.update(seeds[k].obj for k in result.dry)
+        for k, look in sorted(result.appearances.items()):
+            info = self.objects[seeds[k].obj]
+            info.appearance = look.merged(info.appearance)
         t0 = time.perf_counter()
         sides = self.grid.neighbours(tile)
         for k, seed in enumerate(seeds):
@@ -349,12 +270,16 @@ class TileEngine:
             neg = np.array([q for q in negatives if nb.contains(q[0], q[1])]).reshape(-1, 2)
             all_pts = np.concatenate([pts, neg])
             labels = np.array([1] * len(pts) + [0] * len(neg), dtype=np.int64)
-            seed = Seed(obj, _local(all_pts, nb), labels, propagate=True, carried=True)
+            seed = Seed(obj, _local(all_pts, nb), labels, propagate=True, carried=True,
+                        appearance=self.objects[obj].appearance)
             grown.append((nb.index, seed))
         return grown
 
     def _admit(self, pending: dict[int, list[Seed]]) -> dict[int, list[Seed]]:
-        """Drop seeds already inside water, over the visit cap or the object's tile cap."""
+        """Drop seeds already inside the object's own water, over the visit or tile cap.
+
+        Only the object's own water counts: another object's water over a seed never drops it.
+        """
         out: dict[int, list[Seed]] = {}
         for index in sorted(pending):
             tile = self.grid.tiles[index]
@@ -362,7 +287,8 @@ class TileEngine:
                 pos = seed.labels == 1
                 full = seed.points + np.array([tile.x0, tile.y0])
                 if index in self.store:
-                    dry = self.store.prob_at(tile, full[:, 0], full[:, 1]) <= self.threshold
+                    own = self.store.prob_at(tile, full[:, 0], full[:, 1], obj=seed.obj)
+                    dry = own <= self.threshold
                     pos = pos & dry
                 if not pos.any():
                     continue
@@ -377,7 +303,8 @@ class TileEngine:
                 self._visits[key] = self._visits.get(key, 0) + 1
                 pts, labs = seed.points[keep], seed.labels[keep]
                 out.setdefault(index, []).append(
-                    Seed(seed.obj, pts, labs, propagate=True, carried=True)
+                    Seed(seed.obj, pts, labs, propagate=True, carried=True,
+                         appearance=self.objects[seed.obj].appearance)
                 )
         return out
 
@@ -401,7 +328,7 @@ def _add_seed(pending: dict[int, list[Seed]], index: int, seed: Seed) -> None:
         if other.obj == seed.obj and other.box is None and seed.box is None:
             pos = np.concatenate([other.points[other.labels == 1], seed.points[seed.labels == 1]])
             neg = other.points[other.labels != 1]
-            pos = pos[: 2 * MAX_SEEDS]
+            pos = pos[:MAX_CARRIED_POINTS]
             other.points = np.concatenate([pos, neg])
             other.labels = np.array([1] * len(pos) + [0] * len(neg), dtype=np.int64)
             return

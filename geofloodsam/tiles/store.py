@@ -150,13 +150,17 @@ class TileStore:
             ]
         return out
 
-    def prob_at(self, tile: Tile, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
-        """Highest stored probability over objects at full-raster pixel coordinates."""
+    def prob_at(
+        self, tile: Tile, xs: np.ndarray, ys: np.ndarray, obj: int | None = None
+    ) -> np.ndarray:
+        """Highest stored probability over objects (or of ``obj``) at full-raster pixels."""
         xs = np.asarray(xs, dtype=np.float64)
         cols = np.clip(np.floor(xs).astype(int) - tile.x0, 0, tile.width - 1)
         rows = np.clip(np.floor(np.asarray(ys)).astype(int) - tile.y0, 0, tile.height - 1)
         out = np.zeros(xs.shape, np.float32)
         objs = [o for o in self.objects_in(tile) if self._crops.get((tile.index, o))]
+        if obj is not None:
+            objs = [o for o in objs if o == obj]
         if not objs or not len(xs):
             return out
         boxes = np.array([self._crops[(tile.index, o)] for o in objs])  # (K, 4) r0 c0 r1 c1

@@ -34,6 +34,13 @@ from rasterio.windows import Window
 from scipy import ndimage
 
 from geofloodsam.model.sam import Embedding
+from geofloodsam.tiles.growth import (
+    Appearance,
+    choose_box_candidate,
+    choose_point_candidate,
+    dilated,
+    evidence_water,
+)
 from geofloodsam.tiles.store import PROB_EPS
 
 #: objects decoded per decoder call
@@ -60,6 +67,9 @@ class Seed:
     box: np.ndarray | None = None  # (4,)
     propagate: bool = False  # a point object that may grow into neighbouring tiles
     carried: bool = False  # seeded from a neighbour's mask, not from the user's prompts
+    #: the object's colours, carried from the tile it was clicked in (None: taken here)
+    appearance: Appearance | None = None
+    multimask: bool = False  # a user's box: three candidates and a choice (points always)
 
 
 @dataclass
@@ -130,6 +140,10 @@ class TileResult:
     #: pixel), "featureless" (one colour after the stretch: nothing SAM could tell apart),
     #: "index" (mapped by the scene's water prior alone, not encoded)
     encoding: str = "new"
+    #: seed position -> the object's appearance taken here (user point seeds)
+    appearances: dict[int, Appearance] = field(default_factory=dict)
+    #: positions of user point seeds whose click SAM and the water index both call dry
+    dry: list[int] = field(default_factory=list)
 
     def dense(self) -> np.ndarray:
         """(S, h, w) float32 probabilities of every seed (for tests and small tiles)."""
@@ -243,19 +257,25 @@ def run_chunk(model, scene, stretch, job: ChunkJob, keeper: EmbeddingKeeper) -> 
     """
     out = ChunkResult()
     embeddings = _embeddings(model, scene, stretch, job, keeper, out)
-    for task, (emb, how) in zip(job.tasks, embeddings, strict=True):
+    for task, (emb, how, rgb) in zip(job.tasks, embeddings, strict=True):
         if emb is None:
             out.tiles.append(TileResult(None, {}, (0, 0), how))
             continue
-        probs, connected = decode_seeds(model, emb, task.seeds, out, job.threshold)
-        out.tiles.append(TileResult(probs, connected, tuple(emb.original_size), how))
+        looks: dict[int, Appearance] = {}
+        probs, connected = decode_seeds(model, emb, task.seeds, out, job.threshold, rgb, looks)
+        out.tiles.append(TileResult(probs, connected, tuple(emb.original_size), how, looks))
     return out
 
 
 def _embeddings(model, scene, stretch, job: ChunkJob, keeper: EmbeddingKeeper, out: ChunkResult):
-    """(embedding or None, how) per task: kept ones reused, the others read and encoded."""
+    """(embedding or None, how, RGB) per task: kept ones reused, the others encoded.
+
+    Every tile is read (a kept embedding's too): point seeds choose among SAM's candidates
+    by the colours of the tile (:mod:`geofloodsam.tiles.growth`).
+    """
     found: list = [None] * len(job.tasks)
     how = ["new"] * len(job.tasks)
+    pixels: list = [None] * len(job.tasks)
     for k, task in enumerate(job.tasks):
         if task.revisit:
             found[k] = keeper.get(task.key)
@@ -263,9 +283,13 @@ def _embeddings(model, scene, stretch, job: ChunkJob, keeper: EmbeddingKeeper, o
     new, again = [], []
     t0 = time.perf_counter()
     for k, task in enumerate(job.tasks):
+        needs_colour = any(s.box is None for s in task.seeds)
         if found[k] is not None:
+            if needs_colour:
+                pixels[k] = scene.read_rgb(task.window, stretch)[0]
             continue
         rgb, valid = scene.read_rgb(task.window, stretch)
+        pixels[k] = rgb if needs_colour else None
         if job.skip_nodata and not task.revisit and not valid.any():
             how[k] = "skipped"
             continue
@@ -290,7 +314,7 @@ def _embeddings(model, scene, stretch, job: ChunkJob, keeper: EmbeddingKeeper, o
             elif job.keep:
                 keeper.put(job.tasks[k].key, emb)
             found[k] = emb
-    return list(zip(found, how, strict=True))
+    return list(zip(found, how, pixels, strict=True))
 
 
 def featureless(rgb: np.ndarray, valid: np.ndarray) -> bool:
@@ -308,7 +332,13 @@ def featureless(rgb: np.ndarray, valid: np.ndarray) -> bool:
 
 
 def decode_seeds(
-    model, emb: Embedding, seeds: list[Seed], out: ChunkResult, threshold: float = 0.5
+    model,
+    emb: Embedding,
+    seeds: list[Seed],
+    out: ChunkResult,
+    threshold: float = 0.5,
+    rgb: np.ndarray | None = None,
+    appearances: dict[int, Appearance] | None = None,
 ) -> tuple[list[Crop], dict[int, Crop]]:
     """Each seed's water probability on one tile's embedding, cropped; growing seeds' water.
 
@@ -316,9 +346,12 @@ def decode_seeds(
     (one decoder call per chunk of the same prompt kind), and each chunk's full-tile logits
     are cropped (to where the probability exceeds :data:`~geofloodsam.tiles.store.PROB_EPS`,
     or the threshold if lower) before the next chunk, so memory is bounded by the chunk, not
-    the number of objects. The probability (sigmoid), the connected water and the carried
-    seeds' cut (see :func:`connect_seeds`) are computed on the crop only. Returns
-    ``(crops, connected)``.
+    the number of objects. Point seeds and a user's boxes get SAM's three candidates and keep
+    the one the evidence backs (:mod:`geofloodsam.tiles.growth`): with ``rgb`` (the tile as
+    encoded), the candidate of the object's colours; without, the highest predicted IoU.
+    A growing seed's connected water is the water of its chosen mask and of its colours
+    connected to its points; ``appearances`` receives the appearance each user point seed
+    took here. Returns ``(crops, connected)``.
 
     A point seed without negative points whose points all lie in water an earlier chunk of
     this tile already mapped is not decoded (an empty crop; counted in ``covered_seeds``):
@@ -330,7 +363,7 @@ def decode_seeds(
     connected: dict[int, Crop] = {}
     groups: dict[tuple, list[int]] = {}
     for k, seed in enumerate(seeds):
-        key = ("box",) if seed.box is not None else ("points", len(seed.points) == 1)
+        key = ("box", seed.multimask) if seed.box is not None else ("points",)
         groups.setdefault(key, []).append(k)
     floor = min(PROB_EPS, threshold)
     logit_floor = float(np.log(floor / (1.0 - floor)))
@@ -354,16 +387,25 @@ def decode_seeds(
             t0 = time.perf_counter()
             if key[0] == "box":
                 boxes = np.stack([seeds[k].box for k in part])
-                pred = model.decode(emb, boxes=boxes, multimask=False)
+                if key[1]:  # a user's box: its centre as a water point too (growth.py)
+                    centres = (boxes[:, None, :2] + boxes[:, None, 2:]) / 2
+                    pred = model.decode(emb, points=centres, point_labels=np.ones((len(part), 1)),
+                                        boxes=boxes, multimask=True)
+                else:
+                    pred = model.decode(emb, boxes=boxes, multimask=False)
             else:
                 pts, labs = _pad_points([seeds[k] for k in part])
-                pred = model.decode(emb, points=pts, point_labels=labs, multimask=key[1])
-            logits = pred.best_logits()
+                pred = model.decode(emb, points=pts, point_labels=labs, multimask=True)
             out.prompt_decodes += len(part)
+            chosen = _chosen_logits(pred, [seeds[k] for k in part], rgb, threshold)
             out.decode_s += time.perf_counter() - t0
             t0 = time.perf_counter()
-            for k, lg in zip(part, logits, strict=True):
-                probs[k], water = _crop_seed(lg, seeds[k], logit_floor, floor, threshold)
+            for k, (lg, look) in zip(part, chosen, strict=True):
+                if look is not None and appearances is not None and not seeds[k].carried:
+                    appearances[k] = look
+                colours = None if look is None or rgb is None else (look, rgb)
+                probs[k], water = _crop_seed(lg, seeds[k], logit_floor, floor, threshold,
+                                             colours)
                 if water is not None:
                     connected[k] = water
                 c = probs[k]
@@ -371,6 +413,44 @@ def decode_seeds(
                     mapped[c.r0 : c.r1, c.c0 : c.c1] |= c.data > threshold
             out.propagate_s += time.perf_counter() - t0
     return probs, connected
+
+
+def _chosen_logits(pred, seeds: list[Seed], rgb: np.ndarray | None, threshold: float) -> list:
+    """(logits (h, w), appearance or None) per seed: its chosen candidate.
+
+    The choice is made at the tile's resolution: a coarser grid would join water to fields
+    across the hedges and tracks between them.
+    """
+    if pred.iou.shape[1] == 1:
+        return [(lg, None) for lg in pred.best_logits()]
+    cut = float(np.log(threshold / (1.0 - threshold)))
+    logits = pred.logits
+    masks = logits > cut
+    picks, looks = [], []
+    for i, seed in enumerate(seeds):
+        if seed.box is not None:
+            picks.append(choose_box_candidate(masks[i], pred.iou[i], seed.box))
+            looks.append(None)
+            continue
+        positives = seed.points[seed.labels == 1]
+        look = seed.appearance
+        if look is None and rgb is not None:
+            look = Appearance.at(rgb, positives)
+        box = _bbox(masks[i].any(axis=0))  # the choice needs only where a candidate is
+        if box is None:
+            picks.append(-1 if seed.carried else int(np.argmax(pred.iou[i])))
+            looks.append(look)
+            continue
+        r0, c0, r1, c1 = box
+        here = masks[i][:, r0:r1, c0:c1]
+        consistent = None if look is None or rgb is None else look.consistent(rgb[r0:r1, c0:c1])
+        picks.append(choose_point_candidate(here, pred.iou[i], positives - [c0, r0], consistent,
+                                            require=seed.carried))
+        looks.append(look)
+    unjustified = np.array(picks) < 0  # a carried seed no candidate of its colours backs
+    chosen = logits[np.arange(len(seeds)), np.maximum(picks, 0)]
+    chosen[unjustified] = -100.0  # maps nothing, grows nowhere
+    return list(zip(chosen, looks, strict=True))
 
 
 def crop_probability(prob: np.ndarray, threshold: float = 0.5) -> Crop:
@@ -385,8 +465,8 @@ def crop_probability(prob: np.ndarray, threshold: float = 0.5) -> Crop:
 
 def _covered(seed: Seed, mapped: np.ndarray) -> bool:
     """Whether a point seed with water points only lies wholly in already mapped water."""
-    if seed.box is not None or seed.points is None or len(seed.points) == 0:
-        return False
+    if seed.box is not None or seed.points is None or len(seed.points) == 0 or seed.carried:
+        return False  # a carried seed is never dropped for another object's water
     if (seed.labels != 1).any():
         return False  # negatives say something the mapped water may not respect
     h, w = mapped.shape
@@ -407,12 +487,16 @@ def _bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
 
 
 def _crop_seed(
-    logits: np.ndarray, seed: Seed, logit_floor: float, floor: float, threshold: float
+    logits: np.ndarray, seed: Seed, logit_floor: float, floor: float, threshold: float,
+    colours: tuple[Appearance, np.ndarray] | None = None,
 ) -> tuple[Crop, Crop | None]:
     """One seed's (h, w) logits -> its probability crop and, if it grows, its connected water.
 
     The crop holds every pixel whose probability exceeds ``floor``; a carried seed's
-    probability is cut to its connected water (dilated by 2 px) and cropped again.
+    probability is cut to its connected water (dilated by
+    :data:`~geofloodsam.tiles.growth.CARRIED_CUT_PIXELS`) and cropped again. The connected
+    water handed back for growth is the part of the object's colours (``consistent``, the
+    tile's pixels of its colour; None: all of it).
     """
     nothing = Crop(0, 0, EMPTY), (Crop(0, 0, np.zeros((0, 0), bool)) if seed.propagate else None)
     box = _bbox(logits > logit_floor - 0.01)  # a margin for rounding: then exact, on the crop
@@ -430,8 +514,12 @@ def _crop_seed(
         return Crop(r0, c0, prob.astype(np.float16)), None
     local = seed.points[seed.labels == 1] - np.array([c0, r0], dtype=np.float64)
     water = connected_water(prob > threshold, local, outside=True)
-    if seed.carried:
-        prob[~_dilated(water, 2)] = 0.0
+    if colours is not None:  # growth follows the water of the object's colours only
+        look, rgb = colours
+        here = look.consistent(rgb[r0 : r0 + water.shape[0], c0 : c0 + water.shape[1]])
+        water = connected_water(evidence_water(water, here), local, outside=True)
+    if seed.carried:  # where it was carried, the object is its connected water and edges
+        prob[~dilated(connected_water(prob > threshold, local, outside=True))] = 0.0
         inner = _bbox(prob > floor)
         if inner is None:
             return Crop(0, 0, EMPTY), Crop(0, 0, np.zeros((0, 0), bool))
@@ -456,21 +544,8 @@ def connect_seeds(probs: np.ndarray, seeds: list[Seed], threshold: float) -> dic
             water = connected_water(probs[k] > threshold, seed.points[seed.labels == 1])
             connected[k] = water
             if seed.carried:
-                probs[k][~_dilated(water, 2)] = 0.0
+                probs[k][~dilated(water)] = 0.0
     return connected
-
-
-def _dilated(water: np.ndarray, pixels: int) -> np.ndarray:
-    """``water`` dilated by ``pixels`` (4-connected steps), computed around the water only."""
-    near = np.zeros_like(water)
-    boxes = ndimage.find_objects(water.astype(np.uint8))
-    if not boxes:
-        return near
-    rows, cols = boxes[0]
-    r0, r1 = max(rows.start - pixels, 0), rows.stop + pixels
-    c0, c1 = max(cols.start - pixels, 0), cols.stop + pixels
-    near[r0:r1, c0:c1] = ndimage.binary_dilation(water[r0:r1, c0:c1], iterations=pixels)
-    return near
 
 
 def connected_water(water: np.ndarray, points: np.ndarray, outside: bool = False) -> np.ndarray:

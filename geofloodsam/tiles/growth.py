@@ -1,0 +1,288 @@
+"""How a prompted object grows: candidate choice, the evidence it follows, seeds into neighbours.
+
+A point object is one water body. In the tile it was clicked in, and in every tile it is
+carried into, SAM returns three candidate masks; the one kept is the one consistent with the
+evidence at the clicks, not the one with the highest predicted IoU:
+
+* the object's **appearance** (:class:`Appearance`): the colours around the user's positive
+  points, taken once in the clicked tile and carried with the object into its neighbours;
+* a candidate is **consistent** when at least :data:`MIN_CONSISTENT` of its water connected
+  to the object's points has one of those colours; among consistent candidates the one with
+  the most consistent water minus inconsistent water wins (ties: predicted IoU).
+
+Growth into a neighbour follows only the water that is both SAM's and of the object's
+colours (:func:`evidence_water`), so a candidate that spills into dry fields cannot carry the
+object there: seeds are placed (:func:`edge_seeds`) in that water where it crosses the
+overlap strip. A carried seed's probability is cut to its connected water dilated by
+:data:`CARRIED_CUT_PIXELS`.
+
+A user's box is decoded with its centre as a water point (a box is drawn around its water
+body) and three candidates (:func:`choose_box_candidate`): the kept one is the candidate that
+stays inside the box (little water on its border ring), then the highest predicted IoU.
+
+Every number of these rules is a named constant here. Their values were chosen on the
+project's synthetic scenes and the Earth Surface Water *train* split, never on the scenes
+the benchmarks report (``benchmarks/prompted_scenes.py``, ``docs/results.md``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+#: seeds per object and neighbour tile (at most two per water component crossing the edge)
+MAX_SEEDS = 4
+#: positive points one carried seed holds after merging seeds of the same object
+MAX_CARRIED_POINTS = 2 * MAX_SEEDS
+#: water components smaller than this (pixels, inside the overlap strip) seed nothing
+MIN_SEED_PIXELS = 8
+#: a component's deepest pixel is a second seed when this far (px) from the edge seed
+FAR_SEED_PIXELS = 32
+#: a carried seed's probability is cut to its connected water dilated by this many pixels
+CARRIED_CUT_PIXELS = 2
+#: the object's reference colours: pixels within this radius (px) of each positive click
+REFERENCE_RADIUS = 3
+#: a colour is the object's when within this distance (uint8 RGB units) of a reference ...
+COLOUR_TOLERANCE = 28.0
+#: ... or within this many times the references' own spread, when that is larger
+SPREAD_TOLERANCE = 3.0
+#: a candidate is consistent when at least this share of its seed-connected water is the
+#: object's colour
+MIN_CONSISTENT = 0.5
+#: a box candidate stays inside its box when at most this share of the box's border ring is
+#: water
+MAX_BOX_BORDER_WATER = 0.25
+#: the border ring of a box: this share of its smaller side (at least 1 px)
+BOX_RING = 0.04
+
+
+# --------------------------------------------------------------------------- appearance
+@dataclass
+class Appearance:
+    """An object's reference colours (K, 3) and the distance within which a colour is its."""
+
+    colours: np.ndarray
+    tolerance: float
+
+    @classmethod
+    def at(cls, rgb: np.ndarray, points: np.ndarray) -> Appearance | None:
+        """The colours of ``rgb`` (h, w, 3) around tile-local ``points`` (x, y); None if none."""
+        h, w = rgb.shape[:2]
+        patches = []
+        for x, y in np.asarray(points, dtype=np.float64).reshape(-1, 2):
+            c, r = int(np.floor(x)), int(np.floor(y))
+            if not (0 <= c < w and 0 <= r < h):
+                continue
+            rs = slice(max(r - REFERENCE_RADIUS, 0), r + REFERENCE_RADIUS + 1)
+            cs = slice(max(c - REFERENCE_RADIUS, 0), c + REFERENCE_RADIUS + 1)
+            patches.append(rgb[rs, cs].reshape(-1, 3).astype(np.float32))
+        if not patches:
+            return None
+        colours = np.array([np.median(p, axis=0) for p in patches], np.float32)
+        spread = max(float(np.median(np.abs(p - np.median(p, axis=0)))) for p in patches)
+        return cls(colours, max(COLOUR_TOLERANCE, SPREAD_TOLERANCE * 1.4826 * spread))
+
+    def merged(self, other: Appearance | None) -> Appearance:
+        """Both appearances' colours, the larger tolerance."""
+        if other is None:
+            return self
+        return Appearance(
+            np.concatenate([self.colours, other.colours]), max(self.tolerance, other.tolerance)
+        )
+
+    def consistent(self, rgb: np.ndarray) -> np.ndarray:
+        """(h, w) bool: the pixels of ``rgb`` (h, w, 3) whose colour is the object's."""
+        planes = [rgb[..., b].astype(np.float32) for b in range(3)]
+        near = np.zeros(rgb.shape[:2], bool)
+        limit = np.float32(self.tolerance**2)
+        for colour in np.unique(self.colours.round(1), axis=0):
+            dist = (planes[0] - colour[0]) ** 2
+            dist += (planes[1] - colour[1]) ** 2
+            dist += (planes[2] - colour[2]) ** 2
+            near |= dist <= limit
+        return near
+
+
+# --------------------------------------------------------------------------- choice
+def _seed_component(water: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """The 8-connected components of ``water`` holding one of ``points`` (x, y; points
+    outside ``water`` hold nothing)."""
+    if len(points) == 0 or not water.any():
+        return np.zeros_like(water, dtype=bool)
+    h, w = water.shape
+    cols = np.floor(points[:, 0]).astype(int)
+    rows = np.floor(points[:, 1]).astype(int)
+    inside = (cols >= 0) & (cols < w) & (rows >= 0) & (rows < h)
+    if not inside.any():
+        return np.zeros_like(water, dtype=bool)
+    cols, rows = cols[inside], rows[inside]
+    labels, _ = ndimage.label(water, structure=np.ones((3, 3), bool))
+    keep = np.zeros(labels.max() + 1, bool)
+    keep[labels[rows, cols]] = True
+    keep[0] = False
+    return keep[labels]
+
+
+def choose_point_candidate(
+    masks: np.ndarray, iou: np.ndarray, points: np.ndarray, consistent: np.ndarray | None,
+    require: bool = False,
+) -> int:
+    """Index of the candidate (``masks`` (C, h, w) bool) that the evidence at ``points`` backs.
+
+    ``points``: the object's positive points (tile-local x, y); ``consistent``: the pixels of
+    the object's colour (None: no appearance known, the highest predicted IoU wins). A
+    candidate whose water connected to the points is at least :data:`MIN_CONSISTENT` of the
+    object's colour is consistent; the consistent one with the largest consistent minus
+    inconsistent water wins. When none is consistent, the one with the largest consistent
+    share does, or, with ``require`` (a seed carried into a neighbour: its growth there must
+    be justified), none: -1. Ties and the no-evidence case: the highest predicted ``iou``.
+    """
+    if consistent is None or len(points) == 0 or len(masks) == 1:
+        return int(np.argmax(iou))
+    scores = []
+    for k, mask in enumerate(masks):
+        part = _seed_component(mask, points)
+        size = int(part.sum())
+        good = int((part & consistent).sum())
+        share = good / size if size else 0.0
+        net = good - (size - good)
+        passed = share >= MIN_CONSISTENT and size > 0
+        scores.append((passed, net if passed else share, float(iou[k])))
+    best = max(range(len(masks)), key=lambda k: scores[k])
+    return -1 if require and not scores[best][0] else best
+
+
+def choose_box_candidate(masks: np.ndarray, iou: np.ndarray, box: np.ndarray) -> int:
+    """Index of the box candidate (``masks`` (C, h, w) bool) that stays inside ``box``.
+
+    A candidate with water inside the box whose water covers at most
+    :data:`MAX_BOX_BORDER_WATER` of the box's border ring (:data:`BOX_RING` of its smaller
+    side) is inside; among those the highest predicted ``iou`` wins; when none is, the one
+    with the least water on the ring.
+    """
+    if len(masks) == 1:
+        return 0
+    h, w = masks.shape[1:]
+    x0, y0, x1, y1 = box
+    c0, r0 = int(np.clip(np.floor(x0), 0, w - 1)), int(np.clip(np.floor(y0), 0, h - 1))
+    c1, r1 = int(np.clip(np.ceil(x1), c0 + 1, w)), int(np.clip(np.ceil(y1), r0 + 1, h))
+    ring = max(1, int(BOX_RING * min(c1 - c0, r1 - r0)))
+    inner = np.zeros((r1 - r0, c1 - c0), bool)
+    inner[ring:-ring, ring:-ring] = True
+    scores = []
+    for k, mask in enumerate(masks):
+        crop = mask[r0:r1, c0:c1]
+        border = crop[~inner]
+        on_ring = float(border.mean()) if border.size else 0.0
+        inside = crop[inner].any() if inner.any() else crop.any()
+        passed = bool(inside) and on_ring <= MAX_BOX_BORDER_WATER
+        scores.append((passed, float(iou[k]) if passed else -on_ring))
+    return max(range(len(masks)), key=lambda k: scores[k])
+
+
+def evidence_water(water: np.ndarray, consistent: np.ndarray | None) -> np.ndarray:
+    """The water growth may follow: SAM's water that is also of the object's colour."""
+    return water if consistent is None else water & consistent
+
+
+# --------------------------------------------------------------------------- seeds
+def _oriented(water: np.ndarray, side: str) -> np.ndarray:
+    """A view of ``water`` turned so that the edge on ``side`` is the last column."""
+    return {
+        "right": water,
+        "left": water[:, ::-1],
+        "bottom": water.T,
+        "top": water[::-1].T,
+    }[side]
+
+
+def _unorient(rows: np.ndarray, cols: np.ndarray, side: str, shape: tuple[int, int]):
+    """Map (row, col) of :func:`_oriented`'s view back to (row, col) of the tile."""
+    h, w = shape
+    if side == "right":
+        return rows, cols
+    if side == "left":
+        return rows, w - 1 - cols
+    if side == "bottom":
+        return cols, rows
+    return h - 1 - cols, rows
+
+
+def _overlap_width(tile, side: str, neighbour) -> int:
+    return {
+        "right": tile.x1 - neighbour.x0,
+        "left": neighbour.x1 - tile.x0,
+        "bottom": tile.y1 - neighbour.y0,
+        "top": neighbour.y1 - tile.y0,
+    }[side]
+
+
+def edge_seeds(water: np.ndarray, tile, side: str, neighbour) -> np.ndarray:
+    """Full-raster points seeding ``neighbour`` from an object's evidence water in ``tile``.
+
+    ``water`` is the (h, w) water the object may grow along (:func:`evidence_water`) in
+    ``tile``. Nothing unless it reaches the tile's edge on ``side``. Each water component of
+    the overlap strip shared with the neighbour that touches that edge (largest first, at
+    most ``MAX_SEEDS // 2``) gives the deepest pixel of its half of the strip nearest the
+    edge (where the object leaves the tile) and, when more than :data:`FAR_SEED_PIXELS` from
+    it, the deepest pixel of the whole component. Without overlap the edge column (row) is
+    the strip and seeds move one pixel across into the neighbour.
+    """
+    view = _oriented(water, side)
+    width = _overlap_width(tile, side, neighbour)
+    across = width <= 0
+    width = min(max(width, 1), view.shape[1])
+    strip = view[:, view.shape[1] - width :]
+    if not strip[:, -1].any():
+        return np.zeros((0, 2))
+    labels, _ = ndimage.label(strip, structure=np.ones((3, 3), bool))
+    touching = np.unique(labels[:, -1])
+    touching = touching[touching > 0]
+    sizes = np.bincount(labels.ravel())[touching]
+    order = np.argsort(-sizes, kind="stable")
+    ranked = [int(touching[i]) for i in order if sizes[i] >= MIN_SEED_PIXELS]
+    far = np.zeros(strip.shape, bool)
+    far[:, width - max(1, width // 2) :] = True
+    rows, cols = [], []
+    pad = 1 if width > 1 else ((1, 1), (0, 0))  # a 1-px strip: its run's middle
+    boxes = ndimage.find_objects(labels)
+    for label in ranked[: MAX_SEEDS // 2]:
+        # The distance transform over the component's bounding box only: outside it the
+        # strip is dry, so the distances (and the first maxima) are those of the whole strip.
+        rs, cs = boxes[label - 1]
+        region = labels[rs, cs] == label
+        dist = ndimage.distance_transform_edt(np.pad(region, pad))
+        dist = dist[1:-1, 1:-1] if width > 1 else dist[1:-1]
+        r1, c1 = np.unravel_index(int(np.argmax(np.where(far[rs, cs], dist, 0))), dist.shape)
+        r2, c2 = np.unravel_index(int(np.argmax(dist)), dist.shape)
+        r1, r2, c1, c2 = r1 + rs.start, r2 + rs.start, c1 + cs.start, c2 + cs.start
+        rows.append(r1)
+        cols.append(c1)
+        if np.hypot(r2 - r1, c2 - c1) > FAR_SEED_PIXELS:
+            rows.append(r2)
+            cols.append(c2)
+    r, c = np.array(rows), np.array(cols) + view.shape[1] - width
+    r, c = _unorient(r, c, side, water.shape)
+    x = tile.x0 + c + 0.5
+    y = tile.y0 + r + 0.5
+    if across:
+        step = {"right": (1, 0), "left": (-1, 0), "bottom": (0, 1), "top": (0, -1)}[side]
+        x, y = x + step[0], y + step[1]
+    pts = np.column_stack([x, y]).astype(np.float64).reshape(-1, 2)
+    inside = np.array([neighbour.contains(px, py) for px, py in pts], dtype=bool)
+    return pts[inside] if len(pts) else pts
+
+
+def dilated(water: np.ndarray, pixels: int = CARRIED_CUT_PIXELS) -> np.ndarray:
+    """``water`` dilated by ``pixels`` (4-connected steps), computed around the water only."""
+    near = np.zeros_like(water)
+    boxes = ndimage.find_objects(water.astype(np.uint8))
+    if not boxes:
+        return near
+    rows, cols = boxes[0]
+    r0, r1 = max(rows.start - pixels, 0), rows.stop + pixels
+    c0, c1 = max(cols.start - pixels, 0), cols.stop + pixels
+    near[r0:r1, c0:c1] = ndimage.binary_dilation(water[r0:r1, c0:c1], iterations=pixels)
+    return near
