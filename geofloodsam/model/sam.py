@@ -15,7 +15,8 @@ model's 1024 frame lives in :mod:`geofloodsam.geo.transforms`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -460,9 +461,41 @@ def _build_architecture(name: str) -> torch.nn.Module:
     )
 
 
-def _load_state(sam: torch.nn.Module, path: Path, name: str) -> None:
+#: the layers whose ``reset_parameters`` draws random weights when they are built
+_RANDOM_INIT = (
+    torch.nn.Linear, torch.nn.modules.conv._ConvNd, torch.nn.LayerNorm, torch.nn.Embedding,
+    torch.nn.modules.batchnorm._NormBase,
+)
+
+
+@contextlib.contextmanager
+def _skip_random_init() -> Iterator[None]:
+    """Build layers without drawing their random weights: a checkpoint replaces them all.
+
+    Only for architectures whose every parameter is then loaded with ``strict=True``
+    (:func:`_load_state` checks that); the parameters hold uninitialised memory until then.
+    """
+    saved = {cls: cls.__dict__["reset_parameters"] for cls in _RANDOM_INIT}
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        for cls in _RANDOM_INIT:
+            cls.reset_parameters = lambda self: None
+        yield
+    finally:
+        for cls, method in saved.items():
+            cls.reset_parameters = method
+
+
+def _load_state(sam: torch.nn.Module, path: Path, name: str) -> None:
+    """Load a checkpoint into ``sam``: every parameter and buffer, or a one-line error.
+
+    The file is memory-mapped and its tensors become the parameters where dtype and shape
+    agree (no copy); otherwise they are copied in.
+    """
+    try:
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError:  # an old (not zip) file cannot be mapped: read it
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means a bad file
         raise GeofloodsamError(
             f"cannot read checkpoint {path} ({type(exc).__name__}): the file is truncated or "
@@ -470,8 +503,13 @@ def _load_state(sam: torch.nn.Module, path: Path, name: str) -> None:
         ) from None
     if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
         state = state["model"]
+    assign = isinstance(state, dict) and all(
+        isinstance(state.get(k), torch.Tensor) and state[k].dtype == v.dtype
+        and state[k].shape == v.shape
+        for k, v in sam.state_dict().items()
+    )
     try:
-        sam.load_state_dict(state, strict=True)
+        sam.load_state_dict(state, strict=True, assign=assign)
     except (RuntimeError, TypeError, AttributeError) as exc:
         first = str(exc).splitlines()[0][:160]
         raise GeofloodsamError(
@@ -521,7 +559,8 @@ def load_model(
         from geofloodsam.weights.checkpoints import resolve_checkpoint
 
         path, sha = resolve_checkpoint(name, checkpoint)
-        sam = _build_architecture(name)
+        with _skip_random_init():
+            sam = _build_architecture(name)
         _load_state(sam, Path(path), name)
     sam.eval().to(dev)
     for p in sam.parameters():
