@@ -180,33 +180,63 @@ class OpenVinoEncoder:
     """A callable ``(B, 3, S, S)`` float32 tensor -> ``(B, C, 64, 64)`` float32 tensor.
 
     Args:
-        encoder: the torch image encoder (converted on first use when no IR is cached).
+        encoder: the torch image encoder (converted on first use when no IR is cached), or a
+            function that returns it (called only to convert).
         image_size: the model's input side ``S``.
         precision: ``fp32`` or ``bf16``.
         model_name, checkpoint_sha256: what the cached IR is keyed by (with the encoder's
             source and OpenVINO's version).
         directory: where the IR is kept (default ``$GEOFLOODSAM_HOME/openvino``).
+        source: the module that defines the encoder (default: that of ``encoder``'s class);
+            needed when ``encoder`` is a function.
     """
 
     def __init__(
         self,
-        encoder: torch.nn.Module,
+        encoder: torch.nn.Module | Callable[[], torch.nn.Module],
         image_size: int,
         precision: str,
         model_name: str,
         checkpoint_sha256: str | None,
         directory: Path | None = None,
+        source: object | None = None,
     ) -> None:
-        source = _source(inspect.getmodule(type(encoder)))
-        key = "encoder-" + _key(model_name, str(checkpoint_sha256), source)
+        if isinstance(encoder, torch.nn.Module):
+            module, encoder = encoder, lambda: module
+            source = source or inspect.getmodule(type(module))
+        key = "encoder-" + _key(model_name, str(checkpoint_sha256), _source(source))
         example = (torch.zeros(1, 3, int(image_size), int(image_size)),)
         self.graph = _OpenVinoGraph(
-            lambda: _Encoder(encoder), example, None, precision, key, directory
+            lambda: _Encoder(encoder()), example, None, precision, key, directory
         )
+
+    def use_module(self, encoder: torch.nn.Module) -> None:
+        """The torch encoder to convert from, should the cached IR turn out unusable."""
+        self.graph.build = lambda: _Encoder(encoder)
+
+    @property
+    def cached(self) -> bool:
+        """Whether the IR is on disk already (then compiling it needs no torch module)."""
+        path = self.graph.path
+        return path.is_file() and path.with_suffix(".bin").is_file()
 
     def prepare(self) -> None:
         """Convert (or read) and compile now."""
         self.graph.prepare()
+
+    def prepare_in_background(self) -> threading.Thread:
+        """Compile in a thread (OpenVINO releases the GIL meanwhile); :meth:`prepare` and the
+        first call wait for it. A failure there is left to them to meet again and report."""
+
+        def compile_quietly() -> None:
+            try:
+                self.graph.prepare()
+            except Exception:  # noqa: BLE001 - prepare() in the caller's thread raises it
+                pass
+
+        thread = threading.Thread(target=compile_quietly, name="openvino-compile", daemon=True)
+        thread.start()
+        return thread
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """Encode a batch, one image at a time."""

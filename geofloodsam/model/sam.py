@@ -548,6 +548,7 @@ def load_model(
     """
     dev = resolve_device(device)
     plan = resolve_encoder(precision, runtime, dev.type)
+    early = None  # MobileSAM's OpenVINO encoder, compiling while torch builds the model
     if name == TINY:
         with torch.random.fork_rng():
             torch.manual_seed(seed)
@@ -559,6 +560,7 @@ def load_model(
         from geofloodsam.weights.checkpoints import resolve_checkpoint
 
         path, sha = resolve_checkpoint(name, checkpoint)
+        early = _early_openvino_encoder(name, sha, plan) if plan.runtime == "openvino" else None
         with _skip_random_init():
             sam = _build_architecture(name)
         _load_state(sam, Path(path), name)
@@ -576,10 +578,30 @@ def load_model(
     )
     model = apply_decoder(model, decoder or "pretrained")
     if plan.runtime == "openvino":  # convert (or read the cached IR) and compile now
-        model._openvino = _openvino_encoder(model)
+        if early is not None:
+            early.use_module(model.sam.image_encoder)
+        model._openvino = early or _openvino_encoder(model)
         model._openvino.prepare()
         model.openvino_decoder().prepare()
     return model
+
+
+def _early_openvino_encoder(name: str, sha: str, plan: EncoderPlan):
+    """MobileSAM's OpenVINO encoder, compiling its cached IR in a background thread while
+    torch builds the model (``None`` for other models or when the IR must be converted
+    first, which needs the torch module)."""
+    if name != "vit_t":
+        return None
+    from geofloodsam.model import tinyvit
+    from geofloodsam.model.openvino_runtime import OpenVinoEncoder
+
+    encoder = OpenVinoEncoder(
+        lambda: None, 1024, plan.precision, name, sha, source=tinyvit
+    )
+    if not encoder.cached:
+        return None
+    encoder.prepare_in_background()
+    return encoder
 
 
 def _openvino_encoder(model: SamModel):

@@ -248,6 +248,32 @@ def test_openvino_decoder_in_chunks_equals_one_call(tmp_path, monkeypatch) -> No
             np.testing.assert_array_equal(got, whole)
 
 
+@needs_openvino
+def test_early_encoder_compile_recovers_from_a_broken_cached_ir(tmp_path, monkeypatch) -> None:
+    """MobileSAM's cached encoder IR compiles while torch builds the model; a broken entry
+    is converted again from the module once it is there."""
+    from geofloodsam.model import sam, tinyvit
+    from geofloodsam.model.openvino_runtime import OpenVinoEncoder
+    from geofloodsam.model.precision import EncoderPlan
+
+    monkeypatch.setenv("GEOFLOODSAM_HOME", str(tmp_path))
+    plan = EncoderPlan("fp32", "openvino", "test")
+    assert sam._early_openvino_encoder("vit_t", "abc", plan) is None  # nothing cached yet
+    probe = OpenVinoEncoder(lambda: None, 1024, "fp32", "vit_t", "abc", source=tinyvit)
+    probe.graph.path.parent.mkdir(parents=True, exist_ok=True)
+    probe.graph.path.write_text("not an IR")
+    probe.graph.path.with_suffix(".bin").write_bytes(b"")
+    early = sam._early_openvino_encoder("vit_t", "abc", plan)
+    assert early is not None and early.graph.path == probe.graph.path
+    tiny = load_model("tiny", device="cpu", seed=3)
+    early.use_module(tiny.sam.image_encoder)
+    early.prepare()
+    x = torch.rand(1, 3, 1024, 1024, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = tiny.sam.image_encoder(x)
+    torch.testing.assert_close(early(x), expected, atol=1e-4, rtol=1e-4)
+
+
 # --------------------------------------------------------------------------- real weights
 def _water_iou(a: np.ndarray, b: np.ndarray) -> float:
     return float((a & b).sum() / max((a | b).sum(), 1))
