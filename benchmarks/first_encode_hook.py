@@ -5,7 +5,9 @@ one addition: when ``geofloodsam.model.sam`` is first imported, ``SamModel.encod
 wrapped so that its first call writes ``time.time()`` to the file named by
 ``GEOFLOODSAM_BENCH_FIRST_ENCODE``. Nothing else changes (no module is imported earlier
 than the command itself imports it), so the process is the command's own.
-``whole_process.py`` subtracts the time it started the process.
+When the command returns, ``time.time()`` is written to ``GEOFLOODSAM_BENCH_DONE`` (the
+rest of the process is the interpreter's exit). ``whole_process.py`` subtracts the time it
+started the process, and takes the end of the exit from the process's end.
 """
 
 from __future__ import annotations
@@ -56,4 +58,9 @@ if __name__ == "__main__":
     sys.meta_path.insert(0, _Hook())
     from geofloodsam.cli import main
 
-    main(sys.argv[1:], prog_name="geofloodsam")
+    try:
+        main(sys.argv[1:], prog_name="geofloodsam")
+    finally:
+        if os.environ.get("GEOFLOODSAM_BENCH_DONE"):
+            with open(os.environ["GEOFLOODSAM_BENCH_DONE"], "w") as f:
+                f.write(repr(time.time()))

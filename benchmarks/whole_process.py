@@ -21,12 +21,12 @@ variant once, the order reversed every other round; ``--warmup`` rounds before a
 counted (they fill the OpenVINO cache and the page cache). Printed per scene and variant:
 median and [min-max] of the wall time of the whole process, the time from process start to
 the first encode, the phases of ``run.json`` (model load, encoder, prompt and tile decodes,
-propagation, stitch + write, vectorise), the time outside the run (interpreter start,
-imports and exit: wall minus run.json's total), peak RSS and CPU seconds (``wait4``), the
-mask IoU against the first variant's first run, and the load average before each run, with
-a warning and the label ``contended`` when it exceeds the core count
-(``machine_load.py``). Ratios are the medians [min-max] of each round's ratio to the first
-variant (interleaved rounds share the machine's state).
+propagation, stitch + write, vectorise), the time outside the run (wall minus run.json's
+total: interpreter start and imports, then the exit after the command returned), peak RSS
+and CPU seconds (``wait4``), the mask IoU against the first variant's first run, and the
+load average before each run, with a warning and the label ``contended`` when it exceeds
+the core count (``machine_load.py``). Ratios are the medians [min-max] of each round's
+ratio to the first variant (interleaved rounds share the machine's state).
 """
 
 from __future__ import annotations
@@ -96,8 +96,9 @@ def run_once(variant: Variant, raster: Path, prompts: Path | None, out: Path,
              checkpoint: str | None) -> dict:
     """One whole process; its wall time, first encode, run.json phases, RSS, CPU time."""
     shutil.rmtree(out, ignore_errors=True)
-    mark = out.with_suffix(".first_encode")
+    mark, done = out.with_suffix(".first_encode"), out.with_suffix(".done")
     mark.unlink(missing_ok=True)
+    done.unlink(missing_ok=True)
     cmd = [sys.executable, str(HERE / "first_encode_hook.py"), "segment", str(raster),
            "-o", str(out), "-q", *variant.args]
     if prompts is not None:
@@ -105,7 +106,7 @@ def run_once(variant: Variant, raster: Path, prompts: Path | None, out: Path,
     if checkpoint:
         cmd += ["--checkpoint", checkpoint]
     env = {**os.environ, "PYTHONPATH": str(variant.tree),
-           "GEOFLOODSAM_BENCH_FIRST_ENCODE": str(mark)}
+           "GEOFLOODSAM_BENCH_FIRST_ENCODE": str(mark), "GEOFLOODSAM_BENCH_DONE": str(done)}
     load0, quiet = check_quiet(f"{variant.label} on {raster.name}")
     started_epoch = time.time()
     t0 = time.perf_counter()
@@ -113,6 +114,7 @@ def run_once(variant: Variant, raster: Path, prompts: Path | None, out: Path,
                             stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
+    ended_epoch = time.time()
     proc.returncode = os.waitstatus_to_exitcode(status)
     err = proc.stderr.read().decode(errors="replace")
     proc.stdout.close()
@@ -122,9 +124,11 @@ def run_once(variant: Variant, raster: Path, prompts: Path | None, out: Path,
     record = json.loads(next(out.glob("*_run.json")).read_text())
     t = record["timings"]
     first = float(mark.read_text()) - started_epoch if mark.exists() else None
+    exit_s = ended_epoch - float(done.read_text())
     return {
         "variant": variant.label, "wall_s": wall, "first_encode_s": first,
-        "run_s": t["total_s"], "outside_run_s": wall - t["total_s"],
+        "run_s": t["total_s"], "outside_run_s": wall - t["total_s"], "exit_s": exit_s,
+        "start_s": wall - t["total_s"] - exit_s,
         **{k: t.get(k, 0.0) for k in PHASES},
         "peak_rss_mb": usage.ru_maxrss / 1024, "cpu_s": usage.ru_utime + usage.ru_stime,
         "tiles_encoded": record["tiles"]["encoded"],
@@ -167,7 +171,8 @@ def summarise(label: str, runs: list[dict], variants: list[Variant]) -> dict:
     base = [r for r in runs if r["variant"] == variants[0].label]
     for v in variants:
         mine = [r for r in runs if r["variant"] == v.label]
-        keys = ["wall_s", "first_encode_s", "run_s", "outside_run_s", *PHASES, "peak_rss_mb",
+        keys = ["wall_s", "first_encode_s", "run_s", "outside_run_s", "start_s", "exit_s",
+                *PHASES, "peak_rss_mb",
                 "cpu_s", "load_before", "load_after"]
         out["variants"][v.label] = {
             **{k: spread([r[k] for r in mine]) for k in keys},
@@ -195,7 +200,8 @@ def report(s: dict) -> str:
             f"{m['contended_runs']} contended; mask IoU vs first >= {m['iou_vs_first_min']:.4f})"
         )
         lines.append(f"    wall {m['wall_s']}   first encode {m['first_encode_s']}   run.json "
-                     f"total {m['run_s']}   outside the run {m['outside_run_s']}")
+                     f"total {m['run_s']}   outside the run {m['outside_run_s']} (start + "
+                     f"imports {m['start_s']}, exit {m['exit_s']})")
         lines.append("    " + "   ".join(f"{name} {m[k]}" for k, name in PHASES.items()))
         lines.append(f"    peak RSS {m['peak_rss_mb']}   CPU s {m['cpu_s']}   load average "
                      f"before {m['load_before']} after {m['load_after']}")
