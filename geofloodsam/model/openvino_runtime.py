@@ -163,7 +163,7 @@ class _OpenVinoGraph:
     def run(self, *inputs: np.ndarray) -> list[np.ndarray]:
         """Run the compiled graph (calls from several threads take turns)."""
         with self._lock:
-            result = self._ready()(list(inputs))
+            result = self._ready()(list(inputs), share_inputs=True, share_outputs=True)
             return [np.array(result[i], dtype=np.float32, copy=True) for i in range(len(result))]
 
 
