@@ -40,10 +40,10 @@ from geofloodsam.model import fast_decoder
 
 #: OpenVINO's name of each precision
 OV_PRECISION = {"fp32": "f32", "bf16": "bf16"}
-#: prompts per call of the decoder graph. OpenVINO keeps every intermediate buffer of the
-#: largest call so far (about 70 MB per prompt: N copies of the 64x64 image tokens and
-#: their attention), so 16 prompts in one call held 1.2 GB more than torch; 4 per call is
-#: also the fastest per prompt on 2 cores (107 ms of CPU against 132 for 1 and 127 for 16)
+#: prompts per call of the decoder graph. OpenVINO keeps the intermediate buffers of the
+#: largest call so far (about 75 MB per prompt: N copies of the 64x64 image tokens and their
+#: attention), so 16 prompts in one call held 1.2 GB more than torch; 4 per call costs about
+#: the same CPU per prompt as 16 (1 per call: a fifth more). ``benchmarks/openvino_memory.py``
 DECODER_CHUNK = 4
 
 
