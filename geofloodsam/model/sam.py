@@ -16,6 +16,7 @@ model's 1024 frame lives in :mod:`geofloodsam.geo.transforms`.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -468,6 +469,11 @@ _RANDOM_INIT = (
 )
 
 
+#: held while a model is built: no layer built meanwhile in another thread (a random
+#: ``tiny`` model) may miss its initialisation
+_BUILDING = threading.Lock()
+
+
 @contextlib.contextmanager
 def _skip_random_init() -> Iterator[None]:
     """Build layers without drawing their random weights: a checkpoint replaces them all.
@@ -476,6 +482,7 @@ def _skip_random_init() -> Iterator[None]:
     (:func:`_load_state` checks that); the parameters hold uninitialised memory until then.
     """
     saved = {cls: cls.__dict__["reset_parameters"] for cls in _RANDOM_INIT}
+    _BUILDING.acquire()
     try:
         for cls in _RANDOM_INIT:
             cls.reset_parameters = lambda self: None
@@ -483,6 +490,7 @@ def _skip_random_init() -> Iterator[None]:
     finally:
         for cls, method in saved.items():
             cls.reset_parameters = method
+        _BUILDING.release()
 
 
 def _load_state(sam: torch.nn.Module, path: Path, name: str) -> None:
@@ -550,7 +558,7 @@ def load_model(
     plan = resolve_encoder(precision, runtime, dev.type)
     early = None  # MobileSAM's OpenVINO encoder, compiling while torch builds the model
     if name == TINY:
-        with torch.random.fork_rng():
+        with _BUILDING, torch.random.fork_rng():
             torch.manual_seed(seed)
             sam = _build_architecture(name)
         path, sha = None, f"tiny-seed-{seed}"
