@@ -13,8 +13,11 @@ lake). Printed per scene and path (medians over ``--repeats``): wall seconds of 
 command (imports and model load included), seconds of the run without loading the model,
 encoder seconds per encoded tile, the decoder's share and the share of everything outside
 the encoder, and the mask IoU against the first fp32 run (water pixels of the mask COGs);
-then the auto/fp32 speed-ups. Every figure carries the load average at the time. One run
-warms the OpenVINO IR cache first (converting is a one-off, not counted).
+then the auto/fp32 speed-ups. Every figure carries the load average at the time; a run that
+starts or ends with the load average above the core count is flagged ``CONTENDED`` (and a
+warning printed, ``machine_load.py``): its timings are not speed figures. One run warms the
+OpenVINO IR cache first (converting is a one-off, not counted). ``whole_process.py`` times
+the same commands with medians and min-max, the time to the first encode and the phases.
 
     python benchmarks/precision_benchmark.py --checkpoint ../shared/models/mobile_sam.pt
     python benchmarks/precision_benchmark.py --sizes 4096 16384 --repeats 2 --json out.json
@@ -39,6 +42,8 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
+
+from machine_load import check_quiet, cores  # noqa: E402
 
 PATHS = {
     "fp32": ["--precision", "fp32", "--runtime", "torch"],
@@ -74,7 +79,7 @@ def run_segment(scene: Path, prompts: Path, out: Path, path: str, args) -> dict:
            str(prompts), "-o", str(out), "-q", *PATHS[path]]
     if args.checkpoint:
         cmd += ["--checkpoint", args.checkpoint]
-    load0 = os.getloadavg()[0]
+    load0, quiet = check_quiet(f"{path} on {scene.name}")
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=REPO)
     wall = time.perf_counter() - t0
@@ -91,6 +96,7 @@ def run_segment(scene: Path, prompts: Path, out: Path, path: str, args) -> dict:
         "prompt_decodes": record["tiles"]["prompt_decodes"],
         "precision": record["model"].get("precision"), "runtime": record["model"].get("runtime"),
         "load_before": load0, "load_after": os.getloadavg()[0],
+        "contended": not quiet or os.getloadavg()[0] > cores(),
         "mask": str(next(out.glob("*_mask.tif"))),
     }
 
@@ -137,6 +143,7 @@ def summarise(label: str, runs: list[dict], paths: list[str]) -> dict:
         med[path]["iou_vs_fp32_min"] = min(r["iou_vs_fp32"] for r in mine)
         med[path]["resolved"] = f"{mine[0]['runtime']}-{mine[0]['precision']}"
         med[path]["runs"] = len(mine)
+        med[path]["contended_runs"] = sum(r["contended"] for r in mine)
     fp32 = [r for r in runs if r["path"] == "fp32"]
     speedups = {}
     for path in paths[1:]:  # each against the fp32 run of the same round (interleaved)
@@ -166,6 +173,8 @@ def report(s: dict) -> str:
             f"{m['model_load_s']:6.1f} {m['encoder_s_per_tile']:11.2f} "
             f"{100 * m['decoder_share']:7.1f}% {100 * m['outside_encoder_share']:10.1f}% "
             f"{m['iou_vs_fp32_min']:12.4f}  {m['load_before']:.1f}-{m['load_after']:.1f}"
+            + (f"  CONTENDED ({m['contended_runs']} of {m['runs']} runs above "
+               f"{cores()} cores)" if m["contended_runs"] else "")
         )
     for path, sp in s["speedups"].items():
         lines.append(

@@ -4,6 +4,7 @@ and the command line and the top-level API load without torch."""
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -115,6 +116,46 @@ def test_command_line_and_package_load_without_torch(code: str) -> None:
     check = code + "; import sys; assert 'torch' not in sys.modules, 'torch was imported'"
     run = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-2000:]
+
+
+#: commands that need no model, with the files they read: (name, argv); ``{chips}`` is a
+#: synthetic Sen1Floods11 folder, ``{tmp}`` a scratch folder, ``{repo}`` the repository
+NO_MODEL_COMMANDS = [
+    ("segment --method index", ["segment", "{chips}/S1Hand/Alpha_1_S1Hand.tif",
+                                "--method", "index", "-o", "{tmp}/index", "-q"]),
+    ("evaluate-raster", ["evaluate-raster", "{repo}/sample_tiles/delta_4band_truth.tif",
+                         "{repo}/sample_tiles/delta_4band_truth.tif", "-o", "{tmp}/report"]),
+    ("weights list", ["weights", "list"]),
+    ("weights path", ["weights", "path", "vit_t"]),
+    ("qgis install", ["qgis", "install", "--profile", "check"]),
+    ("qgis uninstall", ["qgis", "uninstall", "--profile", "check"]),
+    pytest.param("make-samples", ["make-samples", "{tmp}/samples", "--quiet"],
+                 marks=pytest.mark.slow),
+]
+
+
+@pytest.mark.parametrize(("name", "argv"), NO_MODEL_COMMANDS, ids=[
+    c.values[0] if hasattr(c, "values") else c[0] for c in NO_MODEL_COMMANDS])
+def test_commands_without_a_model_import_no_torch(
+    name: str, argv: list[str], tmp_path, write_chip_set
+) -> None:
+    """Each runs for real in a fresh process, which must end without torch loaded."""
+    chips = write_chip_set(tmp_path / "chips", sensors=("s1",))
+    args = [a.format(chips=chips, tmp=tmp_path, repo=PACKAGE.parent) for a in argv]
+    check = (
+        "import sys; from geofloodsam.cli import main\n"
+        "try:\n    main(sys.argv[1:])\nexcept SystemExit as e:\n"
+        "    assert not e.code, f'exit status {e.code}'\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    env = {**os.environ, "QGIS_CUSTOM_CONFIG_PATH": str(tmp_path / "qgis"),
+           "GEOFLOODSAM_HOME": str(tmp_path / "home")}
+    if name == "qgis uninstall":  # something to uninstall
+        subprocess.run([sys.executable, "-m", "geofloodsam", "qgis", "install", "--profile",
+                        "check"], env=env, check=True, capture_output=True)
+    run = subprocess.run([sys.executable, "-c", check, *args], capture_output=True, text=True,
+                         env=env)
+    assert run.returncode == 0, run.stdout[-1000:] + run.stderr[-2000:]
 
 
 def test_public_api_is_lazy_and_complete() -> None:

@@ -21,14 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import torch
-
 from geofloodsam import __version__
 from geofloodsam.errors import GeofloodsamError
 from geofloodsam.files.atomic import atomic_write
 from geofloodsam.files.hashing import sha256_file
 
 if TYPE_CHECKING:
+    import torch
+
     from geofloodsam.model.sam import SamModel
 
 FORMAT = "geofloodsam-decoder/1"
@@ -50,6 +50,8 @@ def save_decoder(
         for k, v in decoder_state.items()
     }
     payload = {"format": FORMAT, "decoder": state, "meta": {"version": __version__, **meta}}
+    import torch
+
     return atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
 
@@ -61,6 +63,8 @@ def read_decoder(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, A
             f"decoder checkpoint {path} does not exist: give a file written by "
             f"`geofloodsam finetune`, or {' / '.join(f'`{n}`' for n in (PRETRAINED, *SHIPPED))}."
         )
+    import torch
+
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means a bad file

@@ -41,6 +41,11 @@ from geofloodsam.model import fast_decoder
 
 #: OpenVINO's name of each precision
 OV_PRECISION = {"fp32": "f32", "bf16": "bf16"}
+#: prompts per call of the decoder graph. OpenVINO keeps the intermediate buffers of the
+#: largest call so far (about 75 MB per prompt: N copies of the 64x64 image tokens and their
+#: attention), so 16 prompts in one call held 1.2 GB more than torch; 4 per call costs about
+#: the same CPU per prompt as 16 (1 per call: a fifth more). ``benchmarks/openvino_memory.py``
+DECODER_CHUNK = 4
 
 
 def _source(obj: object) -> str:
@@ -169,7 +174,7 @@ class _OpenVinoGraph:
     def run(self, *inputs: np.ndarray) -> list[np.ndarray]:
         """Run the compiled graph (calls from several threads take turns)."""
         with self._lock:
-            result = self._ready()(list(inputs))
+            result = self._ready()(list(inputs), share_inputs=True, share_outputs=True)
             return [np.array(result[i], dtype=np.float32, copy=True) for i in range(len(result))]
 
 
@@ -186,33 +191,63 @@ class OpenVinoEncoder:
     """A callable ``(B, 3, S, S)`` float32 tensor -> ``(B, C, 64, 64)`` float32 tensor.
 
     Args:
-        encoder: the torch image encoder (converted on first use when no IR is cached).
+        encoder: the torch image encoder (converted on first use when no IR is cached), or a
+            function that returns it (called only to convert).
         image_size: the model's input side ``S``.
         precision: ``fp32`` or ``bf16``.
         model_name, checkpoint_sha256: what the cached IR is keyed by (with the encoder's
             source and OpenVINO's version).
         directory: where the IR is kept (default ``$GEOFLOODSAM_HOME/openvino``).
+        source: the module that defines the encoder (default: that of ``encoder``'s class);
+            needed when ``encoder`` is a function.
     """
 
     def __init__(
         self,
-        encoder: torch.nn.Module,
+        encoder: torch.nn.Module | Callable[[], torch.nn.Module],
         image_size: int,
         precision: str,
         model_name: str,
         checkpoint_sha256: str | None,
         directory: Path | None = None,
+        source: object | None = None,
     ) -> None:
-        source = _source(inspect.getmodule(type(encoder)))
-        key = "encoder-" + _key(model_name, str(checkpoint_sha256), source)
+        if isinstance(encoder, torch.nn.Module):
+            module, encoder = encoder, lambda: module
+            source = source or inspect.getmodule(type(module))
+        key = "encoder-" + _key(model_name, str(checkpoint_sha256), _source(source))
         example = (torch.zeros(1, 3, int(image_size), int(image_size)),)
         self.graph = _OpenVinoGraph(
-            lambda: _Encoder(encoder), example, None, precision, key, directory
+            lambda: _Encoder(encoder()), example, None, precision, key, directory
         )
+
+    def use_module(self, encoder: torch.nn.Module) -> None:
+        """The torch encoder to convert from, should the cached IR turn out unusable."""
+        self.graph.build = lambda: _Encoder(encoder)
+
+    @property
+    def cached(self) -> bool:
+        """Whether the IR is on disk already (then compiling it needs no torch module)."""
+        path = self.graph.path
+        return path.is_file() and path.with_suffix(".bin").is_file()
 
     def prepare(self) -> None:
         """Convert (or read) and compile now."""
         self.graph.prepare()
+
+    def prepare_in_background(self) -> threading.Thread:
+        """Compile in a thread (OpenVINO releases the GIL meanwhile); :meth:`prepare` and the
+        first call wait for it. A failure there is left to them to meet again and report."""
+
+        def compile_quietly() -> None:
+            try:
+                self.graph.prepare()
+            except Exception:  # noqa: BLE001 - prepare() in the caller's thread raises it
+                pass
+
+        thread = threading.Thread(target=compile_quietly, name="openvino-compile", daemon=True)
+        thread.start()
+        return thread
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """Encode a batch, one image at a time."""
@@ -270,11 +305,18 @@ class OpenVinoDecoder:
         n = sparse.shape[0]
         if image.dim() == 3:
             image = image[None]
-        dense = dense.expand(n, -1, -1, -1)
-        masks, iou = self.graph.run(
-            image.detach().to("cpu", torch.float32).contiguous().numpy(),
-            sparse.detach().to("cpu", torch.float32).contiguous().numpy(),
-            dense.detach().to("cpu", torch.float32).contiguous().numpy(),
-        )
+        image_np = image.detach().to("cpu", torch.float32).contiguous().numpy()
+        sparse_np = sparse.detach().to("cpu", torch.float32).contiguous().numpy()
+        dense_t = dense.detach().to("cpu", torch.float32)
+        parts = []
+        for k in range(0, n, DECODER_CHUNK):  # a bounded arena (see DECODER_CHUNK)
+            rows = slice(k, min(n, k + DECODER_CHUNK))
+            dense_k = dense_t[rows] if dense_t.shape[0] == n else dense_t
+            parts.append(self.graph.run(
+                image_np, sparse_np[rows],
+                dense_k.expand(rows.stop - rows.start, -1, -1, -1).contiguous().numpy(),
+            ))
+        masks = np.concatenate([p[0] for p in parts])
+        iou = np.concatenate([p[1] for p in parts])
         chosen = slice(1, None) if multimask else slice(0, 1)
         return torch.from_numpy(masks[:, chosen]), torch.from_numpy(iou[:, chosen])

@@ -15,7 +15,9 @@ model's 1024 frame lives in :mod:`geofloodsam.geo.transforms`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -460,9 +462,48 @@ def _build_architecture(name: str) -> torch.nn.Module:
     )
 
 
-def _load_state(sam: torch.nn.Module, path: Path, name: str) -> None:
+#: the layers whose ``reset_parameters`` draws random weights when they are built
+_RANDOM_INIT = (
+    torch.nn.Linear, torch.nn.modules.conv._ConvNd, torch.nn.LayerNorm, torch.nn.Embedding,
+    torch.nn.modules.batchnorm._NormBase,
+)
+
+
+#: held while a model is built: no layer built meanwhile in another thread (a random
+#: ``tiny`` model) may miss its initialisation
+_BUILDING = threading.Lock()
+
+
+@contextlib.contextmanager
+def _skip_random_init() -> Iterator[None]:
+    """Build layers without drawing their random weights: a checkpoint replaces them all.
+
+    Only for architectures whose every parameter is then loaded with ``strict=True``
+    (:func:`_load_state` checks that); the parameters hold uninitialised memory until then.
+    """
+    saved = {cls: cls.__dict__["reset_parameters"] for cls in _RANDOM_INIT}
+    _BUILDING.acquire()
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        for cls in _RANDOM_INIT:
+            cls.reset_parameters = lambda self: None
+        yield
+    finally:
+        for cls, method in saved.items():
+            cls.reset_parameters = method
+        _BUILDING.release()
+
+
+def _load_state(sam: torch.nn.Module, path: Path, name: str) -> None:
+    """Load a checkpoint into ``sam``: every parameter and buffer, or a one-line error.
+
+    The file is memory-mapped and its tensors become the parameters where dtype and shape
+    agree (no copy); otherwise they are copied in.
+    """
+    try:
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError:  # an old (not zip) file cannot be mapped: read it
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means a bad file
         raise GeofloodsamError(
             f"cannot read checkpoint {path} ({type(exc).__name__}): the file is truncated or "
@@ -470,8 +511,13 @@ def _load_state(sam: torch.nn.Module, path: Path, name: str) -> None:
         ) from None
     if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
         state = state["model"]
+    assign = isinstance(state, dict) and all(
+        isinstance(state.get(k), torch.Tensor) and state[k].dtype == v.dtype
+        and state[k].shape == v.shape
+        for k, v in sam.state_dict().items()
+    )
     try:
-        sam.load_state_dict(state, strict=True)
+        sam.load_state_dict(state, strict=True, assign=assign)
     except (RuntimeError, TypeError, AttributeError) as exc:
         first = str(exc).splitlines()[0][:160]
         raise GeofloodsamError(
@@ -510,8 +556,9 @@ def load_model(
     """
     dev = resolve_device(device)
     plan = resolve_encoder(precision, runtime, dev.type)
+    early = None  # MobileSAM's OpenVINO encoder, compiling while torch builds the model
     if name == TINY:
-        with torch.random.fork_rng():
+        with _BUILDING, torch.random.fork_rng():
             torch.manual_seed(seed)
             sam = _build_architecture(name)
         path, sha = None, f"tiny-seed-{seed}"
@@ -521,7 +568,9 @@ def load_model(
         from geofloodsam.weights.checkpoints import resolve_checkpoint
 
         path, sha = resolve_checkpoint(name, checkpoint)
-        sam = _build_architecture(name)
+        early = _early_openvino_encoder(name, sha, plan) if plan.runtime == "openvino" else None
+        with _skip_random_init():
+            sam = _build_architecture(name)
         _load_state(sam, Path(path), name)
     sam.eval().to(dev)
     for p in sam.parameters():
@@ -537,10 +586,30 @@ def load_model(
     )
     model = apply_decoder(model, decoder or "pretrained")
     if plan.runtime == "openvino":  # convert (or read the cached IR) and compile now
-        model._openvino = _openvino_encoder(model)
+        if early is not None:
+            early.use_module(model.sam.image_encoder)
+        model._openvino = early or _openvino_encoder(model)
         model._openvino.prepare()
         model.openvino_decoder().prepare()
     return model
+
+
+def _early_openvino_encoder(name: str, sha: str, plan: EncoderPlan):
+    """MobileSAM's OpenVINO encoder, compiling its cached IR in a background thread while
+    torch builds the model (``None`` for other models or when the IR must be converted
+    first, which needs the torch module)."""
+    if name != "vit_t":
+        return None
+    from geofloodsam.model import tinyvit
+    from geofloodsam.model.openvino_runtime import OpenVinoEncoder
+
+    encoder = OpenVinoEncoder(
+        lambda: None, 1024, plan.precision, name, sha, source=tinyvit
+    )
+    if not encoder.cached:
+        return None
+    encoder.prepare_in_background()
+    return encoder
 
 
 def _openvino_encoder(model: SamModel):

@@ -30,7 +30,7 @@ from geofloodsam.qgis.style import write_mask_qml
 from geofloodsam.stitch.blend import Band, write_blended
 from geofloodsam.vector.polygonize import (
     BandPolygonizer,
-    polygons_to_frame,
+    polygon_table,
     write_gpkg,
 )
 
@@ -193,7 +193,7 @@ def _finish_scene(
             k: {"object_id": o.object_id, "prompt_type": o.prompt_type}
             for k, o in plan.objects.items()
         }
-        frame = polygons_to_frame(
+        frame = polygon_table(
             sink.polygonizer.polygons(), sc.transform, sc.crs, attributes, model_label,
             config.min_area, config.simplify,
         )

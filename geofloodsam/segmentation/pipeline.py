@@ -38,17 +38,15 @@ import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import rasterio
-import torch
 
 from geofloodsam.errors import GeofloodsamError, check_interrupted
 from geofloodsam.files.space import reporting_full_disk
 from geofloodsam.files.workdirs import make_workdir, sweep_stale
 from geofloodsam.model.decoders import DecoderSpec, default_decoder
-from geofloodsam.model.sam import PromptableModel
 from geofloodsam.progress import tqdm
 from geofloodsam.raster.scene import parse_stretch
 from geofloodsam.segmentation.config import SegmentConfig
@@ -65,6 +63,9 @@ from geofloodsam.segmentation.prior_tiles import run_tile_chunk
 from geofloodsam.tiles.engine import MAX_OBJECT_TILES, TileEngine
 from geofloodsam.tiles.store import TileStore
 from geofloodsam.tiles.work import LocalExecutor
+
+if TYPE_CHECKING:  # torch is imported where a model is loaded, not for --method index
+    from geofloodsam.model.sam import PromptableModel
 
 #: GDAL's block cache during a run (MB), unless GDAL_CACHEMAX is set: GDAL's default (5 % of
 #: RAM) would otherwise fill with the scene's blocks and memory would grow with scene size
@@ -103,7 +104,7 @@ def _open_backend(
     if scheduler is None and workers is None and sam_model is None and not needs_model:
         executor = LocalExecutor(None, cache_dir)
         record = {"kind": "in-process", "scheduler": None, "workers": 1, "threads": 1,
-                  "torch_threads": [torch.get_num_threads()]}
+                  "torch_threads": []}
         info = {"model": None, "decoder": None,
                 "note": "--method index: the water index alone, no SAM model loaded"}
         try:
@@ -112,6 +113,8 @@ def _open_backend(
             executor.close()
         return
     if scheduler is None and workers is None:
+        import torch
+
         if sam_model is None:
             from geofloodsam.model.sam import load_model
 

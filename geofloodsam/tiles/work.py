@@ -26,14 +26,12 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 from rasterio.windows import Window
 from scipy import ndimage
 
-from geofloodsam.model.sam import Embedding
 from geofloodsam.tiles.growth import (
     Appearance,
     choose_box_candidate,
@@ -42,6 +40,9 @@ from geofloodsam.tiles.growth import (
     evidence_water,
 )
 from geofloodsam.tiles.store import PROB_EPS
+
+if TYPE_CHECKING:  # torch is imported only where a model runs (not for --method index)
+    from geofloodsam.model.sam import Embedding
 
 #: objects decoded per decoder call
 DECODE_CHUNK = 16
@@ -190,11 +191,15 @@ class EmbeddingKeeper:
 
     @staticmethod
     def _pack(emb: Embedding) -> tuple:
+        import torch
+
         feats = emb.features.detach().to("cpu", torch.float16)
         return feats, tuple(emb.original_size), tuple(emb.input_size)
 
     @staticmethod
     def _unpack(entry: tuple) -> Embedding:
+        from geofloodsam.model.sam import Embedding
+
         feats, orig, inp = entry
         return Embedding(feats.float(), orig, inp)
 
@@ -221,6 +226,8 @@ class EmbeddingKeeper:
                 self.directory.mkdir(parents=True, exist_ok=True)
                 path = self.directory / f"emb_{self._files}.pt"
                 self._files += 1
+                import torch
+
                 torch.save(entry, path)
                 self._disk[key] = path
 
@@ -233,6 +240,8 @@ class EmbeddingKeeper:
             path = self._disk.get(key)
         if path is None:
             return None
+        import torch
+
         return self._unpack(torch.load(path, weights_only=True))
 
     def forget(self, keys: Iterable[Hashable]) -> None:
@@ -304,7 +313,9 @@ def _embeddings(model, scene, stretch, job: ChunkJob, keeper: EmbeddingKeeper, o
         t0 = time.perf_counter()
         embs = model.encode_batch([rgb for _, rgb in group])
         device = getattr(model, "device", None)
-        if isinstance(device, torch.device) and device.type == "cuda":
+        if getattr(device, "type", None) == "cuda":
+            import torch
+
             torch.cuda.synchronize()
         out.encoder_s += time.perf_counter() - t0
         for (k, _), emb in zip(group, embs, strict=True):

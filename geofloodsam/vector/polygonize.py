@@ -183,8 +183,20 @@ def _majority(hist: Counter) -> int:
     return -max(nonzero)[1] if nonzero else 0
 
 
-# --------------------------------------------------------------------------- GeoDataFrame
-def polygons_to_frame(
+# --------------------------------------------------------------------------- the table
+@dataclass
+class PolygonTable:
+    """The flood layer's rows, without pandas: geometries in ``crs`` and the columns."""
+
+    geometries: list
+    columns: dict[str, np.ndarray]  # COLUMNS, each as long as ``geometries``
+    crs: object
+
+    def __len__(self) -> int:
+        return len(self.geometries)
+
+
+def polygon_table(
     polygons: list[PixelPolygon],
     transform: Affine,
     crs,
@@ -192,15 +204,13 @@ def polygons_to_frame(
     model: str = "",
     min_area: float = 0.0,
     simplify: float = 0.0,
-):
-    """Pixel polygons -> GeoDataFrame in ``crs`` with ``area_m2``, ``object_id``, ...
+) -> PolygonTable:
+    """Pixel polygons -> rows in ``crs`` with ``area_m2``, ``object_id``, ``prompt_type``,
+    ``model``.
 
     ``attributes`` maps an internal object index to ``{"object_id": .., "prompt_type": ..}``.
     Polygons smaller than ``min_area`` m² are dropped; ``simplify`` is a tolerance in metres.
     """
-    import geopandas as gpd
-    import pandas as pd
-
     attributes = attributes or {}
     matrix = [transform.a, transform.b, transform.d, transform.e, transform.c, transform.f]
     geoms = [shapely.affinity.affine_transform(p.geometry, matrix) for p in polygons]
@@ -215,20 +225,58 @@ def polygons_to_frame(
     else:
         areas = areas[keep]
     rows = [attributes.get(p.object_index, {}) for p in polygons]
-    frame = gpd.GeoDataFrame(
-        {
-            "area_m2": pd.Series(areas, dtype="float64"),
-            "object_id": pd.Series([int(r.get("object_id", 0)) for r in rows], dtype="int64"),
-            "prompt_type": pd.Series([str(r.get("prompt_type", "")) for r in rows], dtype=object),
-            "model": pd.Series([model] * len(rows), dtype=object),
-        },
-        geometry=gpd.GeoSeries(geoms, crs=crs),
+    columns = {
+        "area_m2": np.asarray(areas, dtype=np.float64),
+        "object_id": np.array([int(r.get("object_id", 0)) for r in rows], dtype=np.int64),
+        "prompt_type": np.array([str(r.get("prompt_type", "")) for r in rows], dtype=object),
+        "model": np.array([model] * len(rows), dtype=object),
+    }
+    return PolygonTable(geoms, columns, crs)
+
+
+def polygons_to_frame(
+    polygons: list[PixelPolygon],
+    transform: Affine,
+    crs,
+    attributes: dict[int, dict] | None = None,
+    model: str = "",
+    min_area: float = 0.0,
+    simplify: float = 0.0,
+):
+    """:func:`polygon_table` as a GeoDataFrame (imports geopandas; ``segment`` does not)."""
+    import geopandas as gpd
+    import pandas as pd
+
+    table = polygon_table(polygons, transform, crs, attributes, model, min_area, simplify)
+    return gpd.GeoDataFrame(
+        {name: pd.Series(values, dtype=values.dtype) for name, values in table.columns.items()},
+        geometry=gpd.GeoSeries(table.geometries, crs=crs),
     )
-    return frame
 
 
-def write_gpkg(frame, path: str | Path, layer: str = LAYER) -> None:
-    """Write polygons (possibly none: a valid empty layer with its CRS) to a GeoPackage."""
-    frame.to_file(path, layer=layer, driver="GPKG", engine="pyogrio", geometry_type="Polygon",
-                  dataset_options=qgis_style.GPKG_OPTIONS)  # GeoPackage 1.2: QGIS 3.22 LTR
+def _ogr_crs(crs) -> str:
+    """The CRS as GeoPandas hands it to OGR: ``EPSG:n`` where there is a code, else WKT1."""
+    import pyproj
+
+    crs = pyproj.CRS.from_user_input(crs)
+    epsg = crs.to_epsg()
+    return f"EPSG:{epsg}" if epsg else crs.to_wkt("WKT1_GDAL")
+
+
+def write_gpkg(rows, path: str | Path, layer: str = LAYER) -> None:
+    """Write polygons (possibly none: a valid empty layer with its CRS) to a GeoPackage.
+
+    ``rows``: a :class:`PolygonTable` (written straight through pyogrio, without importing
+    pandas or geopandas: most of a second of a short run) or a GeoDataFrame.
+    """
+    if isinstance(rows, PolygonTable):
+        from pyogrio.raw import write
+
+        write(path, geometry=shapely.to_wkb(np.array(rows.geometries, dtype=object)),
+              field_data=list(rows.columns.values()), fields=list(rows.columns),
+              layer=layer, driver="GPKG", geometry_type="Polygon", crs=_ogr_crs(rows.crs),
+              dataset_options=qgis_style.GPKG_OPTIONS)  # GeoPackage 1.2: QGIS 3.22 LTR
+    else:
+        rows.to_file(path, layer=layer, driver="GPKG", engine="pyogrio",
+                     geometry_type="Polygon", dataset_options=qgis_style.GPKG_OPTIONS)
     qgis_style.add_gpkg_style(path, layer)  # translucent blue by default in QGIS

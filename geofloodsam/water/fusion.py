@@ -17,8 +17,6 @@ Everything here works on one tile (or chip) with the scene-level prior cut to it
 from __future__ import annotations
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from scipy import ndimage
 
 from geofloodsam.datasets.truth_prompts import deepest_point
@@ -193,6 +191,9 @@ def prior_mask_input(
     ``prior_logits`` (H, W) at the image's resolution is resized to ``input_size`` / 4 (the
     low-res frame of the resized image, top-left) and zero-padded; times ``gain``, clipped.
     """
+    import torch  # here: the index-only path imports no torch
+    import torch.nn.functional as F
+
     low = image_size // 4
     h, w = (max(1, round(s / 4)) for s in input_size)
     x = torch.from_numpy(np.ascontiguousarray(prior_logits, dtype=np.float32))[None, None]

@@ -226,6 +226,54 @@ def test_openvino_graph_per_decoder_weights(tmp_path, monkeypatch) -> None:
     assert len(list((tmp_path / "openvino").glob("decoder-*.xml"))) == 2
 
 
+@needs_openvino
+def test_openvino_decoder_in_chunks_equals_one_call(tmp_path, monkeypatch) -> None:
+    """Prompts go to the decoder graph a few at a time (bounded memory), same numbers."""
+    from geofloodsam.model import openvino_runtime
+
+    monkeypatch.setenv("GEOFLOODSAM_HOME", str(tmp_path))
+    model = load_model("tiny", device="cpu", seed=8, runtime="openvino")
+    emb = model.encode(np.random.default_rng(9).integers(0, 256, (40, 56, 3), dtype=np.uint8))
+    points = [[[3.5 + 4 * k, 5.5 + 3 * k]] for k in range(9)]
+    boxes = [[k, k, 30 + k, 20 + k] for k in range(6)]
+    default, out = openvino_runtime.DECODER_CHUNK, {}
+    assert default < 9  # so the points and boxes below are split
+    for chunk in (64, default, 1):
+        monkeypatch.setattr(openvino_runtime, "DECODER_CHUNK", chunk)
+        p = model.decode(emb, points=points, point_labels=[[1]] * 9)
+        b = model.decode(emb, boxes=boxes, multimask=False)
+        out[chunk] = (p.low_res, p.iou, b.low_res, b.iou)
+    for chunk in (default, 1):
+        for got, whole in zip(out[chunk], out[64], strict=True):
+            np.testing.assert_array_equal(got, whole)
+
+
+@needs_openvino
+def test_early_encoder_compile_recovers_from_a_broken_cached_ir(tmp_path, monkeypatch) -> None:
+    """MobileSAM's cached encoder IR compiles while torch builds the model; a broken entry
+    is converted again from the module once it is there."""
+    from geofloodsam.model import sam, tinyvit
+    from geofloodsam.model.openvino_runtime import OpenVinoEncoder
+    from geofloodsam.model.precision import EncoderPlan
+
+    monkeypatch.setenv("GEOFLOODSAM_HOME", str(tmp_path))
+    plan = EncoderPlan("fp32", "openvino", "test")
+    assert sam._early_openvino_encoder("vit_t", "abc", plan) is None  # nothing cached yet
+    probe = OpenVinoEncoder(lambda: None, 1024, "fp32", "vit_t", "abc", source=tinyvit)
+    probe.graph.path.parent.mkdir(parents=True, exist_ok=True)
+    probe.graph.path.write_text("not an IR")
+    probe.graph.path.with_suffix(".bin").write_bytes(b"")
+    early = sam._early_openvino_encoder("vit_t", "abc", plan)
+    assert early is not None and early.graph.path == probe.graph.path
+    tiny = load_model("tiny", device="cpu", seed=3)
+    early.use_module(tiny.sam.image_encoder)
+    early.prepare()
+    x = torch.rand(1, 3, 1024, 1024, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = tiny.sam.image_encoder(x)
+    torch.testing.assert_close(early(x), expected, atol=1e-4, rtol=1e-4)
+
+
 # --------------------------------------------------------------------------- real weights
 def _water_iou(a: np.ndarray, b: np.ndarray) -> float:
     return float((a & b).sum() / max((a | b).sum(), 1))
