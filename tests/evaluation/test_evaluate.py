@@ -251,9 +251,13 @@ def test_evaluate_end_to_end_and_prompts_file(dataset, decoder_files, tmp_path):
     assert len(metrics) == 6 and set(metrics["n_images"]) == {4}
     per_image = pd.read_csv(out / "per_image.csv")
     assert len(per_image) == 4 * 6 and set(per_image["id"].astype(str)) == {"a", "b", "c", "dry"}
-    means = per_image.groupby(["model", "prompt"])["iou"].mean()
+    # the mean IoU is over the images whose truth has water; the dry one is reported apart
+    wet = per_image[per_image["tp"] + per_image["fn"] > 0]
+    assert set(wet["id"].astype(str)) == {"a", "b", "c"}
+    means = wet.groupby(["model", "prompt"])["iou"].mean()
     for row in metrics.itertuples():
         assert row.iou == pytest.approx(means[(row.model, row.prompt)], abs=1e-6)
+        assert row.n_no_water == 1
     # the dry image has no point/box prompt: empty prediction on empty truth scores 1
     dry = per_image[(per_image["id"] == "dry") & (per_image["prompt"] != "none")]
     assert (dry["iou"] == 1.0).all()
