@@ -178,3 +178,51 @@ def test_openvino_runs_the_merged_encoder(tmp_path, monkeypatch, adapted_file):
                                torch_model.encode(IMAGE).features, atol=1e-4, rtol=1e-4)
     load_model("tiny", device="cpu", runtime="openvino")  # the base encoder: its own graph
     assert len(list((tmp_path / "openvino").glob("encoder-*.xml"))) == 2
+
+
+def test_evaluate_rows_per_model(tmp_path, tiny_model, adapted_file, write_photo_set):
+    """evaluate --decoder pretrained --decoder ADAPTED: one report, rows per model, each
+    scored on its own encoder's embeddings (the adapted rows equal a run of it alone)."""
+    import pandas as pd
+
+    data = write_photo_set(tmp_path / "photos", ["test"] * 3)
+    common = ["evaluate", "--data", str(data), "--model", "tiny", "--device", "cpu",
+              "--runtime", "torch", "-q", "--cache-dir", str(tmp_path / "emb"),
+              "--prompt", "box", "--prompt", "none"]
+    both = tmp_path / "both"
+    result = CliRunner().invoke(main, [*common, "--decoder", "pretrained", "--decoder",
+                                       str(adapted_file), "-o", str(both), "--examples", "1"])
+    assert result.exit_code == 0, result.output
+    metrics = pd.read_csv(both / "metrics.csv")
+    assert list(zip(metrics["model"], metrics["prompt"], strict=True)) == [
+        ("pretrained", "box"), ("pretrained", "none"), ("adapted", "box"), ("adapted", "none")]
+    report = (both / "report.md").read_text()
+    assert "adapted encoder" in report and "comparison_box.png" in report
+    alone = tmp_path / "alone"
+    result = CliRunner().invoke(main, [*common, "--decoder", str(adapted_file), "-o",
+                                       str(alone), "--examples", "0"])
+    assert result.exit_code == 0, result.output
+    single = pd.read_csv(alone / "per_image.csv").set_index(["id", "prompt"])["iou"]
+    joint = pd.read_csv(both / "per_image.csv")
+    joint = joint[joint["model"] == "adapted"].set_index(["id", "prompt"])["iou"]
+    pd.testing.assert_series_equal(joint.sort_index(), single.sort_index())
+
+
+@pytest.mark.slow
+def test_real_vit_t_adapters_merge_exactly(vit_t):
+    """On MobileSAM's real encoder: fresh adapters change nothing; merged == un-merged."""
+    from geofloodsam.model.lora import merge_state_into
+
+    encoder = _adapted_encoder(vit_t, seed=2, rank=4)
+    x = torch.randn(1, 3, 256, 256, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        adapted = encoder(x)
+        plain = copy.deepcopy(vit_t.sam.image_encoder)
+        merge_state_into(plain, adapter_state(encoder), rank=4)
+        merged = plain(x)
+        fresh = copy.deepcopy(vit_t.sam.image_encoder)
+        add_adapters(fresh, rank=4)
+        base = vit_t.sam.image_encoder(x)
+        assert torch.equal(fresh(x), base)
+    torch.testing.assert_close(merged, adapted, rtol=1e-3, atol=1e-4)
+    assert (adapted - base).abs().max() > 1e-2
