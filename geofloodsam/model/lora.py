@@ -30,7 +30,6 @@ TARGETS = {
     "attn": ("attn.qkv", "attn.proj"),
     "attn+mlp": ("attn.qkv", "attn.proj", "mlp.fc1", "mlp.fc2"),
 }
-ADAPTER_FORMAT = "lora/1"
 
 
 class LoRALinear(nn.Module):
