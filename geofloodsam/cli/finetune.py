@@ -17,7 +17,13 @@ from geofloodsam.cli.options import (
     sensor_option,
     stretch_option,
 )
-from geofloodsam.training.config import AUGMENTS, PROMPT_MODES, FinetuneConfig
+from geofloodsam.training.config import (
+    ADAPT_CHOICES,
+    AUGMENTS,
+    PROMPT_MODES,
+    TRAIN_CHOICES,
+    FinetuneConfig,
+)
 
 _DEFAULTS = FinetuneConfig(data="")
 
@@ -54,6 +60,33 @@ def _weights(ctx: click.Context, param: click.Parameter, value: str) -> tuple[fl
     show_default=True,
     help="Start from this decoder: pretrained, flood, satellite (shipped) or a decoder file "
     "(e.g. a previous run's OUT, to train it further).",
+)
+@click.option(
+    "--train",
+    default=_DEFAULTS.train,
+    show_default=True,
+    type=click.Choice(TRAIN_CHOICES),
+    help="What learns: the mask decoder only (encoders frozen); adapter: LoRA adapters in "
+    "the image encoder with the decoder (vit_t; CPU-friendly crops, docs/finetuning.md); "
+    "full: the whole image encoder with the decoder (for a GPU). OUT is then an adapted "
+    "model, used as --decoder OUT like a decoder.",
+)
+@click.option(
+    "--rank", default=_DEFAULTS.rank, show_default=True, type=int,
+    help="Rank of the LoRA adapters (--train adapter).",
+)
+@click.option(
+    "--adapt", default=_DEFAULTS.adapt, show_default=True, type=click.Choice(ADAPT_CHOICES),
+    help="Encoder layers that get adapters: attention projections, or those and the MLPs.",
+)
+@click.option(
+    "--crop", default=_DEFAULTS.crop, show_default=True, type=int,
+    help="Side of the training crops of the image resized as SAM resizes it "
+    "(--train adapter|full; pixels of the 1024 model frame).",
+)
+@click.option(
+    "--encoder-lr", default=None, type=float,
+    help="Peak rate of the image encoder's trainable weights [default: --lr].",
 )
 @click.option("--epochs", default=_DEFAULTS.epochs, show_default=True, type=int)
 @click.option(
@@ -128,17 +161,22 @@ def _weights(ctx: click.Context, param: click.Parameter, value: str) -> tuple[fl
 def finetune(
     data: Path, out: Path, resume: bool, quiet: bool, loss_weights: tuple[float, ...], **options
 ) -> None:
-    """Fine-tune SAM's mask decoder on images with water masks (encoders frozen).
+    """Fine-tune SAM's mask decoder on images with water masks (encoders frozen), or with
+    --train adapter|full the image encoder too.
 
     Trains on the `train` split, keeps the epoch with the best IoU on `val` (the `test`
-    split is never read) and writes a decoder usable as `--decoder OUT` in `segment`
-    and `evaluate`.
+    split is never read) and writes a decoder (or adapted model) usable as `--decoder OUT`
+    in `segment` and `evaluate`.
     """
+    import shlex
+    import sys
+
     from geofloodsam.training.finetune import finetune as run
 
     dice, bce, iou = loss_weights
     options.update(dice_weight=dice, bce_weight=bce, iou_weight=iou)
-    result = run(data, out, resume=resume, progress=not quiet, **options)
+    command = shlex.join(["geofloodsam", *sys.argv[1:]])
+    result = run(data, out, resume=resume, progress=not quiet, command=command, **options)
     val = result.val
     click.echo(
         f"wrote {result.out} (best epoch {result.best_epoch} of {result.epochs_run}; val IoU "

@@ -412,7 +412,7 @@ def evaluate(
     given = read_prompts_file(prompts_file, samples) if prompts_file else None
     model, decs, cache = None, [], None
     if need_sam:
-        from geofloodsam.model.embedding_cache import EmbeddingCache
+        from geofloodsam.model.embedding_cache import DecodersCache
         from geofloodsam.model.sam import load_model
 
         model = load_model(
@@ -420,7 +420,7 @@ def evaluate(
             precision=precision, runtime=runtime,
         )
         decs = load_decoders(model, decoders)
-        cache = EmbeddingCache(cache_dir, model)
+        cache = DecodersCache(cache_dir, model, decs)  # adapted models: their own encoders
 
     per_image, used = score_samples(
         model, decs, samples, cache, prompt_types, given, progress, methods
@@ -444,7 +444,9 @@ def evaluate(
             f"encoder {info.get('precision')} on {info.get('runtime')}, {info.get('device')})"
         )
         context["decoders"] = ", ".join(
-            f"`{d.label}`" + (f" ({d.sha256[:12]}…)" if d.sha256 else "") for d in decs
+            f"`{d.label}`" + (f" ({d.sha256[:12]}…" if d.sha256 else "")
+            + (f"; adapted encoder {d.encoder_sha256[:12]}…" if d.encoder_sha256 else "")
+            + (")" if d.sha256 else "") for d in decs
         )
     context["prompts"] = (
         (", ".join(prompt_types) if "sam" in methods else "none (promptless methods only)")

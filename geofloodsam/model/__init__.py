@@ -3,7 +3,9 @@
 - :mod:`~geofloodsam.model.sam`: ``load_model``, ``SamModel``, ``Embedding``, ``Prediction``
   and the ``PromptableModel`` protocol that engines (and test dummies) talk to.
 - :mod:`~geofloodsam.model.decoders`: the decoder spec ``pretrained|flood|PATH``, the
-  fine-tuned decoder file format, swapping decoders.
+  fine-tuned decoder (and adapted-model) file format, swapping decoders;
+  :mod:`~geofloodsam.model.lora`: low-rank adapters in the TinyViT encoder, merged for
+  inference.
 - :mod:`~geofloodsam.model.embedding_cache`: image embeddings on disk, signed by image hash,
   model and preprocessing; :mod:`~geofloodsam.model.variants`: the cached image variants.
 - :mod:`~geofloodsam.model.device`: device, threads, autocast, batch size;

@@ -8,6 +8,19 @@ One torch file holding::
               "prompt_mode": ..., "epochs": ..., "seed": ..., "metrics": {...},
               "version": "<geofloodsam version>", ...}}
 
+An *adapted model* (``finetune --train adapter|full``) is the same file with format
+``geofloodsam-adapted/1`` and one more entry, the image encoder's change::
+
+    {"format": "geofloodsam-adapted/1", "decoder": ..., "meta": {..., "train": "adapter",
+     "rank": 4, "adapt": "attn", "encoder_sha256": "..."},
+     "encoder": {"kind": "lora", "state": {"<layer>.lora_a": A, "<layer>.lora_b": B, ...}}}
+
+(``kind`` ``full``: ``state`` is the whole encoder's state dict). Loading merges the adapters
+into the encoder's weights (:func:`geofloodsam.model.lora.merge_state_into`), so every
+inference path runs the base architecture; ``model.encoder_sha256`` (the adapters' hash)
+then signs cached embeddings and OpenVINO graphs. Older versions of geofloodsam refuse such a
+file (other format marker) instead of silently ignoring its encoder.
+
 Tensors may be stored as float16 to keep shipped files small; they are cast back to the
 model's dtype on load. Loading refuses a decoder made for another base model.
 """
@@ -32,7 +45,17 @@ if TYPE_CHECKING:
     from geofloodsam.model.sam import SamModel
 
 FORMAT = "geofloodsam-decoder/1"
+ADAPTED_FORMAT = "geofloodsam-adapted/1"
 REQUIRED_META = ("base_model", "base_sha256")
+#: what the ``encoder`` entry of an adapted-model file holds
+ENCODER_KINDS = ("lora", "full")
+
+
+def _cpu(state: dict[str, torch.Tensor], half: bool) -> dict[str, torch.Tensor]:
+    return {
+        k: (v.detach().cpu().half() if half and v.is_floating_point() else v.detach().cpu())
+        for k, v in state.items()
+    }
 
 
 def save_decoder(
@@ -40,23 +63,48 @@ def save_decoder(
     decoder_state: dict[str, torch.Tensor],
     meta: dict[str, Any],
     half: bool = False,
+    encoder: dict[str, Any] | None = None,
 ) -> Path:
-    """Write a decoder checkpoint atomically (temporary file in the same folder, then rename)."""
+    """Write a decoder checkpoint atomically (temporary file in the same folder, then rename).
+
+    ``encoder`` (``{"kind": "lora" | "full", "state": {...}}``) makes it an adapted-model file.
+    """
     missing = [k for k in REQUIRED_META if k not in meta]
     if missing:
         raise ValueError(f"decoder meta lacks {missing}")
-    state = {
-        k: (v.detach().cpu().half() if half and v.is_floating_point() else v.detach().cpu())
-        for k, v in decoder_state.items()
+    payload: dict[str, Any] = {
+        "format": FORMAT,
+        "decoder": _cpu(decoder_state, half),
+        "meta": {"version": __version__, **meta},
     }
-    payload = {"format": FORMAT, "decoder": state, "meta": {"version": __version__, **meta}}
+    if encoder is not None:
+        if encoder.get("kind") not in ENCODER_KINDS:
+            raise ValueError(f"encoder kind must be one of {ENCODER_KINDS}")
+        payload["format"] = ADAPTED_FORMAT
+        payload["encoder"] = {"kind": encoder["kind"], "state": _cpu(encoder["state"], half)}
     import torch
 
     return atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
 
+@dataclass
+class DecoderFile:
+    """What a decoder (or adapted-model) file holds."""
+
+    decoder: dict[str, torch.Tensor]
+    meta: dict[str, Any]
+    encoder_kind: str | None = None  # None: decoder only; "lora" or "full"
+    encoder_state: dict[str, torch.Tensor] | None = None
+
+
 def read_decoder(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Read a decoder checkpoint; returns (state dict, meta). One-line errors for bad files."""
+    found = read_checkpoint(path)
+    return found.decoder, found.meta
+
+
+def read_checkpoint(path: str | Path) -> DecoderFile:
+    """Read a decoder or adapted-model file. One-line errors for bad files."""
     path = Path(path)
     if not path.is_file():
         raise GeofloodsamError(
@@ -72,12 +120,21 @@ def read_decoder(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, A
             f"cannot read decoder checkpoint {path} ({type(exc).__name__}): the file is "
             "truncated or not a geofloodsam decoder; re-create it with `geofloodsam finetune`."
         ) from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+    fmt = payload.get("format") if isinstance(payload, dict) else None
+    if fmt not in (FORMAT, ADAPTED_FORMAT):
         raise GeofloodsamError(
             f"{path} is not a geofloodsam decoder checkpoint (no '{FORMAT}' marker): "
             "give a file written by `geofloodsam finetune`."
         )
-    return payload["decoder"], payload["meta"]
+    if fmt == FORMAT:
+        return DecoderFile(payload["decoder"], payload["meta"])
+    encoder = payload.get("encoder")
+    if not isinstance(encoder, dict) or encoder.get("kind") not in ENCODER_KINDS:
+        raise GeofloodsamError(
+            f"{path} is an adapted-model file without a readable encoder entry: re-create it "
+            "with `geofloodsam finetune --train adapter`."
+        )
+    return DecoderFile(payload["decoder"], payload["meta"], encoder["kind"], encoder["state"])
 
 
 def check_compatible(
@@ -85,8 +142,9 @@ def check_compatible(
 ) -> None:
     """Refuse a decoder fine-tuned on another base model."""
     if meta.get("base_model") != model_name or meta.get("base_sha256") != base_sha256:
+        what = "adapted model" if meta.get("train", "decoder") != "decoder" else "decoder"
         raise GeofloodsamError(
-            f"decoder {path} was fine-tuned for base model {meta.get('base_model')} "
+            f"{what} {path} was fine-tuned for base model {meta.get('base_model')} "
             f"(checkpoint SHA-256 {str(meta.get('base_sha256'))[:12]}…), not for {model_name} "
             f"({base_sha256[:12]}…): use --model {meta.get('base_model')} with its checkpoint, "
             "or a decoder trained for this model."
@@ -163,25 +221,69 @@ class DecoderSpec:
 
 # --------------------------------------------------------------------------- swapping
 def apply_decoder(model: SamModel, decoder: str | Path | DecoderSpec) -> SamModel:
-    """Swap a fine-tuned mask decoder into ``model`` (``pretrained``: leave it as it is)."""
+    """Swap a fine-tuned mask decoder into ``model`` (``pretrained``: leave it as it is).
+
+    An adapted-model file also changes the image encoder: its adapters are merged into the
+    encoder's weights (or its full encoder loaded), and ``model.encoder_sha256`` is set.
+    """
     spec = decoder if isinstance(decoder, DecoderSpec) else DecoderSpec(str(decoder))
     if spec.is_pretrained:
         return model
     path = spec.path(model.name)
-    state, meta = read_decoder(path)
-    check_compatible(meta, path, model.name, model.checkpoint_sha256 or "")
+    found = read_checkpoint(path)
+    check_compatible(found.meta, path, model.name, model.checkpoint_sha256 or "")
+    if getattr(model, "encoder_sha256", None) is not None:
+        raise ValueError(
+            "apply_decoder on a model whose image encoder is already adapted: load the base "
+            "model again (merged adapters cannot be taken out)"
+        )
     target = model.sam.mask_decoder
     reference = target.state_dict()
-    if set(state) != set(reference):
+    if set(found.decoder) != set(reference):
         raise GeofloodsamError(
             f"decoder {path} has keys that do not match segment-anything's MaskDecoder: "
             "it was not written by `geofloodsam finetune`."
         )
-    target.load_state_dict({k: v.to(reference[k].dtype) for k, v in state.items()}, strict=True)
+    if found.encoder_kind is not None:
+        model.encoder_sha256 = apply_encoder(model.sam.image_encoder, found, path)
+    target.load_state_dict(
+        {k: v.to(reference[k].dtype) for k, v in found.decoder.items()}, strict=True
+    )
     model.decoder_name = spec.text if spec.is_shipped else str(path)
     model.decoder_sha256 = sha256_file(path)
-    model.decoder_meta = meta
+    model.decoder_meta = found.meta
     return model
+
+
+def encoder_sha256(kind: str, state: dict[str, torch.Tensor], rank: int | None = None) -> str:
+    """The hash that signs an adapted encoder (its tensors as stored: float16, and its kind)."""
+    from geofloodsam.model.lora import tensors_sha256
+
+    half = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+    return tensors_sha256(half, kind, str(rank))
+
+
+def apply_encoder(encoder: torch.nn.Module, found: DecoderFile, path: str | Path) -> str:
+    """Merge the adapters of ``found`` into ``encoder`` (or load its full encoder); returns
+    the encoder's hash (:func:`encoder_sha256`)."""
+    from geofloodsam.model.lora import merge_state_into
+
+    state, meta = found.encoder_state or {}, found.meta
+    if found.encoder_kind == "lora":
+        rank = int(meta.get("rank", 0))
+        if rank < 1:
+            raise GeofloodsamError(f"adapted model {path} has no adapter rank in its meta: "
+                                   "re-create it with `geofloodsam finetune --train adapter`.")
+        merge_state_into(encoder, state, rank, meta.get("alpha"))
+        return encoder_sha256("lora", state, rank)
+    reference = encoder.state_dict()
+    if set(state) != set(reference):
+        raise GeofloodsamError(
+            f"the encoder in {path} does not match this model's image encoder: re-create it "
+            "with `geofloodsam finetune --train full`."
+        )
+    encoder.load_state_dict({k: v.to(reference[k].dtype) for k, v in state.items()})
+    return encoder_sha256("full", state)
 
 
 @dataclass
@@ -192,47 +294,70 @@ class Decoder:
     spec: str
     module: torch.nn.Module
     sha256: str | None = None
+    #: an adapted model's own image encoder (adapters merged) and its hash; None: the base's
+    encoder: torch.nn.Module | None = None
+    encoder_sha256: str | None = None
 
 
 def load_decoders(model: SamModel, specs: Sequence[str]) -> list[Decoder]:
     """Resolve ``pretrained`` / ``flood`` / decoder files into modules sharing ``model``'s encoder.
 
-    ``model`` must carry its pretrained decoder; it is left unchanged. Each other decoder is
-    loaded into a deep copy of the pretrained mask decoder (one-line errors for unknown or
-    incompatible decoders come from :func:`geofloodsam.model.sam.apply_decoder`).
+    ``model`` must carry its pretrained decoder and base encoder; it is left unchanged. Each
+    other decoder is loaded into a deep copy of the pretrained mask decoder (one-line errors
+    for unknown or incompatible decoders come from :func:`apply_decoder`); an adapted model
+    also gets a deep copy of the image encoder with its adapters merged.
     """
-    if model.decoder_name != "pretrained":
+    if model.decoder_name != "pretrained" or getattr(model, "encoder_sha256", None):
         raise ValueError("load_decoders needs the model with its pretrained decoder")
-    pretrained = model.sam.mask_decoder
+    pretrained, encoder = model.sam.mask_decoder, model.sam.image_encoder
     saved = (model.decoder_name, model.decoder_sha256, model.decoder_meta)
     out: list[Decoder] = []
     labels: set[str] = set()
     try:
         for spec in dict.fromkeys(str(s) for s in specs):
+            own_encoder, enc_sha = None, None
             if spec == "pretrained":
                 module, sha = pretrained, None
             else:
                 model.sam.mask_decoder = copy.deepcopy(pretrained)
+                if _is_adapted(DecoderSpec(spec), model.name):
+                    model.sam.image_encoder = copy.deepcopy(encoder)
                 apply_decoder(model, spec)
                 module, sha = model.sam.mask_decoder, model.decoder_sha256
+                if model.encoder_sha256 is not None:
+                    own_encoder, enc_sha = model.sam.image_encoder, model.encoder_sha256
+                model.sam.image_encoder, model.encoder_sha256 = encoder, None
             label = DecoderSpec(spec).label
             base, n = label, 2
             while label in labels:
                 label, n = f"{base}-{n}", n + 1
             labels.add(label)
-            out.append(Decoder(label, spec, module, sha))
+            out.append(Decoder(label, spec, module, sha, own_encoder, enc_sha))
     finally:
-        model.sam.mask_decoder = pretrained
+        model.sam.mask_decoder, model.sam.image_encoder = pretrained, encoder
+        model.encoder_sha256 = None
         model.decoder_name, model.decoder_sha256, model.decoder_meta = saved
     return out
 
 
+def _is_adapted(spec: DecoderSpec, model_name: str) -> bool:
+    """Whether ``spec`` names an adapted-model file (read twice: small files, clearer code)."""
+    path = spec.path(model_name)
+    return path is not None and read_checkpoint(path).encoder_kind is not None
+
+
 @contextlib.contextmanager
 def use_decoder(model: SamModel, decoder: Decoder) -> Iterator[SamModel]:
-    """Swap ``decoder`` into ``model`` for the duration of the block."""
+    """Swap ``decoder`` (and an adapted model's image encoder) into ``model`` for the block."""
     previous = model.sam.mask_decoder
     model.sam.mask_decoder = decoder.module
+    own = decoder.encoder is not None
+    if own:
+        base = model.sam.image_encoder, model.encoder_sha256
+        model.sam.image_encoder, model.encoder_sha256 = decoder.encoder, decoder.encoder_sha256
     try:
         yield model
     finally:
         model.sam.mask_decoder = previous
+        if own:
+            model.sam.image_encoder, model.encoder_sha256 = base

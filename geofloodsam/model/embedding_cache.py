@@ -4,7 +4,9 @@ Each image (and each augmented variant of it: flips, rotations) is encoded once.
 is a torch file holding float16 features and its *signature*:
 
 * SHA-256 of the decoded image pixels (with shape), so an edited image is re-encoded;
-* the model name and its checkpoint SHA-256;
+* the model name and its checkpoint SHA-256, and for an adapted model (``finetune --train
+  adapter|full``) the hash of its encoder's adapters (``encoder_sha256``): adapted encoders
+  give other embeddings, so they get their own entries (in their own folder);
 * the encoder's runtime and precision (``torch-fp32``, ``torch-bf16``, ``openvino-fp32``...):
   an fp32 embedding is never reused for bf16, nor the other way round;
 * the preprocessing: ``image_size``, :data:`PREPROCESS_VERSION` and a hash of the model's
@@ -120,6 +122,9 @@ class EmbeddingCache:
             "preprocess_version": PREPROCESS_VERSION,
             "preprocess_source": _preprocess_fingerprint(model),
         }
+        adapted = getattr(model, "encoder_sha256", None)
+        if adapted is not None:  # absent for base encoders: their entries stay valid
+            self._model_sig["encoder_sha256"] = str(adapted)
         self._sha_memo: dict[str, tuple[str, tuple[int, ...]]] = {}
 
     # ------------------------------------------------------------------ signatures
@@ -135,8 +140,11 @@ class EmbeddingCache:
     def entry_path(self, image_sha: str, variant: str) -> Path:
         """Where the entry of an image (by pixel hash) and variant is stored: one folder per
         model and encoder path (``torch-fp32``, ``openvino-bf16``...), so that runs at other
-        precisions keep their own entries instead of overwriting each other's."""
+        precisions (or adapted encoders) keep their own entries instead of overwriting each
+        other's."""
         encoder = re.sub(r"[^A-Za-z0-9_.-]", "_", self._model_sig["encoder"])
+        if "encoder_sha256" in self._model_sig:
+            encoder += "-adapted-" + self._model_sig["encoder_sha256"][:16]
         return (self.directory / str(self.model.name) / encoder / image_sha[:2]
                 / f"{image_sha}_{variant}.pt")
 
@@ -245,6 +253,75 @@ class EmbeddingCache:
             tuple(int(v) for v in entry["original_size"]),
             tuple(int(v) for v in entry["input_size"]),
         )
+
+
+class DecodersCache:
+    """Embeddings for several decoders at once, some of them adapted models with their own
+    image encoder: one :class:`EmbeddingCache` per distinct encoder (the base one and each
+    adapted one), and embeddings that carry the others as ``alternatives``, so that
+    ``SamModel.decode`` (inside :func:`~geofloodsam.model.decoders.use_decoder`) picks the
+    one of the encoder in use. With decoders on the base encoder only it is one cache.
+
+    Args:
+        directory: as :class:`EmbeddingCache`.
+        model: the base model (``load_decoders`` left it unchanged).
+        decoders: what :func:`~geofloodsam.model.decoders.load_decoders` returned.
+    """
+
+    def __init__(self, directory: str | Path | None, model: Any, decoders: Sequence[Any]) -> None:
+        self.model = model
+        self._owners: dict[str | None, Any] = {}
+        for dec in decoders:
+            self._owners.setdefault(getattr(dec, "encoder_sha256", None), dec)
+        if not self._owners:
+            self._owners[None] = None
+        self.caches: dict[str | None, EmbeddingCache] = {}
+        for sha in self._owners:
+            with self._encoder(sha):
+                self.caches[sha] = EmbeddingCache(directory, model)
+        self.directory = next(iter(self.caches.values())).directory
+
+    def _encoder(self, sha: str | None):
+        from contextlib import nullcontext
+
+        from geofloodsam.model.decoders import use_decoder
+
+        dec = self._owners[sha]
+        return nullcontext() if sha is None else use_decoder(self.model, dec)
+
+    @property
+    def stats(self) -> CacheStats:
+        """Lookups summed over the encoders' caches."""
+        total = CacheStats()
+        for cache in self.caches.values():
+            total.hits += cache.stats.hits
+            total.misses += cache.stats.misses
+            total.stale += cache.stats.stale
+        return total
+
+    def get(self, sample_or_image: Any, variant: str = "none") -> Embedding:
+        """As :meth:`EmbeddingCache.get`, for every encoder."""
+        return self.get_many([sample_or_image], variant, progress=False)[0]
+
+    def get_many(
+        self, items: Iterable[Any], variant: str = "none", progress: bool = True,
+        half: bool = False,
+    ) -> list[Embedding]:
+        """As :meth:`EmbeddingCache.get_many`, each embedding with the other encoders' ones."""
+        items = list(items)
+        per: dict[str | None, list[Embedding]] = {}
+        for sha, cache in self.caches.items():
+            with self._encoder(sha):
+                per[sha] = cache.get_many(items, variant, progress, half)
+        if len(per) == 1:
+            return next(iter(per.values()))
+        out = []
+        for i in range(len(items)):
+            alternatives = {sha: embs[i] for sha, embs in per.items()}
+            first = next(iter(alternatives.values()))
+            out.append(Embedding(first.features, first.original_size, first.input_size,
+                                 alternatives))
+        return out
 
 
 def usable_cache_dir(directory: str | Path | None) -> Path:

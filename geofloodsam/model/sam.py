@@ -48,10 +48,25 @@ class Embedding:
     features: torch.Tensor  # (C, 64, 64) on the model's device, float32
     original_size: tuple[int, int]  # (h, w) of the image given to encode()
     input_size: tuple[int, int]  # (h, w) after resizing the longest side to image_size
+    #: the same image through other (adapted) encoders, by ``SamModel.encoder_sha256``
+    #: (``None``: the base encoder); set where one image is decoded by several models
+    alternatives: dict[str | None, Embedding] | None = field(default=None, repr=False)
 
     def to(self, device: torch.device | str) -> Embedding:
         """The same embedding on another device."""
-        return Embedding(self.features.to(device), self.original_size, self.input_size)
+        others = None if self.alternatives is None else {
+            k: v.to(device) for k, v in self.alternatives.items()
+        }
+        return Embedding(self.features.to(device), self.original_size, self.input_size, others)
+
+    def for_encoder(self, encoder_sha256: str | None) -> Embedding:
+        """The embedding made by the encoder ``encoder_sha256`` (itself when it has no
+        alternatives)."""
+        if self.alternatives is None:
+            return self
+        if encoder_sha256 not in self.alternatives:
+            raise ValueError(f"no embedding of encoder {encoder_sha256} for this image")
+        return self.alternatives[encoder_sha256]
 
 
 @dataclass
@@ -158,12 +173,16 @@ class SamModel:
     decoder_name: str = "pretrained"
     decoder_sha256: str | None = None
     decoder_meta: dict[str, Any] = field(default_factory=dict)
+    #: hash of the adapters merged into the image encoder (None: the base encoder); signs
+    #: cached embeddings and OpenVINO graphs (:mod:`geofloodsam.model.decoders`)
+    encoder_sha256: str | None = None
     batch_size: int = 1
     #: how the image encoder runs (``--precision`` / ``--runtime`` resolved for this machine)
     encoder_plan: EncoderPlan = field(
         default_factory=lambda: EncoderPlan("fp32", "torch", "the reference path")
     )
     _openvino: Any = field(default=None, repr=False)
+    _openvino_encoders: dict = field(default_factory=dict, repr=False)
     _openvino_decoders: dict = field(default_factory=dict, repr=False)
     _dense_pe: tuple | None = field(default=None, repr=False)
 
@@ -195,6 +214,7 @@ class SamModel:
             "checkpoint_sha256": self.checkpoint_sha256,
             "decoder": self.decoder_name,
             "decoder_sha256": self.decoder_sha256,
+            "encoder_sha256": self.encoder_sha256,
             "device": str(self.device),
             "precision": self.precision,
             "runtime": self.runtime,
@@ -234,9 +254,9 @@ class SamModel:
         on the model's device, by the :attr:`encoder_plan` (torch with or without autocast,
         or OpenVINO)."""
         if self.runtime == "openvino":
-            if self._openvino is None:
+            if self._openvino_encoders.get(self.encoder_sha256) is None:
                 self._openvino = _openvino_encoder(self)
-            return self._openvino(x).to(self.device)
+            return self._openvino_encoders[self.encoder_sha256](x).to(self.device)
         with torch.inference_mode(), autocast(self.device, self.precision):
             return self.sam.image_encoder(x).float()
 
@@ -396,6 +416,7 @@ class SamModel:
 
         Shapes and the returned :class:`Prediction`: see :meth:`PromptableModel.decode`.
         """
+        embedding = embedding.for_encoder(self.encoder_sha256)
         prompts = self.prompt_tensors(
             embedding.original_size, points, point_labels, boxes, mask_input
         )
@@ -613,10 +634,15 @@ def _early_openvino_encoder(name: str, sha: str, plan: EncoderPlan):
 
 
 def _openvino_encoder(model: SamModel):
-    """The OpenVINO encoder of ``model`` (its IR cached by checkpoint hash)."""
+    """The OpenVINO encoder of ``model``'s current image encoder (its IR cached by checkpoint
+    hash, plus the hash of merged adapters), kept per encoder in ``_openvino_encoders``."""
     from geofloodsam.model.openvino_runtime import OpenVinoEncoder
 
-    return OpenVinoEncoder(
-        model.sam.image_encoder, model.image_size, model.precision, model.name,
-        model.checkpoint_sha256,
+    sha = str(model.checkpoint_sha256)
+    if model.encoder_sha256 is not None:
+        sha += f"+adapted-{model.encoder_sha256}"
+    encoder = OpenVinoEncoder(
+        model.sam.image_encoder, model.image_size, model.precision, model.name, sha
     )
+    model._openvino_encoders[model.encoder_sha256] = encoder
+    return encoder

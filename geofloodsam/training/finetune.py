@@ -38,7 +38,13 @@ from geofloodsam.evaluation import metrics
 from geofloodsam.evaluation.report import check_output_dir
 from geofloodsam.files.atomic import atomic_open, atomic_write, check_targets
 from geofloodsam.files.space import reporting_full_disk
-from geofloodsam.model.decoders import load_decoders, save_decoder
+from geofloodsam.model.decoders import (
+    DecoderFile,
+    DecoderSpec,
+    load_decoders,
+    read_checkpoint,
+    save_decoder,
+)
 from geofloodsam.model.embedding_cache import (
     EmbeddingCache,
     apply_variant,
@@ -100,9 +106,13 @@ def finetune(
     resume: bool = False,
     sam_model: SamModel | None = None,
     on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
+    command: str | None = None,
     **options: Any,
 ) -> FinetuneResult:
     """Fine-tune the mask decoder on ``data`` and write the best decoder to ``out``.
+
+    With ``train="adapter"`` (or ``"full"``) the image encoder is trained too
+    (:mod:`geofloodsam.training.adapted`) and ``out`` is an adapted-model file.
 
     Args:
         data: a data set folder (see :func:`geofloodsam.datasets.reading.open_dataset`).
@@ -111,6 +121,7 @@ def finetune(
         sam_model: an already loaded model (its decoder is left untouched); default: load
             ``options["model"]`` with ``options["checkpoint"]``.
         on_epoch_end: called with (epoch, curve row) after each epoch's state is saved.
+        command: the command line that started the run, stored in the file's ``meta``.
         **options: the fields of :class:`FinetuneConfig`.
     """
     if sam_model is not None:  # the loaded model defines the base model
@@ -131,21 +142,35 @@ def finetune(
                                  sensor=cfg.sensor)
     val_samples = open_dataset(cfg.data, "val", cfg.bands, cfg.stretch, cfg.seed,
                                sensor=cfg.sensor)
+    encoder_training = cfg.train != "decoder"
     model = sam_model or load_model(
-        cfg.model, cfg.checkpoint, "pretrained", cfg.device,
-        precision=cfg.precision, runtime=cfg.runtime,
+        cfg.model, cfg.checkpoint, "pretrained", cfg.device, precision=cfg.precision,
+        # the trained encoder runs in torch; OpenVINO would run the frozen base encoder
+        runtime="torch" if encoder_training else cfg.runtime,
     )
     if state is not None:
         _check_base(state, model, resume_path)
-    cache = EmbeddingCache(cfg.cache_dir, model)
-    train = _prepare_train(train_samples, cache, AUGMENT_VARIANTS[cfg.augment], cfg.progress)
-    val = _prepare_val(val_samples, cache, cfg.progress)
-    timings["embedding_s"] = time.perf_counter() - t0
-    start, start_sha = model.sam.mask_decoder, None
+    start, start_sha, init = model.sam.mask_decoder, None, None
     if cfg.init_decoder != "pretrained":  # one-line errors for unknown or incompatible files
         (first,) = load_decoders(model, [cfg.init_decoder])
         start, start_sha = first.module, first.sha256
-    trainer = _Trainer(cfg, model, train, val, start)
+        init = _init_file(cfg, model)
+    if encoder_training:
+        from geofloodsam.training import adapted
+
+        variants = AUGMENT_VARIANTS[cfg.augment]
+        train = adapted.prepare_crop_train(train_samples, model, variants)
+        val, val_images = adapted.prepare_crop_val(val_samples, model)
+        timings["loading_s"] = time.perf_counter() - t0
+        trainer: _Trainer = adapted.EncoderTrainer(
+            cfg, model, train, val, val_images, start, init, resume_path
+        )
+    else:
+        cache = EmbeddingCache(cfg.cache_dir, model)
+        train = _prepare_train(train_samples, cache, AUGMENT_VARIANTS[cfg.augment], cfg.progress)
+        val = _prepare_val(val_samples, cache, cfg.progress)
+        timings["embedding_s"] = time.perf_counter() - t0
+        trainer = _Trainer(cfg, model, train, val, start)
     if state is not None:
         trainer.load_state(state)
     with reporting_full_disk({out.parent: None}, "decoder, curves and resume state"):
@@ -154,8 +179,13 @@ def finetune(
         timings.update(trainer.timings)
         meta = _meta(cfg, model, trainer, len(train), len(val), timings)
         meta["init_decoder_sha256"] = start_sha
+        meta["command"] = command
+        encoder = None
+        if encoder_training:
+            encoder = trainer.best_encoder
+            meta["encoder_sha256"] = adapted.payload_sha256(encoder, cfg.rank)
         check_interrupted()  # the last point where a stopped run leaves the earlier outputs
-        save_decoder(out, trainer.best_state, meta, half=True)
+        save_decoder(out, trainer.best_state, meta, half=True, encoder=encoder)
         write_curves(out.parent, trainer.curves)
     if resume_path.exists():
         resume_path.unlink()
@@ -167,6 +197,22 @@ def finetune(
         curves=trainer.curves,
         timings=timings,
     )
+
+
+def _init_file(cfg: FinetuneConfig, model: SamModel) -> DecoderFile | None:
+    """The ``--init-decoder`` file when it is an adapted model (its encoder is where encoder
+    training starts); a one-line error when decoder-only training is asked to start there."""
+    path = DecoderSpec(cfg.init_decoder).path(model.name)
+    found = read_checkpoint(path) if path is not None else None
+    if found is None or found.encoder_kind is None:
+        return None
+    if cfg.train == "decoder":
+        raise GeofloodsamError(
+            f"--init-decoder {cfg.init_decoder} is an adapted model (its image encoder was "
+            "trained too): continue it with --train adapter (same --rank and --adapt) or "
+            "--train full, or start from a decoder-only file."
+        )
+    return found
 
 
 # ---------------------------------------------------------------------------- data
@@ -296,7 +342,7 @@ class _Trainer:
         total = self.steps_per_epoch * cfg.epochs
         warm = max(1, int(round(cfg.warmup * total)))
         self.optimizer = torch.optim.AdamW(
-            self.decoder.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay
+            self.param_groups(), lr=cfg.lr, weight_decay=cfg.weight_decay
         )
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda s: _lr_factor(s, warm, total)
@@ -313,6 +359,14 @@ class _Trainer:
         self.bad_epochs = 0
         self.curves: list[dict[str, float]] = []
         self.timings = {"training_s": 0.0, "validation_s": 0.0}
+
+    def param_groups(self) -> list[dict[str, Any]]:
+        """What the optimiser trains (subclasses add the image encoder's weights)."""
+        return [{"params": list(self.decoder.parameters())}]
+
+    def keep_best(self) -> None:
+        """Remember the current weights as the best so far."""
+        self.best_state = _clone_state(self.decoder)
 
     # ------------------------------------------------------------ state
     def state(self) -> dict[str, Any]:
@@ -368,7 +422,7 @@ class _Trainer:
             self.curves.append(row)
             if score > self.best_score:
                 self.best_score, self.best_epoch, self.best_val = score, self.epoch, val
-                self.best_state = _clone_state(self.decoder)
+                self.keep_best()
                 self.bad_epochs = 0
             else:
                 self.bad_epochs += 1

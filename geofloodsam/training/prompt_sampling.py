@@ -90,8 +90,14 @@ class LowResTruth:
         return px
 
 
-def lowres_truth(water: np.ndarray, valid: np.ndarray, image_size: int = 1024) -> LowResTruth:
-    """Bring a full-resolution truth (water, valid) into the low-resolution decoder frame."""
+def lowres_truth(
+    water: np.ndarray, valid: np.ndarray, image_size: int = 1024, eval_prompts: bool = True
+) -> LowResTruth:
+    """Bring a full-resolution truth (water, valid) into the low-resolution decoder frame.
+
+    ``eval_prompts=False`` skips the default evaluation prompts (a distance transform of the
+    full-resolution mask), which crop training does not use.
+    """
     water = np.asarray(water, dtype=bool)
     valid = np.asarray(valid, dtype=bool)
     h, w = water.shape
@@ -104,7 +110,8 @@ def lowres_truth(water: np.ndarray, valid: np.ndarray, image_size: int = 1024) -
     wat, val = pooled[0, :lh, :lw].numpy(), pooled[1, :lh, :lw].numpy()
     cell_valid = val >= 0.5
     frac = np.where(val > 0, wat / np.maximum(val, 1e-6), 0.0).astype(np.float32)
-    prompts = default_prompts(water & valid)
+    empty = {"box": {"box": None}, "point": {"points": []}}
+    prompts = default_prompts(water & valid) if eval_prompts else empty
     point = prompts["point"]["points"]
     return LowResTruth(
         water=frac,
