@@ -11,7 +11,8 @@ from pathlib import Path
 import click
 
 from geofloodsam.model.choices import DEVICE_CHOICES, PRECISION_CHOICES, RUNTIME_CHOICES
-from geofloodsam.raster.sensors import SAR_UNITS, SENSORS, SensorWarning, sensor_spec
+from geofloodsam.raster.radar_units import SensorWarning
+from geofloodsam.raster.sensors import SAR_UNITS, SENSORS, sensor_spec
 from geofloodsam.water.methods import METHOD_CHOICES
 
 __all__ = ["DEVICE_CHOICES", "PRECISION_CHOICES", "RUNTIME_CHOICES"]

@@ -9,9 +9,12 @@
 - :mod:`~geofloodsam.raster.sensor_registry`: the ``Sensor`` base class (declarative
   attributes: detection rule, bands, composite, the names of its water index, ``auto``
   method and decoders) and the registry every sensor-dependent step asks.
+- :mod:`~geofloodsam.raster.radar_units`: radar units (dB, linear power, amplitude) from the
+  band metadata or the values, and the conversion to dB.
 - :mod:`~geofloodsam.raster.strips`: the row strips every full-raster pass walks.
-- :mod:`~geofloodsam.raster.values`: data types refused before any value is read, and
-  undeclared fill values (float extremes such as -3.4e38) read as nodata.
+- :mod:`~geofloodsam.raster.values`: data types refused before any value is read,
+  undeclared fill values (float extremes such as -3.4e38) read as nodata, and the decimated
+  sample that sensor detection looks at.
 
 May import: ``errors``, ``files``, ``geo``.
 """

@@ -49,7 +49,6 @@ one scene, and scenes of one sensor, share one contrast:
 from __future__ import annotations
 
 import re
-import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import ClassVar
@@ -57,13 +56,17 @@ from typing import ClassVar
 import numpy as np
 
 from geofloodsam.errors import GeofloodsamError
+from geofloodsam.raster.radar_units import (
+    SAR_UNITS,
+    calibrated_amplitude,
+    radar_units,
+    to_db_from,
+)
 from geofloodsam.raster.sensor_registry import Sensor, SensorRegistry
-from geofloodsam.raster.values import check_dtypes, fill_pixels
+from geofloodsam.raster.values import check_dtypes, sample_bands
 
 #: the sensors, in detection order (the classes below register themselves)
 SENSORS = SensorRegistry()
-#: ``--sar-units``
-SAR_UNITS = ("auto", "db", "power", "amplitude")
 #: radar polarisation names -> role
 POLARISATION_ROLES = {"VV": "co", "HH": "co", "VH": "cross", "HV": "cross"}
 _POL_NAME = re.compile(r"(?<![A-Z])(VV|VH|HH|HV)(?![A-Z])")
@@ -75,13 +78,7 @@ S2_L2A = tuple(b for b in S2_L1C if b != "B10")
 S2_REQUIRED = ("B2", "B3", "B4", "B8", "B11")
 #: radar composite: co, cross, co - cross, fixed dB ranges
 S1_RANGES = ((-25.0, 0.0), (-30.0, -5.0), (0.0, 15.0))
-#: side (px) of the decimated sample read for detection
-SAMPLE_SIDE = 256
 _S2_NAME = re.compile(r"^\s*(?:S2[_ ]?)?B0?(\d{1,2})(A?)\s*$", re.IGNORECASE)
-
-
-class SensorWarning(UserWarning):
-    """A sensor setting that was forced against what the raster looks like (one line)."""
 
 
 @dataclass(frozen=True)
@@ -136,7 +133,7 @@ class SensorInfo:
         return cls(**fields)
 
     @property
-    def kind(self) -> type[Sensor]:
+    def sensor_class(self) -> type[Sensor]:
         """The registered sensor class (:data:`SENSORS`)."""
         return SENSORS[self.sensor]
 
@@ -144,12 +141,12 @@ class SensorInfo:
     def uses_composite(self) -> bool:
         """Whether SAM sees this sensor's fixed physical composite (``s1``, ``s2``, ``sar``)
         rather than bands 1-3 through the usual stretch (``naip``, ``rgb``: the same picture)."""
-        return self.kind.fixed_composite
+        return self.sensor_class.fixed_composite
 
     @property
     def is_radar(self) -> bool:
         """Whether this is radar backscatter (``s1``, ``sar``)."""
-        return self.kind.radar
+        return self.sensor_class.radar
 
     @property
     def read_bands(self) -> tuple[int, ...]:
@@ -180,16 +177,6 @@ def _describe(ds) -> str:
     return text
 
 
-def sample_bands(ds, bands: Sequence[int], side: int = SAMPLE_SIDE) -> np.ndarray:
-    """A decimated read of ``bands`` (at most ``side`` px a side), float64, NaN where invalid."""
-    h = max(1, min(side, ds.height))
-    w = max(1, min(side, ds.width))
-    data = ds.read(list(bands), out_shape=(len(bands), h, w), masked=True)
-    out = np.ma.getdata(data).astype(np.float64)
-    out[np.ma.getmaskarray(data) | fill_pixels(out)] = np.nan
-    return out
-
-
 def _s2_layout(ds) -> tuple[dict[str, int], str] | None:
     """Band name -> 1-based index of an S2 raster, with how it was found, or None."""
     names = [s2_band_name(d) for d in (ds.descriptions or ())]
@@ -201,78 +188,6 @@ def _s2_layout(ds) -> tuple[dict[str, int], str] | None:
     if ds.count == 12:
         return {b: i + 1 for i, b in enumerate(S2_L2A)}, "12 bands: Sentinel-2 L2A order (no B10)"
     return None
-
-
-def _units_from_values(values: np.ndarray, integer: bool) -> str | None:
-    """``db``, ``power``, ``amplitude`` or None (none fits) from finite radar values."""
-    v = values[np.isfinite(values)]
-    if v.size == 0:
-        return None
-    med = float(np.median(v))
-    if v.min() >= 0:
-        if integer or med >= 1.0:
-            return "amplitude"
-        if np.percentile(v, 99) < 20:
-            return "power"
-        return None
-    if -40.0 <= med <= 10.0 and (v < 0).mean() > 0.5:
-        return "db"
-    return None
-
-
-def _units_from_metadata(ds, bands: Sequence[int]) -> str | None:
-    """Radar units named by band descriptions, units or tags (``dB``, amplitude, power)."""
-    texts = []
-    for b in bands:
-        texts.append(ds.descriptions[b - 1] or "")
-        texts.append((ds.units or ("",) * ds.count)[b - 1] or "")
-        texts.extend(f"{k}={v}" for k, v in ds.tags(b).items())
-    text = " ".join(texts).lower()
-    if re.search(r"(?<![a-z])db(?![a-z])|decibel", text):
-        return "db"
-    if "amplitude" in text or re.search(r"(?<![a-z])amp(?![a-z])", text):
-        return "amplitude"
-    if re.search(r"power|intensity|linear", text):
-        return "power"
-    return None
-
-
-def _value_range(values: np.ndarray) -> str:
-    v = values[np.isfinite(values)]
-    if v.size == 0:
-        return "no valid value"
-    return f"values {v.min():.3g}..{v.max():.3g}, median {np.median(v):.3g}"
-
-
-def _sar_units(ds, bands: Sequence[int], forced: str, name: str, found: str) -> tuple[str, str]:
-    """(units, how) of the radar ``bands``: forced (warning if the values disagree),
-    metadata, or values; one-line error when the values fit no unit."""
-    integer = not all(np.issubdtype(np.dtype(ds.dtypes[b - 1]), np.floating) for b in bands)
-    sample = sample_bands(ds, bands)
-    by_values = _units_from_values(sample, integer)
-    if forced != "auto":
-        if by_values is not None and by_values != forced and not (
-            forced in ("power", "amplitude") and by_values in ("power", "amplitude")
-        ):
-            warnings.warn(
-                f"--sar-units {forced} contradicts the values of {name}, which look like "
-                f"{by_values} ({_value_range(sample)}): {forced} used as asked.",
-                SensorWarning, stacklevel=2,
-            )
-        return forced, "forced (--sar-units)"
-    if not np.isfinite(sample).any():
-        return "db", "no valid sample value (all nodata/NaN): dB assumed"
-    meta = _units_from_metadata(ds, bands)
-    if meta is not None and (by_values is None or by_values == meta or
-                             {meta, by_values} <= {"power", "amplitude"}):
-        return meta, "band metadata"
-    if by_values is None:
-        raise GeofloodsamError(
-            f"{name} ({found}) does not look like SAR backscatter in dB (mostly negative), "
-            f"linear power (non-negative, median < 1) nor amplitude (non-negative DN): "
-            f"{_value_range(sample)}; give --sar-units, or convert it to dB."
-        )
-    return by_values, f"values ({_value_range(sample)})"
 
 
 def _percentile_ranges(values: np.ndarray) -> tuple[tuple[float, float], ...]:
@@ -423,16 +338,6 @@ def _s2_offset(ds, given: str) -> tuple[float, str]:
     return 0.0, "no BOA_ADD_OFFSET in the metadata: no offset"
 
 
-def _calibrated_amplitude(ds, bands: Sequence[int]) -> bool:
-    """Float amplitude with a median under 1 reads as calibrated; integer DN never does."""
-    if not all(np.issubdtype(np.dtype(ds.dtypes[b - 1]), np.floating) for b in bands):
-        return False
-    sample = sample_bands(ds, bands)
-    return bool(np.isfinite(sample).any() and np.nanmedian(sample) < 1.0)
-
-
-
-
 def _radar_info(ds, kind: type[RadarSensor], pols: list, probe: Probe) -> SensorInfo:
     """``s1`` / ``sar`` info for 1-2 bands with their polarisations (None: unknown)."""
     described, name, found = probe.described, probe.name, probe.found
@@ -449,8 +354,8 @@ def _radar_info(ds, kind: type[RadarSensor], pols: list, probe: Probe) -> Sensor
             f"band 1 taken as {pols[0]}, band 2 as {pols[1]}" if len(pols) == 2
             else "one band taken as co-polarised")
     bands = tuple(roles[r] for r in ("co", "cross") if r in roles)
-    units, how = _sar_units(ds, list(bands), probe.sar_units, name, found)
-    relative = units == "amplitude" and not _calibrated_amplitude(ds, bands)
+    units, how = radar_units(ds, list(bands), probe.sar_units, name, found)
+    relative = units == "amplitude" and not calibrated_amplitude(ds, bands)
     if len(bands) == 2:
         ranges, physical_ = kind.composite_ranges, True
     elif relative:
@@ -667,23 +572,6 @@ class Rgb(Sensor):
 
 
 # ---------------------------------------------------------------------------- composites
-def to_db(linear: np.ndarray) -> np.ndarray:
-    """Linear backscatter power -> dB (non-positive values become NaN)."""
-    x = np.asarray(linear, dtype=np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(x > 0, 10.0 * np.log10(np.where(x > 0, x, 1.0)), np.nan)
-
-
-def to_db_from(units: str | None, x: np.ndarray) -> np.ndarray:
-    """Radar values in ``units`` (``db``, ``power``/``linear``, ``amplitude``) -> dB."""
-    x = np.asarray(x, dtype=np.float64)
-    if units in ("power", "linear"):
-        return to_db(x)
-    if units == "amplitude":
-        return 2.0 * to_db(x)
-    return x
-
-
 def physical(raw: np.ndarray, info: SensorInfo) -> np.ndarray:
     """Raw band values -> physical units (reflectance, or dB for radar), float64."""
     x = np.asarray(raw, dtype=np.float64)

@@ -497,5 +497,7 @@ def prior_for(info, bands: dict[str, np.ndarray], **options: Any) -> WaterPrior 
         options.setdefault("relative", bool(getattr(info, "relative", False)))
         return radar_prior({k: bands.get(k) for k in INDEX_ROLES[RADAR_INDEX]}, **options)
     index = options.pop("index", index)
+    if index not in INDICES:
+        raise GeofloodsamError(f"index {index!r}: use one of {', '.join(INDICES)}.")
     green, other = INDEX_ROLES[index]
     return optical_prior(bands[green], bands[other], index, **options)
