@@ -19,7 +19,7 @@ Methods (rows): ``index`` (the prior alone, ``--method index``); ``<decoder>`` p
 ``+points`` (whole box + points placed in confident index water/dry), ``+mask`` (whole box +
 the prior as mask_input), ``+mean`` / ``+gate`` / ``+union`` / ``+intersection``
 (probability rules on the promptless SAM output), and ``auto`` (the configuration
-:data:`geofloodsam.water.methods.AUTO` picks per sensor). Scores: IoU pooled over all pixels of a
+:func:`geofloodsam.water.methods.choose` picks per sensor). Scores: IoU pooled over all pixels of a
 group (confusion counts summed) and the mean of the per-chip IoUs, plus every chip's IoU.
 
     python benchmarks/satellite_eval.py --checkpoint ../shared/models/mobile_sam.pt \\
@@ -45,7 +45,7 @@ from geofloodsam.evaluation.metrics import Confusion, confusion
 from geofloodsam.model.decoders import load_decoders, use_decoder
 from geofloodsam.model.embedding_cache import EmbeddingCache
 from geofloodsam.model.sam import load_model
-from geofloodsam.raster.sensors import detect_sensor, physical, read_bands
+from geofloodsam.raster.sensors import SENSORS, detect_sensor, physical, read_bands
 from geofloodsam.water import fusion, methods
 from geofloodsam.water.index import WaterPrior
 
@@ -140,7 +140,7 @@ def predictions(model, decoders, emb, item: Item) -> dict[str, np.ndarray]:
             out[f"{dec.label}+regions"] = region_prob > 0.5
             fused, _ = fusion.guarded_gate(region_prob, p_prob, p_logits, prior.valid)
             out[f"{dec.label}+regions+guard"] = fused > 0.5
-    if item.sensor in methods.AUTO:  # what `--method auto` runs, with its default decoder
+    if item.sensor in SENSORS:  # what `--method auto` runs, with its default decoder
         choice = methods.choose(item.sensor, "auto", prompted=False,
                                 has_prior=prior is not None)
         key = {"sam": choice.decoder, "index": "index",

@@ -11,7 +11,8 @@ from pathlib import Path
 import click
 
 from geofloodsam.model.choices import DEVICE_CHOICES, PRECISION_CHOICES, RUNTIME_CHOICES
-from geofloodsam.raster.sensors import SAR_UNITS, SENSOR_CHOICES, SensorWarning, sensor_spec
+from geofloodsam.raster.radar_units import SensorWarning
+from geofloodsam.raster.sensors import SAR_UNITS, SENSORS, sensor_spec
 from geofloodsam.water.methods import METHOD_CHOICES
 
 __all__ = ["DEVICE_CHOICES", "PRECISION_CHOICES", "RUNTIME_CHOICES"]
@@ -58,16 +59,43 @@ def _s2_offset(ctx: click.Context, param: click.Parameter, value: str) -> str:
     return value
 
 
+class SensorChoice(click.Choice):
+    """``--sensor``'s choices, read from the sensor registry when asked (so a sensor
+    registered after this module was imported is a choice too)."""
+
+    def __init__(self) -> None:
+        super().__init__(())
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        return SENSORS.choices()
+
+    @choices.setter
+    def choices(self, value) -> None:  # click sets it in __init__: the registry decides
+        pass
+
+
+class SensorOption(click.Option):
+    """``--sensor``, whose help lists the registered sensors (:meth:`SensorRegistry.help`)."""
+
+    @property
+    def help(self) -> str:
+        return (f"{SENSORS.help()}; auto: from band count, type, descriptions and values. "
+                "Satellite sensors get a fixed physical composite, the same for every tile "
+                "and scene.")
+
+    @help.setter
+    def help(self, value) -> None:
+        pass
+
+
 _SENSOR_OPTIONS = (
     click.option(
         "--sensor",
-        type=click.Choice(SENSOR_CHOICES),
+        cls=SensorOption,
+        type=SensorChoice(),
         default="auto",
         show_default=True,
-        help="s2 (Sentinel-2, 12-13 bands), s1 (Sentinel-1 VV,VH, or one band described VV "
-        "or VH), sar (single- or dual-pol SAR of any mission: 1 band, or HH,HV), naip "
-        "(R,G,B,NIR) or rgb; auto: from band count, type, descriptions and values. "
-        "Satellite sensors get a fixed physical composite, the same for every tile and scene.",
     ),
     click.option(
         "--sar-units",

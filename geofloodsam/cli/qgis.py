@@ -1,8 +1,9 @@
-"""``geofloodsam qgis install|uninstall``: the QGIS plugin in a user's QGIS profile.
+"""``geofloodsam qgis install|uninstall|choices``: the QGIS plugin in a user's QGIS profile.
 
 The plugin (``geofloodsam/qgis/plugin``) is copied to
 ``<profiles>/<profile>/python/plugins/geofloodsam/`` with ``geofloodsam_env.json`` beside it,
-which records the environment to call (this Python's ``geofloodsam`` executable), and it is
+which records the environment to call (this Python's ``geofloodsam`` executable) and the
+menus' choices (:func:`choices`: the sensor registry's, so the plugin keeps no copy), and it is
 enabled in the profile's ``QGIS/QGIS3.ini`` (``[PythonPlugins] geofloodsam=true``), which is
 what both QGIS and ``qgis_process`` read. ``<profiles>`` is ``$QGIS_CUSTOM_CONFIG_PATH/profiles``
 when that is set (as QGIS does), else QGIS's own folder (``~/.local/share/QGIS/QGIS3/profiles``
@@ -67,6 +68,16 @@ def this_environment() -> dict[str, str]:
     return record
 
 
+def choices() -> dict[str, list[str]]:
+    """The plugin's menus, from this geofloodsam: ``--sensor`` (the sensor registry),
+    ``--method`` and ``--sar-units`` choices, in the order the menus list them."""
+    from geofloodsam.raster.sensors import SAR_UNITS, SENSORS
+    from geofloodsam.water.methods import METHOD_CHOICES
+
+    return {"sensor": list(SENSORS.choices()), "method": list(METHOD_CHOICES),
+            "sar_units": list(SAR_UNITS)}
+
+
 def set_enabled(ini: Path, enabled: bool | None) -> None:
     """Set (``None``: remove) ``geofloodsam`` in the ``[PythonPlugins]`` section of ``ini``.
 
@@ -111,6 +122,7 @@ def install(profile: str = "default", environment: dict[str, str] | None = None)
             for src in sorted(PLUGIN_SOURCE.glob(pattern)):
                 shutil.copy2(src, staging / src.name)
         record = this_environment() if environment is None else environment
+        record = {**record, "choices": choices()}
         (staging / ENV_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
         if target.exists():
             shutil.rmtree(target)
@@ -149,6 +161,12 @@ def install_command(profile: str) -> None:
     record = json.loads((target / ENV_FILE).read_text(encoding="utf-8"))
     click.echo(f"installed the QGIS plugin in {target}")
     click.echo(f"it calls {record.get('executable') or record['python'] + ' -m geofloodsam'}")
+
+
+@qgis.command("choices")
+def choices_command() -> None:
+    """Print the plugin's menu choices (sensors, methods, SAR units) as one JSON line."""
+    click.echo(json.dumps(choices()))
 
 
 @qgis.command("uninstall")

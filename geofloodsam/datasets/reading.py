@@ -36,11 +36,9 @@ from PIL import Image, UnidentifiedImageError
 
 from geofloodsam.errors import GeofloodsamError
 from geofloodsam.files.atomic import atomic_open
-from geofloodsam.raster.sensors import SensorInfo, base_sensor, parse_sensor_spec
+from geofloodsam.raster.sensors import SENSORS, Rgb, SensorInfo, base_sensor, parse_sensor_spec
 
 SPLITS = ("train", "val", "test")
-#: the image folders of a Sen1Floods11-style chip set, by the sensor they hold
-CHIP_DIRS = {"s2": "S2Hand", "s1": "S1Hand"}
 SPLIT_FILE = "splits.csv"
 SPLIT_COLUMNS = ("id", "image", "mask", "split")
 #: fractions of a tool-made split (train, val, test)
@@ -89,7 +87,7 @@ class Sample:
         """The chip's sensor (:func:`~geofloodsam.raster.sensors.detect_sensor`), None for
         photos. A forced ``sensor`` that does not fit the chip is a one-line error."""
         if not self.is_raster:
-            if base_sensor(self.sensor) not in ("auto", "rgb"):
+            if base_sensor(self.sensor) not in ("auto", Rgb.name):
                 raise GeofloodsamError(
                     f"--sensor {self.sensor} needs GeoTIFF chips with that sensor's bands, but "
                     f"{self.image.name} is a photo (RGB): use --sensor auto or rgb."
@@ -104,9 +102,9 @@ class Sample:
 
     @property
     def sensor_name(self) -> str:
-        """``s2``, ``s1``, ``naip`` or ``rgb`` (photos)."""
+        """``s2``, ``s1``, ``sar``, ``naip`` or ``rgb`` (photos: read as :class:`Rgb`)."""
         info = self.sensor_info()
-        return "rgb" if info is None else info.sensor
+        return Rgb.name if info is None else info.sensor
 
     def load_image(self) -> np.ndarray:
         """The image as HxWx3 uint8 RGB."""
@@ -277,8 +275,8 @@ def is_chip_folder(path: str | Path) -> bool:
     if root.is_file() or (root / SPLIT_FILE).is_file():
         return False
     if (root / "LabelHand").is_dir():
-        return any((root / d).is_dir() for d in CHIP_DIRS.values())
-    return root.name in CHIP_DIRS.values() and (root.parent / "LabelHand").is_dir()
+        return any((root / d).is_dir() for d in chip_dirs().values())
+    return root.name in chip_dirs().values() and (root.parent / "LabelHand").is_dir()
 
 
 def _read_split_file(csv_path: Path, how: dict) -> list[Sample]:
@@ -335,9 +333,15 @@ def _list_images(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
+def chip_dirs() -> dict[str, str]:
+    """The image folders of a Sen1Floods11-style chip set, by the sensor they hold (each
+    sensor's ``chip_folder``: ``S2Hand``, ``S1Hand``)."""
+    return {s.name: s.chip_folder for s in SENSORS if s.chip_folder}
+
+
 def _chip_dir(root: Path, sensor: str) -> Path | None:
     """The image folder of a chip set: the only one there, or the one ``sensor`` names."""
-    found = {s: root / d for s, d in CHIP_DIRS.items() if (root / d).is_dir()}
+    found = {s: root / d for s, d in chip_dirs().items() if (root / d).is_dir()}
     if len(found) < 2:
         return next(iter(found.values()), None)
     if sensor in found:
@@ -353,7 +357,7 @@ def _find_pairs(root: Path, sensor: str = "auto") -> list[tuple[str, Path, Path]
     if (root / "LabelHand").is_dir():
         image_dir = _chip_dir(root, sensor)
         mask_dir = root / "LabelHand"
-    elif root.name in CHIP_DIRS.values() and (root.parent / "LabelHand").is_dir():
+    elif root.name in chip_dirs().values() and (root.parent / "LabelHand").is_dir():
         image_dir, mask_dir = root, root.parent / "LabelHand"
     else:
         image_dir = root / "images" if (root / "images").is_dir() else None

@@ -4,10 +4,17 @@
   validity), ``--bands`` / ``--stretch`` parsing, and the scene-level stretch to 8-bit that
   every tile shares (no per-tile contrast, so no seams).
 - :mod:`~geofloodsam.raster.sensors`: which sensor a raster comes from (Sentinel-2, Sentinel-1,
-  NAIP, RGB) and its fixed physical composite to 8-bit RGB.
+  any SAR, NAIP, RGB: one registered class each, :data:`~geofloodsam.raster.sensors.SENSORS`)
+  and its fixed physical composite to 8-bit RGB.
+- :mod:`~geofloodsam.raster.sensor_registry`: the ``Sensor`` base class (declarative
+  attributes: detection rule, bands, composite, the names of its water index, ``auto``
+  method and decoders) and the registry every sensor-dependent step asks.
+- :mod:`~geofloodsam.raster.radar_units`: radar units (dB, linear power, amplitude) from the
+  band metadata or the values, and the conversion to dB.
 - :mod:`~geofloodsam.raster.strips`: the row strips every full-raster pass walks.
-- :mod:`~geofloodsam.raster.values`: data types refused before any value is read, and
-  undeclared fill values (float extremes such as -3.4e38) read as nodata.
+- :mod:`~geofloodsam.raster.values`: data types refused before any value is read,
+  undeclared fill values (float extremes such as -3.4e38) read as nodata, and the decimated
+  sample that sensor detection looks at.
 
 May import: ``errors``, ``files``, ``geo``.
 """

@@ -1,9 +1,13 @@
 """Sensor detection and fixed physical composites for satellite rasters.
 
-:func:`detect_sensor` looks at an open rasterio dataset (band count, data type, band
-descriptions) and a cheap decimated sample of its values, and returns a :class:`SensorInfo`:
-the sensor, a reason string for ``run.json``, the bands of the composite and of the water
-indices, and how raw values become physical units. Recognised layouts:
+Each sensor is one class in the registry :data:`SENSORS` (see
+:mod:`geofloodsam.raster.sensor_registry`: declarative attributes and a detection rule):
+:class:`Sentinel2`, :class:`Sentinel1`, :class:`Sar`, :class:`Naip` and :class:`Rgb`, in
+detection order. :func:`detect_sensor` looks at an open rasterio dataset (band count, data
+type, band descriptions) and a cheap decimated sample of its values, asks each class in turn
+(``auto``) or the one forced, and returns a :class:`SensorInfo`: the sensor, a reason string
+for ``run.json``, the bands of the composite and of the water indices, and how raw values
+become physical units. Recognised layouts:
 
 * ``s2``: Sentinel-2 L1C (13 bands B1 B2 B3 B4 B5 B6 B7 B8 B8A B9 B10 B11 B12) or L2A
   (12 bands, no B10), or any raster whose band descriptions name B2, B3, B4, B8 and B11.
@@ -45,23 +49,24 @@ one scene, and scenes of one sensor, share one contrast:
 from __future__ import annotations
 
 import re
-import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from typing import ClassVar
 
 import numpy as np
 
 from geofloodsam.errors import GeofloodsamError
-from geofloodsam.raster.values import check_dtypes, fill_pixels
+from geofloodsam.raster.radar_units import (
+    SAR_UNITS,
+    calibrated_amplitude,
+    radar_units,
+    to_db_from,
+)
+from geofloodsam.raster.sensor_registry import Sensor, SensorRegistry
+from geofloodsam.raster.values import check_dtypes, sample_bands
 
-SENSORS = ("s2", "s1", "sar", "naip", "rgb")
-SENSOR_CHOICES = ("auto", *SENSORS)
-#: radar sensors (water index: the bimodal split of :func:`geofloodsam.water.index.radar_prior`)
-RADAR_SENSORS = ("s1", "sar")
-#: ``--sar-units``
-SAR_UNITS = ("auto", "db", "power", "amplitude")
-#: sensors whose SAM input is the fixed physical composite of :func:`make_composite`
-COMPOSITE_SENSORS = ("s1", "s2", "sar")
+#: the sensors, in detection order (the classes below register themselves)
+SENSORS = SensorRegistry()
 #: radar polarisation names -> role
 POLARISATION_ROLES = {"VV": "co", "HH": "co", "VH": "cross", "HV": "cross"}
 _POL_NAME = re.compile(r"(?<![A-Z])(VV|VH|HH|HV)(?![A-Z])")
@@ -71,53 +76,9 @@ S2_L1C = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B10", "B
 S2_L2A = tuple(b for b in S2_L1C if b != "B10")
 #: the S2 bands every composite and index needs
 S2_REQUIRED = ("B2", "B3", "B4", "B8", "B11")
-#: S2 composites: band names and fixed reflectance ranges per channel
-S2_COMPOSITES = {
-    "swir": (("B11", "B8", "B4"), ((0.0, 0.4), (0.0, 0.4), (0.0, 0.4))),
-    "true": (("B4", "B3", "B2"), ((0.0, 0.3), (0.0, 0.3), (0.0, 0.3))),
-}
-S2_DEFAULT_COMPOSITE = "swir"
-#: S1 composite: VV, VH, VV - VH, fixed dB ranges
+#: radar composite: co, cross, co - cross, fixed dB ranges
 S1_RANGES = ((-25.0, 0.0), (-30.0, -5.0), (0.0, 15.0))
-
-
-@dataclass(frozen=True)
-class RadarSensor:
-    """A radar sensor declared by its attributes (the style of issue #19's sensor registry):
-    what detection recognises, the band roles, the composite and the water index.
-
-    Attributes:
-        name: the ``--sensor`` name.
-        title: the name in ``reason`` (run.json).
-        polarisations: the band descriptions' polarisations that identify it (auto).
-        roles: polarisation -> band role of the water index (``co``, ``cross``).
-        composite_ranges: dB ranges of the two-band composite (co, cross, co - cross).
-        grey_ranges: role -> dB range of a one-band (grey) composite.
-        water_index: the prior (:func:`geofloodsam.water.index.radar_prior`).
-    """
-
-    name: str
-    title: str
-    polarisations: frozenset[str]
-    roles: dict[str, str] = field(default_factory=lambda: dict(POLARISATION_ROLES))
-    composite_ranges: tuple[tuple[float, float], ...] = S1_RANGES
-    grey_ranges: dict[str, tuple[float, float]] = field(default_factory=lambda: dict(RADAR_GREY))
-    water_index: str = "radar-split"
-
-
-#: the radar sensors: Sentinel-1 (VV, VH), and any mission's SAR (HH, HV too)
-RADAR = {
-    "s1": RadarSensor("s1", "Sentinel-1", frozenset({"VV", "VH"})),
-    "sar": RadarSensor("sar", "SAR", frozenset(POLARISATION_ROLES)),
-}
-NAIP_COMPOSITES = {"true": (1, 2, 3), "nir": (4, 1, 2)}
-#: side (px) of the decimated sample read for detection
-SAMPLE_SIDE = 256
 _S2_NAME = re.compile(r"^\s*(?:S2[_ ]?)?B0?(\d{1,2})(A?)\s*$", re.IGNORECASE)
-
-
-class SensorWarning(UserWarning):
-    """A sensor setting that was forced against what the raster looks like (one line)."""
 
 
 @dataclass(frozen=True)
@@ -125,7 +86,8 @@ class SensorInfo:
     """What :func:`detect_sensor` found, and how to turn the raster into a composite.
 
     Attributes:
-        sensor: ``s2``, ``s1``, ``naip`` or ``rgb``.
+        sensor: a registered sensor's name (:data:`SENSORS`: ``s2``, ``s1``, ``sar``,
+            ``naip``, ``rgb``).
         reason: one sentence for ``run.json``: what was seen and what was decided.
         composite_bands: 1-based bands read for the composite, in channel order (for ``s1``
             the VV and VH bands; the third channel is computed).
@@ -171,15 +133,20 @@ class SensorInfo:
         return cls(**fields)
 
     @property
+    def sensor_class(self) -> type[Sensor]:
+        """The registered sensor class (:data:`SENSORS`)."""
+        return SENSORS[self.sensor]
+
+    @property
     def uses_composite(self) -> bool:
-        """Whether SAM sees this sensor's fixed physical composite (``s1``, ``s2``) rather
-        than bands 1-3 through the usual stretch (``naip``, ``rgb``: the same picture)."""
-        return self.sensor in COMPOSITE_SENSORS
+        """Whether SAM sees this sensor's fixed physical composite (``s1``, ``s2``, ``sar``)
+        rather than bands 1-3 through the usual stretch (``naip``, ``rgb``: the same picture)."""
+        return self.sensor_class.fixed_composite
 
     @property
     def is_radar(self) -> bool:
         """Whether this is radar backscatter (``s1``, ``sar``)."""
-        return self.sensor in RADAR_SENSORS
+        return self.sensor_class.radar
 
     @property
     def read_bands(self) -> tuple[int, ...]:
@@ -210,16 +177,6 @@ def _describe(ds) -> str:
     return text
 
 
-def sample_bands(ds, bands: Sequence[int], side: int = SAMPLE_SIDE) -> np.ndarray:
-    """A decimated read of ``bands`` (at most ``side`` px a side), float64, NaN where invalid."""
-    h = max(1, min(side, ds.height))
-    w = max(1, min(side, ds.width))
-    data = ds.read(list(bands), out_shape=(len(bands), h, w), masked=True)
-    out = np.ma.getdata(data).astype(np.float64)
-    out[np.ma.getmaskarray(data) | fill_pixels(out)] = np.nan
-    return out
-
-
 def _s2_layout(ds) -> tuple[dict[str, int], str] | None:
     """Band name -> 1-based index of an S2 raster, with how it was found, or None."""
     names = [s2_band_name(d) for d in (ds.descriptions or ())]
@@ -231,78 +188,6 @@ def _s2_layout(ds) -> tuple[dict[str, int], str] | None:
     if ds.count == 12:
         return {b: i + 1 for i, b in enumerate(S2_L2A)}, "12 bands: Sentinel-2 L2A order (no B10)"
     return None
-
-
-def _units_from_values(values: np.ndarray, integer: bool) -> str | None:
-    """``db``, ``power``, ``amplitude`` or None (none fits) from finite radar values."""
-    v = values[np.isfinite(values)]
-    if v.size == 0:
-        return None
-    med = float(np.median(v))
-    if v.min() >= 0:
-        if integer or med >= 1.0:
-            return "amplitude"
-        if np.percentile(v, 99) < 20:
-            return "power"
-        return None
-    if -40.0 <= med <= 10.0 and (v < 0).mean() > 0.5:
-        return "db"
-    return None
-
-
-def _units_from_metadata(ds, bands: Sequence[int]) -> str | None:
-    """Radar units named by band descriptions, units or tags (``dB``, amplitude, power)."""
-    texts = []
-    for b in bands:
-        texts.append(ds.descriptions[b - 1] or "")
-        texts.append((ds.units or ("",) * ds.count)[b - 1] or "")
-        texts.extend(f"{k}={v}" for k, v in ds.tags(b).items())
-    text = " ".join(texts).lower()
-    if re.search(r"(?<![a-z])db(?![a-z])|decibel", text):
-        return "db"
-    if "amplitude" in text or re.search(r"(?<![a-z])amp(?![a-z])", text):
-        return "amplitude"
-    if re.search(r"power|intensity|linear", text):
-        return "power"
-    return None
-
-
-def _value_range(values: np.ndarray) -> str:
-    v = values[np.isfinite(values)]
-    if v.size == 0:
-        return "no valid value"
-    return f"values {v.min():.3g}..{v.max():.3g}, median {np.median(v):.3g}"
-
-
-def _sar_units(ds, bands: Sequence[int], forced: str, name: str, found: str) -> tuple[str, str]:
-    """(units, how) of the radar ``bands``: forced (warning if the values disagree),
-    metadata, or values; one-line error when the values fit no unit."""
-    integer = not all(np.issubdtype(np.dtype(ds.dtypes[b - 1]), np.floating) for b in bands)
-    sample = sample_bands(ds, bands)
-    by_values = _units_from_values(sample, integer)
-    if forced != "auto":
-        if by_values is not None and by_values != forced and not (
-            forced in ("power", "amplitude") and by_values in ("power", "amplitude")
-        ):
-            warnings.warn(
-                f"--sar-units {forced} contradicts the values of {name}, which look like "
-                f"{by_values} ({_value_range(sample)}): {forced} used as asked.",
-                SensorWarning, stacklevel=2,
-            )
-        return forced, "forced (--sar-units)"
-    if not np.isfinite(sample).any():
-        return "db", "no valid sample value (all nodata/NaN): dB assumed"
-    meta = _units_from_metadata(ds, bands)
-    if meta is not None and (by_values is None or by_values == meta or
-                             {meta, by_values} <= {"power", "amplitude"}):
-        return meta, "band metadata"
-    if by_values is None:
-        raise GeofloodsamError(
-            f"{name} ({found}) does not look like SAR backscatter in dB (mostly negative), "
-            f"linear power (non-negative, median < 1) nor amplitude (non-negative DN): "
-            f"{_value_range(sample)}; give --sar-units, or convert it to dB."
-        )
-    return by_values, f"values ({_value_range(sample)})"
 
 
 def _percentile_ranges(values: np.ndarray) -> tuple[tuple[float, float], ...]:
@@ -336,8 +221,8 @@ def parse_sensor_spec(spec: str) -> tuple[str, str, str]:
         if key not in options:
             raise GeofloodsamError(f"sensor option {key!r}: use sar-units= or s2-offset=.")
         options[key] = value
-    if sensor not in SENSOR_CHOICES:
-        raise GeofloodsamError(f"--sensor {sensor}: use one of {', '.join(SENSOR_CHOICES)}.")
+    if sensor not in SENSORS.choices():
+        raise GeofloodsamError(f"--sensor {sensor}: use one of {', '.join(SENSORS.choices())}.")
     if options["sar-units"] not in SAR_UNITS:
         raise GeofloodsamError(
             f"--sar-units {options['sar-units']}: use one of {', '.join(SAR_UNITS)}."
@@ -359,12 +244,49 @@ def _polarisations(ds) -> list[str | None]:
     return out
 
 
+@dataclass(frozen=True)
+class Probe:
+    """What detection sees of a raster once, for every sensor's rule to look at.
+
+    Attributes:
+        name: the raster's name (for messages).
+        found: ``'13 bands int16 (descriptions B1, ...)'`` (reasons and errors).
+        float_data: every band is a float type.
+        polarisations: the polarisation each band's description names (None: none).
+        described: 1-2 bands, each naming a different polarisation.
+        sar_units: ``--sar-units``; s2_offset: ``--s2-offset``; composite: the composite asked.
+    """
+
+    name: str
+    found: str
+    float_data: bool
+    polarisations: list[str | None]
+    described: bool
+    sar_units: str = "auto"
+    s2_offset: str = "auto"
+    composite: str | None = None
+
+    @classmethod
+    def of(cls, ds, sar_units: str = "auto", s2_offset: str = "auto",
+           composite: str | None = None) -> Probe:
+        """Probe an open rasterio dataset (band metadata only, no values)."""
+        pols = _polarisations(ds)
+        described = ds.count in (1, 2) and all(pols) and len(set(pols)) == ds.count
+        float_data = all(np.issubdtype(np.dtype(d), np.floating) for d in ds.dtypes)
+        return cls(getattr(ds, "name", "the raster"), _describe(ds), float_data, pols,
+                   described, sar_units, s2_offset, composite)
+
+
 def detect_sensor(ds, sensor: str = "auto", composite: str | None = None) -> SensorInfo:
     """Detect (``auto``) or check (forced ``sensor``) the sensor of an open rasterio dataset.
 
+    ``auto`` asks every sensor of :data:`SENSORS` in order, and the first whose rule
+    recognises the raster wins (``rgb``, the catch-all, is last); a forced sensor asks only
+    that one.
+
     Args:
         ds: an open rasterio dataset.
-        sensor: ``auto`` or one of :data:`SENSORS`, optionally a spec of
+        sensor: ``auto`` or a name of :data:`SENSORS`, optionally a spec of
             :func:`sensor_spec` (``sar|sar-units=amplitude``); a forced sensor whose band
             layout does not fit raises a one-line :class:`GeofloodsamError` naming what was
             found.
@@ -372,56 +294,26 @@ def detect_sensor(ds, sensor: str = "auto", composite: str | None = None) -> Sen
             per sensor.
     """
     sensor, sar_units, s2_offset = parse_sensor_spec(sensor)
-    name = getattr(ds, "name", "the raster")
-    check_dtypes(name, ds.dtypes)  # before any value is read (complex: no values to compare)
-    found = _describe(ds)
-    float_data = all(np.issubdtype(np.dtype(d), np.floating) for d in ds.dtypes)
-    if sensor in ("auto", "s2"):
-        layout = _s2_layout(ds)
-        if layout is not None:
-            return _s2_info(ds, layout, found, composite, s2_offset)
-        if sensor == "s2":
+    check_dtypes(getattr(ds, "name", "the raster"), ds.dtypes)  # before any value is read
+    probe = Probe.of(ds, sar_units, s2_offset, composite)
+    if sensor != "auto":
+        kind = SENSORS[sensor]
+        info = kind.detect(ds, probe, forced=True)
+        if info is None:
             raise GeofloodsamError(
-                f"--sensor s2 needs 12-13 Sentinel-2 bands (B1..B12, B8A) or band descriptions "
-                f"naming {', '.join(S2_REQUIRED)}; {name} has {found}."
+                f"--sensor {sensor} needs {kind.needs}; {probe.name} has {probe.found}."
             )
-    pols = _polarisations(ds)
-    described = ds.count in (1, 2) and all(pols) and len(set(pols)) == ds.count
-    s1_pols = described and set(pols) <= RADAR["s1"].polarisations
-    if sensor == "s1":  # forced: any described polarisations (S1 has HH/HV modes too)
-        s1_pols = described or (ds.count == 2 and float_data)
-    elif sensor == "auto" and not described:
-        s1_pols = ds.count == 2 and float_data
-    if sensor in ("auto", "s1") and s1_pols:
-        return _radar_info(ds, "s1", pols if described else ["VV", "VH"], found, name,
-                           sar_units, described)
-    if sensor == "s1":
-        raise GeofloodsamError(
-            f"--sensor s1 needs 2 float bands VV, VH (dB or linear power) or one band described "
-            f"VV or VH; {name} has {found}."
-        )
-    if sensor == "sar" or (sensor == "auto" and described):
-        if ds.count not in (1, 2):
-            raise GeofloodsamError(
-                f"--sensor sar needs 1 band (any polarisation) or 2 bands co/cross (HH/HV, "
-                f"VV/VH); {name} has {found}."
-            )
-        if not described:
-            pols = ["HH", "HV"] if ds.count == 2 else [None]
-        return _radar_info(ds, "sar", pols, found, name, sar_units, described)
-    if sensor in ("auto", "naip") and ds.count == 4:
-        return _rgb_info(ds, "naip", found, composite)
-    if sensor == "naip":
-        raise GeofloodsamError(f"--sensor naip needs 4 bands R, G, B, NIR; {name} has {found}.")
-    if ds.count == 2:  # not Sentinel-1: bands as chosen by --bands (the scene says so)
-        return plain_info(ds, f"RGB: {found}; 2 bands, not float: not Sentinel-1; --bands "
-                          "chooses what SAM sees")
-    return _rgb_info(ds, "rgb", found, composite)
+        return info
+    for kind in SENSORS:
+        info = kind.detect(ds, probe, forced=False)
+        if info is not None:
+            return info
+    raise GeofloodsamError(f"no sensor recognises {probe.name} ({probe.found}).")
 
 
 def plain_info(ds, reason: str) -> SensorInfo:
     """An ``rgb`` :class:`SensorInfo` for a raster read through ``--bands`` as usual."""
-    return SensorInfo(sensor="rgb", reason=reason, composite_bands=(1, 1, 1),
+    return SensorInfo(sensor=Rgb.name, reason=reason, composite_bands=(1, 1, 1),
                       composite_ranges=((0.0, 255.0),) * 3, physical=False)
 
 
@@ -446,41 +338,9 @@ def _s2_offset(ds, given: str) -> tuple[float, str]:
     return 0.0, "no BOA_ADD_OFFSET in the metadata: no offset"
 
 
-def _s2_info(ds, layout, found: str, composite: str | None, s2_offset: str = "auto") -> SensorInfo:
-    bands, how = layout
-    composite = composite or S2_DEFAULT_COMPOSITE
-    if composite not in S2_COMPOSITES:
-        raise GeofloodsamError(
-            f"composite {composite!r} for s2: use one of {', '.join(S2_COMPOSITES)}."
-        )
-    names, ranges = S2_COMPOSITES[composite]
-    integer = not all(np.issubdtype(np.dtype(d), np.floating) for d in ds.dtypes)
-    if integer:
-        scale, unit = 1e-4, "integer DN = reflectance x 10000"
-    else:
-        sample = sample_bands(ds, [bands["B3"]])
-        med = float(np.nanmedian(sample)) if np.isfinite(sample).any() else 0.0
-        scale, unit = (1.0, "float reflectance") if med < 1.5 else (1e-4, "float DN x 10000")
-    offset, offset_how = _s2_offset(ds, s2_offset)
-    if offset and scale == 1.0:
-        offset, offset_how = 0.0, f"{offset_how}, not applied: float reflectance"
-    return SensorInfo(
-        sensor="s2",
-        reason=f"Sentinel-2: {found}; {how}; {unit}; {offset_how}; composite {composite}",
-        composite_bands=tuple(bands[n] for n in names),
-        composite_ranges=ranges,
-        index_bands={"green": bands["B3"], "red": bands["B4"], "nir": bands["B8"],
-                     "swir1": bands["B11"]},
-        scale=scale,
-        composite=composite,
-        offset=offset,
-    )
-
-
-def _radar_info(ds, sensor: str, pols: list, found: str, name: str, sar_units: str,
-                described: bool) -> SensorInfo:
+def _radar_info(ds, kind: type[RadarSensor], pols: list, probe: Probe) -> SensorInfo:
     """``s1`` / ``sar`` info for 1-2 bands with their polarisations (None: unknown)."""
-    kind = RADAR[sensor]
+    described, name, found = probe.described, probe.name, probe.found
     roles: dict[str, int] = {}
     for band, pol in enumerate(pols, start=1):
         role = kind.roles.get(pol or "", "co" if len(pols) == 1 or band == 1 else "cross")
@@ -494,8 +354,8 @@ def _radar_info(ds, sensor: str, pols: list, found: str, name: str, sar_units: s
             f"band 1 taken as {pols[0]}, band 2 as {pols[1]}" if len(pols) == 2
             else "one band taken as co-polarised")
     bands = tuple(roles[r] for r in ("co", "cross") if r in roles)
-    units, how = _sar_units(ds, list(bands), sar_units, name, found)
-    relative = units == "amplitude" and not _calibrated_amplitude(ds, bands)
+    units, how = radar_units(ds, list(bands), probe.sar_units, name, found)
+    relative = units == "amplitude" and not calibrated_amplitude(ds, bands)
     if len(bands) == 2:
         ranges, physical_ = kind.composite_ranges, True
     elif relative:
@@ -507,10 +367,9 @@ def _radar_info(ds, sensor: str, pols: list, found: str, name: str, sar_units: s
     if units == "amplitude":
         what += (" (relative: uncalibrated DN, the scene's own split)" if relative
                  else " (calibrated)")
-    title = kind.title
     return SensorInfo(
-        sensor=sensor,
-        reason=f"{title}: {found}; {order}; units {what} from {how}",
+        sensor=kind.name,
+        reason=f"{kind.title}: {found}; {order}; units {what} from {how}",
         composite_bands=bands,
         composite_ranges=ranges,
         index_bands=dict(roles),
@@ -522,67 +381,201 @@ def _radar_info(ds, sensor: str, pols: list, found: str, name: str, sar_units: s
     )
 
 
-def _calibrated_amplitude(ds, bands: Sequence[int]) -> bool:
-    """Float amplitude with a median under 1 reads as calibrated; integer DN never does."""
-    if not all(np.issubdtype(np.dtype(ds.dtypes[b - 1]), np.floating) for b in bands):
-        return False
-    sample = sample_bands(ds, bands)
-    return bool(np.isfinite(sample).any() and np.nanmedian(sample) < 1.0)
-
-
-def _rgb_info(ds, sensor: str, found: str, composite: str | None) -> SensorInfo:
-    if sensor == "naip":
-        composite = composite or "true"
-        if composite not in NAIP_COMPOSITES:
-            raise GeofloodsamError(
-                f"composite {composite!r} for naip: use one of {', '.join(NAIP_COMPOSITES)}."
-            )
-        bands = NAIP_COMPOSITES[composite]
-        index = {"green": 2, "red": 1, "nir": 4}
-        what = "4 bands taken as R, G, B, NIR (NAIP order)"
-    else:
-        composite = "true"
-        bands = (1, 1, 1) if ds.count == 1 else (1, 2, 3)
-        index = {}
-        what = "1 band repeated as grey" if ds.count == 1 else "bands 1, 2, 3 as R, G, B"
+def _plain_rgb_info(ds, kind: type[Sensor], bands: tuple[int, ...], composite: str,
+                    index: dict[str, int], what: str, found: str) -> SensorInfo:
+    """``naip`` / ``rgb`` info: uint8 as is, other types the 2-98 percentiles of a sample."""
     if all(d == "uint8" for d in ds.dtypes):
-        ranges, physical, how = ((0.0, 255.0),) * 3, True, "uint8 used as is"
+        ranges, physical_, how = ((0.0, 255.0),) * 3, True, "uint8 used as is"
     else:
         ranges = _percentile_ranges(sample_bands(ds, bands))
-        physical, how = False, "not uint8: 2-98 percentile stretch of the scene sample"
+        physical_, how = False, "not uint8: 2-98 percentile stretch of the scene sample"
     return SensorInfo(
-        sensor=sensor,
-        reason=f"{sensor.upper()}: {found}; {what}; {how}",
+        sensor=kind.name,
+        reason=f"{kind.title}: {found}; {what}; {how}",
         composite_bands=bands,
         composite_ranges=ranges,
         index_bands=index,
         composite=composite,
-        physical=physical,
+        physical=physical_,
     )
 
 
+# ---------------------------------------------------------------------------- the sensors
+@SENSORS.register
+class Sentinel2(Sensor):
+    """Sentinel-2 L1C / L2A reflectance: MNDWI prior, SWIR false-colour composite."""
+
+    name = "s2"
+    title = "Sentinel-2"
+    help = "s2 (Sentinel-2, 12-13 bands)"
+    needs = ("12-13 Sentinel-2 bands (B1..B12, B8A) or band descriptions naming "
+             + ", ".join(S2_REQUIRED))
+    fixed_composite = True
+    #: composite -> (band names, fixed reflectance range per channel)
+    composites: ClassVar[dict] = {
+        "swir": (("B11", "B8", "B4"), ((0.0, 0.4), (0.0, 0.4), (0.0, 0.4))),
+        "true": (("B4", "B3", "B2"), ((0.0, 0.3), (0.0, 0.3), (0.0, 0.3))),
+    }
+    default_composite = "swir"
+    #: MNDWI (Xu 2006), chosen from the literature (one labelled S2 chip here cannot
+    #: decide; docs/satellite.md)
+    water_index = "mndwi"
+    auto_method = "index"
+    chip_folder = "S2Hand"
+
+    @classmethod
+    def detect(cls, ds, probe: Probe, forced: bool) -> SensorInfo | None:
+        """By band descriptions naming the S2 bands, or 13 (L1C) / 12 (L2A) bands."""
+        layout = _s2_layout(ds)
+        if layout is None:
+            return None
+        bands, how = layout
+        composite = cls.composite_named(probe.composite)
+        names, ranges = cls.composites[composite]
+        integer = not all(np.issubdtype(np.dtype(d), np.floating) for d in ds.dtypes)
+        if integer:
+            scale, unit = 1e-4, "integer DN = reflectance x 10000"
+        else:
+            sample = sample_bands(ds, [bands["B3"]])
+            med = float(np.nanmedian(sample)) if np.isfinite(sample).any() else 0.0
+            scale, unit = (1.0, "float reflectance") if med < 1.5 else (1e-4, "float DN x 10000")
+        offset, offset_how = _s2_offset(ds, probe.s2_offset)
+        if offset and scale == 1.0:
+            offset, offset_how = 0.0, f"{offset_how}, not applied: float reflectance"
+        return SensorInfo(
+            sensor=cls.name,
+            reason=f"{cls.title}: {probe.found}; {how}; {unit}; {offset_how}; composite "
+                   f"{composite}",
+            composite_bands=tuple(bands[n] for n in names),
+            composite_ranges=ranges,
+            index_bands={"green": bands["B3"], "red": bands["B4"], "nir": bands["B8"],
+                         "swir1": bands["B11"]},
+            scale=scale,
+            composite=composite,
+            offset=offset,
+        )
+
+
+class RadarSensor(Sensor):
+    """Radar backscatter, in dB: the bimodal-split prior, co / cross composite.
+
+    Attributes (on top of :class:`Sensor`'s):
+        polarisations: the band descriptions' polarisations that identify it (auto).
+        roles: polarisation -> band role of the water index (``co``, ``cross``).
+        composite_ranges: dB ranges of the two-band composite (co, cross, co - cross).
+        grey_ranges: role -> dB range of a one-band (grey) composite.
+    """
+
+    fixed_composite = True
+    radar = True
+    polarisations: ClassVar[frozenset[str]] = frozenset(POLARISATION_ROLES)
+    roles: ClassVar[dict[str, str]] = POLARISATION_ROLES
+    composite_ranges: ClassVar[tuple[tuple[float, float], ...]] = S1_RANGES
+    grey_ranges: ClassVar[dict[str, tuple[float, float]]] = RADAR_GREY
+    water_index = "radar-split"
+    #: cross-validated on the Sentinel-1 chips (docs/satellite.md); ``sar`` follows ``s1``
+    auto_method = "index"
+
+
+@SENSORS.register
+class Sentinel1(RadarSensor):
+    """Sentinel-1 GRD: VV and VH (or one of them)."""
+
+    name = "s1"
+    title = "Sentinel-1"
+    help = "s1 (Sentinel-1 VV,VH, or one band described VV or VH)"
+    needs = "2 float bands VV, VH (dB or linear power) or one band described VV or VH"
+    polarisations = frozenset({"VV", "VH"})
+    chip_folder = "S1Hand"
+
+    @classmethod
+    def detect(cls, ds, probe: Probe, forced: bool) -> SensorInfo | None:
+        """Bands described VV / VH; undescribed: 2 float bands (band 1 VV). Forced: any
+        described polarisations (S1 has HH/HV modes too)."""
+        pols, described = probe.polarisations, probe.described
+        if forced:
+            fits = described or (ds.count == 2 and probe.float_data)
+        elif described:
+            fits = set(pols) <= cls.polarisations
+        else:
+            fits = ds.count == 2 and probe.float_data
+        if not fits:
+            return None
+        return _radar_info(ds, cls, pols if described else ["VV", "VH"], probe)
+
+
+@SENSORS.register
+class Sar(RadarSensor):
+    """Single- or dual-polarisation SAR of any mission (HH / HV too)."""
+
+    name = "sar"
+    title = "SAR"
+    help = "sar (single- or dual-pol SAR of any mission: 1 band, or HH,HV)"
+    needs = "1 band (any polarisation) or 2 bands co/cross (HH/HV, VV/VH)"
+
+    @classmethod
+    def detect(cls, ds, probe: Probe, forced: bool) -> SensorInfo | None:
+        """1-2 bands described by polarisation; forced: any 1 band, or 2 (HH, HV)."""
+        if not (probe.described or forced) or ds.count not in (1, 2):
+            return None
+        pols = probe.polarisations
+        if not probe.described:
+            pols = ["HH", "HV"] if ds.count == 2 else [None]
+        return _radar_info(ds, cls, pols, probe)
+
+
+@SENSORS.register
+class Naip(Sensor):
+    """NAIP aerial imagery: 4 bands R, G, B, NIR; NDWI prior."""
+
+    name = "naip"
+    title = "NAIP"
+    help = "naip (R,G,B,NIR)"
+    needs = "4 bands R, G, B, NIR"
+    #: composite -> 1-based bands
+    composites: ClassVar[dict] = {"true": (1, 2, 3), "nir": (4, 1, 2)}
+    water_index = "ndwi"
+    auto_method = "index"  # follows s2: no labelled NAIP data here
+
+    @classmethod
+    def detect(cls, ds, probe: Probe, forced: bool) -> SensorInfo | None:
+        """Any 4-band raster (not Sentinel-2)."""
+        if ds.count != 4:
+            return None
+        composite = cls.composite_named(probe.composite)
+        return _plain_rgb_info(ds, cls, cls.composites[composite], composite,
+                               {"green": 2, "red": 1, "nir": 4},
+                               "4 bands taken as R, G, B, NIR (NAIP order)", probe.found)
+
+
+@SENSORS.register
+class Rgb(Sensor):
+    """Anything else: bands 1-3 as R, G, B (one band as grey); no water index."""
+
+    name = "rgb"
+    title = "RGB"
+    help = "rgb"
+    needs = "1 or 3 bands"
+    composites: ClassVar[dict] = {"true": None}
+    prompted_decoder = "flood"  # the README demo's
+    catch_all = True
+
+    @classmethod
+    def detect(cls, ds, probe: Probe, forced: bool) -> SensorInfo:
+        """Every raster: 2 non-float bands read through ``--bands``, else bands 1-3."""
+        if ds.count == 2:  # not Sentinel-1: bands as chosen by --bands (the scene says so)
+            return plain_info(ds, f"RGB: {probe.found}; 2 bands, not float: not Sentinel-1; "
+                              "--bands chooses what SAM sees")
+        bands = (1, 1, 1) if ds.count == 1 else (1, 2, 3)
+        what = "1 band repeated as grey" if ds.count == 1 else "bands 1, 2, 3 as R, G, B"
+        return _plain_rgb_info(ds, cls, bands, "true", {}, what, probe.found)
+
+
 # ---------------------------------------------------------------------------- composites
-def to_db(linear: np.ndarray) -> np.ndarray:
-    """Linear backscatter power -> dB (non-positive values become NaN)."""
-    x = np.asarray(linear, dtype=np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(x > 0, 10.0 * np.log10(np.where(x > 0, x, 1.0)), np.nan)
-
-
-def to_db_from(units: str | None, x: np.ndarray) -> np.ndarray:
-    """Radar values in ``units`` (``db``, ``power``/``linear``, ``amplitude``) -> dB."""
-    x = np.asarray(x, dtype=np.float64)
-    if units in ("power", "linear"):
-        return to_db(x)
-    if units == "amplitude":
-        return 2.0 * to_db(x)
-    return x
-
-
 def physical(raw: np.ndarray, info: SensorInfo) -> np.ndarray:
     """Raw band values -> physical units (reflectance, or dB for radar), float64."""
     x = np.asarray(raw, dtype=np.float64)
-    if info.sensor in RADAR_SENSORS:
+    if info.is_radar:
         return to_db_from(info.radar_scale, x)
     return (x + info.offset) * info.scale
 
@@ -598,7 +591,7 @@ def make_composite(raw: np.ndarray, info: SensorInfo) -> tuple[np.ndarray, np.nd
         x = x[None]
     if x.shape[0] != len(info.composite_bands):
         raise ValueError(f"expected {len(info.composite_bands)} bands, got {x.shape[0]}")
-    if info.sensor in RADAR_SENSORS:
+    if info.is_radar:
         x = np.stack([x[0], x[1], x[0] - x[1]]) if x.shape[0] == 2 else np.repeat(x, 3, axis=0)
     valid = np.isfinite(x).all(axis=0)
     lows = np.array([r[0] for r in info.composite_ranges])[:, None, None]

@@ -47,11 +47,15 @@ import numpy as np
 from scipy import ndimage
 
 from geofloodsam.errors import GeofloodsamError
+from geofloodsam.raster.sensors import SENSORS
 
 INDICES = ("ndwi", "mndwi")
-#: the Sentinel-2 index: MNDWI (Xu 2006), chosen from the literature (one labelled S2 chip
-#: here cannot decide; docs/satellite.md)
-S2_INDEX = "mndwi"
+#: the radar water index: the bimodal split of :func:`radar_prior`
+RADAR_INDEX = "radar-split"
+#: the water indices a sensor class may name (``Sensor.water_index``) -> the band roles they
+#: read: green and the other band of an optical index, the radar polarisations present
+INDEX_ROLES = {"ndwi": ("green", "nir"), "mndwi": ("green", "swir1"),
+               RADAR_INDEX: ("co", "cross")}
 #: radar evidence: ``cross`` (VH, HV), ``co`` (VV, HH), ``both`` (their mean distance);
 #: ``vh`` / ``vv`` are the Sentinel-1 names of cross / co
 POLARISATIONS = ("cross", "co", "both", "vh", "vv")
@@ -465,21 +469,35 @@ def sar_prior(
                        min_area)
 
 
+def sensor_index(info) -> str | None:
+    """The water index the sensor of ``info`` declares (``Sensor.water_index``: a key of
+    :data:`INDEX_ROLES`), None for a sensor without one (``rgb``)."""
+    index = SENSORS[info.sensor].water_index
+    if index is not None and index not in INDEX_ROLES:
+        raise GeofloodsamError(
+            f"sensor {info.sensor} names the water index {index!r}: use one of "
+            f"{', '.join(INDEX_ROLES)}."
+        )
+    return index
+
+
 def prior_for(info, bands: dict[str, np.ndarray], **options: Any) -> WaterPrior | None:
     """The default prior of a sensor (see :mod:`geofloodsam.raster.sensors`) from physical bands.
 
     ``bands`` maps roles (``green``, ``nir``, ``swir1``, ``co``, ``cross``) to physical
-    arrays (reflectance, dB). ``s2``: MNDWI (:data:`S2_INDEX`) unless ``index="ndwi"``;
-    ``naip``: NDWI; ``s1`` / ``sar``: :func:`radar_prior` (relative for uncalibrated
-    amplitude); ``rgb``: None (no water index without NIR/SWIR/radar).
+    arrays (reflectance, dB). The sensor's ``water_index`` (:func:`sensor_index`) decides:
+    ``mndwi`` (``s2``) or ``ndwi`` (``naip``), another optical one with ``index=``;
+    ``radar-split`` (``s1`` / ``sar``): :func:`radar_prior` (relative for uncalibrated
+    amplitude); none (``rgb``): None (no water index without NIR/SWIR/radar).
     """
-    if info.sensor == "s2":
-        index = options.pop("index", S2_INDEX)
-        other = bands["nir"] if index == "ndwi" else bands["swir1"]
-        return optical_prior(bands["green"], other, index, **options)
-    if info.sensor == "naip":
-        return optical_prior(bands["green"], bands["nir"], "ndwi", **options)
-    if info.sensor in ("s1", "sar"):
+    index = sensor_index(info)
+    if index is None:
+        return None
+    if index == RADAR_INDEX:
         options.setdefault("relative", bool(getattr(info, "relative", False)))
-        return radar_prior({k: bands.get(k) for k in ("co", "cross")}, **options)
-    return None
+        return radar_prior({k: bands.get(k) for k in INDEX_ROLES[RADAR_INDEX]}, **options)
+    index = options.pop("index", index)
+    if index not in INDICES:
+        raise GeofloodsamError(f"index {index!r}: use one of {', '.join(INDICES)}.")
+    green, other = INDEX_ROLES[index]
+    return optical_prior(bands[green], bands[other], index, **options)

@@ -10,14 +10,15 @@ by measurement (``benchmarks/satellite_eval.py``, ``docs/satellite.md``):
   where it is confident, SAM's probability elsewhere, and only on tiles where SAM's mask
   agrees with the prior's confident pixels.
 
-``auto`` is :data:`AUTO` for the detected sensor when promptless; with prompts it is
-``sam`` (the prompts say what to map). SAM is used by ``auto`` only where cross-validation
-showed the fused result beating the index alone on the mean per-chip IoU: it did not on
-Sentinel-1 (leave-one-chip-out, ``benchmarks/satellite_cv.py --checkpoint ...``: held-out
-fused 0.5078, index alone 0.5081: no gain), and one labelled Sentinel-2 chip cannot show it,
-so ``auto`` is ``index`` on every sensor with a water index. The decoder entry is what
-``fused`` and ``sam`` use when no ``--decoder`` is given. ``index`` and ``fused`` map the
-whole scene and take no prompts.
+``auto`` is the detected sensor's ``auto_method`` when promptless (its class in the
+registry :data:`geofloodsam.raster.sensors.SENSORS` declares it, with ``auto_decoder`` and
+``prompted_decoder``); with prompts it is ``sam`` (the prompts say what to map). SAM is
+used by ``auto`` only where cross-validation showed the fused result beating the index
+alone on the mean per-chip IoU: it did not on Sentinel-1 (leave-one-chip-out,
+``benchmarks/satellite_cv.py --checkpoint ...``: held-out fused 0.5078, index alone 0.5081:
+no gain), and one labelled Sentinel-2 chip cannot show it, so ``auto`` is ``index`` on every
+sensor with a water index. The decoder entry is what ``fused`` and ``sam`` use when no
+``--decoder`` is given. ``index`` and ``fused`` map the whole scene and take no prompts.
 """
 
 from __future__ import annotations
@@ -25,20 +26,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from geofloodsam.errors import GeofloodsamError
+from geofloodsam.raster.sensors import SENSORS
 
 METHODS = ("sam", "index", "fused")
 METHOD_CHOICES = ("auto", *METHODS)
-#: what ``--method auto`` runs promptless, per sensor, and the decoder used when none is
-#: given (docs/satellite.md; ``naip`` and ``sar`` follow ``s2`` / ``s1``: no labelled data)
-AUTO: dict[str, dict[str, str]] = {
-    "s2": {"decoder": "satellite", "method": "index"},
-    "s1": {"decoder": "satellite", "method": "index"},
-    "sar": {"decoder": "satellite", "method": "index"},
-    "naip": {"decoder": "satellite", "method": "index"},
-    "rgb": {"decoder": "satellite", "method": "sam"},
-}
-#: the decoder of prompted runs on plain RGB when none is given (the README demo's)
-PROMPTED_RGB_DECODER = "flood"
 
 
 @dataclass(frozen=True)
@@ -60,20 +51,21 @@ def choose(
 ) -> MethodChoice:
     """Resolve ``--method`` and the default decoder for a scene of ``sensor``.
 
-    ``has_prior``: whether the scene's bands give a water prior (default: every sensor but
-    ``rgb``). One-line errors: ``index`` / ``fused`` without a prior, or with prompts.
+    ``has_prior``: whether the scene's bands give a water prior (default: the sensor
+    declares a water index). One-line errors: ``index`` / ``fused`` without a prior, or
+    with prompts.
     """
     if method not in METHOD_CHOICES:
         raise GeofloodsamError(f"--method {method}: use one of {', '.join(METHOD_CHOICES)}.")
-    if sensor not in AUTO:
-        raise GeofloodsamError(f"unknown sensor {sensor!r}: use one of {', '.join(AUTO)}.")
-    has_prior = sensor != "rgb" if has_prior is None else has_prior
+    kind = SENSORS[sensor]
+    has_prior = kind.water_index is not None if has_prior is None else has_prior
     if method in ("index", "fused"):
         if not has_prior:
+            indexed = "|".join(s.name for s in SENSORS if s.water_index is not None)
             raise GeofloodsamError(
                 f"--method {method} needs a water index, and a {sensor} raster has no NIR, "
-                "SWIR or radar band: use --method sam, or give a Sentinel-1, Sentinel-2 or "
-                "R,G,B,NIR raster (--sensor s1|s2|naip)."
+                "SWIR or radar band: use --method sam, or give a raster with a water index "
+                f"(--sensor {indexed})."
             )
         if prompted:
             raise GeofloodsamError(
@@ -84,7 +76,7 @@ def choose(
         if prompted:
             chosen, why = "sam", "prompts given: SAM maps what they point at"
         else:
-            chosen = AUTO[sensor]["method"]
+            chosen = kind.auto_method
             if chosen != "sam" and not has_prior:
                 chosen = "sam"
             why = (f"promptless {sensor}: {chosen} (cross-validated: SAM did not beat the index "
@@ -96,8 +88,8 @@ def choose(
         return MethodChoice("index", None, f"{why}; no SAM decoder (the water index alone)")
     if decoder is not None:
         return MethodChoice(chosen, str(decoder), f"{why}; --decoder {decoder}")
-    if prompted and sensor == "rgb":
-        name = PROMPTED_RGB_DECODER
-        return MethodChoice(chosen, name, f"{why}; decoder {name} (prompted RGB)")
-    name = AUTO[sensor]["decoder"]
+    if prompted and kind.prompted_decoder is not None:
+        name = kind.prompted_decoder
+        return MethodChoice(chosen, name, f"{why}; decoder {name} (prompted {kind.title})")
+    name = kind.auto_decoder
     return MethodChoice(chosen, name, f"{why}; decoder {name} (default for {sensor})")

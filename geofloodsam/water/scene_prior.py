@@ -27,13 +27,15 @@ from geofloodsam.raster.sensors import SensorInfo, physical
 from geofloodsam.raster.values import fill_pixels
 from geofloodsam.water.index import (
     DESPECKLE,
+    INDEX_ROLES,
+    INDICES,
     MIN_AREA,
-    S2_INDEX,
     SOFT_WIDTH,
     WaterPrior,
     despeckle_db,
     normalized_difference,
     prior_for,
+    sensor_index,
     small_regions,
 )
 
@@ -43,17 +45,15 @@ MAX_SIDE = 2048
 #: the minimum mapping unit (a region under N px reaches at most N px from the window)
 HALO = DESPECKLE // 2 + MIN_AREA
 #: the second band of each optical index
-_OTHER = {"ndwi": "nir", "mndwi": "swir1"}
+_OTHER = {index: INDEX_ROLES[index][1] for index in INDICES}
 
 
 def _roles(info: SensorInfo) -> tuple[str, ...]:
-    if info.sensor in ("s1", "sar"):
-        return tuple(r for r in ("co", "cross") if r in info.index_bands)
-    if info.sensor == "s2":
-        return ("green", _OTHER[S2_INDEX])
-    if info.sensor == "naip":
-        return ("green", "nir")
-    return ()
+    """The band roles the sensor's water index reads (those the raster has), () for none."""
+    index = sensor_index(info)
+    if index is None:
+        return ()
+    return tuple(r for r in INDEX_ROLES[index] if r in info.index_bands)
 
 
 def read_index_bands(

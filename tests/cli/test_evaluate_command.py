@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from geofloodsam.cli import main
 from geofloodsam.cli.evaluate import evaluate
 from geofloodsam.cli.options import method_option, methods_option, sensor_option
-from geofloodsam.raster.sensors import SENSOR_CHOICES
+from geofloodsam.raster.sensors import SENSORS
 from geofloodsam.water.methods import METHOD_CHOICES
 
 
@@ -28,7 +28,8 @@ def test_method_and_sensor_have_one_definition_of_their_choices() -> None:
     assert tuple(method.type.choices) == tuple(_param(method_option).type.choices)
     assert method.opts == _param(methods_option).opts == _param(method_option).opts
     options = {p.name: p for p in click.command()(sensor_option(lambda **kw: None)).params}
-    assert tuple(sensor.type.choices) == SENSOR_CHOICES == tuple(options["sensor"].type.choices)
+    assert (tuple(sensor.type.choices) == SENSORS.choices()
+            == tuple(options["sensor"].type.choices))
     assert {"sar_units", "s2_offset"} <= {p.name for p in evaluate.params}
     assert method.default == ("sam",)  # evaluate scores SAM alone unless told
 

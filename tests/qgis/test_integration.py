@@ -332,7 +332,7 @@ def test_qgis_process_maps_a_sentinel1_chip_by_its_index(qgis_process, qgis_env,
     done = run_qgis_process(
         qgis_process, qgis_env, "geofloodsam:segment", INPUT=chip, SENSOR=2, METHOD=2,
         OUTPUT_MASK=mask, OUTPUT_POLYGONS=tmp_path / "chosen" / "radar.gpkg",
-    )  # SENSOR 2 = s1, METHOD 2 = index (tasks.SENSORS, tasks.METHODS)
+    )  # SENSOR 2 = s1, METHOD 2 = index (the registry order, recorded at install)
     assert done.returncode == 0, done.stdout + done.stderr
     cli = tmp_path / "cli"
     ran = subprocess.run(

@@ -421,12 +421,42 @@ def test_cli_progress_format_json(tmp_path) -> None:
     assert progress.get_format() == "bar"  # every run sets it afresh
 
 
-def test_sensor_and_method_menus_are_geofloodsams_choices() -> None:
-    from geofloodsam.raster.sensors import SAR_UNITS, SENSOR_CHOICES
+def test_menus_are_geofloodsams_choices_recorded_at_install(qgis_home, monkeypatch) -> None:
+    """The plugin keeps no copy of the choices: install records the registry's."""
+    from geofloodsam.raster.sensors import SAR_UNITS, SENSORS
     from geofloodsam.water.methods import METHOD_CHOICES
 
-    assert tasks.SENSORS == SENSOR_CHOICES and tasks.METHODS == METHOD_CHOICES
-    assert tasks.SAR_UNITS == SAR_UNITS
+    expected = {"sensor": SENSORS.choices(), "method": METHOD_CHOICES, "sar_units": SAR_UNITS}
+    assert {k: tuple(v) for k, v in commands_qgis.choices().items()} == expected
+    printed = CliRunner().invoke(main, ["qgis", "choices"])
+    assert printed.exit_code == 0 and json.loads(printed.output) == commands_qgis.choices()
+    target = commands_qgis.install("menus")
+    monkeypatch.setattr(tasks, "_menus", None)
+    assert tasks.menu_choices(None, target / "geofloodsam_env.json") == expected
+    assert tasks.menu_choices(None, Path("elsewhere")) == expected  # found once per session
+
+
+def test_menus_asked_from_the_command_or_auto_only(tmp_path, monkeypatch) -> None:
+    printed = {"sensor": ["auto", "s1"], "method": ["auto", "sam"], "sar_units": ["auto"]}
+    script = tmp_path / "choices.py"
+    script.write_text("import json, sys\nassert sys.argv[1:] == ['qgis', 'choices']\n"
+                      f"print(json.dumps({printed!r}))\n")
+    env_file = tmp_path / "geofloodsam_env.json"
+    env_file.write_text(json.dumps({"python": sys.executable}))  # installed before choices
+    assert tasks.recorded_choices(env_file) is None
+    monkeypatch.setattr(tasks, "_menus", None)
+    menus = tasks.menu_choices(lambda: [sys.executable, str(script)], env_file)
+    assert menus == {k: tuple(v) for k, v in printed.items()}
+
+    def no_command() -> list[str]:
+        raise runner.RunError("no geofloodsam environment configured")
+
+    for command in (no_command, lambda: [sys.executable, "-c", "print('not json')"]):
+        monkeypatch.setattr(tasks, "_menus", None)
+        assert tasks.menu_choices(command, env_file) == tasks.AUTO_ONLY
+
+
+def test_segment_args_from_menu_choices() -> None:
     args = tasks.segment_args("s.tif", "out", None, {"sensor": "s1", "method": "index",
                                                        "decoder": ""})
     assert args == ["segment", "s.tif", "-o", "out", "--sensor", "s1", "--method", "index"]

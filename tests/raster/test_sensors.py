@@ -10,6 +10,7 @@ import rasterio
 from affine import Affine
 
 from geofloodsam.errors import GeofloodsamError
+from geofloodsam.raster.radar_units import to_db
 from geofloodsam.raster.sensors import (
     S1_RANGES,
     S2_L1C,
@@ -19,7 +20,6 @@ from geofloodsam.raster.sensors import (
     read_bands,
     read_composite,
     s2_band_name,
-    to_db,
 )
 
 TRANSFORM = Affine(1e-4, 0.0, 10.0, 0.0, -1e-4, 50.0)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from geofloodsam.errors import GeofloodsamError
-from geofloodsam.water.methods import AUTO, choose
+from geofloodsam.raster.sensors import SENSORS
+from geofloodsam.water.methods import choose
 
 
 @pytest.mark.parametrize(
@@ -30,7 +31,7 @@ def test_given_decoder_and_index():
     assert choose("s1", "sam", "pretrained").decoder == "pretrained"
     index = choose("s2", "index", "flood")
     assert index.method == "index" and index.decoder is None
-    assert set(AUTO) == {"s1", "sar", "s2", "naip", "rgb"}
+    assert set(SENSORS.names()) == {"s1", "sar", "s2", "naip", "rgb"}
 
 
 @pytest.mark.parametrize(

@@ -153,6 +153,7 @@ class SegmentAlgorithm(_Algorithm):
         )
 
     def initAlgorithm(self, config=None) -> None:
+        menus = tasks.menu_choices(command)
         self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, "Input raster"))
         self.addParameter(QgsProcessingParameterFeatureSource(
             self.PROMPTS, "Prompts (water points, boxes); none: promptless",
@@ -161,14 +162,14 @@ class SegmentAlgorithm(_Algorithm):
             self.DECODER, "Decoder (flood, satellite, pretrained or a decoder file; empty: "
             "satellite, or flood with prompts on RGB)", "", optional=True))
         self.addParameter(QgsProcessingParameterEnum(
-            self.SENSOR, "Sensor (auto: detected)", options=list(tasks.SENSORS),
+            self.SENSOR, "Sensor (auto: detected)", options=list(menus["sensor"]),
             defaultValue=0))
         self.addParameter(QgsProcessingParameterEnum(
             self.METHOD, "Method (auto: the water index for promptless SAR/Sentinel-2/NAIP, "
-            "else SAM)", options=list(tasks.METHODS), defaultValue=0))
+            "else SAM)", options=list(menus["method"]), defaultValue=0))
         self.addParameter(QgsProcessingParameterEnum(
             self.SAR_UNITS, "SAR units (auto: from metadata and values; amplitude DN: "
-            "relative)", options=list(tasks.SAR_UNITS), defaultValue=0))
+            "relative)", options=list(menus["sar_units"]), defaultValue=0))
         self.addParameter(QgsProcessingParameterString(
             self.BANDS, "Bands (1 or 3 band numbers, e.g. 4,3,2; empty: 1,2,3)", "",
             optional=True))
@@ -190,16 +191,17 @@ class SegmentAlgorithm(_Algorithm):
             self.OUTPUT_POLYGONS, "Flood polygons", QgsProcessing.TypeVectorPolygon))
 
     def processAlgorithm(self, parameters, context, feedback) -> dict:
+        menus = tasks.menu_choices(command)
         scene = raster_file(self.parameterAsRasterLayer(parameters, self.INPUT, context),
                             "INPUT")
         out_mask = self.parameterAsOutputLayer(parameters, self.OUTPUT_MASK, context)
         out_polygons = self.parameterAsOutputLayer(parameters, self.OUTPUT_POLYGONS, context)
         options = {
             "decoder": self.parameterAsString(parameters, self.DECODER, context).strip(),
-            "sensor": tasks.SENSORS[self.parameterAsEnum(parameters, self.SENSOR, context)],
-            "method": tasks.METHODS[self.parameterAsEnum(parameters, self.METHOD, context)],
-            "sar_units": tasks.SAR_UNITS[self.parameterAsEnum(parameters, self.SAR_UNITS,
-                                                              context)],
+            "sensor": menus["sensor"][self.parameterAsEnum(parameters, self.SENSOR, context)],
+            "method": menus["method"][self.parameterAsEnum(parameters, self.METHOD, context)],
+            "sar_units": menus["sar_units"][self.parameterAsEnum(parameters, self.SAR_UNITS,
+                                                                 context)],
             "bands": self.parameterAsString(parameters, self.BANDS, context).strip(),
             "tile_size": self.parameterAsInt(parameters, self.TILE_SIZE, context),
             "overlap": self.parameterAsInt(parameters, self.OVERLAP, context),
@@ -295,6 +297,7 @@ class FloodAlgorithm(_Algorithm):
         )
 
     def initAlgorithm(self, config=None) -> None:
+        menus = tasks.menu_choices(command)
         self.addParameter(QgsProcessingParameterRasterLayer(self.AFTER, "After (flood) raster"))
         self.addParameter(QgsProcessingParameterRasterLayer(
             self.BEFORE, "Before raster (or give a reference water layer)", optional=True))
@@ -314,10 +317,10 @@ class FloodAlgorithm(_Algorithm):
             self.DECODER, "Decoder (empty: by sensor and method, as for segment)", "",
             optional=True))
         self.addParameter(QgsProcessingParameterEnum(
-            self.SENSOR, "Sensor (auto: detected)", options=list(tasks.SENSORS),
+            self.SENSOR, "Sensor (auto: detected)", options=list(menus["sensor"]),
             defaultValue=0))
         self.addParameter(QgsProcessingParameterEnum(
-            self.METHOD, "Method (auto: as for segment)", options=list(tasks.METHODS),
+            self.METHOD, "Method (auto: as for segment)", options=list(menus["method"]),
             defaultValue=0))
         self.addParameter(QgsProcessingParameterEnum(
             self.CHANGE, "Change (auto: log-ratio for Sentinel-1 pairs when measured, else "
@@ -340,6 +343,7 @@ class FloodAlgorithm(_Algorithm):
         return export_prompts(source, work / f"{key.lower()}.gpkg", context)
 
     def processAlgorithm(self, parameters, context, feedback) -> dict:
+        menus = tasks.menu_choices(command)
         after = raster_file(self.parameterAsRasterLayer(parameters, self.AFTER, context),
                             "AFTER")
         before_layer = self.parameterAsRasterLayer(parameters, self.BEFORE, context)
@@ -349,8 +353,8 @@ class FloodAlgorithm(_Algorithm):
         out_polygons = self.parameterAsOutputLayer(parameters, self.OUTPUT_POLYGONS, context)
         options = {
             "decoder": self.parameterAsString(parameters, self.DECODER, context).strip(),
-            "sensor": tasks.SENSORS[self.parameterAsEnum(parameters, self.SENSOR, context)],
-            "method": tasks.METHODS[self.parameterAsEnum(parameters, self.METHOD, context)],
+            "sensor": menus["sensor"][self.parameterAsEnum(parameters, self.SENSOR, context)],
+            "method": menus["method"][self.parameterAsEnum(parameters, self.METHOD, context)],
             "change": tasks.CHANGES[self.parameterAsEnum(parameters, self.CHANGE, context)],
             "reference_min": self.parameterAsDouble(parameters, self.REFERENCE_MIN, context),
             "min_area": self.parameterAsDouble(parameters, self.MIN_AREA, context),

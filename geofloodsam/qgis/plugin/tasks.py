@@ -12,20 +12,23 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import json
 import os
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from .runner import RunError, run
+from .runner import ENV_FILE, RunError, child_env, run
 
-#: ``--sensor`` and ``--method`` choices, in the order the algorithm's menus list them (kept
-#: equal to geofloodsam's by tests/qgis/test_plugin.py: the plugin imports nothing of it)
-SENSORS = ("auto", "s2", "s1", "sar", "naip", "rgb")
-METHODS = ("auto", "sam", "index", "fused")
-SAR_UNITS = ("auto", "db", "power", "amplitude")
+#: the menus (``--sensor``, ``--method``, ``--sar-units``) when the geofloodsam to call cannot
+#: say its choices: ``auto`` alone (the sensor detected, the method chosen by it)
+AUTO_ONLY = {"sensor": ("auto",), "method": ("auto",), "sar_units": ("auto",)}
+#: seconds to wait for ``geofloodsam qgis choices``
+CHOICES_TIMEOUT_S = 60
+_menus: dict[str, tuple[str, ...]] | None = None
 MASK_SUFFIXES = (".tif", ".tiff")
 POLYGON_SUFFIXES = (".gpkg",)
 #: segment options -> CLI flags
@@ -66,6 +69,57 @@ def work_folder(beside: str | Path) -> Iterator[Path]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+def _as_choices(record: Any) -> dict[str, tuple[str, ...]] | None:
+    """``{"sensor": [...], "method": [...], "sar_units": [...]}`` as tuples, or None."""
+    if not isinstance(record, dict):
+        return None
+    try:
+        out = {key: tuple(str(c) for c in record[key]) for key in AUTO_ONLY}
+    except (KeyError, TypeError):
+        return None
+    return out if all(out.values()) else None
+
+
+def recorded_choices(env_file: Path = ENV_FILE) -> dict[str, tuple[str, ...]] | None:
+    """The choices ``geofloodsam qgis install`` recorded in ``geofloodsam_env.json`` (from
+    geofloodsam's sensor registry and method list), or None."""
+    try:
+        record = json.loads(Path(env_file).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return _as_choices(record.get("choices") if isinstance(record, dict) else None)
+
+
+def asked_choices(cmd: list[str]) -> dict[str, tuple[str, ...]] | None:
+    """The choices ``geofloodsam qgis choices`` prints (one JSON line), or None if it fails."""
+    try:
+        done = subprocess.run([*cmd, "qgis", "choices"], capture_output=True, text=True,
+                              env=child_env(), timeout=CHOICES_TIMEOUT_S)
+        return _as_choices(json.loads(done.stdout)) if done.returncode == 0 else None
+    except (OSError, ValueError, subprocess.SubprocessError):
+        return None
+
+
+def menu_choices(command: Callable[[], list[str]] | None = None,
+                 env_file: Path = ENV_FILE) -> dict[str, tuple[str, ...]]:
+    """The algorithms' menus: geofloodsam's own choices, never a copy kept here.
+
+    In order: recorded at install (:func:`recorded_choices`), asked from ``command()``
+    (:func:`asked_choices`; an environment set up without ``geofloodsam qgis install``),
+    else :data:`AUTO_ONLY`. Found once per QGIS session (menus and runs see the same list).
+    """
+    global _menus
+    if _menus is None:
+        found = recorded_choices(env_file)
+        if found is None and command is not None:
+            try:
+                found = asked_choices(command())
+            except RunError:
+                found = None
+        _menus = found or AUTO_ONLY
+    return _menus
 
 
 def _check_suffix(path: Path, allowed: tuple[str, ...], what: str) -> None:
