@@ -8,8 +8,9 @@ one checkout, again with another, and compare every output.
     python benchmarks/identical_outputs.py compare /tmp/proof/before /tmp/proof/after
 
 The jobs (``JOBS``): both sample scenes with their shipped prompts, ``delta_4band``
-promptless, one Sentinel-1 chip and the Sentinel-2 chip (promptless, with ``auto`` and with
-``--method fused`` so that SAM runs too), and the README demo on a local Dask cluster.
+promptless, one Sentinel-1 chip (also read as ``--sensor sar``), the Sentinel-2 chip and a
+NAIP tile (promptless, with ``auto`` and with a method that runs SAM too), and the README
+demo on a local Dask cluster.
 ``compare`` checks masks bit for bit (pixels, CRS, transform, nodata), the GeoPackages'
 features in order (geometry WKB and attributes), and every ``run.json`` value except the
 times, the creation date and the output folder. It prints one line per file and exits 1 when
@@ -42,6 +43,12 @@ JOBS: dict[str, tuple[str, list[str]]] = {
     "delta_promptless": ("sample_tiles/delta_4band.tif", []),
     "s1_auto": ("data:sen1floods11/S1Hand/Bolivia_312675_S1Hand.tif", []),
     "s1_fused": ("data:sen1floods11/S1Hand/Bolivia_312675_S1Hand.tif", ["--method", "fused"]),
+    "s1_as_sar": ("data:sen1floods11/S1Hand/Bolivia_312675_S1Hand.tif", ["--sensor", "sar"]),
+    "naip_auto": ("data:geo/naip-north-dakota/m_4709963_se_14_1_20140720.tif", []),
+    "naip_sam": (
+        "data:geo/naip-north-dakota/m_4709963_se_14_1_20140720.tif",
+        ["--method", "sam"],
+    ),
     "s2_auto": ("data:sen1floods11/S2Hand/Spain_7370579_S2Hand.tif", []),
     "s2_fused": ("data:sen1floods11/S2Hand/Spain_7370579_S2Hand.tif", ["--method", "fused"]),
     "riverside_dask": (
