@@ -19,7 +19,7 @@ only the ones listed before it (``tests/test_layout.py`` checks this):
 ``weights``         the checkpoint registry, cache and verified download
 ``model``           SAM without torchvision: load, encode, decode; decoders; embedding cache
 ``tiles``           the tile grid, the per-tile work (read, encode, decode), waves of tiles
-``stitch``          blending tiles into one seamless mask, row band by row band
+``stitch``          blending tiles into one seamless mask, row strip by row strip
 ``datasets``        image/mask folders and GeoTIFF chips; prompts from truth; sample scenes
 ``water``           water indices and SAR thresholds, their fusion with SAM (satellite data)
 ``evaluation``      metrics, scoring decoders x prompts, reports; scoring a georeferenced mask

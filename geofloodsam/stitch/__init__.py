@@ -1,7 +1,7 @@
-"""Stitching: tile probabilities blended into one seamless mask, row band by row band.
+"""Stitching: tile probabilities blended into one seamless mask, row strip by row strip.
 
 - :mod:`~geofloodsam.stitch.blend`: blend weights (never zero, flat at the raster edge), the
-  band blender, and the writer of the mask / probability COGs.
+  strip blender, and the writer of the mask / probability COGs.
 
 May import: ``errors``, ``files``, ``geo``, ``raster``, ``tiles``.
 """

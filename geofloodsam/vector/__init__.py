@@ -2,7 +2,7 @@
 
 - :mod:`~geofloodsam.vector.prompts`: points and boxes from GeoJSON / GeoPackage / Shapefile in
   any CRS, into a raster's pixels.
-- :mod:`~geofloodsam.vector.polygonize`: the mask, band by band, into dissolved polygons (no
+- :mod:`~geofloodsam.vector.polygonize`: the mask, strip by strip, into dissolved polygons (no
   seams along bands or tiles), their attributes and the GeoPackage.
 
 May import: ``errors``, ``files``, ``geo``, ``raster``.
