@@ -14,8 +14,6 @@ from geofloodsam.model.choices import DEVICE_CHOICES, PRECISION_CHOICES, RUNTIME
 from geofloodsam.raster.sensors import SAR_UNITS, SENSOR_CHOICES, SensorWarning, sensor_spec
 from geofloodsam.water.methods import METHOD_CHOICES
 
-__all__ = ["DEVICE_CHOICES", "PRECISION_CHOICES", "RUNTIME_CHOICES"]
-
 
 def _bands(ctx: click.Context, param: click.Parameter, value: str | None):
     from geofloodsam.raster.scene import parse_bands

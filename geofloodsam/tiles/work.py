@@ -146,10 +146,6 @@ class TileResult:
     #: positions of user point seeds whose click SAM and the water index both call dry
     dry: list[int] = field(default_factory=list)
 
-    def dense(self) -> np.ndarray:
-        """(S, h, w) float32 probabilities of every seed (for tests and small tiles)."""
-        return np.stack([c.full(self.shape).astype(np.float32) for c in self.probs])
-
 
 @dataclass
 class ChunkResult:

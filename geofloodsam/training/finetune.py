@@ -59,10 +59,10 @@ from geofloodsam.training.prompt_sampling import (
     lowres_truth,
     sample_prompts,
 )
-from geofloodsam.vector.prompts import WHOLE_IMAGE, whole_image_box
+from geofloodsam.vector.prompts import NO_PROMPT, whole_image_box
 
 #: which validation IoUs the selection score averages, per prompt mode
-SELECT_ON = {"point": ("point",), "box": ("box", WHOLE_IMAGE), "mixed": VAL_PROMPTS}
+SELECT_ON = {"point": ("point",), "box": ("box", NO_PROMPT), "mixed": VAL_PROMPTS}
 RESUME_SUFFIX = ".resume.pt"
 #: config keys that may differ between an interrupted run and its resumption
 RESUME_FREE = ("device", "cache_dir", "progress")
@@ -520,7 +520,7 @@ def _val_prompts(truth: LowResTruth) -> dict[str, PromptBatch]:
     if truth.eval_point is not None:
         pts = np.array([[truth.eval_point]])
         out["point"] = PromptBatch("point", pts, np.ones((1, 1)), None, target, multimask=True)
-    out[WHOLE_IMAGE] = PromptBatch(WHOLE_IMAGE, None, None, whole_image_box(w, h)[None], target)
+    out[NO_PROMPT] = PromptBatch(NO_PROMPT, None, None, whole_image_box(w, h)[None], target)
     return out
 
 
@@ -649,7 +649,7 @@ def _echo(row: dict[str, float]) -> None:
     tqdm.write(
         f"epoch {row['epoch']}: train loss {row['train_loss']:.4f}, val loss "
         f"{row['val_loss']:.4f}, val IoU box {row['val_iou_box']:.3f} point "
-        f"{row['val_iou_point']:.3f} {WHOLE_IMAGE} {row[f'val_iou_{WHOLE_IMAGE}']:.3f}"
+        f"{row['val_iou_point']:.3f} {NO_PROMPT} {row[f'val_iou_{NO_PROMPT}']:.3f}"
     )
 
 
