@@ -102,10 +102,11 @@ def promptless_logits(model: SamModel, embedding: Embedding) -> tuple[np.ndarray
 
 def fused_water(sam_logits: np.ndarray, prior: WaterPrior) -> tuple[np.ndarray, float]:
     """(water, agreement): the guarded gate of SAM's probability with ``prior``, > 0.5."""
-    from geofloodsam.water import fusion
+    from geofloodsam.model.logits import sigmoid
+    from geofloodsam.water.fusion import guarded_gate
 
-    fused, agree = fusion.guarded_gate(
-        fusion.sigmoid(sam_logits), prior.probability(), prior.logits(), prior.valid
+    fused, agree = guarded_gate(
+        sigmoid(sam_logits), prior.probability(), prior.logits(), prior.valid
     )
     return fused > 0.5, float(agree)
 

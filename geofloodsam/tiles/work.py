@@ -32,6 +32,7 @@ import numpy as np
 from rasterio.windows import Window
 from scipy import ndimage
 
+from geofloodsam.model.logits import sigmoid
 from geofloodsam.tiles.growth import (
     Appearance,
     choose_box_candidate,
@@ -510,7 +511,7 @@ def _crop_seed(
     if box is None:
         return nothing
     r0, c0, r1, c1 = box
-    prob = _sigmoid(logits[r0:r1, c0:c1])
+    prob = sigmoid(logits[r0:r1, c0:c1])
     inner = _bbox(prob > floor)  # what a whole-tile sigmoid would have kept, exactly
     if inner is None:
         return nothing
@@ -589,14 +590,6 @@ def _pad_points(seeds: list[Seed]) -> tuple[np.ndarray, np.ndarray]:
         pts[i, : len(s.points)] = s.points
         labs[i, : len(s.points)] = s.labels
     return pts, labs
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    out = np.negative(x, dtype=np.float32)
-    np.exp(np.clip(out, -80, 80, out=out), out=out)
-    out += 1.0
-    np.reciprocal(out, out=out)
-    return out
 
 
 # --------------------------------------------------------------------------- running it

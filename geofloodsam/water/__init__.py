@@ -5,8 +5,8 @@
   dB-like array), one threshold per scene, and a minimum mapping unit; ``WaterPrior``.
 - :mod:`~geofloodsam.water.scene_prior`: one scene threshold (a bounded read), and each
   window's evidence with it, so tiles rebuild exactly their part of the scene prior.
-- :mod:`~geofloodsam.water.fusion`: the prior as SAM prompts or ``mask_input``, per-pixel
-  fusion rules, the guarded gate.
+- :mod:`~geofloodsam.water.fusion`: the guarded gate of SAM's probability with the prior
+  (the other fusions measured against it are in ``benchmarks/fusion_experiments.py``).
 - :mod:`~geofloodsam.water.methods`: ``--method auto|sam|index|fused`` and the decoder each
   sensor gets by default (``auto``: the index, SAM having added nothing under
   cross-validation; docs/satellite.md).
