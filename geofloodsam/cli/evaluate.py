@@ -148,7 +148,7 @@ def evaluate_raster(
     """
     from geofloodsam.evaluation.raster import evaluate_raster as run
     from geofloodsam.evaluation.raster import write_raster_report
-    from geofloodsam.evaluation.report import check_output_dir
+    from geofloodsam.files.workdirs import check_output_dir
 
     check_output_dir(out_dir)  # before the evaluation: a bad -o is found first
     if classes is not None:

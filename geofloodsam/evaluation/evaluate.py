@@ -39,6 +39,7 @@ from geofloodsam.datasets.truth_prompts import default_prompts
 from geofloodsam.errors import GeofloodsamError, distinct_choices
 from geofloodsam.evaluation import report, satellite
 from geofloodsam.evaluation.metrics import confusion
+from geofloodsam.files.workdirs import check_output_dir
 from geofloodsam.model.decoders import Decoder, load_decoders
 from geofloodsam.model.sam import Embedding, SamModel
 from geofloodsam.vector.prompts import NO_PROMPT, PROMPT_TYPES, whole_image_box
@@ -378,7 +379,7 @@ def evaluate(
         raise GeofloodsamError(
             "no decoder to evaluate: give --decoder pretrained, flood or a decoder file."
         )
-    report.check_output_dir(out_dir)  # before any scoring: a bad -o is found first
+    check_output_dir(out_dir)  # before any scoring: a bad -o is found first
     split = resolve_split(data, split)
     samples = open_dataset(
         data, split=split, bands=bands, stretch=stretch, seed=seed, sensor=sensor

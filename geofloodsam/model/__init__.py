@@ -8,6 +8,9 @@
   inference.
 - :mod:`~geofloodsam.model.embedding_cache`: image embeddings on disk, signed by image hash,
   model and preprocessing; :mod:`~geofloodsam.model.variants`: the cached image variants.
+- :mod:`~geofloodsam.model.logits`: the one sigmoid of logits (SAM's and the water prior's);
+  :mod:`~geofloodsam.model.torch_files`: ``torch.load`` of a checkpoint, decoder file or
+  resume state, or one line naming the bad file and the fix.
 - :mod:`~geofloodsam.model.device`: device, threads, autocast, batch size;
   :mod:`~geofloodsam.model.choices`: the CLI's choices without torch.
 - :mod:`~geofloodsam.model.precision`: what ``--precision`` / ``--runtime`` resolve to on

@@ -35,9 +35,9 @@ import torch.nn.functional as F
 from geofloodsam.datasets.reading import Sample, open_dataset
 from geofloodsam.errors import GeofloodsamError, check_interrupted
 from geofloodsam.evaluation import metrics
-from geofloodsam.evaluation.report import check_output_dir
 from geofloodsam.files.atomic import atomic_open, atomic_write, check_targets
 from geofloodsam.files.space import reporting_full_disk
+from geofloodsam.files.workdirs import check_output_dir
 from geofloodsam.model.decoders import (
     DecoderFile,
     DecoderSpec,
@@ -51,6 +51,7 @@ from geofloodsam.model.embedding_cache import (
     atomic_torch_save,
 )
 from geofloodsam.model.sam import Embedding, SamModel, load_model
+from geofloodsam.model.torch_files import load_torch_file
 from geofloodsam.model.variants import AUGMENT_VARIANTS
 from geofloodsam.training.config import MODE_KINDS, VAL_PROMPTS, FinetuneConfig
 from geofloodsam.training.prompt_sampling import (
@@ -542,13 +543,9 @@ def _read_resume(path: Path, cfg: FinetuneConfig) -> dict[str, Any]:
         raise GeofloodsamError(
             f"nothing to resume: {path} does not exist; run without --resume to start training."
         )
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure means a bad file
-        raise GeofloodsamError(
-            f"cannot read resume state {path} ({type(exc).__name__}): delete it and start again "
-            "without --resume."
-        ) from None
+    state = load_torch_file(
+        path, "resume state", "delete it and start again without --resume."
+    )
     saved = state.get("config", {}) if isinstance(state, dict) else {}
     if isinstance(saved.get("bands"), list):
         saved["bands"] = tuple(saved["bands"])
