@@ -33,32 +33,45 @@ only the ones listed before it (``tests/test_layout.py`` checks this):
 from __future__ import annotations
 
 import importlib
+import sys
+from collections.abc import Callable
 from typing import Any
 
 __version__ = "0.1.0"
 
-#: the public API: name -> "module:attribute", imported on first access
+
+def lazy_api(package: str, api: dict[str, str]) -> tuple[Callable[[str], Any], Callable[[], list]]:
+    """The module-level ``__getattr__`` and ``__dir__`` of a package whose public names are
+    imported on first access (so that importing the package loads neither torch nor GDAL).
+
+    ``api``: public name -> the module that defines it, relative to ``package``. Every
+    subpackage lists its public names this way, as ``__all__ = [*_API]``.
+    """
+    namespace = sys.modules[package].__dict__
+
+    def __getattr__(name: str) -> Any:
+        module = api.get(name)
+        if module is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(f"{package}.{module}"), name)
+        namespace[name] = value
+        return value
+
+    def __dir__() -> list[str]:
+        return sorted(set(namespace) | set(api))
+
+    return __getattr__, __dir__
+
+
+#: the public API: name -> its module, imported on first access
 _API = {
-    "load_model": "geofloodsam.model.sam:load_model",
-    "segment": "geofloodsam.segmentation.pipeline:segment",
-    "flood": "geofloodsam.change.pipeline:flood",
-    "finetune": "geofloodsam.training.finetune:finetune",
-    "evaluate": "geofloodsam.evaluation.evaluate:evaluate",
-    "evaluate_raster": "geofloodsam.evaluation.raster:evaluate_raster",
+    "load_model": "model.sam",
+    "segment": "segmentation.pipeline",
+    "flood": "change.pipeline",
+    "finetune": "training.finetune",
+    "evaluate": "evaluation.evaluate",
+    "evaluate_raster": "evaluation.raster",
 }
 
 __all__ = ["__version__", *_API]
-
-
-def __getattr__(name: str) -> Any:
-    target = _API.get(name)
-    if target is None:
-        raise AttributeError(f"module 'geofloodsam' has no attribute {name!r}")
-    module, attr = target.split(":")
-    value = getattr(importlib.import_module(module), attr)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_API))
+__getattr__, __dir__ = lazy_api(__name__, _API)

@@ -28,6 +28,8 @@ import click
 from geofloodsam import __version__
 from geofloodsam.errors import GeofloodsamError, Interrupted, catching_stop_signals
 
+__all__ = ["main", "COMMANDS", "LazyGroup", "environment_error"]
+
 #: sub-command name -> "module:attribute"
 COMMANDS: dict[str, str] = {
     "weights": "geofloodsam.cli.weights:weights",

@@ -24,3 +24,28 @@
 
 May import: ``errors``, ``files``, ``geo``, ``weights``.
 """
+
+from geofloodsam import lazy_api
+
+#: the public names, each imported from its module on first use
+_API = {
+    "load_model": "sam",
+    "SamModel": "sam",
+    "Embedding": "sam",
+    "Prediction": "sam",
+    "PromptableModel": "sam",
+    "Decoder": "decoders",
+    "DecoderSpec": "decoders",
+    "load_decoders": "decoders",
+    "use_decoder": "decoders",
+    "save_decoder": "decoders",
+    "read_checkpoint": "decoders",
+    "EmbeddingCache": "embedding_cache",
+    "sigmoid": "logits",
+    "load_torch_file": "torch_files",
+    "DEVICE_CHOICES": "choices",
+    "PRECISION_CHOICES": "choices",
+    "RUNTIME_CHOICES": "choices",
+}
+__all__ = [*_API]
+__getattr__, __dir__ = lazy_api(__name__, _API)

@@ -17,3 +17,26 @@ detection and composites are :mod:`geofloodsam.raster.sensors`.
 
 May import: everything up to ``datasets``.
 """
+
+from geofloodsam import lazy_api
+
+#: the public names, each imported from its module on first use
+#: (``scene_prior`` itself is in :mod:`geofloodsam.water.scene_prior`: its module's name)
+_API = {
+    "WaterPrior": "index",
+    "prior_for": "index",
+    "optical_prior": "index",
+    "radar_prior": "index",
+    "sar_prior": "index",
+    "bimodal_split": "index",
+    "ndwi": "index",
+    "mndwi": "index",
+    "PriorSpec": "scene_prior",
+    "window_prior": "scene_prior",
+    "guarded_gate": "fusion",
+    "METHOD_CHOICES": "methods",
+    "MethodChoice": "methods",
+    "choose": "methods",
+}
+__all__ = [*_API]
+__getattr__, __dir__ = lazy_api(__name__, _API)
