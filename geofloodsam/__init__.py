@@ -5,6 +5,9 @@ GDAL)::
 
     from geofloodsam import load_model, segment, flood, finetune, evaluate, evaluate_raster
 
+Each subpackage lists its own public names in ``__all__``, imported on first use the same way
+(:func:`lazy_api`), e.g. ``from geofloodsam.tiles import TileGrid``.
+
 The package follows the data flow, one subpackage per step or activity; each may import
 only the ones listed before it (``tests/test_layout.py`` checks this):
 
