@@ -6,7 +6,7 @@ lines starting with ``#`` ignored, relative paths taken relative to the list fil
 
     paths = expand_scene_args(["a.tif", "more_scenes.txt"])
     scenes = describe_scenes(paths, bands="4,3,2")     # checks one --bands serves them all
-    frame = read_prompt_frame("clicks.gpkg")             # geofloodsam.vector.prompts
+    frame = read_prompt_frame("clicks.gpkg")           # from geofloodsam.vector.prompts
     assignment = assign_features(frame, scenes)        # which features go to which scene
     assignment.indices[0]                              # rows of ``frame`` inside scenes[0]
 
