@@ -151,6 +151,7 @@ def report(name: str, per_chip: dict, chips: dict) -> None:
 def fusion_counts(chips: dict, data: Path, checkpoint: str, decoder: str) -> dict:
     """Candidate -> chip -> counts: ``index`` and ``gate m=.. a=..`` for :data:`FUSION_GRID`."""
     from geofloodsam.model.decoders import load_decoders, use_decoder
+    from geofloodsam.model.logits import sigmoid
     from geofloodsam.model.sam import load_model
     from geofloodsam.raster.sensors import detect_sensor, read_composite
     from geofloodsam.water import fusion
@@ -168,7 +169,7 @@ def fusion_counts(chips: dict, data: Path, checkpoint: str, decoder: str) -> dic
         with use_decoder(model, dec):
             h, w = label.shape
             pred = model.decode(emb, boxes=np.array([[0.0, 0.0, w, h]]), multimask=False)
-        sam = fusion.sigmoid(pred.best_logits()[0])
+        sam = sigmoid(pred.best_logits()[0])
         out.setdefault("index", {})[chip] = counts(prior.water(), label)
         for margin, agree in FUSION_GRID:
             fused, _ = fusion.guarded_gate(sam, prior.probability(), prior.logits(),

@@ -15,7 +15,7 @@ through the shared embedding cache) and decoded by every decoder.
 other fusions are measured here only.
 
 Methods (rows): ``index`` (the prior alone, ``--method index``); ``<decoder>`` promptless
-(whole-image box); and, for every decoder, the fusions of :mod:`geofloodsam.fusion`:
+(whole-image box); and, for every decoder, the fusions of ``fusion_experiments.py`` (here):
 ``+points`` (whole box + points placed in confident index water/dry), ``+mask`` (whole box +
 the prior as mask_input), ``+mean`` / ``+gate`` / ``+union`` / ``+intersection``
 (probability rules on the promptless SAM output), and ``auto`` (the configuration
@@ -44,14 +44,18 @@ from geofloodsam.evaluation import satellite
 from geofloodsam.evaluation.metrics import Confusion, confusion
 from geofloodsam.model.decoders import load_decoders, use_decoder
 from geofloodsam.model.embedding_cache import EmbeddingCache
+from geofloodsam.model.logits import sigmoid
 from geofloodsam.model.sam import load_model
 from geofloodsam.raster.sensors import SENSORS, detect_sensor, physical, read_bands
 from geofloodsam.water import fusion, methods
 from geofloodsam.water.index import WaterPrior
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import fusion_experiments as experiments  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
-FUSIONS = ("points", "mask", *fusion.RULES)
+FUSIONS = ("points", "mask", *experiments.RULES)
 
 
 @dataclass
@@ -112,29 +116,29 @@ def predictions(model, decoders, emb, item: Item) -> dict[str, np.ndarray]:
     for dec in decoders:
         with use_decoder(model, dec):
             logits, _ = satellite.promptless_logits(model, emb)
-            sam_probs[dec.label] = fusion.sigmoid(logits)
+            sam_probs[dec.label] = sigmoid(logits)
             out[dec.label] = logits > 0
             if prior is None:
                 continue
-            prompts = fusion.prompts_from_prior(p_logits)
+            prompts = experiments.prompts_from_prior(p_logits)
             if prompts is not None:
                 pts, labels = prompts
                 lg = model.decode(emb, points=pts, point_labels=labels, boxes=box).best_logits()
                 out[f"{dec.label}+points"] = lg[0] > 0
             else:
                 out[f"{dec.label}+points"] = out[dec.label]
-            mask_in = fusion.prior_mask_input(p_logits, emb.input_size, model.image_size)
+            mask_in = experiments.prior_mask_input(p_logits, emb.input_size, model.image_size)
             lg = model.decode(emb, boxes=box, mask_input=mask_in).best_logits()
             out[f"{dec.label}+mask"] = lg[0] > 0
-            for rule in fusion.RULES:
-                fused = fusion.fuse(sam_probs[dec.label], p_prob, rule, p_logits,
+            for rule in experiments.RULES:
+                fused = experiments.fuse(sam_probs[dec.label], p_prob, rule, p_logits,
                                     valid=prior.valid)
                 out[f"{dec.label}+{rule}"] = fused > 0.5
             out[f"{dec.label}+guard"] = satellite.fused_water(logits, prior)[0]
-            boxes = fusion.region_boxes(p_logits)
+            boxes = experiments.region_boxes(p_logits)
             if boxes is not None:
                 lg = model.decode(emb, boxes=boxes).best_logits().max(axis=0)
-                region_prob = fusion.sigmoid(lg)
+                region_prob = sigmoid(lg)
             else:
                 region_prob = np.zeros_like(p_prob)
             out[f"{dec.label}+regions"] = region_prob > 0.5

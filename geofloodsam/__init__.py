@@ -5,6 +5,9 @@ GDAL)::
 
     from geofloodsam import load_model, segment, flood, finetune, evaluate, evaluate_raster
 
+Each subpackage lists its own public names in ``__all__``, imported on first use the same way
+(:func:`lazy_api`), e.g. ``from geofloodsam.tiles import TileGrid``.
+
 The package follows the data flow, one subpackage per step or activity; each may import
 only the ones listed before it (``tests/test_layout.py`` checks this):
 
@@ -19,7 +22,7 @@ only the ones listed before it (``tests/test_layout.py`` checks this):
 ``weights``         the checkpoint registry, cache and verified download
 ``model``           SAM without torchvision: load, encode, decode; decoders; embedding cache
 ``tiles``           the tile grid, the per-tile work (read, encode, decode), waves of tiles
-``stitch``          blending tiles into one seamless mask, row band by row band
+``stitch``          blending tiles into one seamless mask, row strip by row strip
 ``datasets``        image/mask folders and GeoTIFF chips; prompts from truth; sample scenes
 ``water``           water indices and SAR thresholds, their fusion with SAM (satellite data)
 ``evaluation``      metrics, scoring decoders x prompts, reports; scoring a georeferenced mask
@@ -33,32 +36,45 @@ only the ones listed before it (``tests/test_layout.py`` checks this):
 from __future__ import annotations
 
 import importlib
+import sys
+from collections.abc import Callable
 from typing import Any
 
 __version__ = "0.1.0"
 
-#: the public API: name -> "module:attribute", imported on first access
+
+def lazy_api(package: str, api: dict[str, str]) -> tuple[Callable[[str], Any], Callable[[], list]]:
+    """The module-level ``__getattr__`` and ``__dir__`` of a package whose public names are
+    imported on first access (so that importing the package loads neither torch nor GDAL).
+
+    ``api``: public name -> the module that defines it, relative to ``package``. Every
+    subpackage lists its public names this way, as ``__all__ = [*_API]``.
+    """
+    namespace = sys.modules[package].__dict__
+
+    def __getattr__(name: str) -> Any:
+        module = api.get(name)
+        if module is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(f"{package}.{module}"), name)
+        namespace[name] = value
+        return value
+
+    def __dir__() -> list[str]:
+        return sorted(set(namespace) | set(api))
+
+    return __getattr__, __dir__
+
+
+#: the public API: name -> its module, imported on first access
 _API = {
-    "load_model": "geofloodsam.model.sam:load_model",
-    "segment": "geofloodsam.segmentation.pipeline:segment",
-    "flood": "geofloodsam.change.pipeline:flood",
-    "finetune": "geofloodsam.training.finetune:finetune",
-    "evaluate": "geofloodsam.evaluation.evaluate:evaluate",
-    "evaluate_raster": "geofloodsam.evaluation.raster:evaluate_raster",
+    "load_model": "model.sam",
+    "segment": "segmentation.pipeline",
+    "flood": "change.pipeline",
+    "finetune": "training.finetune",
+    "evaluate": "evaluation.evaluate",
+    "evaluate_raster": "evaluation.raster",
 }
 
 __all__ = ["__version__", *_API]
-
-
-def __getattr__(name: str) -> Any:
-    target = _API.get(name)
-    if target is None:
-        raise AttributeError(f"module 'geofloodsam' has no attribute {name!r}")
-    module, attr = target.split(":")
-    value = getattr(importlib.import_module(module), attr)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_API))
+__getattr__, __dir__ = lazy_api(__name__, _API)

@@ -13,3 +13,14 @@
 
 May import: everything up to ``segmentation`` (not ``evaluation``, ``training``).
 """
+
+from geofloodsam import lazy_api
+
+#: the public names, each imported from its module on first use
+_API = {
+    "flood": "pipeline",
+    "FloodResult": "pipeline",
+    "check_pair": "sensors",
+}
+__all__ = [*_API]
+__getattr__, __dir__ = lazy_api(__name__, _API)

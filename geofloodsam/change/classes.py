@@ -36,11 +36,3 @@ def combine(
     out[~after & before] = RECEDED
     out[~(after_valid & before_valid)] = NODATA
     return out
-
-
-def swap(classes: np.ndarray) -> np.ndarray:
-    """The classes with before and after exchanged (flood <-> receded)."""
-    out = classes.copy()
-    out[classes == FLOOD] = RECEDED
-    out[classes == RECEDED] = FLOOD
-    return out

@@ -103,7 +103,7 @@ class LogRatio:
         return details
 
     def classes(self, window, a_water, a_valid, b_water, b_valid) -> np.ndarray:
-        """uint8 classes of ``window`` (a full-width row band) from the ratio and the masks."""
+        """uint8 classes of ``window`` (a full-width row strip) from the ratio and the masks."""
         from rasterio.windows import Window
 
         y0 = max(0, int(window.row_off) - HALO)

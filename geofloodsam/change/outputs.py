@@ -1,6 +1,6 @@
 """Writing ``flood``'s outputs: the class COG, the class polygons and their areas.
 
-The classes arrive one row band at a time (:func:`write_classes`): each band is written to
+The classes arrive one row strip at a time (:func:`write_classes`): each strip is written to
 a tiled GeoTIFF, feeds one polygonizer per class and adds up each class's geodesic area;
 overviews (nearest) are added and GDAL's COG driver copies it, colour table included. Every
 file is written in the work folder; the pipeline renames them all at the end.
@@ -19,17 +19,17 @@ from geofloodsam.change.classes import NAMES, NODATA, POLYGON_CLASSES
 from geofloodsam.geo.area import row_pixel_areas
 from geofloodsam.qgis import style as qgis_style
 from geofloodsam.stitch.blend import BLOCK, overview_factors
-from geofloodsam.vector.polygonize import BandPolygonizer, polygons_to_frame
+from geofloodsam.vector.polygonize import StripPolygonizer, polygons_to_frame
 
 
 class ClassTally:
-    """Pixels, geodesic areas (m²) and polygons of each class, band by band."""
+    """Pixels, geodesic areas (m²) and polygons of each class, strip by strip."""
 
     def __init__(self, grid: Grid) -> None:
         self.grid = grid
         self.pixels = dict.fromkeys((*NAMES, NODATA), 0)
         self.area_m2 = dict.fromkeys(NAMES, 0.0)
-        self.polygonizers = {v: BandPolygonizer(grid.width) for v in POLYGON_CLASSES}
+        self.polygonizers = {v: StripPolygonizer(grid.width) for v in POLYGON_CLASSES}
 
     def add(self, y0: int, classes: np.ndarray) -> None:
         """Add rows ``[y0, y0 + h)`` of the class raster."""
@@ -42,7 +42,7 @@ class ClassTally:
             if value in self.area_m2:
                 self.area_m2[value] += float(per_row @ areas)
             if value in self.polygonizers:
-                self.polygonizers[value].add_band(y0, hit)
+                self.polygonizers[value].add_strip(y0, hit)
 
     def record(self) -> dict[str, Any]:
         """Pixels and areas per class name (for run.json)."""
@@ -52,9 +52,9 @@ class ClassTally:
 
 
 def write_classes(
-    grid: Grid, bands: Iterable[tuple[Any, np.ndarray]], directory: Path, tally: ClassTally
+    grid: Grid, strips: Iterable[tuple[Any, np.ndarray]], directory: Path, tally: ClassTally
 ) -> Path:
-    """Write the (window, classes) bands, top to bottom, as ``directory/classes.tif`` (COG)."""
+    """Write the (window, classes) strips, top to bottom, as ``directory/classes.tif`` (COG)."""
     import rasterio
     import rasterio.shutil
     from rasterio.enums import Resampling
@@ -68,7 +68,7 @@ def write_classes(
     }
     with rasterio.open(plain, "w", **profile) as ds:
         qgis_style.style_classes(ds)
-        for window, classes in bands:
+        for window, classes in strips:
             ds.write(classes, 1, window=window)
             tally.add(int(window.row_off), classes)
     factors = overview_factors(grid.width, grid.height)

@@ -37,7 +37,7 @@ from geofloodsam.files.atomic import replace_all
 from geofloodsam.files.hashing import sha256_file
 from geofloodsam.files.workdirs import make_workdir, sweep_stale
 from geofloodsam.qgis.style import write_classes_qml
-from geofloodsam.stitch.blend import default_band_height
+from geofloodsam.stitch.blend import default_strip_height
 
 CHANGE_CHOICES = ("auto", "water", "log-ratio")
 
@@ -149,12 +149,12 @@ def _scene_record(result) -> dict[str, Any]:
     }
 
 
-def _bands(grid: Grid, after_mask: Path, source, change_rule):
-    """(window, classes) row bands of AFTER's grid, top to bottom."""
+def _strips(grid: Grid, after_mask: Path, source, change_rule):
+    """(window, classes) row strips of AFTER's grid, top to bottom."""
     import rasterio
     from rasterio.windows import Window
 
-    rows = default_band_height(grid.width)
+    rows = default_strip_height(grid.width)
     with rasterio.open(after_mask) as ds:
         for y0 in range(0, grid.height, rows):
             window = Window(0, y0, grid.width, min(rows, grid.height - y0))
@@ -299,7 +299,7 @@ def _combine(req: _Request, after_mask: Path, source) -> tuple[Path, ClassTally,
             rule, change_record = logratio.choose(req.change, req.after, req.before, req.grid,
                                                   req.checked)
         tally = ClassTally(req.grid)
-        cog = write_classes(req.grid, _bands(req.grid, after_mask, source, rule), req.work,
+        cog = write_classes(req.grid, _strips(req.grid, after_mask, source, rule), req.work,
                             tally)
         alignment = source.record()
         if req.before is not None:  # the mask read is a work file: name the scene it maps

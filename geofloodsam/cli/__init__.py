@@ -28,6 +28,8 @@ import click
 from geofloodsam import __version__
 from geofloodsam.errors import GeofloodsamError, Interrupted, catching_stop_signals
 
+__all__ = ["main", "COMMANDS", "LazyGroup", "environment_error"]
+
 #: sub-command name -> "module:attribute"
 COMMANDS: dict[str, str] = {
     "weights": "geofloodsam.cli.weights:weights",
@@ -45,7 +47,7 @@ class LazyGroup(click.Group):
     """A click group whose sub-commands are imported only when used."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(name for name in COMMANDS if self._load(name) is not None)
+        return sorted(COMMANDS)
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         return self._load(name)
@@ -56,13 +58,7 @@ class LazyGroup(click.Group):
         if target is None:
             return None
         module_name, attr = target.split(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name == module_name:  # command not built yet
-                return None
-            raise
-        return getattr(module, attr)
+        return getattr(importlib.import_module(module_name), attr)
 
     def invoke(self, ctx: click.Context):
         """Run the command with SIGINT / SIGTERM handled and environment errors made one line."""

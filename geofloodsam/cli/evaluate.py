@@ -19,8 +19,7 @@ from geofloodsam.cli.options import (
     stretch_option,
 )
 from geofloodsam.errors import GeofloodsamError
-
-PROMPT_CHOICES = ("point", "box", "none")
+from geofloodsam.vector.prompts import PROMPT_TYPES
 
 
 def _numbers(text: str | None, what: str, cast=float) -> list | None:
@@ -50,7 +49,7 @@ def _numbers(text: str | None, what: str, cast=float) -> list | None:
               help="Decoder to score, repeatable: 'pretrained', 'flood' or 'satellite' "
                    "(shipped), or a file written by `geofloodsam finetune`.")
 @click.option("--prompt", "prompts", multiple=True, default=("point", "box"), show_default=True,
-              type=click.Choice(PROMPT_CHOICES),
+              type=click.Choice(PROMPT_TYPES),
               help="Prompt type, repeatable: 'point' (deepest pixel of the largest water body), "
                    "'box' (box of all water), 'none' (whole-image box, as without prompts).")
 @methods_option
@@ -149,7 +148,7 @@ def evaluate_raster(
     """
     from geofloodsam.evaluation.raster import evaluate_raster as run
     from geofloodsam.evaluation.raster import write_raster_report
-    from geofloodsam.evaluation.report import check_output_dir
+    from geofloodsam.files.workdirs import check_output_dir
 
     check_output_dir(out_dir)  # before the evaluation: a bad -o is found first
     if classes is not None:

@@ -15,8 +15,6 @@ from geofloodsam.raster.radar_units import SensorWarning
 from geofloodsam.raster.sensors import SAR_UNITS, SENSORS, sensor_spec
 from geofloodsam.water.methods import METHOD_CHOICES
 
-__all__ = ["DEVICE_CHOICES", "PRECISION_CHOICES", "RUNTIME_CHOICES"]
-
 
 def _bands(ctx: click.Context, param: click.Parameter, value: str | None):
     from geofloodsam.raster.scene import parse_bands

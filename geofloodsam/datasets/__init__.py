@@ -9,3 +9,17 @@
 
 May import: ``errors``, ``files``, ``geo``, ``raster``, ``vector``, ``weights``, ``model``.
 """
+
+from geofloodsam import lazy_api
+
+#: the public names, each imported from its module on first use
+_API = {
+    "Sample": "reading",
+    "open_dataset": "reading",
+    "default_prompts": "truth_prompts",
+    "deepest_point": "truth_prompts",
+    "make_samples": "sample_scenes",
+    "synthetic_scene": "sample_scenes",
+}
+__all__ = [*_API]
+__getattr__, __dir__ = lazy_api(__name__, _API)

@@ -534,10 +534,6 @@ def _feature(geom: dict, label: int, obj: int | None) -> dict:
     return {"type": "Feature", "properties": {"object": obj, "label": label}, "geometry": geom}
 
 
-def _round(value: float, digits: int) -> float:
-    return float(round(value, digits))
-
-
 def write_prompts(
     path_utm: Path,
     path_4326: Path,

@@ -10,3 +10,18 @@
 
 May import: everything up to ``datasets``.
 """
+
+from geofloodsam import lazy_api
+
+#: the public names, each imported from its module on first use
+#: (``evaluate`` itself is ``geofloodsam.evaluate``: its module has its name)
+_API = {
+    "Confusion": "metrics",
+    "confusion": "metrics",
+    "RasterScore": "raster",
+    "ClassScore": "raster",
+    "evaluate_raster": "raster",
+    "evaluate_classes": "raster",
+}
+__all__ = [*_API]
+__getattr__, __dir__ = lazy_api(__name__, _API)

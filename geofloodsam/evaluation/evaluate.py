@@ -27,7 +27,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,11 +39,11 @@ from geofloodsam.datasets.truth_prompts import default_prompts
 from geofloodsam.errors import GeofloodsamError, distinct_choices
 from geofloodsam.evaluation import report, satellite
 from geofloodsam.evaluation.metrics import confusion
-from geofloodsam.model.decoders import Decoder, load_decoders, use_decoder
+from geofloodsam.files.workdirs import check_output_dir
+from geofloodsam.model.decoders import Decoder, load_decoders
 from geofloodsam.model.sam import Embedding, SamModel
-from geofloodsam.vector.prompts import WHOLE_IMAGE, whole_image_box
+from geofloodsam.vector.prompts import NO_PROMPT, PROMPT_TYPES, whole_image_box
 
-PROMPT_TYPES = ("point", "box", WHOLE_IMAGE)
 PROMPTS_FORMAT = "geofloodsam-prompts/1"
 #: what the model labels of the rows mean, per method (report.md, when not only ``sam``)
 ROWS_LEGEND = {
@@ -65,7 +65,7 @@ def image_prompts(water: np.ndarray, valid: np.ndarray) -> dict[str, Any]:
     """All prompt types of one image, from its valid water pixels, plus its ``size``."""
     h, w = water.shape
     prompts = default_prompts(np.asarray(water, bool) & np.asarray(valid, bool))
-    prompts[WHOLE_IMAGE] = {"box": whole_image_box(w, h).tolist()}
+    prompts[NO_PROMPT] = {"box": whole_image_box(w, h).tolist()}
     return {"size": [int(h), int(w)], **prompts}
 
 
@@ -77,7 +77,7 @@ def prompts_document(prompts: dict[str, dict[str, Any]], source: dict[str, Any])
         "description": {
             "box": "x0, y0, x1, y1 pixel edges of the box around all water",
             "point": "x, y pixel centre of the deepest pixel of the largest water body (label 1)",
-            WHOLE_IMAGE: "the whole-image box, as segmenting without prompts",
+            NO_PROMPT: "the whole-image box, as segmenting without prompts",
             "coordinates": "x = column, y = row, pixel centres at +0.5, full-resolution image",
         },
         "images": prompts,
@@ -137,7 +137,7 @@ def predict(
             point_labels=np.asarray(prompt["labels"])[None],
             multimask=True,
         )
-    elif prompt_type in ("box", WHOLE_IMAGE):
+    elif prompt_type in ("box", NO_PROMPT):
         if prompt.get("box") is None:
             return np.zeros((h, w), dtype=bool), None
         pred = model.decode(embedding, boxes=np.asarray([prompt["box"]], dtype=np.float64))
@@ -147,21 +147,6 @@ def predict(
         )
     best = int(pred.best_index()[0])
     return pred.best_logits()[0] > 0, float(pred.iou[0, best])
-
-
-def predict_all(
-    model: SamModel,
-    decoders: Sequence[Decoder],
-    embedding: Embedding,
-    prompt_types: Sequence[str],
-    prompts: dict[str, Any],
-) -> Iterator[tuple[Decoder, str, np.ndarray, float | None]]:
-    """(decoder, prompt type, mask, predicted IoU) for every decoder × prompt type."""
-    for dec in decoders:
-        with use_decoder(model, dec):
-            for ptype in prompt_types:
-                mask, score = predict(model, embedding, ptype, prompts[ptype])
-                yield dec, ptype, mask, score
 
 
 # ---------------------------------------------------------------------------- scoring
@@ -394,7 +379,7 @@ def evaluate(
         raise GeofloodsamError(
             "no decoder to evaluate: give --decoder pretrained, flood or a decoder file."
         )
-    report.check_output_dir(out_dir)  # before any scoring: a bad -o is found first
+    check_output_dir(out_dir)  # before any scoring: a bad -o is found first
     split = resolve_split(data, split)
     samples = open_dataset(
         data, split=split, bands=bands, stretch=stretch, seed=seed, sensor=sensor

@@ -2,8 +2,8 @@
 
 The prediction (e.g. the output of ``segment``: 1 water, 0 dry, 255 nodata) defines the
 grid. The truth is aligned to it through a GDAL warped VRT with nearest-neighbour resampling
-(any CRS, resolution or extent), and confusion counts and water areas are accumulated row band
-by row band, so neither raster is ever read whole. Pixels are scored only where both rasters
+(any CRS, resolution or extent), and confusion counts and water areas are accumulated row strip
+by row strip, so neither raster is ever read whole. Pixels are scored only where both rasters
 have data; prediction pixels outside the truth's extent are excluded.
 
 Areas are in m², geodesic (:mod:`geofloodsam.geo.area`, the convention of every output): the
@@ -149,7 +149,7 @@ def evaluate_raster(
         n_valid = 0
         with WarpedVRT(truth, **vrt_options) as aligned:
             windows = list(_windows(pred.height, pred.width))
-            for win in tqdm(windows, desc="evaluating", unit="band", disable=not progress):
+            for win in tqdm(windows, desc="evaluating", unit="strip", disable=not progress):
                 pv = pred.read(1, window=win)
                 p_ok = (pred.read_masks(1, window=win) > 0) & (pv != PRED_NODATA)
                 odd = p_ok & (pv != PRED_WATER) & (pv != PRED_DRY)
@@ -281,8 +281,8 @@ def evaluate_classes(
     """Score each of ``classes`` of a class raster (``flood``'s: 1 flood, 2 permanent water,
     3 receded, 0 dry, 255 nodata) against a class truth with the same codes.
 
-    The truth is warped onto the prediction's grid (nearest), both are read row band by row
-    band; pixels that are nodata (255, the raster's nodata or masked) in either are excluded.
+    The truth is warped onto the prediction's grid (nearest), both are read row strip by row
+    strip; pixels that are nodata (255, the raster's nodata or masked) in either are excluded.
     """
     from rasterio.enums import Resampling
     from rasterio.vrt import WarpedVRT
@@ -303,7 +303,7 @@ def evaluate_classes(
         n_valid = 0
         with WarpedVRT(truth, **options) as aligned:
             windows = list(_windows(pred.height, pred.width))
-            for win in tqdm(windows, desc="evaluating", unit="band", disable=not progress):
+            for win in tqdm(windows, desc="evaluating", unit="strip", disable=not progress):
                 pv = pred.read(1, window=win)
                 tv = aligned.read(1, window=win)
                 valid = (pred.read_masks(1, window=win) > 0) & (pv != CHANGE_NODATA)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import io
 import shutil
-import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,11 +18,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from geofloodsam.errors import GeofloodsamError
 from geofloodsam.evaluation.metrics import METRICS, Confusion
 from geofloodsam.files.atomic import replace_all
 from geofloodsam.files.space import reporting_full_disk
-from geofloodsam.files.workdirs import OWNER_FILE, make_workdir, sweep_stale
+from geofloodsam.files.workdirs import OWNER_FILE, check_output_dir, make_workdir, sweep_stale
 
 #: the leading columns of ``metrics.csv``, in this order
 HEAD_COLUMNS = ("model", "prompt", "n_images", *METRICS)
@@ -39,40 +37,6 @@ COLOURS = {
 
 
 # ---------------------------------------------------------------------------- outputs
-def check_output_dir(out_dir: str | Path) -> Path:
-    """One-line error unless ``out_dir`` could be created (if missing) and written.
-
-    Called before any long work (evaluation, training), so that a bad ``-o`` is found first;
-    creates nothing. A path through a file, a file at ``out_dir`` and a folder that cannot
-    be written to (read-only, permissions) are refused.
-    """
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise GeofloodsamError(
-            f"output folder {out_dir} is a file: choose another with -o/--out, or move the file."
-        )
-    existing = out_dir.absolute()
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        raise GeofloodsamError(
-            f"cannot create output folder {out_dir}: {existing} is a file; choose another "
-            "with -o/--out."
-        )
-    try:
-        with tempfile.TemporaryFile(dir=existing):
-            pass
-        if existing == out_dir.absolute() and out_dir.parent.exists():
-            with tempfile.TemporaryFile(dir=out_dir.parent):  # the work folder goes beside it
-                pass
-    except OSError as exc:
-        raise GeofloodsamError(
-            f"cannot write to output folder {out_dir} ({exc.strerror or type(exc).__name__}): "
-            "choose another with -o/--out or fix its permissions."
-        ) from None
-    return out_dir
-
-
 @contextlib.contextmanager
 def atomic_outputs(out_dir: str | Path) -> Iterator[Path]:
     """Yield a temporary folder; on success move its files into ``out_dir``.

@@ -6,7 +6,7 @@ scene that fits in one tile.
   (:func:`geofloodsam.water.scene_prior.scene_prior` on the chip, its sensor detected per
   chip), None for photos and ``rgb`` rasters (no NIR, SWIR or radar band).
 * :func:`promptless_logits`: SAM's full-resolution logits of its best mask for the
-  whole-image box (``none`` prompt, :data:`geofloodsam.vector.prompts.WHOLE_IMAGE`), one
+  whole-image box (``none`` prompt, :data:`geofloodsam.vector.prompts.NO_PROMPT`), one
   mask decoded as ``segment`` decodes a promptless tile.
 * :func:`fused_water`: :func:`geofloodsam.water.fusion.guarded_gate` of SAM's probability
   (the sigmoid of those logits) with the prior; water where the fused probability > 0.5.
@@ -27,7 +27,7 @@ import numpy as np
 from geofloodsam.errors import GeofloodsamError, distinct_choices
 from geofloodsam.model.decoders import Decoder, use_decoder
 from geofloodsam.model.sam import Embedding, SamModel
-from geofloodsam.vector.prompts import WHOLE_IMAGE, whole_image_box
+from geofloodsam.vector.prompts import NO_PROMPT, whole_image_box
 from geofloodsam.water.index import WaterPrior
 from geofloodsam.water.methods import METHOD_CHOICES, choose
 
@@ -102,10 +102,11 @@ def promptless_logits(model: SamModel, embedding: Embedding) -> tuple[np.ndarray
 
 def fused_water(sam_logits: np.ndarray, prior: WaterPrior) -> tuple[np.ndarray, float]:
     """(water, agreement): the guarded gate of SAM's probability with ``prior``, > 0.5."""
-    from geofloodsam.water import fusion
+    from geofloodsam.model.logits import sigmoid
+    from geofloodsam.water.fusion import guarded_gate
 
-    fused, agree = fusion.guarded_gate(
-        fusion.sigmoid(sam_logits), prior.probability(), prior.logits(), prior.valid
+    fused, agree = guarded_gate(
+        sigmoid(sam_logits), prior.probability(), prior.logits(), prior.valid
     )
     return fused > 0.5, float(agree)
 
@@ -136,7 +137,7 @@ def method_predictions(
                     mask, score = predict(model, embedding, ptype, prompts[ptype])
                     yield MethodRow(dec.label, "sam", ptype, mask, score)
     if "index" in methods and prior is not None:
-        yield MethodRow(INDEX_LABEL, "index", WHOLE_IMAGE, prior.water())
+        yield MethodRow(INDEX_LABEL, "index", NO_PROMPT, prior.water())
     wanted = [m for m in ("fused", "auto") if m in methods]
     if not wanted or (prior is None and "auto" not in wanted):  # nothing to fuse with
         return
@@ -145,17 +146,17 @@ def method_predictions(
             logits, score = promptless_logits(model, embedding)
         fused = fused_water(logits, prior) if prior is not None else None
         if "fused" in wanted and fused is not None:
-            yield MethodRow(fused_label(dec.label), "fused", WHOLE_IMAGE, fused[0], score,
+            yield MethodRow(fused_label(dec.label), "fused", NO_PROMPT, fused[0], score,
                             fused[1])
         if "auto" in wanted:
             choice = choose(sensor, "auto", dec.label, prompted=False,
                             has_prior=prior is not None)
             if choice.method == "fused":
-                yield MethodRow(auto_label(dec.label), "auto", WHOLE_IMAGE, fused[0], score,
+                yield MethodRow(auto_label(dec.label), "auto", NO_PROMPT, fused[0], score,
                                 fused[1], "fused")
             elif choice.method == "sam":
-                yield MethodRow(auto_label(dec.label), "auto", WHOLE_IMAGE, logits > 0, score,
+                yield MethodRow(auto_label(dec.label), "auto", NO_PROMPT, logits > 0, score,
                                 None, "sam")
             else:  # index (no sensor maps to it today)
-                yield MethodRow(auto_label(dec.label), "auto", WHOLE_IMAGE, prior.water(), None,
+                yield MethodRow(auto_label(dec.label), "auto", NO_PROMPT, prior.water(), None,
                                 None, "index")

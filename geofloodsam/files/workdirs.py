@@ -1,4 +1,5 @@
-"""Hidden work folders beside the outputs, and sweeping those that killed runs left behind.
+"""Hidden work folders beside the outputs, sweeping those that killed runs left behind, and
+the check that an output folder can be made and written (:func:`check_output_dir`).
 
 A run works in hidden folders in its output folder (``.<stem>.geofloodsam-XXXX``,
 ``.geofloodsam-embeddings-XXXX``, ...) and removes them when it ends, also on errors and
@@ -19,6 +20,8 @@ import socket
 import tempfile
 import time
 from pathlib import Path
+
+from geofloodsam.errors import GeofloodsamError
 
 #: the owner record inside every work folder
 OWNER_FILE = ".owner.json"
@@ -94,3 +97,37 @@ def sweep_stale(parent: str | Path) -> list[Path]:
                 if not path.exists():
                     removed.append(path)
     return removed
+
+
+def check_output_dir(out_dir: str | Path) -> Path:
+    """One-line error unless ``out_dir`` could be created (if missing) and written.
+
+    Called before any long work (evaluation, training), so that a bad ``-o`` is found first;
+    creates nothing. A path through a file, a file at ``out_dir`` and a folder that cannot
+    be written to (read-only, permissions) are refused.
+    """
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise GeofloodsamError(
+            f"output folder {out_dir} is a file: choose another with -o/--out, or move the file."
+        )
+    existing = out_dir.absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise GeofloodsamError(
+            f"cannot create output folder {out_dir}: {existing} is a file; choose another "
+            "with -o/--out."
+        )
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+        if existing == out_dir.absolute() and out_dir.parent.exists():
+            with tempfile.TemporaryFile(dir=out_dir.parent):  # the work folder goes beside it
+                pass
+    except OSError as exc:
+        raise GeofloodsamError(
+            f"cannot write to output folder {out_dir} ({exc.strerror or type(exc).__name__}): "
+            "choose another with -o/--out or fix its permissions."
+        ) from None
+    return out_dir

@@ -7,3 +7,19 @@
 
 May import: ``errors``, ``files``.
 """
+
+from geofloodsam import lazy_api
+
+#: the public names, each imported from its module on first use
+_API = {
+    "pixel_to_model": "transforms",
+    "model_to_pixel": "transforms",
+    "world_to_pixel": "transforms",
+    "pixel_to_world": "transforms",
+    "reproject_geometries": "transforms",
+    "pixels_inside": "transforms",
+    "geodesic_areas": "area",
+    "metres_to_crs_units": "area",
+}
+__all__ = [*_API]
+__getattr__, __dir__ = lazy_api(__name__, _API)

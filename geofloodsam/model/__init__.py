@@ -8,6 +8,9 @@
   inference.
 - :mod:`~geofloodsam.model.embedding_cache`: image embeddings on disk, signed by image hash,
   model and preprocessing; :mod:`~geofloodsam.model.variants`: the cached image variants.
+- :mod:`~geofloodsam.model.logits`: the one sigmoid of logits (SAM's and the water prior's);
+  :mod:`~geofloodsam.model.torch_files`: ``torch.load`` of a checkpoint, decoder file or
+  resume state, or one line naming the bad file and the fix.
 - :mod:`~geofloodsam.model.device`: device, threads, autocast, batch size;
   :mod:`~geofloodsam.model.choices`: the CLI's choices without torch.
 - :mod:`~geofloodsam.model.precision`: what ``--precision`` / ``--runtime`` resolve to on
@@ -21,3 +24,28 @@
 
 May import: ``errors``, ``files``, ``geo``, ``weights``.
 """
+
+from geofloodsam import lazy_api
+
+#: the public names, each imported from its module on first use
+_API = {
+    "load_model": "sam",
+    "SamModel": "sam",
+    "Embedding": "sam",
+    "Prediction": "sam",
+    "PromptableModel": "sam",
+    "Decoder": "decoders",
+    "DecoderSpec": "decoders",
+    "load_decoders": "decoders",
+    "use_decoder": "decoders",
+    "save_decoder": "decoders",
+    "read_checkpoint": "decoders",
+    "EmbeddingCache": "embedding_cache",
+    "sigmoid": "logits",
+    "load_torch_file": "torch_files",
+    "DEVICE_CHOICES": "choices",
+    "PRECISION_CHOICES": "choices",
+    "RUNTIME_CHOICES": "choices",
+}
+__all__ = [*_API]
+__getattr__, __dir__ = lazy_api(__name__, _API)

@@ -38,6 +38,7 @@ from geofloodsam import __version__
 from geofloodsam.errors import GeofloodsamError
 from geofloodsam.files.atomic import atomic_write
 from geofloodsam.files.hashing import sha256_file
+from geofloodsam.model.torch_files import load_torch_file
 
 if TYPE_CHECKING:
     import torch
@@ -111,15 +112,11 @@ def read_checkpoint(path: str | Path) -> DecoderFile:
             f"decoder checkpoint {path} does not exist: give a file written by "
             f"`geofloodsam finetune`, or {' / '.join(f'`{n}`' for n in (PRETRAINED, *SHIPPED))}."
         )
-    import torch
-
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure means a bad file
-        raise GeofloodsamError(
-            f"cannot read decoder checkpoint {path} ({type(exc).__name__}): the file is "
-            "truncated or not a geofloodsam decoder; re-create it with `geofloodsam finetune`."
-        ) from None
+    payload = load_torch_file(
+        path, "decoder checkpoint",
+        "the file is truncated or not a geofloodsam decoder; re-create it with "
+        "`geofloodsam finetune`.",
+    )
     fmt = payload.get("format") if isinstance(payload, dict) else None
     if fmt not in (FORMAT, ADAPTED_FORMAT):
         raise GeofloodsamError(

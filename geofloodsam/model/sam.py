@@ -33,6 +33,7 @@ from geofloodsam.model.device import autocast, default_batch_size, resolve_devic
 from geofloodsam.model.fast_decoder import predict_masks
 from geofloodsam.model.precision import EncoderPlan, resolve_encoder
 from geofloodsam.model.sam_import import build_sam, modeling
+from geofloodsam.model.torch_files import load_torch_file
 
 PIXEL_MEAN = (123.675, 116.28, 103.53)
 PIXEL_STD = (58.395, 57.12, 57.375)
@@ -520,16 +521,11 @@ def _load_state(sam: torch.nn.Module, path: Path, name: str) -> None:
     The file is memory-mapped and its tensors become the parameters where dtype and shape
     agree (no copy); otherwise they are copied in.
     """
-    try:
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        except RuntimeError:  # an old (not zip) file cannot be mapped: read it
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure means a bad file
-        raise GeofloodsamError(
-            f"cannot read checkpoint {path} ({type(exc).__name__}): the file is truncated or "
-            f"corrupt; delete it and run `geofloodsam weights fetch {name}`."
-        ) from None
+    state = load_torch_file(
+        path, "checkpoint",
+        f"the file is truncated or corrupt; delete it and run `geofloodsam weights fetch {name}`.",
+        mmap=True,
+    )
     if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
         state = state["model"]
     assign = isinstance(state, dict) and all(

@@ -8,3 +8,15 @@
 
 May import: ``errors``, ``progress``, ``files``.
 """
+
+from geofloodsam import lazy_api
+
+#: the public names, each imported from its module on first use
+_API = {
+    "style_mask": "style",
+    "write_mask_qml": "style",
+    "write_classes_qml": "style",
+    "add_gpkg_style": "style",
+}
+__all__ = [*_API]
+__getattr__, __dir__ = lazy_api(__name__, _API)

@@ -18,3 +18,25 @@
 
 May import: ``errors``, ``files``, ``geo``.
 """
+
+from geofloodsam import lazy_api
+
+#: the public names, each imported from its module on first use
+_API = {
+    "Scene": "scene",
+    "Stretch": "scene",
+    "compute_stretch": "scene",
+    "parse_bands": "scene",
+    "parse_stretch": "scene",
+    "SENSORS": "sensors",
+    "Sensor": "sensor_registry",
+    "SensorRegistry": "sensor_registry",
+    "SensorInfo": "sensors",
+    "detect_sensor": "sensors",
+    "read_composite": "sensors",
+    "row_strips": "strips",
+    "strip_rows": "strips",
+    "fill_pixels": "values",
+}
+__all__ = [*_API]
+__getattr__, __dir__ = lazy_api(__name__, _API)

@@ -291,13 +291,21 @@ class Scene:
         """(h, w) bool: True where every selected band is valid (dataset masks, NaN)."""
         with self.reading(_where(window)):
             data = self.ds.read(self.bands, window=window) if self._check_nan else None
-            return self._valid(window, data)
+            return self.validity(data, window=window)
 
-    def _valid(self, window: Window, data: np.ndarray | None) -> np.ndarray:
-        """(h, w) validity of ``window``: dataset masks, and NaN in ``data`` where checked."""
+    def validity(
+        self, data: np.ndarray | None, window: Window | None = None,
+        out_shape: tuple[int, int, int] | None = None,
+    ) -> np.ndarray:
+        """(h, w) bool validity of one read of the selected bands: ``window``, or the whole
+        raster decimated to ``out_shape`` (B, h, w). Valid: every band's dataset mask (nodata
+        value, internal mask) says so and, where checked, ``data`` (that read) is measured
+        (finite, no undeclared fill value)."""
         if self.all_valid:
-            return np.ones((int(window.height), int(window.width)), bool)
-        valid = (self.ds.read_masks(self.bands, window=window) != 0).all(axis=0)
+            shape = out_shape[1:] if out_shape else (int(window.height), int(window.width))
+            return np.ones(shape, bool)
+        masks = self.ds.read_masks(self.bands, window=window, out_shape=out_shape)
+        valid = (masks != 0).all(axis=0)
         if self._check_nan:
             valid &= _measured(data)
         return valid
@@ -309,7 +317,7 @@ class Scene:
         """
         with self.reading(_where(window)):
             data = self.ds.read(self.bands, window=window)
-            valid = self._valid(window, data)
+            valid = self.validity(data, window=window)
         if self._check_nan and not valid.all():
             data[:, ~valid] = np.nan  # fill values never reach the stretch (no overflow)
         rgb = stretch.apply(data)
@@ -420,9 +428,7 @@ def _decimated(scene: Scene, factor: int) -> tuple[np.ndarray, np.ndarray]:
     """(B, N) raw values and (N,) validity of a decimated read (served from overviews)."""
     shape = (len(scene.bands), math.ceil(scene.height / factor), math.ceil(scene.width / factor))
     data = scene.ds.read(scene.bands, out_shape=shape)
-    valid = (scene.ds.read_masks(scene.bands, out_shape=shape) != 0).all(axis=0)
-    if scene._check_nan:
-        valid &= _measured(data)
+    valid = scene.validity(data, out_shape=shape)
     return data.reshape(shape[0], -1), valid.reshape(-1)
 
 
@@ -431,9 +437,7 @@ def _windowed(scene: Scene, n: int) -> tuple[np.ndarray, np.ndarray]:
     datas, valids = [], []
     for window in sample_windows(scene.width, scene.height, n):
         data = scene.ds.read(scene.bands, window=window)
-        valid = (scene.ds.read_masks(scene.bands, window=window) != 0).all(axis=0)
-        if scene._check_nan:
-            valid &= _measured(data)
+        valid = scene.validity(data, window=window)
         datas.append(data.reshape(data.shape[0], -1))
         valids.append(valid.reshape(-1))
     return np.concatenate(datas, axis=1), np.concatenate(valids)

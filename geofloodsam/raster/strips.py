@@ -6,13 +6,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 #: pixels per strip: strips get fewer rows on wide rasters
-BAND_PIXELS = 1 << 22
+STRIP_PIXELS = 1 << 22
 
 
 def strip_rows(width: int, multiple: int = 1, low: int = 1, high: int | None = None) -> int:
-    """Rows per strip of a raster ``width`` px wide: about :data:`BAND_PIXELS` pixels, rounded
+    """Rows per strip of a raster ``width`` px wide: about :data:`STRIP_PIXELS` pixels, rounded
     down to a ``multiple`` of rows (block alignment) and kept within ``low..high``."""
-    rows = (BAND_PIXELS // max(width, 1)) // multiple * multiple
+    rows = (STRIP_PIXELS // max(width, 1)) // multiple * multiple
     rows = max(low, rows)
     return int(rows if high is None else min(high, rows))
 

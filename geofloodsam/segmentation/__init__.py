@@ -11,3 +11,16 @@
 
 May import: everything up to ``stitch`` (not ``datasets``, ``evaluation``, ``training``).
 """
+
+from geofloodsam import lazy_api
+
+#: the public names, each imported from its module on first use
+_API = {
+    "SegmentConfig": "config",
+    "segment": "pipeline",
+    "SegmentResult": "outputs",
+    "expand_scene_args": "scenes",
+    "is_scene_list": "scenes",
+}
+__all__ = [*_API]
+__getattr__, __dir__ = lazy_api(__name__, _API)

@@ -54,7 +54,6 @@ from geofloodsam.errors import GeofloodsamError, children_ignore_sigint
 from geofloodsam.tiles.work import (
     WORKER_EMBEDDING_BYTES,
     EmbeddingKeeper,
-    LocalExecutor,  # noqa: F401 - re-exported: the in-process executor lives with the work
     OpenScenes,
     SceneSpec,
     TileOutcome,

@@ -1,7 +1,7 @@
 """Finishing one scene of ``segment``: blend, vectorise and write its outputs, and its record.
 
-Once a scene has no more waves, :func:`finish_scene` blends its tile store row band by row
-band into the mask (and probability) COGs while the bands feed the polygonizer and the
+Once a scene has no more waves, :func:`finish_scene` blends its tile store row strip by row
+strip into the mask (and probability) COGs while the strips feed the polygonizer and the
 water area, writes the GeoPackage and ``run.json`` under temporary names in the scene's
 work folder, and renames them all into OUTDIR at the very end with
 :func:`~geofloodsam.files.atomic.replace_all`: every target is checked first and a failure
@@ -27,9 +27,9 @@ from geofloodsam.files.hashing import sha256_file
 from geofloodsam.files.space import holding_native_stderr, reporting_full_disk
 from geofloodsam.geo.area import row_pixel_areas
 from geofloodsam.qgis.style import write_mask_qml
-from geofloodsam.stitch.blend import Band, write_blended
+from geofloodsam.stitch.blend import Strip, write_blended
 from geofloodsam.vector.polygonize import (
-    BandPolygonizer,
+    StripPolygonizer,
     polygon_table,
     write_gpkg,
 )
@@ -104,22 +104,22 @@ def space_needed(plan: ScenePlan) -> int:
     return len(grid) * grid.tile_size**2 * 2 + rasters * 2 * pixels + pixels
 
 
-class _BandSink:
-    """Receives each written band: feeds the polygonizer and adds up the water area."""
+class _StripSink:
+    """Receives each written strip: feeds the polygonizer and adds up the water area."""
 
     def __init__(self, scene) -> None:
         self.scene = scene
-        self.polygonizer = BandPolygonizer(scene.width)
+        self.polygonizer = StripPolygonizer(scene.width)
         self.pixels = 0
         self.area_m2 = 0.0
 
-    def __call__(self, band: Band, water: np.ndarray) -> None:
-        self.polygonizer.add_band(band.y0, water, band.ids)
-        per_row = np.count_nonzero(water[:, band.x0 : band.x1], axis=1)
+    def __call__(self, strip: Strip, water: np.ndarray) -> None:
+        self.polygonizer.add_strip(strip.y0, water, strip.ids)
+        per_row = np.count_nonzero(water[:, strip.x0 : strip.x1], axis=1)
         if per_row.any():
             self.pixels += int(per_row.sum())
             self.area_m2 += float(per_row @ row_pixel_areas(
-                self.scene.transform, self.scene.crs, self.scene.width, band.y0, band.y1
+                self.scene.transform, self.scene.crs, self.scene.width, strip.y0, strip.y1
             ))
 
 
@@ -175,11 +175,11 @@ def _finish_scene(
                 err=True,
             )
         t0 = time.perf_counter()
-        sink = _BandSink(sc)
+        sink = _StripSink(sc)
         with holding_native_stderr():  # libtiff prints write errors itself: one line instead
             cogs = write_blended(
                 sc, plan.grid, store, workdir, config.threshold, config.save_prob,
-                on_band=sink,
+                on_strip=sink,
             )
         water = {"pixels": sink.pixels, "area_m2": sink.area_m2}
         stitch_s = time.perf_counter() - t0

@@ -17,7 +17,7 @@ One scene or many; the scenes are never read whole and no full-scene array is ev
    goes through the executor; the outcomes come back in submission order into the scene's
    :class:`~geofloodsam.tiles.engine.TileEngine` and on-disk
    :class:`~geofloodsam.tiles.store.TileStore`. On a cluster several scenes are in flight.
-4. When a scene has no more waves, blend it row band by row band into the mask (and
+4. When a scene has no more waves, blend it row strip by row strip into the mask (and
    probability) GeoTIFFs and polygons, convert to COGs, write the GeoPackage and
    ``run.json``: everything under temporary names in its OUTDIR, renamed at the very end
    (:mod:`geofloodsam.segmentation.outputs`).

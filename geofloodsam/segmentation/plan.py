@@ -27,12 +27,11 @@ from geofloodsam.segmentation.scenes import (
     describe_scenes,
     expand_scene_args,
     is_scene_list,
-    read_prompt_frame,
 )
 from geofloodsam.tiles.engine import ObjectInfo, build_seeds
 from geofloodsam.tiles.grid import TileGrid
 from geofloodsam.tiles.work import ChunkJob, SceneSpec, Seed
-from geofloodsam.vector.prompts import PromptSet, read_prompts
+from geofloodsam.vector.prompts import PromptSet, read_prompt_frame, read_prompts
 from geofloodsam.water.methods import MethodChoice, choose
 from geofloodsam.water.scene_prior import PriorSpec, scene_prior
 

@@ -6,7 +6,7 @@ lines starting with ``#`` ignored, relative paths taken relative to the list fil
 
     paths = expand_scene_args(["a.tif", "more_scenes.txt"])
     scenes = describe_scenes(paths, bands="4,3,2")     # checks one --bands serves them all
-    frame = read_prompt_frame("clicks.gpkg")
+    frame = read_prompt_frame("clicks.gpkg")           # from geofloodsam.vector.prompts
     assignment = assign_features(frame, scenes)        # which features go to which scene
     assignment.indices[0]                              # rows of ``frame`` inside scenes[0]
 
@@ -30,7 +30,6 @@ from affine import Affine
 
 from geofloodsam.errors import GeofloodsamError
 from geofloodsam.geo import transforms
-from geofloodsam.vector.prompts import read_prompt_frame  # noqa: F401 - part of this module's API
 
 #: an argument with one of these suffixes is a scene list, not a raster
 LIST_SUFFIXES = (".txt", ".lst", ".list")

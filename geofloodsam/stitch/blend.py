@@ -1,8 +1,8 @@
-"""Blend per-tile water probabilities into one seamless raster, one row band at a time.
+"""Blend per-tile water probabilities into one seamless raster, one row strip at a time.
 
 Each object's probability in each tile it was decoded in is kept in an on-disk
 :class:`TileStore` (cropped to where it is not ~0), never in a full-scene array. The output
-is produced in row bands: in a band, each object is blended over the tiles it was decoded
+is produced in row strips: in a strip, each object is blended over the tiles it was decoded
 in, each weighted by :func:`tile_weights`, a separable ramp that tapers towards the tile's
 *interior* edges (the ones shared with a neighbouring tile) and is flat at the raster
 border; objects are then combined by per-pixel maximum. Weights never reach zero, so a pixel
@@ -71,11 +71,11 @@ def tile_weights(grid: TileGrid, tile: Tile, floor: float = WEIGHT_FLOOR) -> np.
 
 
 @dataclass
-class Band:
-    """A blended row band ``[y0, y1)`` spanning the raster's full width.
+class Strip:
+    """A blended row strip ``[y0, y1)`` spanning the raster's full width.
 
     ``prob`` and ``ids`` are 0 outside columns ``[x0, x1)`` (empty when ``x0 == x1``): the
-    extent of every object blended in the band, so consumers can skip the rest.
+    extent of every object blended in the strip, so consumers can skip the rest.
     """
 
     y0: int
@@ -84,7 +84,7 @@ class Band:
     ids: np.ndarray  # (h, W) int32 object with the highest probability (0: none)
     x0: int = 0
     x1: int = 0
-    #: band-local (r0, r1, c0, c1) of each decoded tile that meets the band
+    #: strip-local (r0, r1, c0, c1) of each decoded tile that meets the strip
     tile_spans: list[tuple[int, int, int, int]] = field(default_factory=list)
 
     @property
@@ -96,25 +96,25 @@ class Band:
         return out
 
 
-def blend_band(
+def blend_strip(
     grid: TileGrid, store: TileStore, y0: int, y1: int, floor: float = WEIGHT_FLOOR,
     ramps: dict | None = None,
-) -> Band:
+) -> Strip:
     """Blend rows ``[y0, y1)``: each object over the tiles it was decoded in, then max.
 
     For one object, a pixel's probability is the weighted mean over the tiles that decoded
     the object and cover the pixel. Objects are combined by per-pixel maximum. Only the
-    objects whose crops reach the band are looked at. ``ramps``: a cache of each tile's
-    weight ramps, shared between the bands of one raster.
+    objects whose crops reach the strip are looked at. ``ramps``: a cache of each tile's
+    weight ramps, shared between the strips of one raster.
     """
     ramps = {} if ramps is None else ramps
     h, w = y1 - y0, grid.width
-    band = Band(y0, y1, np.zeros((h, w), np.float32), np.zeros((h, w), np.int32))
-    prob, ids = band.prob, band.ids
+    strip = Strip(y0, y1, np.zeros((h, w), np.float32), np.zeros((h, w), np.int32))
+    prob, ids = strip.prob, strip.ids
     for index in store.indices:
         tile = grid.tiles[index]
         if tile.y0 < y1 and y0 < tile.y1:
-            band.tile_spans.append(
+            strip.tile_spans.append(
                 (max(y0, tile.y0) - y0, min(y1, tile.y1) - y0, tile.x0, tile.x1)
             )
     extent = None
@@ -150,8 +150,8 @@ def blend_band(
         prob[target] = np.where(better, p_obj, prob[target])
         ids[target] = np.where(better, obj, ids[target])
     if extent is not None:
-        band.x0, band.x1 = extent
-    return band
+        strip.x0, strip.x1 = extent
+    return strip
 
 
 def _object_region(
@@ -174,13 +174,13 @@ def _object_region(
     return box
 
 
-def iter_bands(
-    grid: TileGrid, store: TileStore, band_height: int = 512, floor: float = WEIGHT_FLOOR
-) -> Iterator[Band]:
-    """Blended row bands of ``band_height`` rows covering the whole raster, top to bottom."""
+def iter_strips(
+    grid: TileGrid, store: TileStore, strip_height: int = 512, floor: float = WEIGHT_FLOOR
+) -> Iterator[Strip]:
+    """Blended row strips of ``strip_height`` rows covering the whole raster, top to bottom."""
     ramps: dict = {}
-    for y0, y1 in row_strips(grid.height, band_height):
-        yield blend_band(grid, store, y0, y1, floor, ramps)
+    for y0, y1 in row_strips(grid.height, strip_height):
+        yield blend_strip(grid, store, y0, y1, floor, ramps)
 
 
 # --------------------------------------------------------------------------- output rasters
@@ -193,13 +193,13 @@ def overview_factors(width: int, height: int, block: int = BLOCK) -> list[int]:
     return factors
 
 
-def default_band_height(width: int) -> int:
-    """Rows per output band for a raster ``width`` px wide: a multiple of 64, 64 to 512."""
+def default_strip_height(width: int) -> int:
+    """Rows per output strip for a raster ``width`` px wide: a multiple of 64, 64 to 512."""
     return strip_rows(width, multiple=64, low=64, high=BLOCK)
 
 
 def _profile(scene) -> dict:
-    """The temporary tiled GeoTIFF a band-by-band output is written to before the COG copy.
+    """The temporary tiled GeoTIFF a strip-by-strip output is written to before the COG copy.
 
     Fast ZSTD level 1: GDAL's COG copy decompresses it again and writes the deflate COG.
     """
@@ -227,21 +227,21 @@ def write_blended(
     directory: Path,
     threshold: float = 0.5,
     save_prob: bool = False,
-    on_band: Callable[[Band, np.ndarray], None] | None = None,
-    band_height: int | None = None,
+    on_strip: Callable[[Strip, np.ndarray], None] | None = None,
+    strip_height: int | None = None,
 ) -> dict[str, Path]:
-    """Blend the stored tiles band by band into ``mask.tif`` (and ``prob.tif``) COGs.
+    """Blend the stored tiles strip by strip into ``mask.tif`` (and ``prob.tif``) COGs.
 
     The mask is uint8: 1 water (blended probability above ``threshold``), 0 dry, 255 where
     ``scene.read_valid`` says nodata (its nodata value). The probability is uint8 0-255 with
-    nodata pixels at 0 and an internal mask. Each band is first written to a tiled GeoTIFF,
+    nodata pixels at 0 and an internal mask. Each strip is first written to a tiled GeoTIFF,
     overviews are added, then GDAL's COG driver copies it into ``directory``.
-    ``on_band(band, water)`` sees every band (e.g. to vectorise it). Bands are
-    ``band_height`` rows (default: :func:`~geofloodsam.raster.strips.strip_rows`, 64 to 512 rows).
+    ``on_strip(strip, water)`` sees every strip (e.g. to vectorise it). Strips are
+    ``strip_height`` rows (default: :func:`~geofloodsam.raster.strips.strip_rows`, 64 to 512 rows).
     Returns the COG paths.
     """
-    if band_height is None:
-        band_height = default_band_height(scene.width)
+    if strip_height is None:
+        strip_height = default_strip_height(scene.width)
     plain = {"mask": directory / "mask_plain.tif"}
     if save_prob:
         plain["prob"] = directory / "prob_plain.tif"
@@ -252,9 +252,9 @@ def write_blended(
         prob_ds = None
         if save_prob:
             prob_ds = stack.enter_context(rasterio.open(plain["prob"], "w", **profile))
-        for band in iter_bands(grid, store, band_height):
-            window = Window(0, band.y0, scene.width, band.y1 - band.y0)
-            water, valid = _band_water(scene, band, window, threshold)
+        for strip in iter_strips(grid, store, strip_height):
+            window = Window(0, strip.y0, scene.width, strip.y1 - strip.y0)
+            water, valid = _strip_water(scene, strip, window, threshold)
             if valid is None:  # every pixel valid: the bool mask is already 0/1 bytes
                 mask_ds.write(water.view(np.uint8), 1, window=window)
             else:
@@ -263,8 +263,8 @@ def write_blended(
                 mask_ds.write(mask, 1, window=window)
             if prob_ds is not None:
                 prob8 = np.zeros(water.shape, np.uint8)
-                cols = slice(band.x0, band.x1)
-                prob8[:, cols] = np.rint(band.prob[:, cols] * 255.0).astype(np.uint8)
+                cols = slice(strip.x0, strip.x1)
+                prob8[:, cols] = np.rint(strip.prob[:, cols] * 255.0).astype(np.uint8)
                 if valid is not None:
                     prob8[~valid] = 0
                 prob_ds.write(prob8, 1, window=window)
@@ -272,8 +272,8 @@ def write_blended(
                     valid.astype(np.uint8) * 255
                 )
                 prob_ds.write_mask(alpha, window=window)
-            if on_band is not None:
-                on_band(band, water)
+            if on_strip is not None:
+                on_strip(strip, water)
     factors = overview_factors(scene.width, scene.height)
     cogs = {}
     for name, path in plain.items():
@@ -290,16 +290,16 @@ def write_blended(
     return cogs
 
 
-def _band_water(
-    scene, band: Band, window: Window, threshold: float
+def _strip_water(
+    scene, strip: Strip, window: Window, threshold: float
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """(h, W) bool water of ``band`` and its valid mask (None: the scene has no nodata).
+    """(h, W) bool water of ``strip`` and its valid mask (None: the scene has no nodata).
 
-    Only the band's object columns are thresholded; the rest is dry by construction.
+    Only the strip's object columns are thresholded; the rest is dry by construction.
     """
-    water = np.zeros(band.prob.shape, bool)
-    cols = slice(band.x0, band.x1)
-    np.greater(band.prob[:, cols], threshold, out=water[:, cols])
+    water = np.zeros(strip.prob.shape, bool)
+    cols = slice(strip.x0, strip.x1)
+    np.greater(strip.prob[:, cols], threshold, out=water[:, cols])
     if scene.all_valid:
         return water, None
     valid = scene.read_valid(window)

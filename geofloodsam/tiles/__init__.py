@@ -11,3 +11,23 @@
 
 May import: ``errors``, ``files``, ``geo``, ``raster``, ``model``.
 """
+
+from geofloodsam import lazy_api
+
+#: the public names, each imported from its module on first use
+_API = {
+    "Tile": "grid",
+    "TileGrid": "grid",
+    "TileStore": "store",
+    "TileEngine": "engine",
+    "ObjectInfo": "engine",
+    "build_seeds": "engine",
+    "Seed": "work",
+    "TileTask": "work",
+    "ChunkJob": "work",
+    "ChunkResult": "work",
+    "TileResult": "work",
+    "run_chunk": "work",
+}
+__all__ = [*_API]
+__getattr__, __dir__ = lazy_api(__name__, _API)

@@ -28,7 +28,7 @@ from geofloodsam.tiles.grid import Tile, TileGrid
 from geofloodsam.tiles.growth import MAX_CARRIED_POINTS, Appearance, edge_seeds
 from geofloodsam.tiles.store import TileStore
 from geofloodsam.tiles.work import ChunkJob, Seed, TileResult, TileTask
-from geofloodsam.vector.prompts import WHOLE_IMAGE, whole_image_box
+from geofloodsam.vector.prompts import NO_PROMPT, whole_image_box
 
 #: a point object spreads over at most this many tiles
 MAX_OBJECT_TILES = 256
@@ -344,7 +344,7 @@ def build_seeds(grid: TileGrid, prompt_set) -> tuple[dict[int, ObjectInfo], dict
     """
     seeds: dict[int, list[Seed]] = {}
     if prompt_set is None:
-        objects = {1: ObjectInfo(0, WHOLE_IMAGE)}
+        objects = {1: ObjectInfo(0, NO_PROMPT)}
         for tile in grid:
             box = whole_image_box(tile.width, tile.height)
             seeds[tile.index] = [Seed(1, box=box)]

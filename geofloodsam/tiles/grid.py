@@ -155,10 +155,6 @@ class TileGrid:
         """Tiles that intersect the pixel box [x0, x1) x [y0, y1) (row-major)."""
         return [t for t in self.tiles if t.x0 < x1 and x0 < t.x1 and t.y0 < y1 and y0 < t.y1]
 
-    def tiles_in_rows(self, y0: int, y1: int) -> list[Tile]:
-        """Tiles that intersect the row band [y0, y1)."""
-        return [t for t in self.tiles if t.y0 < y1 and y0 < t.y1]
-
     def best_tile(self, x: float, y: float) -> Tile:
         """The tile where (x, y) is farthest from an edge (ties: the first, row-major).
 

@@ -41,7 +41,7 @@ class TileStore:
         self._crops: dict[tuple[int, int], tuple[int, int, int, int] | None] = {}
         self._tiles: dict[int, list[int]] = {}  # tile -> objects decoded there
         self._object_tiles: dict[int, list[int]] = {}  # object -> tiles it was decoded in
-        #: object -> full-raster rows [y0, y1) of its crops (for blending band by band)
+        #: object -> full-raster rows [y0, y1) of its crops (for blending strip by strip)
         self._object_rows: dict[int, tuple[int, int]] = {}
 
     def __contains__(self, tile: Tile | int) -> bool:

@@ -32,6 +32,7 @@ import numpy as np
 from rasterio.windows import Window
 from scipy import ndimage
 
+from geofloodsam.model.logits import sigmoid
 from geofloodsam.tiles.growth import (
     Appearance,
     choose_box_candidate,
@@ -145,10 +146,6 @@ class TileResult:
     appearances: dict[int, Appearance] = field(default_factory=dict)
     #: positions of user point seeds whose click SAM and the water index both call dry
     dry: list[int] = field(default_factory=list)
-
-    def dense(self) -> np.ndarray:
-        """(S, h, w) float32 probabilities of every seed (for tests and small tiles)."""
-        return np.stack([c.full(self.shape).astype(np.float32) for c in self.probs])
 
 
 @dataclass
@@ -514,7 +511,7 @@ def _crop_seed(
     if box is None:
         return nothing
     r0, c0, r1, c1 = box
-    prob = _sigmoid(logits[r0:r1, c0:c1])
+    prob = sigmoid(logits[r0:r1, c0:c1])
     inner = _bbox(prob > floor)  # what a whole-tile sigmoid would have kept, exactly
     if inner is None:
         return nothing
@@ -593,14 +590,6 @@ def _pad_points(seeds: list[Seed]) -> tuple[np.ndarray, np.ndarray]:
         pts[i, : len(s.points)] = s.points
         labs[i, : len(s.points)] = s.labels
     return pts, labs
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    out = np.negative(x, dtype=np.float32)
-    np.exp(np.clip(out, -80, 80, out=out), out=out)
-    out += 1.0
-    np.reciprocal(out, out=out)
-    return out
 
 
 # --------------------------------------------------------------------------- running it

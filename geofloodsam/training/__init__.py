@@ -8,3 +8,16 @@
 
 May import: everything up to ``evaluation``.
 """
+
+from geofloodsam import lazy_api
+
+#: the public names, each imported from its module on first use
+#: (``finetune`` itself is ``geofloodsam.finetune``: its module has its name)
+_API = {
+    "FinetuneConfig": "config",
+    "FinetuneResult": "finetune",
+    "PromptBatch": "prompt_sampling",
+    "sample_prompts": "prompt_sampling",
+}
+__all__ = [*_API]
+__getattr__, __dir__ = lazy_api(__name__, _API)

@@ -6,13 +6,13 @@ from dataclasses import dataclass
 
 from geofloodsam.errors import GeofloodsamError
 from geofloodsam.model.variants import AUGMENT_VARIANTS
-from geofloodsam.vector.prompts import WHOLE_IMAGE
+from geofloodsam.vector.prompts import NO_PROMPT
 
 #: the kinds each ``--prompt`` mode cycles through
 MODE_KINDS = {
     "point": ("point", "points"),
-    "box": ("box", "region", WHOLE_IMAGE),
-    "mixed": ("box", "point", WHOLE_IMAGE, "points", "region"),
+    "box": ("box", "region", NO_PROMPT),
+    "mixed": ("box", "point", NO_PROMPT, "points", "region"),
 }
 
 PROMPT_MODES = tuple(MODE_KINDS)
@@ -25,7 +25,7 @@ ADAPT_CHOICES = ("attn", "attn+mlp")
 ADAPTABLE_MODELS = ("vit_t", "tiny")
 AUGMENTS = tuple(AUGMENT_VARIANTS)
 #: validation prompts: the default evaluation prompts and the promptless whole-image box
-VAL_PROMPTS = ("box", "point", WHOLE_IMAGE)
+VAL_PROMPTS = ("box", "point", NO_PROMPT)
 
 
 @dataclass

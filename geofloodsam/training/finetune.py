@@ -35,9 +35,9 @@ import torch.nn.functional as F
 from geofloodsam.datasets.reading import Sample, open_dataset
 from geofloodsam.errors import GeofloodsamError, check_interrupted
 from geofloodsam.evaluation import metrics
-from geofloodsam.evaluation.report import check_output_dir
 from geofloodsam.files.atomic import atomic_open, atomic_write, check_targets
 from geofloodsam.files.space import reporting_full_disk
+from geofloodsam.files.workdirs import check_output_dir
 from geofloodsam.model.decoders import (
     DecoderFile,
     DecoderSpec,
@@ -51,6 +51,7 @@ from geofloodsam.model.embedding_cache import (
     atomic_torch_save,
 )
 from geofloodsam.model.sam import Embedding, SamModel, load_model
+from geofloodsam.model.torch_files import load_torch_file
 from geofloodsam.model.variants import AUGMENT_VARIANTS
 from geofloodsam.training.config import MODE_KINDS, VAL_PROMPTS, FinetuneConfig
 from geofloodsam.training.prompt_sampling import (
@@ -59,10 +60,10 @@ from geofloodsam.training.prompt_sampling import (
     lowres_truth,
     sample_prompts,
 )
-from geofloodsam.vector.prompts import WHOLE_IMAGE, whole_image_box
+from geofloodsam.vector.prompts import NO_PROMPT, whole_image_box
 
 #: which validation IoUs the selection score averages, per prompt mode
-SELECT_ON = {"point": ("point",), "box": ("box", WHOLE_IMAGE), "mixed": VAL_PROMPTS}
+SELECT_ON = {"point": ("point",), "box": ("box", NO_PROMPT), "mixed": VAL_PROMPTS}
 RESUME_SUFFIX = ".resume.pt"
 #: config keys that may differ between an interrupted run and its resumption
 RESUME_FREE = ("device", "cache_dir", "progress")
@@ -520,7 +521,7 @@ def _val_prompts(truth: LowResTruth) -> dict[str, PromptBatch]:
     if truth.eval_point is not None:
         pts = np.array([[truth.eval_point]])
         out["point"] = PromptBatch("point", pts, np.ones((1, 1)), None, target, multimask=True)
-    out[WHOLE_IMAGE] = PromptBatch(WHOLE_IMAGE, None, None, whole_image_box(w, h)[None], target)
+    out[NO_PROMPT] = PromptBatch(NO_PROMPT, None, None, whole_image_box(w, h)[None], target)
     return out
 
 
@@ -542,13 +543,9 @@ def _read_resume(path: Path, cfg: FinetuneConfig) -> dict[str, Any]:
         raise GeofloodsamError(
             f"nothing to resume: {path} does not exist; run without --resume to start training."
         )
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure means a bad file
-        raise GeofloodsamError(
-            f"cannot read resume state {path} ({type(exc).__name__}): delete it and start again "
-            "without --resume."
-        ) from None
+    state = load_torch_file(
+        path, "resume state", "delete it and start again without --resume."
+    )
     saved = state.get("config", {}) if isinstance(state, dict) else {}
     if isinstance(saved.get("bands"), list):
         saved["bands"] = tuple(saved["bands"])
@@ -649,7 +646,7 @@ def _echo(row: dict[str, float]) -> None:
     tqdm.write(
         f"epoch {row['epoch']}: train loss {row['train_loss']:.4f}, val loss "
         f"{row['val_loss']:.4f}, val IoU box {row['val_iou_box']:.3f} point "
-        f"{row['val_iou_point']:.3f} {WHOLE_IMAGE} {row[f'val_iou_{WHOLE_IMAGE}']:.3f}"
+        f"{row['val_iou_point']:.3f} {NO_PROMPT} {row[f'val_iou_{NO_PROMPT}']:.3f}"
     )
 
 

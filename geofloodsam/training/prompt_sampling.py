@@ -29,10 +29,9 @@ from scipy import ndimage
 
 from geofloodsam.datasets.truth_prompts import default_prompts
 from geofloodsam.geo import transforms
-from geofloodsam.training.config import MODE_KINDS
-from geofloodsam.vector.prompts import WHOLE_IMAGE
+from geofloodsam.vector.prompts import NO_PROMPT
 
-KINDS = ("point", "points", "box", "region", WHOLE_IMAGE)
+KINDS = ("point", "points", "box", "region", NO_PROMPT)
 LOWRES = 256
 #: probability of drawing the exact default evaluation prompt (no jitter) for box / point
 EXACT_PROB = 0.25
@@ -139,20 +138,15 @@ class PromptBatch:
         return len(self.targets)
 
 
-def kinds_for(mode: str) -> tuple[str, ...]:
-    """The prompt kinds of a ``--prompt`` mode."""
-    return MODE_KINDS[mode]
-
-
 def sample_prompts(truth: LowResTruth, kind: str, n: int, rng: np.random.Generator) -> PromptBatch:
     """Draw ``n`` prompts of ``kind`` (falls back to the whole-image box for an image without
     water)."""
-    if not truth.has_water and kind != WHOLE_IMAGE:
-        kind = WHOLE_IMAGE
-    if kind == WHOLE_IMAGE:
+    if not truth.has_water and kind != NO_PROMPT:
+        kind = NO_PROMPT
+    if kind == NO_PROMPT:
         h, w = truth.original_size
         boxes = np.array([[0.0, 0.0, float(w), float(h)]])
-        return PromptBatch(WHOLE_IMAGE, None, None, boxes, truth.water[None].copy())
+        return PromptBatch(NO_PROMPT, None, None, boxes, truth.water[None].copy())
     if kind == "point":
         pts = np.stack([_point(truth, rng) for _ in range(n)])[:, None]
         labels = np.ones((n, 1))

@@ -1,10 +1,10 @@
 """Water mask -> dissolved polygons with geodesic area, written to a GeoPackage.
 
-The mask is vectorised one row band at a time (:class:`BandPolygonizer`), so the scene is
-never held whole. Each band's 4-connected water components become polygons in full-raster
-pixel coordinates (integers, exact); components that continue across a band boundary are
+The mask is vectorised one row strip at a time (:class:`StripPolygonizer`), so the scene is
+never held whole. Each strip's 4-connected water components become polygons in full-raster
+pixel coordinates (integers, exact); components that continue across a strip boundary are
 joined by union-find from the two boundary rows and dissolved with shapely at the end, so
-no straight seam is left along band (or tile) edges. Each polygon carries the object id
+no straight seam is left along strip (or tile) edges. Each polygon carries the object id
 that covers most of its pixels.
 
 Polygons are then mapped to the raster CRS, filtered by ``--min-area`` (m²) and simplified
@@ -28,7 +28,7 @@ from geofloodsam.geo.area import geodesic_areas, metres_to_crs_units
 from geofloodsam.qgis import style as qgis_style
 
 LAYER = "flood"
-#: dry columns that split a band into separately vectorised runs (fewer: one run)
+#: dry columns that split a strip into separately vectorised runs (fewer: one run)
 MIN_GAP = 64
 COLUMNS = ("area_m2", "object_id", "prompt_type", "model")
 
@@ -65,21 +65,21 @@ class PixelPolygon:
 
 
 @dataclass
-class BandPolygonizer:
-    """Vectorise a mask given top to bottom in row bands; dissolve across band boundaries."""
+class StripPolygonizer:
+    """Vectorise a mask given top to bottom in row strips; dissolve across strip boundaries."""
 
     width: int
-    min_gap: int = MIN_GAP  # dry columns that split a band into separately traced runs
+    min_gap: int = MIN_GAP  # dry columns that split a strip into separately traced runs
     _geoms: list = field(default_factory=list)
     _hists: list = field(default_factory=list)
     _uf: _UnionFind = field(default_factory=_UnionFind)
     _last_row: np.ndarray | None = None  # global component index per column, -1 = dry
     _next_y: int = 0
 
-    def add_band(self, y0: int, water: np.ndarray, ids: np.ndarray | None = None) -> None:
+    def add_strip(self, y0: int, water: np.ndarray, ids: np.ndarray | None = None) -> None:
         """Add rows ``[y0, y0 + h)``: ``water`` (h, W) bool and the object ``ids`` per pixel."""
         if y0 != self._next_y or water.shape[1] != self.width:
-            raise ValueError(f"bands must be added in order and {self.width} px wide")
+            raise ValueError(f"strips must be added in order and {self.width} px wide")
         h = water.shape[0]
         self._next_y = y0 + h
         water = np.asarray(water, dtype=bool)
@@ -92,7 +92,7 @@ class BandPolygonizer:
             labels, n = ndimage.label(water[:, x0:x1])  # 4-connectivity, as shapes below
             parts.append((x0, labels, n, _first_pixels(labels, n, x0)))
         # Number the components as one labelling of the full width would (raster scan order
-        # of their first pixel), so the output does not depend on how the band was split.
+        # of their first pixel), so the output does not depend on how the strip was split.
         keys = [key for *_, firsts in parts for key in firsts]
         rank = np.empty(len(keys), np.int64)
         rank[sorted(range(len(keys)), key=keys.__getitem__)] = np.arange(len(keys))

@@ -41,9 +41,12 @@ from affine import Affine
 from geofloodsam.errors import GeofloodsamError
 from geofloodsam.geo import transforms
 
-#: the one name of the whole-image box, the prompt of promptless runs (in ``segment``'s
-#: polygons, ``evaluate --prompt`` and fine-tuning's prompt kinds alike)
-WHOLE_IMAGE = "none"
+#: the prompt type of promptless runs: no prompt from the user, so SAM is given the
+#: whole-image box (:func:`whole_image_box`); one name in ``segment``'s polygons,
+#: ``evaluate --prompt`` and fine-tuning's prompt kinds alike
+NO_PROMPT = "none"
+#: the prompt types ``evaluate --prompt`` scores: one point, the truth's box, no prompt
+PROMPT_TYPES = ("point", "box", NO_PROMPT)
 POINT_TYPES = ("Point", "MultiPoint")
 
 

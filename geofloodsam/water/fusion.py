@@ -1,15 +1,11 @@
-"""Fusing a scene's water prior (:mod:`geofloodsam.water.index`) with SAM.
+"""Fusing a scene's water prior (:mod:`geofloodsam.water.index`) with SAM: the guarded gate.
 
-Three ways in which the prior can help SAM, all measured by ``benchmarks/satellite_eval.py``
-(figures and the chosen rule in ``docs/satellite.md``):
-
-* prompts: :func:`prompts_from_prior` places positive points in the largest confidently-wet
-  regions and negative points in the largest confidently-dry ones, decoded together with the
-  whole-tile box;
-* dense prompt: :func:`prior_mask_input` turns the prior into SAM's ``mask_input`` (low-res
-  logits in the model frame);
-* probabilities: :func:`fuse` combines SAM's water probability with the prior's per pixel
-  (``mean``, ``gate``, ``union``, ``intersection``; see :data:`RULES`).
+:func:`guarded_gate` is the rule of ``--method fused``: the prior decides the pixels it is
+confident about (at least :data:`CONFIDENT` widths from its threshold), SAM the rest, and
+only on a tile where SAM agrees with the prior's confident pixels; otherwise the prior alone.
+The other ways of fusing that were measured against it (mean, union, intersection, prompts
+and ``mask_input`` from the prior, one box per water region) live with the benchmark that
+measures them, ``benchmarks/fusion_experiments.py`` (figures in ``docs/satellite.md``).
 
 Everything here works on one tile (or chip) with the scene-level prior cut to it.
 """
@@ -17,130 +13,28 @@ Everything here works on one tile (or chip) with the scene-level prior cut to it
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 
-from geofloodsam.datasets.truth_prompts import deepest_point
-from geofloodsam.errors import GeofloodsamError
-
-#: probability fusion rules
-RULES = ("mean", "gate", "union", "intersection")
 #: margin (in prior widths) beyond which the prior is "confident"
 CONFIDENT = 2.0
-#: smallest confident region (px) that gets a point
-MIN_REGION = 64
-MAX_POINTS = 5
-#: SAM logits of a mask_input made from the prior are clipped to +-this
-MASK_LOGIT_CLIP = 10.0
 #: guarded gate: least agreement of SAM with the prior's confident pixels to use SAM at all
 MIN_AGREEMENT = 0.9
 
 
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    """Numerically safe logistic function, float32."""
-    return (1.0 / (1.0 + np.exp(-np.clip(np.asarray(x, np.float64), -30, 30)))).astype(np.float32)
-
-
-def fuse(
+def gate(
     sam_prob: np.ndarray,
     prior_prob: np.ndarray,
-    rule: str = "mean",
-    prior_logits: np.ndarray | None = None,
+    prior_logits: np.ndarray,
     margin: float = CONFIDENT,
     valid: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Fused water probability (H, W) float32 from SAM's and the prior's probabilities.
-
-    Rules: ``mean`` = (p_sam + p_prior) / 2; ``gate`` = the prior where it is confident
-    (``|prior_logits| >= margin``), SAM elsewhere; ``union`` = max; ``intersection`` = min.
-    Where ``valid`` is False (no prior evidence) SAM's probability is kept.
-    """
+    """(H, W) float32: the prior where it is confident (``|prior_logits| >= margin``), SAM
+    elsewhere; SAM's probability also where ``valid`` is False (no prior evidence)."""
     sam_prob = np.asarray(sam_prob, np.float32)
     prior_prob = np.asarray(prior_prob, np.float32)
-    if rule == "mean":
-        out = 0.5 * (sam_prob + prior_prob)
-    elif rule == "union":
-        out = np.maximum(sam_prob, prior_prob)
-    elif rule == "intersection":
-        out = np.minimum(sam_prob, prior_prob)
-    elif rule == "gate":
-        if prior_logits is None:
-            raise GeofloodsamError("the gate rule needs the prior's logits.")
-        out = np.where(np.abs(prior_logits) >= margin, prior_prob, sam_prob)
-    else:
-        raise GeofloodsamError(f"fusion rule {rule!r}: use one of {', '.join(RULES)}.")
+    out = np.where(np.abs(prior_logits) >= margin, prior_prob, sam_prob)
     if valid is not None:
         out = np.where(valid, out, sam_prob)
     return out.astype(np.float32)
-
-
-def _region_points(mask: np.ndarray, n: int, min_area: int) -> list[list[float]]:
-    """Deepest points (x, y) of the ``n`` largest 8-connected regions of ``mask``."""
-    labels, count = ndimage.label(mask, structure=np.ones((3, 3), dtype=bool))
-    if count == 0:
-        return []
-    sizes = np.bincount(labels.ravel())[1:]
-    order = np.argsort(-sizes, kind="stable")[:n]
-    points = []
-    for k in order:
-        if sizes[k] < min_area:
-            break
-        p = deepest_point(labels == k + 1)
-        if p is not None:
-            points.append(p)
-    return points
-
-
-def prompts_from_prior(
-    prior_logits: np.ndarray,
-    margin: float = CONFIDENT,
-    max_points: int = MAX_POINTS,
-    min_area: int = MIN_REGION,
-    negatives: bool = True,
-) -> tuple[np.ndarray, np.ndarray] | None:
-    """(points (1, K, 2) x/y px, labels (1, K)) from a prior, or None without confident water.
-
-    Positive points: the deepest pixel of each of the ``max_points`` largest regions where the
-    prior's logit is >= ``margin``; negative points likewise where it is <= -``margin``.
-    """
-    wet = prior_logits >= margin
-    pos = _region_points(wet, max_points, min_area)
-    if not pos:
-        return None
-    neg = _region_points(prior_logits <= -margin, max_points, min_area) if negatives else []
-    pts = np.array([pos + neg], dtype=np.float64)
-    labels = np.array([[1] * len(pos) + [0] * len(neg)], dtype=np.int64)
-    return pts, labels
-
-
-def region_boxes(
-    prior_logits: np.ndarray,
-    margin: float = CONFIDENT,
-    max_regions: int = 32,
-    min_area: int = MIN_REGION,
-    pad: float = 0.1,
-) -> np.ndarray | None:
-    """(N, 4) x0, y0, x1, y1 px boxes around the ``max_regions`` largest confident-water regions.
-
-    Each box is the region's bounding box grown by ``pad`` of its side on every edge (clipped
-    to the image). Decoded as N objects and united, they make SAM map each water body on its
-    own, where one whole-image box gives a single mask. None without a region.
-    """
-    h, w = prior_logits.shape
-    labels, count = ndimage.label(prior_logits >= margin, structure=np.ones((3, 3), dtype=bool))
-    if count == 0:
-        return None
-    sizes = np.bincount(labels.ravel())[1:]
-    order = np.argsort(-sizes, kind="stable")[:max_regions]
-    slices = ndimage.find_objects(labels)
-    boxes = []
-    for k in order:
-        if sizes[k] < min_area:
-            break
-        rs, cs = slices[k]
-        dy, dx = pad * (rs.stop - rs.start), pad * (cs.stop - cs.start)
-        boxes.append([max(0.0, cs.start - dx), max(0.0, rs.start - dy),
-                      min(float(w), cs.stop + dx), min(float(h), rs.stop + dy)])
-    return np.array(boxes, dtype=np.float64) if boxes else None
 
 
 def agreement(sam_water: np.ndarray, prior_logits: np.ndarray, margin: float = CONFIDENT) -> float:
@@ -163,7 +57,7 @@ def guarded_gate(
     margin: float = CONFIDENT,
     min_agreement: float = MIN_AGREEMENT,
 ) -> tuple[np.ndarray, float]:
-    """The ``gate`` rule when SAM agrees with the prior's confident pixels, else the prior.
+    """The :func:`gate` when SAM agrees with the prior's confident pixels, else the prior.
 
     Returns (fused probability, agreement). SAM only decides the pixels the prior is unsure
     about, and only on a tile where it reproduces at least ``min_agreement`` of what the prior
@@ -176,28 +70,4 @@ def guarded_gate(
         if valid is not None:
             out = np.where(valid, out, sam_prob).astype(np.float32)
         return out, agree
-    return fuse(sam_prob, prior_prob, "gate", prior_logits, margin, valid), agree
-
-
-def prior_mask_input(
-    prior_logits: np.ndarray,
-    input_size: tuple[int, int],
-    image_size: int = 1024,
-    gain: float = 1.0,
-    clip: float = MASK_LOGIT_CLIP,
-) -> np.ndarray:
-    """The prior as SAM's ``mask_input``: (1, 1, 256, 256) float32 logits in the model frame.
-
-    ``prior_logits`` (H, W) at the image's resolution is resized to ``input_size`` / 4 (the
-    low-res frame of the resized image, top-left) and zero-padded; times ``gain``, clipped.
-    """
-    import torch  # here: the index-only path imports no torch
-    import torch.nn.functional as F
-
-    low = image_size // 4
-    h, w = (max(1, round(s / 4)) for s in input_size)
-    x = torch.from_numpy(np.ascontiguousarray(prior_logits, dtype=np.float32))[None, None]
-    x = F.interpolate(x, (h, w), mode="bilinear", align_corners=False)
-    out = torch.zeros((1, 1, low, low))
-    out[..., :h, :w] = x
-    return (out.clamp(-clip / gain, clip / gain) * gain).numpy().astype(np.float32)
+    return gate(sam_prob, prior_prob, prior_logits, margin, valid), agree

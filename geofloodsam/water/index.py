@@ -47,6 +47,7 @@ import numpy as np
 from scipy import ndimage
 
 from geofloodsam.errors import GeofloodsamError
+from geofloodsam.model.logits import sigmoid
 from geofloodsam.raster.sensors import SENSORS
 
 INDICES = ("ndwi", "mndwi")
@@ -120,7 +121,7 @@ class WaterPrior:
 
     def probability(self) -> np.ndarray:
         """(H, W) float32 water probability, sigmoid of :meth:`logits` (0.5 where invalid)."""
-        return (1.0 / (1.0 + np.exp(-np.clip(self.logits(), -30, 30)))).astype(np.float32)
+        return sigmoid(self.logits())
 
     def water(self) -> np.ndarray:
         """(H, W) bool: water by the threshold alone (the ``--method index`` map)."""

@@ -6,3 +6,17 @@
 
 May import: ``errors``, ``files``.
 """
+
+from geofloodsam import lazy_api
+
+#: the public names, each imported from its module on first use
+_API = {
+    "REGISTRY": "checkpoints",
+    "Checkpoint": "checkpoints",
+    "cache_root": "checkpoints",
+    "find_checkpoint": "checkpoints",
+    "resolve_checkpoint": "checkpoints",
+    "fetch": "checkpoints",
+}
+__all__ = [*_API]
+__getattr__, __dir__ = lazy_api(__name__, _API)

@@ -12,7 +12,7 @@ from rasterio.warp import Resampling, reproject
 
 from geofloodsam.change.align import Grid, WarpedMask
 from geofloodsam.change.outputs import ClassTally, write_classes
-from geofloodsam.change.pipeline import _bands, flood
+from geofloodsam.change.pipeline import _strips, flood
 
 NAIP = "data/geo/naip-north-dakota/m_4709963_se_14_1_{}.tif"
 
@@ -86,7 +86,7 @@ def _combine_peak(tmp_path: Path, height: int) -> int:
     tracemalloc.start()
     try:
         tally = ClassTally(grid)
-        write_classes(grid, _bands(grid, after, source, None), tmp_path, tally)
+        write_classes(grid, _strips(grid, after, source, None), tmp_path, tally)
         return tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -97,6 +97,6 @@ def _combine_peak(tmp_path: Path, height: int) -> int:
 def test_combining_memory_is_flat_in_scene_size(tmp_path):
     """Peak traced memory (numpy and Python) of the combine (read, classify, write,
     polygonize) of 8192 x 1024 and 8192 x 4096 px (4x the pixels, the same polygons): within
-    1.5x. (Below 8192 px wide the row band is narrower: its 4 Mpx cap is reached there.)"""
+    1.5x. (Below 8192 px wide the row strip is narrower: its 4 Mpx cap is reached there.)"""
     small, large = _combine_peak(tmp_path, 1024), _combine_peak(tmp_path, 4096)
     assert large < 1.5 * small, (small, large)

@@ -71,9 +71,9 @@ HAND = {"tp": 80, "fp": 16, "fn": 16, "tn": 424, "excluded_pixels": 64,
 
 
 @pytest.mark.parametrize("declare_nodata", [True, False])
-@pytest.mark.parametrize("band_pixels", [strips.BAND_PIXELS, 60])  # whole, or 2-row bands
-def test_coarser_truth_same_crs_by_hand(tmp_path, monkeypatch, declare_nodata, band_pixels):
-    monkeypatch.setattr(strips, "BAND_PIXELS", band_pixels)
+@pytest.mark.parametrize("strip_pixels", [strips.STRIP_PIXELS, 60])  # whole, or 2-row strips
+def test_coarser_truth_same_crs_by_hand(tmp_path, monkeypatch, declare_nodata, strip_pixels):
+    monkeypatch.setattr(strips, "STRIP_PIXELS", strip_pixels)
     pred, truth = _pred_10m(tmp_path), _truth_20m(tmp_path, declare_nodata)
     score = er.evaluate_raster(pred, truth, (1, 2), truth_nodata=None if declare_nodata else 9)
     assert {k: getattr(score, k) for k in HAND} == pytest.approx(HAND, rel=1e-6)

@@ -15,6 +15,7 @@ from geofloodsam.evaluation import satellite
 from geofloodsam.evaluation.evaluate import evaluate, resolve_split
 from geofloodsam.evaluation.metrics import Confusion, confusion
 from geofloodsam.model.embedding_cache import EmbeddingCache
+from geofloodsam.model.logits import sigmoid
 from geofloodsam.raster.sensors import detect_sensor, read_composite
 from geofloodsam.water import fusion
 from geofloodsam.water.scene_prior import PriorSpec, scene_prior, window_prior
@@ -105,7 +106,7 @@ def test_rows_equal_the_one_tile_segment_path(tmp_path, write_chip_set, tiny_mod
         emb = cache.get(rgb)  # the same pixels as the sample: the same cache entry
         h, w = rgb.shape[:2]
         pred = tiny_model.decode(emb, boxes=np.array([[0.0, 0.0, w, h]]), multimask=False)
-        prob = fusion.sigmoid(pred.best_logits()[0])
+        prob = sigmoid(pred.best_logits()[0])
         fused, agree = fusion.guarded_gate(prob, tile.probability(), tile.logits(), tile.valid)
         expected = {"index": confusion(prior.water(), water, ok),
                     "fused": confusion(fused > 0.5, water, ok)}

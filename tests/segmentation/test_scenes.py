@@ -19,12 +19,11 @@ from geofloodsam.segmentation.scenes import (
     check_output_stems,
     describe_scenes,
     expand_scene_args,
-    read_prompt_frame,
     read_scene_info,
     read_scene_list,
     water_features,
 )
-from geofloodsam.vector.prompts import read_prompts
+from geofloodsam.vector.prompts import read_prompt_frame, read_prompts
 
 UTM = "EPSG:32633"
 LAEA = "EPSG:3035"

@@ -1,4 +1,4 @@
-"""Stitching: blend weights and the row-band blending of an on-disk tile store."""
+"""Stitching: blend weights and the row-strip blending of an on-disk tile store."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import pytest
 
 from geofloodsam.stitch.blend import (
     WEIGHT_FLOOR,
-    blend_band,
-    iter_bands,
+    blend_strip,
+    iter_strips,
     ramp,
     tile_weights,
 )
@@ -26,25 +26,25 @@ def split(grid: TileGrid, field: np.ndarray, store: TileStore, obj: int = 1) -> 
         store.update(tile, obj, field[tile.y0 : tile.y1, tile.x0 : tile.x1])
 
 
-def blend_all(grid: TileGrid, store: TileStore, band_height: int) -> tuple[np.ndarray, np.ndarray]:
-    bands = list(iter_bands(grid, store, band_height))
-    assert [b.y0 for b in bands] == list(range(0, grid.height, band_height))
-    return np.concatenate([b.prob for b in bands]), np.concatenate([b.covered for b in bands])
+def blend_all(grid: TileGrid, store: TileStore, strip_height: int) -> tuple[np.ndarray, np.ndarray]:
+    strips = list(iter_strips(grid, store, strip_height))
+    assert [b.y0 for b in strips] == list(range(0, grid.height, strip_height))
+    return np.concatenate([b.prob for b in strips]), np.concatenate([b.covered for b in strips])
 
 
 @pytest.mark.parametrize("field", ["constant", "smooth"])
 @pytest.mark.parametrize(
-    ("width", "height", "tile_size", "overlap", "band_height"),
+    ("width", "height", "tile_size", "overlap", "strip_height"),
     [(1000, 777, 256, 64, 100), (777, 1000, 256, 100, 512), (300, 200, 1024, 256, 64)],
 )
-def test_round_trip(tmp_path, field, width, height, tile_size, overlap, band_height) -> None:
+def test_round_trip(tmp_path, field, width, height, tile_size, overlap, strip_height) -> None:
     grid = TileGrid(width, height, tile_size, overlap)
     data = smooth_field(width, height)
     if field == "constant":
         data = np.full((height, width), 0.7, np.float32)
     store = TileStore(tmp_path, prob_dtype=np.float32)
     split(grid, data, store)
-    prob, covered = blend_all(grid, store, band_height)
+    prob, covered = blend_all(grid, store, strip_height)
     assert covered.all()
     np.testing.assert_allclose(prob, data, rtol=0, atol=1e-6)
 
@@ -89,13 +89,13 @@ def test_uncovered_pixels_and_merge_by_maximum(tmp_path) -> None:
     store.update(tile, 2, high)  # another object in the same tile
     store.update(tile, 1, high * 0.5)  # object 1 again (a later wave): merged by maximum
     assert store.crop(tile, 2) == (0, 0, 10, 10)  # stored cropped
-    band = blend_band(grid, store, 0, grid.height)
-    assert (band.x0, band.x1) == (0, tile.x1)  # the objects' columns
-    assert band.covered[: tile.y1, : tile.x1].all() and not band.covered[:, tile.x1 :].any()
-    assert (band.prob[:, tile.x1 :] == 0).all() and (band.ids[:, tile.x1 :] == 0).all()
-    np.testing.assert_allclose(band.prob[:10, :10], 0.9)
-    np.testing.assert_allclose(band.prob[20 : tile.y1, 20 : tile.x1], 0.2, rtol=1e-6)
-    assert (band.ids[:10, :10] == 2).all() and (band.ids[20 : tile.y1, 20 : tile.x1] == 1).all()
+    strip = blend_strip(grid, store, 0, grid.height)
+    assert (strip.x0, strip.x1) == (0, tile.x1)  # the objects' columns
+    assert strip.covered[: tile.y1, : tile.x1].all() and not strip.covered[:, tile.x1 :].any()
+    assert (strip.prob[:, tile.x1 :] == 0).all() and (strip.ids[:, tile.x1 :] == 0).all()
+    np.testing.assert_allclose(strip.prob[:10, :10], 0.9)
+    np.testing.assert_allclose(strip.prob[20 : tile.y1, 20 : tile.x1], 0.2, rtol=1e-6)
+    assert (strip.ids[:10, :10] == 2).all() and (strip.ids[20 : tile.y1, 20 : tile.x1] == 1).all()
     values = store.prob_at(tile, np.array([5.5, 100.5]), np.array([5.5, 100.5]))
     np.testing.assert_allclose(values, [0.9, 0.2], rtol=1e-6)
 
@@ -103,18 +103,18 @@ def test_uncovered_pixels_and_merge_by_maximum(tmp_path) -> None:
 def test_band_extent_bounds_the_objects(tmp_path) -> None:
     grid = TileGrid(900, 300, 256, 64)
     store = TileStore(tmp_path, prob_dtype=np.float32)
-    assert blend_band(grid, store, 0, 100).x0 == blend_band(grid, store, 0, 100).x1  # nothing
+    assert blend_strip(grid, store, 0, 100).x0 == blend_strip(grid, store, 0, 100).x1  # nothing
     tile = grid.tile(0, 2)
     prob = np.zeros((tile.height, tile.width), np.float32)
     prob[50:60, 30:90] = 0.8
     store.update(tile, 1, prob)
-    band = blend_band(grid, store, 0, 100)
-    assert (band.x0, band.x1) == (tile.x0 + 30, tile.x0 + 90)
-    outside = np.ones(band.prob.shape, bool)
-    outside[:, band.x0 : band.x1] = False
-    assert not band.prob[outside].any() and not band.ids[outside].any()
-    assert band.covered[:, tile.x0 : tile.x1].all()  # the tile covers more than its object
-    assert blend_band(grid, store, 100, 200).x0 == blend_band(grid, store, 100, 200).x1
+    strip = blend_strip(grid, store, 0, 100)
+    assert (strip.x0, strip.x1) == (tile.x0 + 30, tile.x0 + 90)
+    outside = np.ones(strip.prob.shape, bool)
+    outside[:, strip.x0 : strip.x1] = False
+    assert not strip.prob[outside].any() and not strip.ids[outside].any()
+    assert strip.covered[:, tile.x0 : tile.x1].all()  # the tile covers more than its object
+    assert blend_strip(grid, store, 100, 200).x0 == blend_strip(grid, store, 100, 200).x1
 
 
 def test_a_tile_decoded_for_other_objects_does_not_erase_an_object(tmp_path) -> None:
@@ -128,10 +128,10 @@ def test_a_tile_decoded_for_other_objects_does_not_erase_an_object(tmp_path) -> 
     other = np.zeros((256, 256), np.float32)
     other[0:20, 200:250] = 1.0
     store.update(right, 2, other)
-    band = blend_band(grid, store, 0, 256)
-    np.testing.assert_allclose(band.prob[100:150, 150:250], 1.0)  # not faded by the right tile
-    assert (band.ids[100:150, 150:250] == 1).all()
-    np.testing.assert_allclose(band.prob[0:20, right.x0 + 200 : right.x0 + 250], 1.0)
+    strip = blend_strip(grid, store, 0, 256)
+    np.testing.assert_allclose(strip.prob[100:150, 150:250], 1.0)  # not faded by the right tile
+    assert (strip.ids[100:150, 150:250] == 1).all()
+    np.testing.assert_allclose(strip.prob[0:20, right.x0 + 200 : right.x0 + 250], 1.0)
 
 
 def test_objects_blend_only_over_the_tiles_that_decoded_them(tmp_path) -> None:
@@ -140,8 +140,8 @@ def test_objects_blend_only_over_the_tiles_that_decoded_them(tmp_path) -> None:
     store = TileStore(tmp_path, prob_dtype=np.float32)
     store.update(left, 1, np.full((256, 256), 0.8, np.float32))
     store.update(right, 1, np.full((256, 256), 0.4, np.float32))
-    band = blend_band(grid, store, 0, 256)
-    overlap = band.prob[:, right.x0 : left.x1]
+    strip = blend_strip(grid, store, 0, 256)
+    overlap = strip.prob[:, right.x0 : left.x1]
     assert overlap[:, 0].mean() > overlap[:, -1].mean()  # tapering from left to right tile
-    np.testing.assert_allclose(band.prob[:, : right.x0], 0.8, rtol=1e-6)
-    np.testing.assert_allclose(band.prob[:, left.x1 :], 0.4, rtol=1e-6)
+    np.testing.assert_allclose(strip.prob[:, : right.x0], 0.8, rtol=1e-6)
+    np.testing.assert_allclose(strip.prob[:, left.x1 :], 0.4, rtol=1e-6)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from geofloodsam.model.logits import sigmoid
 from geofloodsam.model.sam import Embedding, Prediction
 from geofloodsam.tiles.store import PROB_EPS
 from geofloodsam.tiles.work import (
     DECODE_CHUNK,
     ChunkResult,
     Seed,
-    _sigmoid,
     connect_seeds,
     decode_seeds,
     featureless,
@@ -73,7 +73,7 @@ def test_cropped_decoding_equals_whole_tile_decoding(threshold) -> None:
     emb = Embedding(None, (H, W), (H, W))
     crops, connected = decode_seeds(model, emb, seeds, out, threshold)
     assert out.prompt_decodes == n and max(model.calls) <= DECODE_CHUNK
-    reference = np.stack([_sigmoid(logits[k]) for k in range(n)])
+    reference = np.stack([sigmoid(logits[k]) for k in range(n)])
     ref_connected = connect_seeds(reference, seeds, threshold)
     floor = min(PROB_EPS, threshold)
     for k in range(n):

@@ -8,10 +8,10 @@ from scipy import ndimage
 
 from geofloodsam.datasets.truth_prompts import default_prompts
 from geofloodsam.geo import transforms
+from geofloodsam.training.config import MODE_KINDS
 from geofloodsam.training.prompt_sampling import (
     KINDS,
     LOWRES,
-    MODE_KINDS,
     lowres_truth,
     sample_prompts,
 )

@@ -1,4 +1,4 @@
-"""Mask -> polygons: band-wise vectorisation, dissolve across bands, areas, filters, GeoPackage."""
+"""Mask -> polygons: vectorised strip by strip, dissolved across strips, areas, filters, GPKG."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from scipy import ndimage
 
 from geofloodsam.geo.area import geodesic_areas
 from geofloodsam.vector.polygonize import (
-    BandPolygonizer,
+    StripPolygonizer,
     polygons_to_frame,
     wet_runs,
     write_gpkg,
@@ -34,10 +34,10 @@ def blobs(height: int = 300, width: int = 260) -> tuple[np.ndarray, np.ndarray]:
     return water, ids
 
 
-def run_bands(water: np.ndarray, ids: np.ndarray | None, band: int, **kwargs) -> list:
-    poly = BandPolygonizer(water.shape[1], **kwargs)
-    for y0 in range(0, water.shape[0], band):
-        poly.add_band(y0, water[y0 : y0 + band], None if ids is None else ids[y0 : y0 + band])
+def run_strips(water: np.ndarray, ids: np.ndarray | None, strip: int, **kwargs) -> list:
+    poly = StripPolygonizer(water.shape[1], **kwargs)
+    for y0 in range(0, water.shape[0], strip):
+        poly.add_strip(y0, water[y0 : y0 + strip], None if ids is None else ids[y0 : y0 + strip])
     return poly.polygons()
 
 
@@ -46,11 +46,11 @@ def rasterize(polys, shape) -> np.ndarray:
     return features.rasterize(shapes, out_shape=shape, fill=0).astype(bool)
 
 
-@pytest.mark.parametrize("band", [7, 64, 100, 1000])
-def test_bands_dissolve_into_the_same_polygons(band: int) -> None:
+@pytest.mark.parametrize("strip", [7, 64, 100, 1000])
+def test_strips_dissolve_into_the_same_polygons(strip: int) -> None:
     water, ids = blobs()
-    polys = run_bands(water, ids, band)
-    whole = run_bands(water, ids, water.shape[0])
+    polys = run_strips(water, ids, strip)
+    whole = run_strips(water, ids, water.shape[0])
     n_components = ndimage.label(water)[1]  # 4-connectivity
     assert len(polys) == len(whole) == n_components
     np.testing.assert_array_equal(rasterize(polys, water.shape), water)
@@ -59,7 +59,7 @@ def test_bands_dissolve_into_the_same_polygons(band: int) -> None:
     for p in polys:
         assert p.geometry.is_valid and p.geometry.geom_type == "Polygon"
         assert p.geometry.area == p.pixels  # pixel units: area == pixel count
-    # dissolved exactly: no vertex left on a band boundary inside a straight edge
+    # dissolved exactly: no vertex left on a strip boundary inside a straight edge
     lake = max(polys, key=lambda p: p.pixels)
     assert len(lake.geometry.interiors) == 1
     same = [p for p in whole if p.pixels == lake.pixels][0]
@@ -68,17 +68,17 @@ def test_bands_dissolve_into_the_same_polygons(band: int) -> None:
     assert len(shapely.get_coordinates(lake.geometry)) == n_vertices
 
 
-@pytest.mark.parametrize("band", [7, 100])
-def test_water_far_from_the_left_edge_keeps_its_place(band: int) -> None:
+@pytest.mark.parametrize("strip", [7, 100])
+def test_water_far_from_the_left_edge_keeps_its_place(strip: int) -> None:
     """Bands are traced only where they hold water: the polygons must not move or change."""
     water, ids = blobs()
     wide = np.pad(water, ((0, 0), (300, 200)))
     wide_ids = np.pad(ids, ((0, 0), (300, 200)))
-    polys = run_bands(wide, wide_ids, band)
+    polys = run_strips(wide, wide_ids, strip)
     np.testing.assert_array_equal(rasterize(polys, wide.shape), wide)
     moved = sorted(
         (shapely.affinity.translate(p.geometry, 300, 0).wkb_hex, p.object_index, p.pixels)
-        for p in run_bands(water, ids, band)
+        for p in run_strips(water, ids, strip)
     )
     assert sorted((p.geometry.wkb_hex, p.object_index, p.pixels) for p in polys) == moved
 
@@ -94,16 +94,16 @@ def test_wet_runs_split_at_wide_dry_gaps() -> None:
     assert wet_runs(np.zeros(5, bool)) == []
 
 
-@pytest.mark.parametrize("band", [7, 100])
+@pytest.mark.parametrize("strip", [7, 100])
 @pytest.mark.parametrize("min_gap", [0, 1, 5, 64])
-def test_tracing_wet_runs_apart_gives_the_full_width_result(band: int, min_gap: int) -> None:
+def test_tracing_wet_runs_apart_gives_the_full_width_result(strip: int, min_gap: int) -> None:
     """Runs traced apart: the same polygons, ids and order as one full-width labelling."""
     water, ids = blobs()
     dry = np.zeros((water.shape[0], 30), bool)
     wide = np.hstack([water, dry, water[::-1], dry[:, :3], water[:, ::-1]])
     wide_ids = np.hstack([ids, dry, ids[::-1] * 2, dry[:, :3], ids[:, ::-1]]).astype(np.int32)
-    whole = run_bands(wide, wide_ids, band, min_gap=10**9)  # one run: the full width
-    split = run_bands(wide, wide_ids, band, min_gap=min_gap)
+    whole = run_strips(wide, wide_ids, strip, min_gap=10**9)  # one run: the full width
+    split = run_strips(wide, wide_ids, strip, min_gap=min_gap)
     assert len(whole) == len(split) == ndimage.label(wide)[1]
     assert [(p.geometry.wkb, p.object_index, p.pixels) for p in split] == [
         (p.geometry.wkb, p.object_index, p.pixels) for p in whole
@@ -112,17 +112,17 @@ def test_tracing_wet_runs_apart_gives_the_full_width_result(band: int, min_gap: 
 
 def test_object_id_is_the_majority_over_the_polygon() -> None:
     water, ids = blobs()
-    polys = run_bands(water, ids, 50)
+    polys = run_strips(water, ids, 50)
     river = [p for p in polys if p.geometry.bounds[0] > 200]
     assert len(river) == 1 and river[0].object_index == 2  # ids 2 and 3 met: the larger wins
     assert {p.object_index for p in polys} == {1, 2}
-    assert {p.object_index for p in run_bands(water, None, 50)} == {0}
+    assert {p.object_index for p in run_strips(water, None, 50)} == {0}
 
 
 @pytest.mark.parametrize("crs", ["EPSG:32633", "EPSG:4326"])
 def test_frame_attributes_filters_and_gpkg(tmp_path, crs: str) -> None:
     water, ids = blobs()
-    polys = run_bands(water, ids, 64)
+    polys = run_strips(water, ids, 64)
     if crs == "EPSG:4326":
         transform = Affine(1e-4, 0, 15.0, 0, -1e-4, 45.0)
         pixel_m2 = geodesic_areas([shapely.box(15.0, 45.0 - 1e-4, 15.0 + 1e-4, 45.0)], crs)[0]

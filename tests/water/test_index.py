@@ -7,6 +7,7 @@ import pytest
 import rasterio
 
 from geofloodsam.errors import GeofloodsamError
+from geofloodsam.model.logits import sigmoid
 from geofloodsam.water import fusion
 from geofloodsam.water.index import (
     FALLBACK,
@@ -133,33 +134,6 @@ def test_optical_prior_thresholds():
         optical_prior(green, nir, "ndvi")
 
 
-def test_fusion_rules():
-    sam = np.array([0.9, 0.2, 0.6, 0.4], np.float32)
-    prior = np.array([0.3, 0.8, 0.99, 0.01], np.float32)
-    lg = np.log(prior / (1 - prior))
-    np.testing.assert_allclose(fusion.fuse(sam, prior, "mean"), (sam + prior) / 2)
-    np.testing.assert_allclose(fusion.fuse(sam, prior, "union"), np.maximum(sam, prior))
-    np.testing.assert_allclose(fusion.fuse(sam, prior, "intersection"), np.minimum(sam, prior))
-    gated = fusion.fuse(sam, prior, "gate", lg, margin=2.0)
-    np.testing.assert_allclose(gated, [0.9, 0.2, 0.99, 0.01])
-    with pytest.raises(GeofloodsamError, match="rule"):
-        fusion.fuse(sam, prior, "vote")
-
-
-def test_prompts_from_prior_and_mask_input():
-    lg = np.full((64, 64), -5.0, np.float32)
-    lg[10:30, 10:30] = 5.0
-    pts, labels = fusion.prompts_from_prior(lg, min_area=16)
-    assert labels.tolist() == [[1, 0]]
-    x, y = pts[0, 0]
-    assert 10 <= x <= 30 and 10 <= y <= 30
-    assert fusion.prompts_from_prior(np.full((8, 8), -5.0)) is None
-    mi = fusion.prior_mask_input(lg, (1024, 512))
-    assert mi.shape == (1, 1, 256, 256)
-    assert mi[0, 0, :, 128:].max() == 0  # padding right of the resized image
-    assert mi.max() <= fusion.MASK_LOGIT_CLIP
-
-
 def test_real_s1_chip_prior(shared):
     """Sri-Lanka_534068 is almost all water: no bimodal split of one class in two."""
     path = shared("data/sen1floods11/S1Hand/Sri-Lanka_534068_S1Hand.tif")
@@ -172,14 +146,11 @@ def test_real_s1_chip_prior(shared):
     assert prior.water()[valid & (label == 1)].mean() > 0.9
 
 
-def test_region_boxes_and_guarded_gate():
+def test_guarded_gate_falls_back_to_the_prior_where_sam_disagrees():
     lg = np.full((64, 64), -5.0, np.float32)
     lg[10:20, 10:20] = 5.0
     lg[40:60, 30:60] = 5.0
-    boxes = fusion.region_boxes(lg, min_area=16, pad=0.0)
-    assert boxes.tolist() == [[30.0, 40.0, 60.0, 60.0], [10.0, 10.0, 20.0, 20.0]]
-    assert fusion.region_boxes(np.full((8, 8), -5.0)) is None
-    prior = fusion.sigmoid(lg)
+    prior = sigmoid(lg)
     flooded = np.full((64, 64), 0.9, np.float32)  # SAM calls the whole tile water
     out, agree = fusion.guarded_gate(flooded, prior, lg)
     assert agree < 0.5
@@ -187,6 +158,15 @@ def test_region_boxes_and_guarded_gate():
     good = prior.copy()
     out, agree = fusion.guarded_gate(good, prior, lg)
     assert agree == 1.0
+
+
+def test_gate_takes_the_prior_where_it_is_confident():
+    sam = np.array([0.9, 0.2, 0.6, 0.4], np.float32)
+    prior = np.array([0.3, 0.8, 0.99, 0.01], np.float32)
+    lg = np.log(prior / (1 - prior))
+    np.testing.assert_allclose(fusion.gate(sam, prior, lg, margin=2.0), [0.9, 0.2, 0.99, 0.01])
+    valid = np.array([True, True, False, True])
+    np.testing.assert_allclose(fusion.gate(sam, prior, lg, 2.0, valid), [0.9, 0.2, 0.6, 0.01])
 
 
 def test_bimodal_split_of_any_db_like_array_and_relative_scenes():
