@@ -30,8 +30,9 @@ from geofloodsam.segmentation.scenes import (
     read_prompt_frame,
 )
 from geofloodsam.tiles.engine import ObjectInfo, build_seeds
+from geofloodsam.tiles.executor import SceneSpec
 from geofloodsam.tiles.grid import TileGrid
-from geofloodsam.tiles.work import ChunkJob, SceneSpec, Seed
+from geofloodsam.tiles.work import ChunkJob, Seed
 from geofloodsam.vector.prompts import PromptSet, read_prompts
 from geofloodsam.water.methods import MethodChoice, choose
 from geofloodsam.water.scene_prior import PriorSpec, scene_prior

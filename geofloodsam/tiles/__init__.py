@@ -2,7 +2,9 @@
 
 - :mod:`~geofloodsam.tiles.grid`: the deterministic overlapping grid, flush with the edge.
 - :mod:`~geofloodsam.tiles.work`: one chunk of tiles read, encoded and decoded for its seeds
-  (runs in-process or on a Dask worker); ``LocalExecutor``; kept embeddings.
+  (runs in-process or on a Dask worker); kept embeddings.
+- :mod:`~geofloodsam.tiles.executor`: the ``Executor`` contract of whatever runs the tile
+  work, and ``LocalExecutor``, which runs it in this process.
 - :mod:`~geofloodsam.tiles.engine`: seeds from prompts, waves of tile jobs, growth of objects
   into neighbour tiles.
 - :mod:`~geofloodsam.tiles.growth`: how a prompted object grows: the choice among SAM's

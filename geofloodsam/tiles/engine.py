@@ -203,7 +203,7 @@ class TileEngine:
     def take(self, job: ChunkJob, outcome) -> None:
         """Store a job's decoded tiles and seed the neighbours they grow into.
 
-        ``outcome`` is a :class:`~geofloodsam.tiles.work.TileOutcome` whose result is
+        ``outcome`` is a :class:`~geofloodsam.tiles.executor.TileOutcome` whose result is
         the job's :class:`~geofloodsam.tiles.work.ChunkResult`.
         """
         result, stats = outcome.result, self.stats

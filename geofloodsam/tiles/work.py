@@ -13,20 +13,18 @@ keeper is a bounded memory cache, and a worker that does not have a tile's embed
 worker encoded it, or it was forgotten) encodes the tile again and rounds the result exactly
 as the keeper does: the decoder sees the same numbers either way.
 
-:class:`LocalExecutor` runs the work in this process; it has the same ``map`` as
-:class:`geofloodsam.segmentation.distributed.DaskExecutor`, which sends it to a cluster.
+Where the work runs (this process or a cluster) is :mod:`geofloodsam.tiles.executor`'s.
 """
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterable, Iterator
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from rasterio.windows import Window
@@ -601,100 +599,3 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     out += 1.0
     np.reciprocal(out, out=out)
     return out
-
-
-# --------------------------------------------------------------------------- running it
-# (what distributed.DaskExecutor also uses; kept here so that an in-process run needs no Dask)
-@dataclass(frozen=True)
-class SceneSpec:
-    """A scene as a task sees it: path, band selection, the scene-level stretch, and the
-    sensor found when the scene was planned (tasks do not detect it again)."""
-
-    path: str
-    bands: tuple[int, ...]
-    stretch: dict = field(hash=False)  # Stretch.to_dict()
-    sensor: dict | None = field(default=None, hash=False)  # SensorInfo.to_dict()
-    composite: bool = False  # tiles read as the sensor's composite (bands = its bands)
-
-    @classmethod
-    def of(cls, scene, stretch) -> SceneSpec:
-        """From an open :class:`~geofloodsam.raster.scene.Scene` and its ``Stretch``."""
-        sensor = None if scene.sensor is None else scene.sensor.to_dict()
-        return cls(str(Path(scene.path).resolve()), tuple(scene.bands), stretch.to_dict(),
-                   sensor, bool(scene.composite))
-
-    def open(self):
-        """Open the scene as it was planned (an open :class:`~geofloodsam.raster.scene.Scene`)."""
-        from geofloodsam.raster.scene import Scene
-        from geofloodsam.raster.sensors import SensorInfo
-
-        info = None if self.sensor is None else SensorInfo.from_dict(self.sensor)
-        return Scene.open(self.path, None if self.composite else self.bands, sensor=info)
-
-
-@dataclass
-class TileOutcome:
-    """A tile's result and where/how long it was computed."""
-
-    result: Any
-    seconds: float  # time spent in the work function
-    worker: str  # worker address, or "local"
-    pid: int
-
-
-class OpenScenes:
-    """Rasters kept open between tasks: a few per thread, the least recently used closed."""
-
-    def __init__(self, size: int = SCENE_CACHE) -> None:
-        self.size = size
-        self._local = threading.local()
-
-    def get(self, spec: SceneSpec):
-        """(open Scene, Stretch) for ``spec``."""
-        from geofloodsam.raster.scene import Stretch
-
-        cache: OrderedDict = getattr(self._local, "scenes", None) or OrderedDict()
-        self._local.scenes = cache
-        key = (spec.path, spec.bands, spec.composite)
-        scene = cache.pop(key, None) or spec.open()
-        cache[key] = scene
-        while len(cache) > self.size:
-            cache.popitem(last=False)[1].close()
-        return scene, Stretch.from_dict(spec.stretch)
-
-    def close(self) -> None:
-        """Close this thread's rasters."""
-        cache = getattr(self._local, "scenes", None) or {}
-        while cache:
-            cache.popitem()[1].close()
-
-
-class LocalExecutor:
-    """The same ``map`` as :class:`DaskExecutor`, run in this process with no Dask at all.
-
-    ``cache_dir``: where kept embeddings beyond the in-memory cap are spilled.
-    """
-
-    def __init__(self, model, cache_dir: Path | None = None) -> None:
-        self.model = model
-        self.keeper = EmbeddingKeeper(cache_dir)
-        self.scenes = OpenScenes()
-
-    def map(
-        self, work: Callable, items: Iterable[tuple[SceneSpec, Any]], *, cache: bool = False
-    ) -> Iterator[TileOutcome]:
-        """``work(model, scene, stretch, payload[, keeper])`` for each item, one by one."""
-        extra = (self.keeper,) if cache else ()
-        for scene, payload in items:
-            raster, stretch = self.scenes.get(scene)
-            start = time.perf_counter()
-            result = work(self.model, raster, stretch, payload, *extra)
-            yield TileOutcome(result, time.perf_counter() - start, "local", os.getpid())
-
-    def forget(self, keys: Iterable) -> None:
-        """Drop the kept embeddings of ``keys`` (a finished scene's tiles)."""
-        self.keeper.forget(keys)
-
-    def close(self) -> None:
-        """Close the rasters this executor opened."""
-        self.scenes.close()
