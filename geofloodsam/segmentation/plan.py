@@ -33,7 +33,8 @@ from geofloodsam.segmentation.scenes import (
 from geofloodsam.tiles.engine import ObjectInfo, build_seeds
 from geofloodsam.tiles.executor import SceneSpec, WorkFunction
 from geofloodsam.tiles.grid import TileGrid
-from geofloodsam.tiles.work import ChunkJob, Seed, run_chunk
+from geofloodsam.tiles.tasks import ChunkJob, Seed
+from geofloodsam.tiles.work import run_chunk
 from geofloodsam.vector.prompts import PromptSet, read_prompts
 from geofloodsam.water.methods import MethodChoice, choose
 from geofloodsam.water.scene_prior import PriorSpec, scene_prior

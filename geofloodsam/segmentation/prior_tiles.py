@@ -31,14 +31,8 @@ import numpy as np
 from geofloodsam.raster.sensors import SensorInfo
 from geofloodsam.segmentation import prompted_prior
 from geofloodsam.tiles.executor import WorkFunction
-from geofloodsam.tiles.work import (
-    ChunkJob,
-    ChunkResult,
-    EmbeddingKeeper,
-    TileResult,
-    crop_probability,
-    run_chunk,
-)
+from geofloodsam.tiles.tasks import ChunkJob, ChunkResult, TileResult, TileState
+from geofloodsam.tiles.work import EmbeddingKeeper, crop_probability, run_chunk
 from geofloodsam.water.fusion import MIN_AGREEMENT, guarded_gate
 from geofloodsam.water.scene_prior import PriorSpec, window_prior
 
@@ -89,7 +83,7 @@ def fused_chunk(model, scene, stretch, payload: PriorJob, keeper: EmbeddingKeepe
     job = payload.job
     out = run_chunk(model, scene, stretch, job, keeper)
     for k, (task, tile) in enumerate(zip(job.tasks, out.tiles, strict=True)):
-        if tile.encoding == "skipped":
+        if tile.state is TileState.SKIPPED:
             continue
         t0 = time.perf_counter()
         prior = window_prior(scene.ds, info, spec, task.window)
@@ -124,7 +118,7 @@ def _prior_tile(prior, task, threshold: float) -> TileResult:
     prob = prior.probability()
     prob[~prior.valid] = 0.0
     crop = crop_probability(prob, threshold)
-    return TileResult([crop] * len(task.seeds), {}, prob.shape, "index")
+    return TileResult([crop] * len(task.seeds), {}, prob.shape, TileState.INDEX)
 
 
 def _index_chunk(scene, info: SensorInfo, spec: PriorSpec, job: ChunkJob) -> ChunkResult:
@@ -134,7 +128,7 @@ def _index_chunk(scene, info: SensorInfo, spec: PriorSpec, job: ChunkJob) -> Chu
         prior = window_prior(scene.ds, info, spec, task.window)
         out.read_s += time.perf_counter() - t0
         if not prior.valid.any():
-            out.tiles.append(TileResult(None, {}, (0, 0), "skipped"))
+            out.tiles.append(TileResult(None, {}, (0, 0), TileState.SKIPPED))
             continue
         out.tiles.append(_prior_tile(prior, task, job.threshold))
     return out

@@ -5,10 +5,12 @@
   (runs in-process or on a Dask worker); kept embeddings.
 - :mod:`~geofloodsam.tiles.executor`: the ``Executor`` contract of whatever runs the tile
   work, and ``LocalExecutor``, which runs it in this process.
-- :mod:`~geofloodsam.tiles.engine`: seeds from prompts, waves of tile jobs, growth of objects
-  into neighbour tiles.
+- :mod:`~geofloodsam.tiles.tasks`: what a chunk of tile work is sent and returns (seeds, crops,
+  tile states).
+- :mod:`~geofloodsam.tiles.engine`: seeds from prompts, waves of tile jobs, the tile store.
 - :mod:`~geofloodsam.tiles.growth`: how a prompted object grows: the choice among SAM's
-  candidates by the evidence at the clicks, the water it may follow, seeds into neighbours.
+  candidates by the evidence at the clicks, the water it may follow, its crop in a tile,
+  seeds into neighbours and their admission to the next wave.
 - :mod:`~geofloodsam.tiles.store`: the on-disk per-tile, per-object probabilities.
 
 May import: ``errors``, ``files``, ``geo``, ``raster``, ``model``.

@@ -26,10 +26,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from geofloodsam.tiles.work import SCENE_CACHE, EmbeddingKeeper
+from geofloodsam.tiles.work import EmbeddingKeeper
 
 #: ``work(model, scene, stretch, payload[, keeper])`` -> the payload's result
 WorkFunction = Callable[..., Any]
+#: open rasters kept per thread (in-process or on a worker)
+SCENE_CACHE = 4
 
 
 @dataclass(frozen=True)
