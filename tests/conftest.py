@@ -262,3 +262,12 @@ class _Photos:
 def photos() -> _Photos:
     """The pixels :func:`write_photo_set` writes, to compare with what is read back."""
     return _Photos()
+
+
+@pytest.fixture
+def big_lake(tmp_path):
+    """(path, water) of a 700x560 oracle scene whose lake spans 3x3 of its tiles (tile 192,
+    overlap 48); see ``tests/oracle_scenes.py``."""
+    from oracle_scenes import write_big_lake
+
+    return write_big_lake(tmp_path)

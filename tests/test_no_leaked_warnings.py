@@ -19,6 +19,8 @@ REPO = Path(__file__).resolve().parents[1]
 #: the test files that feed bad input or faults through the commands and the library
 BAD_INPUT_FILES = [
     "tests/segmentation/test_pipeline.py",
+    "tests/segmentation/test_plan.py",
+    "tests/segmentation/test_outputs.py",
     "tests/segmentation/test_sensors_and_methods.py",
     "tests/segmentation/test_many_scenes.py",
     "tests/evaluation",

@@ -25,13 +25,12 @@ it, and :func:`open_session` says how to install it when it is missing. Typical 
   flight, collects them with ``as_completed`` and hands them back in submission order, so that
   the client blends tiles in exactly the order of an in-process run.
 
-* :class:`~geofloodsam.tiles.work.LocalExecutor` (defined with the work, so that an in-process
-  run never imports Dask) has the same ``map`` and runs the work in this process, one task
-  after the other (``segment`` without ``--scheduler`` / ``--workers``).
-
-A work function is called ``work(model, scene, stretch, payload)``; with ``map(...,
-cache=True)`` it also gets the executor's :class:`~geofloodsam.tiles.work.EmbeddingKeeper`
-(in-process: one that spills to disk; on a worker: a bounded memory cache kept between tasks).
+* :class:`DaskExecutor` and :class:`~geofloodsam.tiles.executor.LocalExecutor` (in
+  :mod:`geofloodsam.tiles.executor`, so that an in-process run never imports Dask) both
+  implement :class:`~geofloodsam.tiles.executor.Executor`, the contract of a work function
+  ``work(model, scene, stretch, payload)``; with ``map(..., cache=True)`` it also gets the
+  executor's :class:`~geofloodsam.tiles.work.EmbeddingKeeper` (in-process: one that spills
+  to disk; on a worker: a bounded memory cache kept between tasks).
 
 Scene paths must be readable at the same path on every worker (shared storage).
 """
@@ -45,19 +44,19 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from geofloodsam.errors import GeofloodsamError, children_ignore_sigint
-from geofloodsam.tiles.work import (
-    WORKER_EMBEDDING_BYTES,
-    EmbeddingKeeper,
+from geofloodsam.tiles.executor import (
     OpenScenes,
     SceneSpec,
     TileOutcome,
+    WorkFunction,
 )
+from geofloodsam.tiles.work import WORKER_EMBEDDING_BYTES, EmbeddingKeeper
 
 try:  # the optional extra
     from distributed import WorkerPlugin as _WorkerPluginBase
@@ -247,7 +246,7 @@ def _plugin(name: str) -> ModelPlugin:
 
 
 def run_tile(
-    plugin_name: str, work: Callable, scene: SceneSpec, payload: Any, cache: bool = False
+    plugin_name: str, work: WorkFunction, scene: SceneSpec, payload: Any, cache: bool = False
 ) -> TileOutcome:
     """The Dask task: ``work(model, scene, stretch, payload[, keeper])`` on the worker."""
     plugin = _plugin(plugin_name)
@@ -582,7 +581,8 @@ def preflight(
 
 
 class DaskExecutor:
-    """Runs tile work on the cluster and yields the outcomes in submission order.
+    """The :class:`~geofloodsam.tiles.executor.Executor` of a Dask cluster: runs tile work on
+    its workers and yields the outcomes in submission order.
 
     At most ``max_in_flight`` tasks are submitted but not yet handed back (default: four per
     task thread of the cluster), which bounds the client's memory. ``on_outcome(index,
@@ -613,7 +613,7 @@ class DaskExecutor:
         return max(2, 4 * sum(int(w.get("nthreads", 1)) for w in workers))
 
     def map(
-        self, work: Callable, items: Iterable[tuple[SceneSpec, Any]], *, cache: bool = False
+        self, work: WorkFunction, items: Iterable[tuple[SceneSpec, Any]], *, cache: bool = False
     ) -> Iterator[TileOutcome]:
         """``work(model, scene, stretch, payload)`` for each (scene, payload), in order.
 
@@ -674,5 +674,5 @@ class DaskExecutor:
             fut.release()
         return outcome
 
-    def forget(self, keys: Iterable) -> None:
+    def forget(self, keys: Iterable[Hashable]) -> None:
         """Nothing to do: the workers' embedding caches forget by themselves (LRU)."""

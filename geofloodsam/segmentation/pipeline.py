@@ -61,8 +61,8 @@ from geofloodsam.segmentation.plan import (
 )
 from geofloodsam.segmentation.prior_tiles import run_tile_chunk
 from geofloodsam.tiles.engine import MAX_OBJECT_TILES, TileEngine
+from geofloodsam.tiles.executor import Executor, LocalExecutor
 from geofloodsam.tiles.store import TileStore
-from geofloodsam.tiles.work import LocalExecutor
 
 if TYPE_CHECKING:  # torch is imported where a model is loaded, not for --method index
     from geofloodsam.model.sam import PromptableModel
@@ -77,7 +77,7 @@ GDAL_CACHE_MB = 64
 class _Backend:
     """The executor of the tile work and what the run records of it."""
 
-    executor: Any  # distributed.LocalExecutor or DaskExecutor
+    executor: Executor  # LocalExecutor or distributed.DaskExecutor
     model_info: dict[str, Any]
     record: dict[str, Any]  # for run.json: kind, scheduler, workers, threads
     load_s: float  # loading the model (in-process) or connecting + preflight (Dask)

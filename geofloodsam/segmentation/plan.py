@@ -21,6 +21,7 @@ from geofloodsam.files.atomic import check_targets
 from geofloodsam.raster.scene import Scene, Stretch, compute_stretch
 from geofloodsam.segmentation.config import SegmentConfig
 from geofloodsam.segmentation.outputs import output_paths
+from geofloodsam.segmentation.prior_tiles import PRIOR_WORK, PriorJob, TileJob
 from geofloodsam.segmentation.scenes import (
     assign_features,
     check_output_stems,
@@ -29,8 +30,10 @@ from geofloodsam.segmentation.scenes import (
     is_scene_list,
 )
 from geofloodsam.tiles.engine import ObjectInfo, build_seeds
+from geofloodsam.tiles.executor import SceneSpec, WorkFunction
 from geofloodsam.tiles.grid import TileGrid
-from geofloodsam.tiles.work import ChunkJob, SceneSpec, Seed
+from geofloodsam.tiles.tasks import ChunkJob, Seed
+from geofloodsam.tiles.work import run_chunk
 from geofloodsam.vector.prompts import PromptSet, read_prompt_frame, read_prompts
 from geofloodsam.water.methods import MethodChoice, choose
 from geofloodsam.water.scene_prior import PriorSpec, scene_prior
@@ -64,14 +67,19 @@ class ScenePlan:
     def stem(self) -> str:
         return self.path.stem
 
-    def payload(self, job: ChunkJob):
-        """What a tile task of this scene is sent: the job, with the prior when it has one."""
+    @property
+    def work(self) -> WorkFunction:
+        """The work function of this scene's tiles: SAM's, or the one its prior's use names."""
         if self.prior_spec is None:
-            return job
-        from geofloodsam.segmentation.prior_tiles import PriorJob
+            return run_chunk
+        return PRIOR_WORK[self.prior_method or self.choice.method]
 
-        method = self.prior_method or self.choice.method
-        return PriorJob(job, method, self.spec.sensor, self.prior_spec.to_dict())
+    def payload(self, job: ChunkJob) -> TileJob:
+        """What a tile task of this scene is sent: its work function and the job, with the
+        prior when it has one."""
+        if self.prior_spec is None:
+            return TileJob(self.work, job)
+        return TileJob(self.work, PriorJob(job, self.spec.sensor, self.prior_spec.to_dict()))
 
     def open_scene(self) -> Scene:
         """Open the scene as it was planned (bands or composite, sensor)."""

@@ -21,18 +21,9 @@ from __future__ import annotations
 import numpy as np
 
 from geofloodsam.raster.sensors import SensorInfo
-from geofloodsam.tiles.growth import dilated
-from geofloodsam.tiles.work import (
-    EMPTY,
-    ChunkJob,
-    ChunkResult,
-    Crop,
-    EmbeddingKeeper,
-    Seed,
-    connected_water,
-    crop_probability,
-    run_chunk,
-)
+from geofloodsam.tiles.growth import connected_water, dilated
+from geofloodsam.tiles.tasks import EMPTY, ChunkJob, ChunkResult, Crop, Seed, TileState
+from geofloodsam.tiles.work import EmbeddingKeeper, crop_probability, run_chunk
 from geofloodsam.water.fusion import guarded_gate
 from geofloodsam.water.scene_prior import PriorSpec, window_prior
 
@@ -47,7 +38,7 @@ def select_chunk(
     """Decode ``job``'s tiles, then each seed's water body of the fused evidence."""
     out = run_chunk(model, scene, stretch, job, keeper)
     for task, tile in zip(job.tasks, out.tiles, strict=True):
-        if tile.encoding == "skipped":
+        if tile.state is TileState.SKIPPED:
             continue
         prior = window_prior(scene.ds, info, spec, task.window)
         shape = prior.score.shape

@@ -2,11 +2,15 @@
 
 - :mod:`~geofloodsam.tiles.grid`: the deterministic overlapping grid, flush with the edge.
 - :mod:`~geofloodsam.tiles.work`: one chunk of tiles read, encoded and decoded for its seeds
-  (runs in-process or on a Dask worker); ``LocalExecutor``; kept embeddings.
-- :mod:`~geofloodsam.tiles.engine`: seeds from prompts, waves of tile jobs, growth of objects
-  into neighbour tiles.
+  (runs in-process or on a Dask worker); kept embeddings.
+- :mod:`~geofloodsam.tiles.executor`: the ``Executor`` contract of whatever runs the tile
+  work, and ``LocalExecutor``, which runs it in this process.
+- :mod:`~geofloodsam.tiles.tasks`: what a chunk of tile work is sent and returns (seeds, crops,
+  tile states).
+- :mod:`~geofloodsam.tiles.engine`: seeds from prompts, waves of tile jobs, the tile store.
 - :mod:`~geofloodsam.tiles.growth`: how a prompted object grows: the choice among SAM's
-  candidates by the evidence at the clicks, the water it may follow, seeds into neighbours.
+  candidates by the evidence at the clicks, the water it may follow, its crop in a tile,
+  seeds into neighbours and their admission to the next wave.
 - :mod:`~geofloodsam.tiles.store`: the on-disk per-tile, per-object probabilities.
 
 May import: ``errors``, ``files``, ``geo``, ``raster``, ``model``.
@@ -22,12 +26,16 @@ _API = {
     "TileEngine": "engine",
     "ObjectInfo": "engine",
     "build_seeds": "engine",
-    "Seed": "work",
-    "TileTask": "work",
-    "ChunkJob": "work",
-    "ChunkResult": "work",
-    "TileResult": "work",
+    "Seed": "tasks",
+    "TileTask": "tasks",
+    "ChunkJob": "tasks",
+    "ChunkResult": "tasks",
+    "TileResult": "tasks",
+    "TileState": "tasks",
     "run_chunk": "work",
+    "Executor": "executor",
+    "LocalExecutor": "executor",
+    "SceneSpec": "executor",
 }
 __all__ = [*_API]
 __getattr__, __dir__ = lazy_api(__name__, _API)

@@ -1,23 +1,24 @@
-"""The client side of ``segment``'s tile work: seeds, waves, the tile store, growth.
+"""The client side of ``segment``'s tile work: seeds, waves, the tile store.
 
 * Seeding: each point object goes to the tile where its points are most central, each box to
   the tile that holds it (a box larger than a tile is split into per-tile boxes), or, without
   prompts, every tile gets a whole-tile box.
 * :class:`TileEngine` runs in *waves*. :meth:`TileEngine.waves` yields each wave as
-  :class:`~geofloodsam.tiles.work.ChunkJob` s (the tiles encoded together); whoever runs them
+  :class:`~geofloodsam.tiles.tasks.ChunkJob` s (the tiles encoded together); whoever runs them
   (:func:`~geofloodsam.tiles.work.run_chunk`, in this process or on Dask workers) hands each
   outcome to :meth:`TileEngine.take` in the order of the jobs. ``take`` keeps each object's
   probability in the :class:`~geofloodsam.tiles.store.TileStore` and, where a point object's
   water (connected to its points) reaches an edge shared with a neighbour tile, seeds that
   neighbour with positive points from the water inside their overlap strip; the next wave is
-  what was seeded, less seeds already inside water or over the caps. Because outcomes are
-  taken in job order whatever order they were computed in, the result does not depend on
-  where the work ran.
+  what was seeded, less seeds already inside water or over the caps (the rules of growth are
+  :mod:`geofloodsam.tiles.growth`'s). Because outcomes are taken in job order whatever order
+  they were computed in, the result does not depend on where the work ran.
 """
 
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Hashable, Iterator
 from dataclasses import dataclass, field
 
@@ -25,15 +26,13 @@ import numpy as np
 from tqdm import tqdm
 
 from geofloodsam.tiles.grid import Tile, TileGrid
-from geofloodsam.tiles.growth import MAX_CARRIED_POINTS, Appearance, edge_seeds
+from geofloodsam.tiles.growth import Appearance, Reach, add_seed, grow_seeds, reaches_edge
 from geofloodsam.tiles.store import TileStore
-from geofloodsam.tiles.work import ChunkJob, Seed, TileResult, TileTask
+from geofloodsam.tiles.tasks import ChunkJob, Seed, TileResult, TileState, TileTask, tile_local
 from geofloodsam.vector.prompts import NO_PROMPT, whole_image_box
 
 #: a point object spreads over at most this many tiles
 MAX_OBJECT_TILES = 256
-#: the same object decodes the same tile at most this many times (a lake that comes back)
-MAX_VISITS = 3
 
 
 @dataclass
@@ -47,10 +46,6 @@ class ObjectInfo:
 
 
 # --------------------------------------------------------------------------- seeding
-def _local(points: np.ndarray, tile: Tile) -> np.ndarray:
-    return np.asarray(points, dtype=np.float64) - np.array([tile.x0, tile.y0], dtype=np.float64)
-
-
 def point_seeds(grid: TileGrid, obj: int, points: np.ndarray, labels: np.ndarray) -> dict:
     """Seeds of a point object: its water points in the tile where each is most central.
 
@@ -68,7 +63,7 @@ def point_seeds(grid: TileGrid, obj: int, points: np.ndarray, labels: np.ndarray
         inside = [q for q in neg if tile.contains(q[0], q[1])]
         pts = np.array(plist + inside, dtype=np.float64)
         labs = np.array([1] * len(plist) + [0] * len(inside), dtype=np.int64)
-        seeds[index] = Seed(obj, _local(pts, tile), labs, propagate=True)
+        seeds[index] = Seed(obj, tile_local(pts, tile), labs, propagate=True)
     return seeds
 
 
@@ -83,7 +78,7 @@ def box_seeds(grid: TileGrid, obj: int, box: np.ndarray) -> dict:
     holders = [t for t in grid.tiles_overlapping(x0, y0, x1, y1) if _holds(t, x0, y0, x1, y1)]
     if holders:
         tile = max(holders, key=lambda t: (t.margin(cx, cy), -t.index))
-        local = _local(np.array(box).reshape(2, 2), tile).ravel()
+        local = tile_local(np.array(box).reshape(2, 2), tile).ravel()
         return {tile.index: Seed(obj, box=local, multimask=True)}
     seeds = {}
     for tile in grid.tiles_overlapping(x0, y0, x1, y1):
@@ -93,7 +88,7 @@ def box_seeds(grid: TileGrid, obj: int, box: np.ndarray) -> dict:
         piece = np.array(
             [max(x0, tile.x0), max(y0, tile.y0), min(x1, tile.x1), min(y1, tile.y1)], np.float64
         )
-        seeds[tile.index] = Seed(obj, box=_local(piece.reshape(2, 2), tile).ravel(),
+        seeds[tile.index] = Seed(obj, box=tile_local(piece.reshape(2, 2), tile).ravel(),
                                  multimask=True)
     return seeds
 
@@ -107,14 +102,11 @@ def _holds(tile: Tile, x0: float, y0: float, x1: float, y1: float) -> bool:
 class EngineStats:
     """Counters and timings of the tile engine (tile steps summed over whoever ran them)."""
 
-    tiles_encoded: int = 0
-    tiles_reencoded: int = 0  # encoded again by a worker that did not keep the embedding
+    tile_states: Counter = field(default_factory=Counter)  # TileState -> tiles taken
     tile_decodes: int = 0
     prompt_decodes: int = 0
     covered_seeds: int = 0  # point seeds inside water their tile already mapped: not decoded
     waves: int = 0
-    skipped_nodata_tiles: int = 0
-    tiles_indexed: int = 0  # mapped by the water prior alone (encoding "index")
     counts: dict = field(default_factory=dict)  # ChunkResult.counts, summed
     featureless_tiles: set = field(default_factory=set)  # one colour: left dry, not decoded
     capped_objects: set = field(default_factory=set)
@@ -126,6 +118,30 @@ class EngineStats:
     propagate_s: float = 0.0
     task_seconds: list[float] = field(default_factory=list)  # each chunk task's work time
     task_workers: list[str] = field(default_factory=list)  # who ran each task
+
+    def took(self, state: TileState, index: int) -> None:
+        """Count a tile (``index``) handed back in ``state``."""
+        self.tile_states[state] += 1
+        if state is TileState.FEATURELESS:
+            self.featureless_tiles.add(index)
+
+    @property
+    def tiles_encoded(self) -> int:
+        return self.tile_states[TileState.NEW]
+
+    @property
+    def tiles_reencoded(self) -> int:
+        """Encoded again by a worker that did not keep the embedding."""
+        return self.tile_states[TileState.AGAIN]
+
+    @property
+    def skipped_nodata_tiles(self) -> int:
+        return self.tile_states[TileState.SKIPPED]
+
+    @property
+    def tiles_indexed(self) -> int:
+        """Mapped by the water prior alone."""
+        return self.tile_states[TileState.INDEX]
 
 
 class TileEngine:
@@ -158,14 +174,12 @@ class TileEngine:
         self.threshold = threshold
         self.progress = progress
         self.skip_nodata_tiles = skip_nodata_tiles
-        self.max_object_tiles = max_object_tiles
         self.keep_embeddings = keep_embeddings
         self.batch_size = max(1, int(batch_size))
         self.stats = EngineStats()
         self._encoded: set[int] = set()  # tiles whose embedding was kept
         self._grown: dict[int, list[Seed]] = {}
-        self._visits: dict[tuple[int, int], int] = {}
-        self._object_tiles: dict[int, set[int]] = {}
+        self.reach = Reach(max_object_tiles, capped=self.stats.capped_objects)
         self._settled: set[int] = set()  # tiles counted on the progress bar
 
     # waves
@@ -183,7 +197,8 @@ class TileEngine:
                 self._job(wave[start : start + self.batch_size])
                 for start in range(0, len(wave), self.batch_size)
             ]
-            pending = self._admit(self._grown)
+            pending = self.reach.admit(self._grown, self.grid, self.store, self.threshold,
+                                       self.objects)
         if self.progress is not None:  # the tiles no wave reached are settled: not needed
             self.progress.update(len(self.grid) - len(self._settled))
             self._settled = set(range(len(self.grid)))
@@ -203,8 +218,8 @@ class TileEngine:
     def take(self, job: ChunkJob, outcome) -> None:
         """Store a job's decoded tiles and seed the neighbours they grow into.
 
-        ``outcome`` is a :class:`~geofloodsam.tiles.work.TileOutcome` whose result is
-        the job's :class:`~geofloodsam.tiles.work.ChunkResult`.
+        ``outcome`` is a :class:`~geofloodsam.tiles.executor.TileOutcome` whose result is
+        the job's :class:`~geofloodsam.tiles.tasks.ChunkResult`.
         """
         result, stats = outcome.result, self.stats
         stats.read_s += result.read_s
@@ -218,18 +233,9 @@ class TileEngine:
         stats.task_seconds.append(float(outcome.seconds))
         stats.task_workers.append(str(outcome.worker))
         for task, tile in zip(job.tasks, result.tiles, strict=True):
-            if tile.encoding == "skipped":
-                stats.skipped_nodata_tiles += 1
-            elif tile.encoding == "featureless":
-                stats.featureless_tiles.add(task.index)
-            elif tile.encoding == "index":
-                stats.tiles_indexed += 1
-            elif tile.encoding == "new":
-                stats.tiles_encoded += 1
-                if job.keep:
-                    self._encoded.add(task.index)
-            elif tile.encoding == "again":
-                stats.tiles_reencoded += 1
+            stats.took(tile.state, task.index)
+            if tile.state is TileState.NEW and job.keep:
+                self._encoded.add(task.index)
             if tile.probs is not None:
                 self._decoded(self.grid.tiles[task.index], task.seeds, tile)
             if self.progress is not None and task.index not in self._settled:
@@ -250,89 +256,15 @@ class TileEngine:
         t0 = time.perf_counter()
         sides = self.grid.neighbours(tile)
         for k, seed in enumerate(seeds):
-            self._object_tiles.setdefault(seed.obj, set()).add(tile.index)
+            self.reach.reached(seed.obj, tile.index)
             water = result.connected.get(k)
-            if water is None or not _reaches(water, tile, sides):
+            if water is None or not reaches_edge(water, tile, sides):
                 continue  # water that touches no edge shared with a neighbour grows nowhere
             full = water.full((tile.height, tile.width))
-            for n_index, grown in self._grow(tile, seed.obj, full):
-                _add_seed(self._grown, n_index, grown)
+            for n_index, grown in grow_seeds(self.grid, tile, seed.obj, full,
+                                             self.objects[seed.obj]):
+                add_seed(self._grown, n_index, grown)
         self.stats.propagate_s += time.perf_counter() - t0
-
-    def _grow(self, tile: Tile, obj: int, water: np.ndarray) -> list[tuple[int, Seed]]:
-        """Seeds for the neighbours of ``tile`` that ``obj``'s mask reaches."""
-        grown = []
-        negatives = self.objects[obj].negatives
-        for side, nb in self.grid.neighbours(tile).items():
-            pts = edge_seeds(water, tile, side, nb)
-            if len(pts) == 0:
-                continue
-            neg = np.array([q for q in negatives if nb.contains(q[0], q[1])]).reshape(-1, 2)
-            all_pts = np.concatenate([pts, neg])
-            labels = np.array([1] * len(pts) + [0] * len(neg), dtype=np.int64)
-            seed = Seed(obj, _local(all_pts, nb), labels, propagate=True, carried=True,
-                        appearance=self.objects[obj].appearance)
-            grown.append((nb.index, seed))
-        return grown
-
-    def _admit(self, pending: dict[int, list[Seed]]) -> dict[int, list[Seed]]:
-        """Drop seeds already inside the object's own water, over the visit or tile cap.
-
-        Only the object's own water counts: another object's water over a seed never drops it.
-        """
-        out: dict[int, list[Seed]] = {}
-        for index in sorted(pending):
-            tile = self.grid.tiles[index]
-            for seed in pending[index]:
-                pos = seed.labels == 1
-                full = seed.points + np.array([tile.x0, tile.y0])
-                if index in self.store:
-                    own = self.store.prob_at(tile, full[:, 0], full[:, 1], obj=seed.obj)
-                    dry = own <= self.threshold
-                    pos = pos & dry
-                if not pos.any():
-                    continue
-                keep = pos | (seed.labels != 1)
-                key = (seed.obj, index)
-                tiles = self._object_tiles.setdefault(seed.obj, set())
-                if self._visits.get(key, 0) >= MAX_VISITS:
-                    continue
-                if index not in tiles and len(tiles) >= self.max_object_tiles:
-                    self.stats.capped_objects.add(seed.obj)
-                    continue
-                self._visits[key] = self._visits.get(key, 0) + 1
-                pts, labs = seed.points[keep], seed.labels[keep]
-                out.setdefault(index, []).append(
-                    Seed(seed.obj, pts, labs, propagate=True, carried=True,
-                         appearance=self.objects[seed.obj].appearance)
-                )
-        return out
-
-
-def _reaches(water, tile: Tile, sides: dict) -> bool:
-    """Whether a water crop touches an edge of ``tile`` on a side that has a neighbour."""
-    if water.data.size == 0 or not water.data.any():
-        return False
-    h, w = tile.height, tile.width
-    return (
-        ("top" in sides and water.r0 == 0 and water.data[0].any())
-        or ("bottom" in sides and water.r1 == h and water.data[-1].any())
-        or ("left" in sides and water.c0 == 0 and water.data[:, 0].any())
-        or ("right" in sides and water.c1 == w and water.data[:, -1].any())
-    )
-
-
-def _add_seed(pending: dict[int, list[Seed]], index: int, seed: Seed) -> None:
-    """Add ``seed`` to a tile's pending seeds, merging points of the same object."""
-    for other in pending.setdefault(index, []):
-        if other.obj == seed.obj and other.box is None and seed.box is None:
-            pos = np.concatenate([other.points[other.labels == 1], seed.points[seed.labels == 1]])
-            neg = other.points[other.labels != 1]
-            pos = pos[:MAX_CARRIED_POINTS]
-            other.points = np.concatenate([pos, neg])
-            other.labels = np.array([1] * len(pos) + [0] * len(neg), dtype=np.int64)
-            return
-    pending[index].append(seed)
 
 
 # --------------------------------------------------------------------------- seeds

@@ -16,6 +16,14 @@ object there: seeds are placed (:func:`edge_seeds`) in that water where it cross
 overlap strip. A carried seed's probability is cut to its connected water dilated by
 :data:`CARRIED_CUT_PIXELS`.
 
+In a tile, each seed's probability is cropped to where it is above the floor
+(:func:`crop_seed`) and a growing seed hands back its water connected to its points
+(:func:`connected_water`); a click inside water its tile already mapped is not decoded again
+(:func:`covered`). Across tiles, water that reaches an edge shared with a neighbour
+(:func:`reaches_edge`) seeds it (:func:`grow_seeds`, merged per object by :func:`add_seed`),
+and :class:`Reach` admits the seeds of the next wave: not inside the object's own water, at
+most :data:`MAX_VISITS` times per tile, at most ``max_object_tiles`` tiles per object.
+
 A user's box is decoded with its centre as a water point (a box is drawn around its water
 body) and three candidates (:func:`choose_box_candidate`): the kept one is the candidate that
 stays inside the box (little water on its border ring), then the highest predicted IoU.
@@ -27,10 +35,19 @@ the benchmarks report (``benchmarks/prompted_scenes.py``, ``docs/results.md``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import ndimage
+
+from geofloodsam.model.logits import sigmoid
+from geofloodsam.tiles.tasks import EMPTY, Crop, Seed, mask_bbox, tile_local
+
+if TYPE_CHECKING:
+    from geofloodsam.tiles.engine import ObjectInfo
+    from geofloodsam.tiles.grid import Tile, TileGrid
+    from geofloodsam.tiles.store import TileStore
 
 #: seeds per object and neighbour tile (at most two per water component crossing the edge)
 MAX_SEEDS = 4
@@ -286,3 +303,187 @@ def dilated(water: np.ndarray, pixels: int = CARRIED_CUT_PIXELS) -> np.ndarray:
     c0, c1 = max(cols.start - pixels, 0), cols.stop + pixels
     near[r0:r1, c0:c1] = ndimage.binary_dilation(water[r0:r1, c0:c1], iterations=pixels)
     return near
+
+
+# --------------------------------------------------------------------------- in a tile
+def connected_water(water: np.ndarray, points: np.ndarray, outside: bool = False) -> np.ndarray:
+    """The 8-connected components of ``water`` that hold one of the tile-local ``points``.
+
+    Points beyond ``water``'s extent are clipped to its edge or, with ``outside`` (``water``
+    is a crop whose surroundings are dry), hold nothing.
+    """
+    if len(points) == 0 or not water.any():
+        return np.zeros_like(water, dtype=bool)
+    h, w = water.shape
+    cols = np.floor(points[:, 0]).astype(int)
+    rows = np.floor(points[:, 1]).astype(int)
+    if outside:
+        inside = (cols >= 0) & (cols < w) & (rows >= 0) & (rows < h)
+        cols, rows = cols[inside], rows[inside]
+        if cols.size == 0:
+            return np.zeros_like(water, dtype=bool)
+    labels, _ = ndimage.label(water, structure=np.ones((3, 3), bool))
+    cols = np.clip(cols, 0, w - 1)
+    rows = np.clip(rows, 0, h - 1)
+    keep = np.zeros(labels.max() + 1, bool)
+    keep[labels[rows, cols]] = True
+    keep[0] = False
+    return keep[labels]
+
+
+def covered(seed: Seed, mapped: np.ndarray) -> bool:
+    """Whether a point seed with water points only lies wholly in already mapped water."""
+    if seed.box is not None or seed.points is None or len(seed.points) == 0 or seed.carried:
+        return False  # a carried seed is never dropped for another object's water
+    if (seed.labels != 1).any():
+        return False  # negatives say something the mapped water may not respect
+    h, w = mapped.shape
+    cols = np.floor(seed.points[:, 0]).astype(int)
+    rows = np.floor(seed.points[:, 1]).astype(int)
+    if ((cols < 0) | (cols >= w) | (rows < 0) | (rows >= h)).any():
+        return False
+    return bool(mapped[rows, cols].all())
+
+
+def crop_seed(
+    logits: np.ndarray, seed: Seed, logit_floor: float, floor: float, threshold: float,
+    colours: tuple[Appearance, np.ndarray] | None = None,
+) -> tuple[Crop, Crop | None]:
+    """One seed's (h, w) logits -> its probability crop and, if it grows, its connected water.
+
+    The crop holds every pixel whose probability exceeds ``floor``; a carried seed's
+    probability is cut to its connected water (dilated by :data:`CARRIED_CUT_PIXELS`) and
+    cropped again. The connected water handed back for growth is the part of the object's
+    colours (``consistent``, the tile's pixels of its colour; None: all of it).
+    """
+    nothing = Crop(0, 0, EMPTY), (Crop(0, 0, np.zeros((0, 0), bool)) if seed.propagate else None)
+    box = mask_bbox(logits > logit_floor - 0.01)  # a margin for rounding: then exact, on the crop
+    if box is None:
+        return nothing
+    r0, c0, r1, c1 = box
+    prob = sigmoid(logits[r0:r1, c0:c1])
+    inner = mask_bbox(prob > floor)  # what a whole-tile sigmoid would have kept, exactly
+    if inner is None:
+        return nothing
+    a0, b0, a1, b1 = inner
+    prob = prob[a0:a1, b0:b1]
+    r0, c0 = r0 + a0, c0 + b0
+    if not seed.propagate:
+        return Crop(r0, c0, prob.astype(np.float16)), None
+    local = seed.points[seed.labels == 1] - np.array([c0, r0], dtype=np.float64)
+    water = connected_water(prob > threshold, local, outside=True)
+    if colours is not None:  # growth follows the water of the object's colours only
+        look, rgb = colours
+        here = look.consistent(rgb[r0 : r0 + water.shape[0], c0 : c0 + water.shape[1]])
+        water = connected_water(evidence_water(water, here), local, outside=True)
+    if seed.carried:  # where it was carried, the object is its connected water and edges
+        prob[~dilated(connected_water(prob > threshold, local, outside=True))] = 0.0
+        inner = mask_bbox(prob > floor)
+        if inner is None:
+            return Crop(0, 0, EMPTY), Crop(0, 0, np.zeros((0, 0), bool))
+        a0, b0, a1, b1 = inner
+        prob, water = prob[a0:a1, b0:b1], water[a0:a1, b0:b1]
+        r0, c0 = r0 + a0, c0 + b0
+    return Crop(r0, c0, prob.astype(np.float16)), Crop(r0, c0, water)
+
+
+# --------------------------------------------------------------------------- across tiles
+#: the same object decodes the same tile at most this many times (a lake that comes back)
+MAX_VISITS = 3
+
+
+def reaches_edge(water: Crop, tile: Tile, sides: dict) -> bool:
+    """Whether a water crop touches an edge of ``tile`` on a side that has a neighbour."""
+    if water.data.size == 0 or not water.data.any():
+        return False
+    h, w = tile.height, tile.width
+    return (
+        ("top" in sides and water.r0 == 0 and water.data[0].any())
+        or ("bottom" in sides and water.r1 == h and water.data[-1].any())
+        or ("left" in sides and water.c0 == 0 and water.data[:, 0].any())
+        or ("right" in sides and water.c1 == w and water.data[:, -1].any())
+    )
+
+
+def grow_seeds(
+    grid: TileGrid, tile: Tile, obj: int, water: np.ndarray, info: ObjectInfo
+) -> list[tuple[int, Seed]]:
+    """Seeds for the neighbours of ``tile`` that object ``obj``'s ``water`` reaches (``info``:
+    the object's negative points and appearance)."""
+    grown = []
+    negatives = info.negatives
+    for side, nb in grid.neighbours(tile).items():
+        pts = edge_seeds(water, tile, side, nb)
+        if len(pts) == 0:
+            continue
+        neg = np.array([q for q in negatives if nb.contains(q[0], q[1])]).reshape(-1, 2)
+        all_pts = np.concatenate([pts, neg])
+        labels = np.array([1] * len(pts) + [0] * len(neg), dtype=np.int64)
+        seed = Seed(obj, tile_local(all_pts, nb), labels, propagate=True, carried=True,
+                    appearance=info.appearance)
+        grown.append((nb.index, seed))
+    return grown
+
+
+def add_seed(pending: dict[int, list[Seed]], index: int, seed: Seed) -> None:
+    """Add ``seed`` to a tile's pending seeds, merging points of the same object."""
+    for other in pending.setdefault(index, []):
+        if other.obj == seed.obj and other.box is None and seed.box is None:
+            pos = np.concatenate([other.points[other.labels == 1], seed.points[seed.labels == 1]])
+            neg = other.points[other.labels != 1]
+            pos = pos[:MAX_CARRIED_POINTS]
+            other.points = np.concatenate([pos, neg])
+            other.labels = np.array([1] * len(pos) + [0] * len(neg), dtype=np.int64)
+            return
+    pending[index].append(seed)
+
+
+@dataclass
+class Reach:
+    """Where carried seeds have taken each object, against the caps on its tiles and visits."""
+
+    max_object_tiles: int
+    tiles: dict[int, set[int]] = field(default_factory=dict)  # object -> tiles it reached
+    visits: dict[tuple[int, int], int] = field(default_factory=dict)  # (object, tile) -> seeds
+    capped: set[int] = field(default_factory=set)  # objects the tile cap stopped
+
+    def reached(self, obj: int, index: int) -> None:
+        """Object ``obj`` was decoded in tile ``index``."""
+        self.tiles.setdefault(obj, set()).add(index)
+
+    def admit(
+        self, pending: dict[int, list[Seed]], grid: TileGrid, store: TileStore, threshold: float,
+        objects: dict[int, ObjectInfo],
+    ) -> dict[int, list[Seed]]:
+        """The next wave's seeds: ``pending`` less the seeds already inside the object's own
+        water (in ``store``, above ``threshold``), over the visit or tile cap.
+
+        Only the object's own water counts: another object's water over a seed never drops it.
+        """
+        out: dict[int, list[Seed]] = {}
+        for index in sorted(pending):
+            tile = grid.tiles[index]
+            for seed in pending[index]:
+                pos = seed.labels == 1
+                full = seed.points + np.array([tile.x0, tile.y0])
+                if index in store:
+                    own = store.prob_at(tile, full[:, 0], full[:, 1], obj=seed.obj)
+                    dry = own <= threshold
+                    pos = pos & dry
+                if not pos.any():
+                    continue
+                keep = pos | (seed.labels != 1)
+                key = (seed.obj, index)
+                tiles = self.tiles.setdefault(seed.obj, set())
+                if self.visits.get(key, 0) >= MAX_VISITS:
+                    continue
+                if index not in tiles and len(tiles) >= self.max_object_tiles:
+                    self.capped.add(seed.obj)
+                    continue
+                self.visits[key] = self.visits.get(key, 0) + 1
+                pts, labs = seed.points[keep], seed.labels[keep]
+                out.setdefault(index, []).append(
+                    Seed(seed.obj, pts, labs, propagate=True, carried=True,
+                         appearance=objects[seed.obj].appearance)
+                )
+        return out

@@ -6,7 +6,7 @@ Every write path of ``segment`` is hit: the work folder, the tile store, the mas
 the GeoPackage, ``run.json``, the ``.qml`` style, and the OpenVINO graph cache under
 ``GEOFLOODSAM_HOME`` on another file system than the outputs. Mounting needs root (CI runs
 the suite as root); elsewhere these tests skip and the fault-injected full-disk test in
-``test_pipeline.py`` still runs.
+``tests/segmentation/test_outputs.py`` still runs.
 """
 
 from __future__ import annotations

@@ -17,12 +17,11 @@ from geofloodsam.raster.scene import Scene, compute_stretch  # noqa: E402
 from geofloodsam.segmentation.distributed import (  # noqa: E402
     DaskExecutor,
     ModelSpec,
-    SceneSpec,
-    TileOutcome,
     open_session,
     plugin_loads,
     preflight,
 )
+from geofloodsam.tiles.executor import Executor, SceneSpec, TileOutcome  # noqa: E402
 from geofloodsam.tiles.grid import TileGrid  # noqa: E402
 
 #: the reference encoder path on both sides: bf16 kernels (AMX, AVX512-BF16) round
@@ -87,8 +86,9 @@ def test_cluster_matches_in_process(cluster2, scene_items, local_reference):
     session, report = cluster2
     assert len(report.workers) == 2
     assert report.model_info["checkpoint_sha256"] == "tiny-seed-0"
-    outcomes = list(DaskExecutor(session.client, report.plugin).map(box_probability,
-                                                                    scene_items[1]))
+    executor = DaskExecutor(session.client, report.plugin)
+    assert isinstance(executor, Executor)
+    outcomes = list(executor.map(box_probability, scene_items[1]))
     assert len(outcomes) == len(local_reference)
     for outcome, expected in zip(outcomes, local_reference, strict=True):
         assert isinstance(outcome, TileOutcome) and outcome.seconds > 0

@@ -159,7 +159,8 @@ def test_a_revisit_without_the_kept_embedding_decodes_the_same(scenes, tiny_mode
     import torch
 
     from geofloodsam.raster.scene import Scene, compute_stretch
-    from geofloodsam.tiles.work import ChunkJob, EmbeddingKeeper, Seed, TileTask, run_chunk
+    from geofloodsam.tiles.tasks import ChunkJob, Seed, TileTask
+    from geofloodsam.tiles.work import EmbeddingKeeper, run_chunk
 
     seed = Seed(1, np.array([[40.5, 60.5], [90.5, 20.5]]), np.array([1, 0]), propagate=True)
     window = Window(64, 32, 128, 128)
@@ -173,7 +174,7 @@ def test_a_revisit_without_the_kept_embedding_decodes_the_same(scenes, tiny_mode
         first = run_chunk(tiny_model, scene, stretch, job(False), kept)
         again = run_chunk(tiny_model, scene, stretch, job(True), EmbeddingKeeper(None))
         reused = run_chunk(tiny_model, scene, stretch, job(True), kept)
-    assert [t.encoding for t in (*first.tiles, *again.tiles, *reused.tiles)] == [
+    assert [t.state for t in (*first.tiles, *again.tiles, *reused.tiles)] == [
         "new", "again", "kept"]
     np.testing.assert_array_equal(
         again.tiles[0].probs[0].full((128, 128)), reused.tiles[0].probs[0].full((128, 128))

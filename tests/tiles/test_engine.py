@@ -1,15 +1,37 @@
-"""The tile engine's seeding of user prompts and the embedding keeper (split from the
-pipeline tests)."""
+"""The tile engine (:mod:`geofloodsam.tiles.engine`): seeding of user prompts, the tiles
+each state counts as, and, with an *oracle* SAM whose answer is known exactly, whole runs:
+waves across tiles, caps, featureless and dry clicks (split from the pipeline tests)."""
 
 from __future__ import annotations
 
-import numpy as np
-import torch
+import json
 
-from geofloodsam.model.sam import Embedding
-from geofloodsam.tiles.engine import box_seeds, point_seeds
+import geopandas as gpd
+import numpy as np
+import pytest
+import rasterio
+from oracle_scenes import (
+    ORIGIN,
+    UTM,
+    OracleModel,
+    dark_scene,
+    ellipse,
+    read_mask,
+    write_points,
+    write_raster,
+)
+from rasterio.transform import from_origin
+from scipy import ndimage
+from shapely.geometry import box
+
+from geofloodsam.evaluation.metrics import scores
+from geofloodsam.geo.transforms import pixel_to_world
+from geofloodsam.segmentation.pipeline import segment
+from geofloodsam.tiles.engine import ObjectInfo, TileEngine, box_seeds, point_seeds
+from geofloodsam.tiles.executor import TileOutcome
 from geofloodsam.tiles.grid import TileGrid
-from geofloodsam.tiles.work import EmbeddingKeeper
+from geofloodsam.tiles.store import TileStore
+from geofloodsam.tiles.tasks import ChunkJob, ChunkResult, Seed, TileResult, TileState, TileTask
 
 
 def test_point_seeds_go_to_the_most_central_tile() -> None:
@@ -39,13 +61,202 @@ def test_a_box_larger_than_a_tile_is_split_into_clipped_tile_boxes() -> None:
     assert covered[40:500, 50:700].all() and covered.sum() == 460 * 650  # exactly the box
 
 
-def test_embedding_keeper_spills_beyond_its_cap(tmp_path) -> None:
-    keeper = EmbeddingKeeper(tmp_path / "emb", max_bytes=3000)
-    embs = {i: Embedding(torch.rand(4, 16, 16), (100, 90), (1024, 922)) for i in range(3)}
-    for i, emb in embs.items():
-        keeper.put(i, emb)
-    assert len(list((tmp_path / "emb").glob("*.pt"))) == 2  # 2048 bytes each: one in memory
-    for i, emb in embs.items():
-        back = keeper.get(i)
-        assert i in keeper and back.original_size == (100, 90) and back.input_size == (1024, 922)
-        torch.testing.assert_close(back.features, emb.features, atol=1e-3, rtol=1e-3)
+def test_each_tile_state_is_counted_once_and_new_tiles_are_kept(tmp_path) -> None:
+    """A tile in each state a task can hand back, through ``take``: each in its counter."""
+    grid = TileGrid(640, 256, 128, 0)
+    engine = TileEngine(grid, TileStore(tmp_path), {1: ObjectInfo(0, "none")}, key=("run",))
+    states = list(TileState)
+    seed = Seed(1, box=np.array([0.0, 0.0, 128.0, 128.0]))
+    tasks = [TileTask(i, ("run", i), grid.tiles[i].window, [seed]) for i in range(len(states))]
+    result = ChunkResult(tiles=[TileResult(None, {}, (0, 0), state) for state in states])
+    engine.take(ChunkJob(tasks, keep=True), TileOutcome(result, 0.1, "local", 0))
+    stats = engine.stats
+    assert stats.tile_states == {state: 1 for state in TileState}
+    assert (stats.tiles_encoded, stats.tiles_reencoded, stats.skipped_nodata_tiles,
+            stats.tiles_indexed) == (1, 1, 1, 1)
+    assert stats.featureless_tiles == {states.index(TileState.FEATURELESS)}
+    assert engine.embedding_keys() == [("run", states.index(TileState.NEW))]
+    assert stats.tile_decodes == 0 and len(engine.store) == 0  # nothing was decoded
+
+
+# --------------------------------------------------------------------------- waves (oracle)
+def test_one_point_maps_the_whole_lake_across_tiles(tmp_path, big_lake) -> None:
+    scene, water = big_lake
+    prompts = write_points(tmp_path / "p.geojson", [(330.5, 290.5)])
+    model = OracleModel()
+    res = segment(scene, prompts, tmp_path / "out", tile_size=192, overlap=48, sam_model=model,
+                  quiet=True)
+    mask = read_mask(res.mask_path)
+    assert ((mask == 1) == water).all()  # the oracle's answer, whole: no square, no seam
+    grid = TileGrid(700, 560, 192, 48)
+    touching = [t for t in grid if water[t.y0 : t.y1, t.x0 : t.x1].any()]
+    assert res.tiles_encoded == len(model.encoded) < len(touching) < len(grid)  # only needed ones
+    assert len(set(model.encoded)) == len(model.encoded)  # each tile encoded once
+    assert res.record["tiles"]["waves"] > 1
+
+
+class RecordingBar:
+    """A stand-in progress bar that records every total it had and how far it went."""
+
+    bars: list = []
+
+    def __init__(self, total: int, **_) -> None:
+        self.total, self.n, self.seen = total, 0, [(0, total)]
+        RecordingBar.bars.append(self)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_) -> bool:
+        return False
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+        self.seen.append((self.n, self.total))
+
+    def refresh(self) -> None:
+        pass
+
+
+def test_progress_total_is_known_before_the_first_wave(tmp_path, big_lake, monkeypatch) -> None:
+    """The bar's total is the grid's tiles from the start; it only moves forward, to the end."""
+    scene, _ = big_lake
+    prompts = write_points(tmp_path / "p.geojson", [(330.5, 290.5)])
+    RecordingBar.bars = []
+    monkeypatch.setattr("geofloodsam.segmentation.pipeline.tqdm", RecordingBar)
+    res = segment(scene, prompts, tmp_path / "out", tile_size=192, overlap=48,
+                  sam_model=OracleModel(), quiet=True)
+    (bar,) = RecordingBar.bars
+    grid = len(TileGrid(700, 560, 192, 48))
+    assert {total for _, total in bar.seen} == {grid}
+    done = [n for n, _ in bar.seen]
+    assert done == sorted(done) and done[-1] == grid
+    assert res.record["tiles"]["waves"] > 1  # several waves, one total
+
+
+def test_box_larger_than_a_tile_maps_everything_in_it(tmp_path, big_lake) -> None:
+    scene, water = big_lake
+    t = from_origin(*ORIGIN, 10.0, 10.0)
+    (x0, y0), (x1, y1) = pixel_to_world(t, 60, 80), pixel_to_world(t, 620, 510)
+    gdf = gpd.GeoDataFrame(geometry=[box(x0, y1, x1, y0)], crs=UTM)
+    gdf.to_file(tmp_path / "box.geojson")
+    res = segment(scene, tmp_path / "box.geojson", tmp_path / "out", tile_size=192, overlap=48,
+                  sam_model=OracleModel(), quiet=True)
+    expected = water.copy()
+    inside = np.zeros_like(water)
+    inside[80:510, 60:620] = True
+    expected &= inside
+    np.testing.assert_array_equal(read_mask(res.mask_path) == 1, expected)
+
+
+def test_promptless_mode_segments_every_tile_but_nodata(tmp_path) -> None:
+    w, h = 500, 400
+    water = ellipse(w, h, 150, 150, 120, 90) | ellipse(w, h, 420, 330, 60, 50)
+    data = dark_scene(w, h, water).astype(np.uint16) + 1  # 0 is nodata
+    data[:, :, 360:] = np.where(np.arange(h)[:, None] < 200, 0, data[:, :, 360:])
+    scene = write_raster(tmp_path / "s.tif", data, nodata=0)
+    model = OracleModel()
+    res = segment(scene, None, tmp_path / "out", tile_size=128, overlap=32, stretch="0,255",
+                  sam_model=model, quiet=True)
+    mask = read_mask(res.mask_path)
+    nodata = (data == 0).all(axis=0)
+    assert ((mask == 255) == nodata).all()
+    np.testing.assert_array_equal(mask == 1, water & ~nodata)
+    grid = TileGrid(w, h, 128, 32)
+    empty = [t for t in grid if nodata[t.y0 : t.y1, t.x0 : t.x1].all()]
+    assert empty and res.record["tiles"]["skipped_nodata"] == len(empty)
+    assert res.tiles_encoded == len(grid) - len(empty)
+    frame = gpd.read_file(res.gpkg_path, layer="flood")
+    assert set(frame["prompt_type"]) == {"none"} and len(frame) == 2  # not cut at tile edges
+
+
+def test_a_featureless_tile_is_left_dry_with_a_warning(tmp_path, capsys) -> None:
+    w, h = 512, 256
+    data = dark_scene(w, h, np.zeros((h, w), bool))
+    data[:, :, 256:] = 0  # the right tile is one colour: SAM would call all of it water
+    scene = write_raster(tmp_path / "half.tif", data)
+    res = segment(scene, None, tmp_path / "out", tile_size=256, overlap=0,
+                  sam_model=OracleModel(), quiet=True)
+    assert (read_mask(res.mask_path)[:, 256:] == 0).all()
+    assert res.record["tiles"]["featureless"] == 1 and res.record["tiles"]["encoded"] == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "1 tile(s)" in err[0] and "featureless" in err[0]
+
+
+def test_an_object_over_max_object_tiles_is_named_in_a_warning_and_run_json(
+    tmp_path, big_lake, capsys
+) -> None:
+    scene, _ = big_lake
+    prompts = write_points(tmp_path / "p.geojson", [(330.5, 290.5), (20.5, 20.5)],
+                           objects=[7, 8])
+    res = segment(scene, prompts, tmp_path / "out", tile_size=192, overlap=48,
+                  sam_model=OracleModel(), quiet=True, max_object_tiles=1)
+    err = capsys.readouterr().err
+    assert "Warning: object(s) 1 reached the limit of 1 tiles (--max-object-tiles)" in err
+    assert res.record["tiles"]["capped_object_ids"] == [1]
+
+
+def test_a_click_on_dry_land_warns_names_the_object_and_maps_nothing(tmp_path, capsys) -> None:
+    """On a 4-band scene (a water index): SAM (the oracle: dark pixels) and NDWI both call
+    the second click dry, so object 2 maps nothing; the lake of object 1 is mapped."""
+    from geofloodsam.datasets.sample_scenes import LakeSpec, synthetic_scene
+
+    files = synthetic_scene(tmp_path, "dry", 640, 480, seed=5, kind="4band",
+                            lake=LakeSpec(380, 240, 150, 100), prompts=False)
+    truth = read_mask(files.truth) == 1
+    with rasterio.open(files.image) as ds:
+        brightness = ds.read([1, 2, 3]).astype(float).mean(axis=0)
+    far = ndimage.distance_transform_edt(~truth) > 40
+    r, c = np.unravel_index(np.argmax(np.where(far, brightness, -1)), brightness.shape)
+    lake = (files.lake_point[0], files.lake_point[1])
+    feats = [{"type": "Feature", "properties": {"object": k, "label": 1},
+              "geometry": {"type": "Point", "coordinates": list(files.transform * xy)}}
+             for k, xy in ((1, lake), (2, (c + 0.5, r + 0.5)))]
+    prompts = tmp_path / "clicks.geojson"
+    prompts.write_text(json.dumps({"type": "FeatureCollection", "features": feats,
+                                   "crs": {"type": "name", "properties":
+                                           {"name": "urn:ogc:def:crs:EPSG::32633"}}}))
+    res = segment(files.image, prompts, tmp_path / "out", tile_size=256, overlap=64,
+                  sam_model=OracleModel(), quiet=True)
+    err = capsys.readouterr().err
+    assert "Warning: object 2 was clicked on what SAM and the water index both call dry" in err
+    assert "object 1 was clicked" not in err
+    assert res.record["tiles"]["dry_object_ids"] == [2]
+    polygons = gpd.read_file(res.gpkg_path)
+    assert set(polygons["object_id"]) == {1}
+    mask = read_mask(res.mask_path) == 1
+    assert (mask & truth).sum() / (mask | truth).sum() > 0.9
+
+
+# --------------------------------------------------------------------------- real MobileSAM
+@pytest.mark.slow
+def test_real_sam_maps_a_lake_across_tiles_from_one_point(tmp_path, vit_t) -> None:
+    from geofloodsam.datasets.sample_scenes import lake_scene
+
+    files = lake_scene(tmp_path, size=1400)  # lake ~840 px across; tiles 512: 4x4 grid
+    res = segment(files.image, files.prompts_4326, tmp_path / "out", tile_size=512, overlap=128,
+                  sam_model=vit_t, quiet=True)
+    truth = read_mask(files.truth)
+    iou = scores(read_mask(res.mask_path) == 1, truth == 1, truth != 255)["iou"]
+    print(f"lake IoU {iou:.4f}, tiles encoded {res.tiles_encoded}")
+    assert res.tiles_encoded > 4 and res.record["tiles"]["waves"] > 1
+    assert iou > 0.9
+
+
+@pytest.mark.slow
+def test_real_sam_tiled_result_has_no_seams(tmp_path, vit_t) -> None:
+    """Tiled (3x3 tiles of 512) vs one tile covering the whole 1024x1024 sample scene."""
+    from geofloodsam.datasets.sample_scenes import LakeSpec, synthetic_scene
+
+    size = 1024
+    lake = LakeSpec(size * 0.5, size * 0.47, size * 0.3, size * 0.24, angle=0.3, roughness=0.1)
+    files = synthetic_scene(tmp_path, "seams", size, size, seed=2, lake=lake, ponds=3)
+    masks = {}
+    for name, tile, overlap in (("one", size, 0), ("tiled", 512, 128)):
+        res = segment(files.image, files.prompts_utm, tmp_path / name, tile_size=tile,
+                      overlap=overlap, sam_model=vit_t, quiet=True)
+        masks[name] = read_mask(res.mask_path) == 1
+    assert res.tiles_encoded > 1
+    iou = scores(masks["tiled"], masks["one"])["iou"]
+    print(f"tiled vs one tile IoU {iou:.4f}")
+    assert iou > 0.97

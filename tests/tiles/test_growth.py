@@ -6,16 +6,27 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from geofloodsam.tiles.engine import ObjectInfo
 from geofloodsam.tiles.grid import TileGrid
 from geofloodsam.tiles.growth import (
     COLOUR_TOLERANCE,
+    MAX_CARRIED_POINTS,
+    MAX_VISITS,
     Appearance,
+    Reach,
+    add_seed,
     choose_box_candidate,
     choose_point_candidate,
+    connected_water,
+    covered,
+    crop_seed,
     dilated,
     edge_seeds,
     evidence_water,
+    reaches_edge,
 )
+from geofloodsam.tiles.store import TileStore
+from geofloodsam.tiles.tasks import Crop, Seed
 
 
 def two_fields() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -123,3 +134,98 @@ def test_dilation_around_the_water_equals_the_full_dilation() -> None:
         water &= rng.random(water.shape) < 0.7
         assert np.array_equal(dilated(water, 2), ndimage.binary_dilation(water, iterations=2))
     assert not dilated(np.zeros((5, 5), bool), 2).any()
+
+
+
+# --------------------------------------------------------------------------- in a tile
+def test_connected_water_keeps_the_components_holding_a_point() -> None:
+    water = np.zeros((10, 10), bool)
+    water[1:3, 1:3] = True
+    water[3, 3] = True  # diagonal: 8-connected to the first
+    water[7:9, 7:10] = True  # reaches the right edge
+    one = connected_water(water, np.array([[1.5, 1.5]]))
+    assert one.sum() == 5 and not one[7:9].any()
+    beyond = np.array([[-3.0, 1.5]])  # left of the tile: clipped to column 0, or nothing
+    assert not connected_water(water, beyond).any()  # column 0 is dry in row 1
+    assert not connected_water(water, beyond, outside=True).any()
+    assert connected_water(water, np.array([[20.0, 8.5]])).sum() == 6  # clipped to column 9
+    assert not connected_water(water, np.array([[20.0, 8.5]]), outside=True).any()
+
+
+def test_a_click_is_covered_only_when_all_its_water_points_are_mapped() -> None:
+    mapped = np.zeros((10, 10), bool)
+    mapped[:5] = True
+    click = np.array([[2.5, 2.5]])
+    assert covered(Seed(1, click, np.array([1])), mapped)
+    assert not covered(Seed(1, np.array([[2.5, 2.5], [2.5, 7.5]]), np.array([1, 1])), mapped)
+    assert not covered(Seed(1, click, np.array([1]), carried=True), mapped)
+    assert not covered(Seed(1, np.array([[2.5, 2.5], [3.5, 1.5]]), np.array([1, 0])), mapped)
+    assert not covered(Seed(1, np.array([[12.5, 2.5]]), np.array([1])), mapped)
+    assert not covered(Seed(1, box=np.array([0.0, 0.0, 4.0, 4.0])), mapped)
+
+
+def test_a_carried_seed_keeps_only_its_connected_water() -> None:
+    logits = np.full((40, 40), -20.0, np.float32)
+    logits[5:15, 5:15] = 8.0  # the water the seed was carried into
+    logits[25:35, 25:35] = 8.0  # an unrelated dark field
+    floor = 1 / 512
+    lf = float(np.log(floor / (1 - floor)))
+    points, labels = np.array([[10.5, 10.5]]), np.array([1])
+    clicked, water = crop_seed(logits, Seed(1, points, labels, propagate=True), lf, floor, 0.5)
+    carried, cut = crop_seed(logits, Seed(1, points, labels, propagate=True, carried=True), lf,
+                             floor, 0.5)
+    assert (clicked.r0, clicked.c0, clicked.r1, clicked.c1) == (5, 5, 35, 35)  # both fields
+    assert (carried.r0, carried.c0, carried.r1, carried.c1) == (5, 5, 15, 15)
+    assert water.full((40, 40)).sum() == cut.full((40, 40)).sum() == 100  # grows in its own
+    fixed, none = crop_seed(logits, Seed(1, points, labels), lf, floor, 0.5)
+    assert none is None and fixed.data.dtype == np.float16
+
+
+# --------------------------------------------------------------------------- across tiles
+def test_water_reaches_an_edge_only_where_there_is_a_neighbour() -> None:
+    grid = TileGrid(200, 100, 100, 0)
+    left, right = grid.tiles[0], grid.tiles[1]
+    at_right_edge = Crop(40, 90, np.ones((10, 10), bool))
+    assert reaches_edge(at_right_edge, left, grid.neighbours(left))
+    assert not reaches_edge(Crop(40, 0, np.ones((10, 10), bool)), left, grid.neighbours(left))
+    assert not reaches_edge(Crop(40, 90, np.zeros((10, 10), bool)), left,
+                            grid.neighbours(left))
+    assert reaches_edge(Crop(40, 0, np.ones((10, 10), bool)), right, grid.neighbours(right))
+
+
+def test_seeds_of_one_object_merge_and_keep_their_negatives() -> None:
+    pending: dict[int, list[Seed]] = {}
+    add_seed(pending, 3, Seed(1, np.array([[1.0, 1.0], [9.0, 9.0]]), np.array([1, 0])))
+    for k in range(MAX_CARRIED_POINTS):
+        add_seed(pending, 3, Seed(1, np.array([[2.0 + k, 2.0]]), np.array([1])))
+    add_seed(pending, 3, Seed(2, np.array([[5.0, 5.0]]), np.array([1])))
+    first, other = pending[3]
+    assert first.labels.tolist() == [1] * MAX_CARRIED_POINTS + [0]
+    assert first.points[-1].tolist() == [9.0, 9.0] and other.obj == 2
+
+
+def test_admission_drops_seeds_in_own_water_and_over_the_caps(tmp_path) -> None:
+    grid = TileGrid(300, 100, 100, 0)
+    store = TileStore(tmp_path, prob_dtype=np.float32)
+    store.update_crop(grid.tiles[1], 1, 0, 0, np.ones((50, 50), np.float32))  # object 1's water
+    objects = {1: ObjectInfo(1, "point"), 2: ObjectInfo(2, "point")}
+
+    def pending() -> dict[int, list[Seed]]:
+        inside, dry = np.array([[10.5, 10.5]]), np.array([[80.5, 80.5]])
+        return {1: [Seed(1, inside, np.array([1])), Seed(2, inside, np.array([1])),
+                    Seed(1, np.concatenate([inside, dry]), np.array([1, 1]))]}
+
+    reach = Reach(max_object_tiles=256)
+    out = reach.admit(pending(), grid, store, 0.5, objects)
+    # object 1's seed inside its own water is dropped; object 2's is not; the third keeps
+    # only its dry point
+    assert [(s.obj, s.points.tolist()) for s in out[1]] == [(2, [[10.5, 10.5]]),
+                                                            (1, [[80.5, 80.5]])]
+    assert all(s.carried and s.propagate for s in out[1])
+    for _ in range(MAX_VISITS):
+        reach.admit(pending(), grid, store, 0.5, objects)
+    assert reach.admit(pending(), grid, store, 0.5, objects) == {}  # visits used up
+    capped = Reach(max_object_tiles=1)
+    capped.reached(2, 0)
+    assert [s.obj for s in capped.admit(pending(), grid, store, 0.5, objects)[1]] == [1]
+    assert capped.capped == {2}

@@ -1,21 +1,18 @@
-"""The per-tile work: cropped decoding gives what whole-tile decoding gives, in bounded memory."""
+"""The per-tile work: cropped decoding gives what whole-tile decoding gives, in bounded memory;
+the embedding keeper."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from geofloodsam.model.logits import sigmoid
 from geofloodsam.model.sam import Embedding, Prediction
+from geofloodsam.tiles.growth import connected_water, dilated
 from geofloodsam.tiles.store import PROB_EPS
-from geofloodsam.tiles.work import (
-    DECODE_CHUNK,
-    ChunkResult,
-    Seed,
-    connect_seeds,
-    decode_seeds,
-    featureless,
-)
+from geofloodsam.tiles.tasks import ChunkResult, Seed
+from geofloodsam.tiles.work import DECODE_CHUNK, EmbeddingKeeper, decode_seeds, featureless
 
 H, W = 96, 128
 
@@ -59,6 +56,19 @@ def _seeds(n: int) -> list[Seed]:
     return seeds
 
 
+def _whole_tile_growth(probs: np.ndarray, seeds: list[Seed], threshold: float) -> dict:
+    """The growth rule written on whole tiles: each growing seed's water connected to its
+    positive points; a carried seed's probability cut to that water, dilated (in place)."""
+    connected = {}
+    for k, seed in enumerate(seeds):
+        if seed.propagate:
+            water = connected_water(probs[k] > threshold, seed.points[seed.labels == 1])
+            connected[k] = water
+            if seed.carried:
+                probs[k][~dilated(water)] = 0.0
+    return connected
+
+
 @pytest.mark.parametrize("threshold", [0.5, 0.001])
 def test_cropped_decoding_equals_whole_tile_decoding(threshold) -> None:
     n = 2 * DECODE_CHUNK + 3
@@ -74,7 +84,7 @@ def test_cropped_decoding_equals_whole_tile_decoding(threshold) -> None:
     crops, connected = decode_seeds(model, emb, seeds, out, threshold)
     assert out.prompt_decodes == n and max(model.calls) <= DECODE_CHUNK
     reference = np.stack([sigmoid(logits[k]) for k in range(n)])
-    ref_connected = connect_seeds(reference, seeds, threshold)
+    ref_connected = _whole_tile_growth(reference, seeds, threshold)
     floor = min(PROB_EPS, threshold)
     for k in range(n):
         c = crops[k]
@@ -130,3 +140,15 @@ def test_featureless_tiles() -> None:
     valid[3, 4] = False  # the only other colour is nodata
     assert featureless(textured, valid)
     assert not featureless(flat, np.zeros((8, 8), bool))  # nothing valid: not "featureless"
+
+
+def test_embedding_keeper_spills_beyond_its_cap(tmp_path) -> None:
+    keeper = EmbeddingKeeper(tmp_path / "emb", max_bytes=3000)
+    embs = {i: Embedding(torch.rand(4, 16, 16), (100, 90), (1024, 922)) for i in range(3)}
+    for i, emb in embs.items():
+        keeper.put(i, emb)
+    assert len(list((tmp_path / "emb").glob("*.pt"))) == 2  # 2048 bytes each: one in memory
+    for i, emb in embs.items():
+        back = keeper.get(i)
+        assert i in keeper and back.original_size == (100, 90) and back.input_size == (1024, 922)
+        torch.testing.assert_close(back.features, emb.features, atol=1e-3, rtol=1e-3)
