@@ -6,8 +6,9 @@
   fine-tuned decoder (and adapted-model) file format, swapping decoders;
   :mod:`~geofloodsam.model.lora`: low-rank adapters in the TinyViT encoder, merged for
   inference.
-- :mod:`~geofloodsam.model.embedding_cache`: image embeddings on disk, signed by image hash,
-  model and preprocessing; :mod:`~geofloodsam.model.variants`: the cached image variants.
+- :mod:`~geofloodsam.model.embedding_cache`: image embeddings persisted on disk between runs
+  (``finetune``, ``evaluate``), signed by image hash, model and preprocessing;
+  :mod:`~geofloodsam.model.variants`: the cached image variants.
 - :mod:`~geofloodsam.model.device`: device, threads, autocast, batch size;
   :mod:`~geofloodsam.model.choices`: the CLI's choices without torch.
 - :mod:`~geofloodsam.model.precision`: what ``--precision`` / ``--runtime`` resolve to on

@@ -101,7 +101,9 @@ class CacheStats:
 
 
 class EmbeddingCache:
-    """Embeddings of images for one model, kept on disk.
+    """Embeddings of images for one model, kept on disk between runs and processes (signed,
+    so a stale entry is never reused). ``segment``'s tile embeddings, which live for one run
+    only, are :class:`geofloodsam.tiles.work.EmbeddingKeeper`.
 
     Args:
         directory: cache folder; None: ``$GEOFLOODSAM_HOME/embeddings`` or the user cache.
@@ -307,7 +309,8 @@ class DecodersCache:
         self, items: Iterable[Any], variant: str = "none", progress: bool = True,
         half: bool = False,
     ) -> list[Embedding]:
-        """As :meth:`EmbeddingCache.get_many`, each embedding with the other encoders' ones."""
+        """As :meth:`EmbeddingCache.get_many`, each embedding with the other
+        encoders' ones."""
         items = list(items)
         per: dict[str | None, list[Embedding]] = {}
         for sha, cache in self.caches.items():

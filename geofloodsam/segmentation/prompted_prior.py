@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from geofloodsam.geo.boxes import Box
 from geofloodsam.raster.sensors import SensorInfo
 from geofloodsam.tiles.growth import dilated
 from geofloodsam.tiles.work import (
@@ -91,9 +92,7 @@ def select(
 
 
 def _crop_of(water: np.ndarray) -> Crop:
-    rows = np.flatnonzero(water.any(axis=1))
-    if rows.size == 0:
+    box = Box.around(water)
+    if box is None:
         return Crop(0, 0, np.zeros((0, 0), bool))
-    cols = np.flatnonzero(water.any(axis=0))
-    r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-    return Crop(int(r0), int(c0), water[r0:r1, c0:c1])
+    return Crop(box.y0, box.x0, water[box.slices])

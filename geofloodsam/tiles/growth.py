@@ -32,6 +32,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from geofloodsam.geo.boxes import Box
+
 #: seeds per object and neighbour tile (at most two per water component crossing the edge)
 MAX_SEEDS = 4
 #: positive points one carried seed holds after merging seeds of the same object
@@ -154,7 +156,7 @@ def choose_point_candidate(
     return -1 if require and not scores[best][0] else best
 
 
-def choose_box_candidate(masks: np.ndarray, iou: np.ndarray, box: np.ndarray) -> int:
+def choose_box_candidate(masks: np.ndarray, iou: np.ndarray, box: Box) -> int:
     """Index of the box candidate (``masks`` (C, h, w) bool) that stays inside ``box``.
 
     A candidate with water inside the box whose water covers at most

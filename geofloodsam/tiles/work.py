@@ -7,7 +7,7 @@ seed that may grow into neighbour tiles, the water connected to its points. The 
 (:class:`geofloodsam.tiles.engine.TileEngine`) keeps the wave logic, the tile store and
 the writers.
 
-Embeddings of tiles a later wave may come back to are kept, float16, in an
+Embeddings of tiles a later wave may come back to are kept for the run, float16, in
 :class:`EmbeddingKeeper`. In-process the keeper spills to disk and never forgets; a worker's
 keeper is a bounded memory cache, and a worker that does not have a tile's embedding (another
 worker encoded it, or it was forgotten) encodes the tile again and rounds the result exactly
@@ -32,6 +32,7 @@ import numpy as np
 from rasterio.windows import Window
 from scipy import ndimage
 
+from geofloodsam.geo.boxes import Box
 from geofloodsam.tiles.growth import (
     Appearance,
     choose_box_candidate,
@@ -65,7 +66,7 @@ class Seed:
     obj: int  # internal object index, 1..N
     points: np.ndarray | None = None  # (K, 2)
     labels: np.ndarray | None = None  # (K,)
-    box: np.ndarray | None = None  # (4,)
+    box: Box | None = None  # a box prompt, tile pixels
     propagate: bool = False  # a point object that may grow into neighbouring tiles
     carried: bool = False  # seeded from a neighbour's mask, not from the user's prompts
     #: the object's colours, carried from the tile it was clicked in (None: taken here)
@@ -114,6 +115,11 @@ class Crop:
     @property
     def c1(self) -> int:
         return self.c0 + self.data.shape[1]
+
+    @property
+    def box(self) -> Box:
+        """Where the crop lies in the tile."""
+        return Box.at(self.c0, self.r0, self.data.shape)
 
     def full(self, shape: tuple[int, int]) -> np.ndarray:
         """The crop pasted into zeros of ``shape`` (the tile)."""
@@ -169,7 +175,10 @@ class ChunkResult:
 
 # --------------------------------------------------------------------------- embeddings
 class EmbeddingKeeper:
-    """Embeddings of tiles a later wave may revisit, float16, keyed by anything hashable.
+    """Embeddings of tiles a later wave of this run may revisit, float16, keyed by anything
+    hashable (the run's, scene's and tile's key): they live for one run, and a finished
+    scene's are forgotten. Embeddings kept between runs are
+    :class:`geofloodsam.model.embedding_cache.EmbeddingCache`.
 
     With a ``directory``, embeddings beyond ``max_bytes`` in memory are spilled there and
     nothing is lost. Without one (a Dask worker's cache), the least recently used are
@@ -447,16 +456,15 @@ def _chosen_logits(pred, seeds: list[Seed], rgb: np.ndarray | None, threshold: f
         look = seed.appearance
         if look is None and rgb is not None:
             look = Appearance.at(rgb, positives)
-        box = _bbox(masks[i].any(axis=0))  # the choice needs only where a candidate is
+        box = Box.around(masks[i].any(axis=0))  # the choice needs only where a candidate is
         if box is None:
             picks.append(-1 if seed.carried else int(np.argmax(pred.iou[i])))
             looks.append(look)
             continue
-        r0, c0, r1, c1 = box
-        here = masks[i][:, r0:r1, c0:c1]
-        consistent = None if look is None or rgb is None else look.consistent(rgb[r0:r1, c0:c1])
-        picks.append(choose_point_candidate(here, pred.iou[i], positives - [c0, r0], consistent,
-                                            require=seed.carried))
+        here = masks[i][:, box.rows, box.cols]
+        consistent = None if look is None or rgb is None else look.consistent(rgb[box.slices])
+        picks.append(choose_point_candidate(here, pred.iou[i], positives - [box.x0, box.y0],
+                                            consistent, require=seed.carried))
         looks.append(look)
     unjustified = np.array(picks) < 0  # a carried seed no candidate of its colours backs
     chosen = logits[np.arange(len(seeds)), np.maximum(picks, 0)]
@@ -467,11 +475,10 @@ def _chosen_logits(pred, seeds: list[Seed], rgb: np.ndarray | None, threshold: f
 def crop_probability(prob: np.ndarray, threshold: float = 0.5) -> Crop:
     """A whole-tile (h, w) probability as the crop :func:`decode_seeds` would hand over:
     the pixels above :data:`~geofloodsam.tiles.store.PROB_EPS` (or ``threshold`` if lower)."""
-    box = _bbox(prob > min(PROB_EPS, threshold))
+    box = Box.around(prob > min(PROB_EPS, threshold))
     if box is None:
         return Crop(0, 0, EMPTY)
-    r0, c0, r1, c1 = box
-    return Crop(r0, c0, prob[r0:r1, c0:c1].astype(np.float16))
+    return Crop(box.y0, box.x0, prob[box.slices].astype(np.float16))
 
 
 def _covered(seed: Seed, mapped: np.ndarray) -> bool:
@@ -488,15 +495,6 @@ def _covered(seed: Seed, mapped: np.ndarray) -> bool:
     return bool(mapped[rows, cols].all())
 
 
-def _bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
-    """(r0, c0, r1, c1) of the True pixels of ``mask``, None if there are none."""
-    rows = np.flatnonzero(mask.any(axis=1))
-    if rows.size == 0:
-        return None
-    cols = np.flatnonzero(mask[rows[0] : rows[-1] + 1].any(axis=0))
-    return int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1
-
-
 def _crop_seed(
     logits: np.ndarray, seed: Seed, logit_floor: float, floor: float, threshold: float,
     colours: tuple[Appearance, np.ndarray] | None = None,
@@ -510,17 +508,15 @@ def _crop_seed(
     tile's pixels of its colour; None: all of it).
     """
     nothing = Crop(0, 0, EMPTY), (Crop(0, 0, np.zeros((0, 0), bool)) if seed.propagate else None)
-    box = _bbox(logits > logit_floor - 0.01)  # a margin for rounding: then exact, on the crop
+    box = Box.around(logits > logit_floor - 0.01)  # a margin for rounding: then exact, on it
     if box is None:
         return nothing
-    r0, c0, r1, c1 = box
-    prob = _sigmoid(logits[r0:r1, c0:c1])
-    inner = _bbox(prob > floor)  # what a whole-tile sigmoid would have kept, exactly
+    prob = _sigmoid(logits[box.slices])
+    inner = Box.around(prob > floor)  # what a whole-tile sigmoid would have kept, exactly
     if inner is None:
         return nothing
-    a0, b0, a1, b1 = inner
-    prob = prob[a0:a1, b0:b1]
-    r0, c0 = r0 + a0, c0 + b0
+    prob = prob[inner.slices]
+    r0, c0 = box.y0 + inner.y0, box.x0 + inner.x0
     if not seed.propagate:
         return Crop(r0, c0, prob.astype(np.float16)), None
     local = seed.points[seed.labels == 1] - np.array([c0, r0], dtype=np.float64)
@@ -531,12 +527,11 @@ def _crop_seed(
         water = connected_water(evidence_water(water, here), local, outside=True)
     if seed.carried:  # where it was carried, the object is its connected water and edges
         prob[~dilated(connected_water(prob > threshold, local, outside=True))] = 0.0
-        inner = _bbox(prob > floor)
+        inner = Box.around(prob > floor)
         if inner is None:
             return Crop(0, 0, EMPTY), Crop(0, 0, np.zeros((0, 0), bool))
-        a0, b0, a1, b1 = inner
-        prob, water = prob[a0:a1, b0:b1], water[a0:a1, b0:b1]
-        r0, c0 = r0 + a0, c0 + b0
+        prob, water = prob[inner.slices], water[inner.slices]
+        r0, c0 = r0 + inner.y0, c0 + inner.x0
     return Crop(r0, c0, prob.astype(np.float16)), Crop(r0, c0, water)
 
 

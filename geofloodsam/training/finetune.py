@@ -217,7 +217,8 @@ def _init_file(cfg: FinetuneConfig, model: SamModel) -> DecoderFile | None:
 
 # ---------------------------------------------------------------------------- data
 def _prepare_train(
-    samples: list[Sample], cache: EmbeddingCache, variants: tuple[str, ...], progress: bool
+    samples: list[Sample], cache: EmbeddingCache, variants: tuple[str, ...],
+    progress: bool,
 ) -> list[_Item]:
     truths = [s.load_truth() for s in samples]
     keep = [i for i, (_, valid) in enumerate(truths) if valid.any()]
@@ -243,7 +244,9 @@ def _prepare_train(
     return items
 
 
-def _prepare_val(samples: list[Sample], cache: EmbeddingCache, progress: bool) -> list[_ValItem]:
+def _prepare_val(
+    samples: list[Sample], cache: EmbeddingCache, progress: bool
+) -> list[_ValItem]:
     embs = cache.get_many(samples, "none", progress=progress, half=True)
     out = []
     for s, emb in zip(samples, embs, strict=True):
@@ -520,7 +523,8 @@ def _val_prompts(truth: LowResTruth) -> dict[str, PromptBatch]:
     if truth.eval_point is not None:
         pts = np.array([[truth.eval_point]])
         out["point"] = PromptBatch("point", pts, np.ones((1, 1)), None, target, multimask=True)
-    out[WHOLE_IMAGE] = PromptBatch(WHOLE_IMAGE, None, None, whole_image_box(w, h)[None], target)
+    whole = np.array([whole_image_box(w, h)])
+    out[WHOLE_IMAGE] = PromptBatch(WHOLE_IMAGE, None, None, whole, target)
     return out
 
 

@@ -136,8 +136,8 @@ def test_hash_mismatch_is_refused_naming_both_hashes(tmp_path, tiny_model, write
 
 
 def test_decoders_with_their_own_encoders(tiny_model, adapted_file, tmp_path):
-    """load_decoders + DecodersCache: each decoder decodes the embedding of its encoder, the
-    base model is left as it was."""
+    """load_decoders + DecodersCache: each decoder decodes the embedding of its
+    encoder, the base model is left as it was."""
     before = {k: v.clone() for k, v in tiny_model.sam.image_encoder.state_dict().items()}
     decs = load_decoders(tiny_model, ["pretrained", str(adapted_file)])
     assert decs[0].encoder is None and decs[1].encoder is not None
