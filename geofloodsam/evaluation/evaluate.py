@@ -3,7 +3,7 @@
 
 * The base model is loaded once; every decoder (``pretrained``, ``flood`` or a fine-tuned
   file) is a copy of the mask decoder swapped in for its turn, and image embeddings come from
-  the shared :class:`~geofloodsam.model.embedding_cache.EmbeddingCache` (on disk,
+  the shared :class:`~geofloodsam.model.embedding_cache.PersistentEmbeddingCache` (on disk,
   kept between runs), so several decoders cost one encoder pass per image.
 * Prompts are derived once per image from the ground truth
   (:mod:`geofloodsam.datasets.truth_prompts`:
@@ -412,7 +412,7 @@ def evaluate(
     given = read_prompts_file(prompts_file, samples) if prompts_file else None
     model, decs, cache = None, [], None
     if need_sam:
-        from geofloodsam.model.embedding_cache import DecodersCache
+        from geofloodsam.model.embedding_cache import PersistentDecodersCache
         from geofloodsam.model.sam import load_model
 
         model = load_model(
@@ -421,7 +421,7 @@ def evaluate(
         )
         decs = load_decoders(model, decoders)
         # adapted models: their own encoders
-        cache = DecodersCache(cache_dir, model, decs)
+        cache = PersistentDecodersCache(cache_dir, model, decs)
 
     per_image, used = score_samples(
         model, decs, samples, cache, prompt_types, given, progress, methods

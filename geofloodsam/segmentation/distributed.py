@@ -30,7 +30,7 @@ it, and :func:`open_session` says how to install it when it is missing. Typical 
   after the other (``segment`` without ``--scheduler`` / ``--workers``).
 
 A work function is called ``work(model, scene, stretch, payload)``; with ``map(...,
-cache=True)`` it also gets the executor's :class:`~geofloodsam.tiles.work.EmbeddingKeeper`
+cache=True)`` it also gets the executor's :class:`~geofloodsam.tiles.work.RunEmbeddings`
 (in-process: one that spills to disk; on a worker: a bounded memory cache kept between tasks).
 
 Scene paths must be readable at the same path on every worker (shared storage).
@@ -53,9 +53,9 @@ from typing import Any
 from geofloodsam.errors import GeofloodsamError, children_ignore_sigint
 from geofloodsam.tiles.work import (
     WORKER_EMBEDDING_BYTES,
-    EmbeddingKeeper,
     LocalExecutor,  # noqa: F401 - re-exported: the in-process executor lives with the work
     OpenScenes,
+    RunEmbeddings,
     SceneSpec,
     TileOutcome,
 )
@@ -233,7 +233,7 @@ class ModelPlugin(_WorkerPluginBase):
         """The worker's cache of kept embeddings (bounded; shared by its task threads)."""
         with self._lock:
             if self._embeddings is None:
-                self._embeddings = EmbeddingKeeper(None, WORKER_EMBEDDING_BYTES)
+                self._embeddings = RunEmbeddings(None, WORKER_EMBEDDING_BYTES)
             return self._embeddings
 
 

@@ -26,7 +26,7 @@ from geofloodsam.raster.sensors import SensorInfo
 from geofloodsam.tiles.work import (
     ChunkJob,
     ChunkResult,
-    EmbeddingKeeper,
+    RunEmbeddings,
     TileResult,
     crop_probability,
     run_chunk,
@@ -45,7 +45,7 @@ class PriorJob:
     prior: dict  # PriorSpec.to_dict()
 
 
-def run_tile_chunk(model, scene, stretch, payload, keeper: EmbeddingKeeper) -> ChunkResult:
+def run_tile_chunk(model, scene, stretch, payload, keeper: RunEmbeddings) -> ChunkResult:
     """The work of one chunk: :func:`~geofloodsam.tiles.work.run_chunk`, or with the prior."""
     if not isinstance(payload, PriorJob):
         return run_chunk(model, scene, stretch, payload, keeper)

@@ -28,7 +28,7 @@ from geofloodsam.tiles.work import (
     ChunkJob,
     ChunkResult,
     Crop,
-    EmbeddingKeeper,
+    RunEmbeddings,
     Seed,
     connected_water,
     crop_probability,
@@ -42,7 +42,7 @@ EDGE_BAND_PIXELS = 3
 
 
 def select_chunk(
-    model, scene, stretch, job: ChunkJob, keeper: EmbeddingKeeper, info: SensorInfo,
+    model, scene, stretch, job: ChunkJob, keeper: RunEmbeddings, info: SensorInfo,
     spec: PriorSpec,
 ) -> ChunkResult:
     """Decode ``job``'s tiles, then each seed's water body of the fused evidence."""

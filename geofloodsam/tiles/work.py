@@ -8,7 +8,7 @@ seed that may grow into neighbour tiles, the water connected to its points. The 
 the writers.
 
 Embeddings of tiles a later wave may come back to are kept for the run, float16, in
-:class:`EmbeddingKeeper`. In-process the keeper spills to disk and never forgets; a worker's
+:class:`RunEmbeddings`. In-process the keeper spills to disk and never forgets; a worker's
 keeper is a bounded memory cache, and a worker that does not have a tile's embedding (another
 worker encoded it, or it was forgotten) encodes the tile again and rounds the result exactly
 as the keeper does: the decoder sees the same numbers either way.
@@ -116,11 +116,6 @@ class Crop:
     def c1(self) -> int:
         return self.c0 + self.data.shape[1]
 
-    @property
-    def box(self) -> Box:
-        """Where the crop lies in the tile."""
-        return Box.at(self.c0, self.r0, self.data.shape)
-
     def full(self, shape: tuple[int, int]) -> np.ndarray:
         """The crop pasted into zeros of ``shape`` (the tile)."""
         out = np.zeros(shape, self.data.dtype)
@@ -174,11 +169,11 @@ class ChunkResult:
 
 
 # --------------------------------------------------------------------------- embeddings
-class EmbeddingKeeper:
+class RunEmbeddings:
     """Embeddings of tiles a later wave of this run may revisit, float16, keyed by anything
     hashable (the run's, scene's and tile's key): they live for one run, and a finished
     scene's are forgotten. Embeddings kept between runs are
-    :class:`geofloodsam.model.embedding_cache.EmbeddingCache`.
+    :class:`geofloodsam.model.embedding_cache.PersistentEmbeddingCache`.
 
     With a ``directory``, embeddings beyond ``max_bytes`` in memory are spilled there and
     nothing is lost. Without one (a Dask worker's cache), the least recently used are
@@ -266,7 +261,7 @@ class EmbeddingKeeper:
 
 
 # --------------------------------------------------------------------------- the work
-def run_chunk(model, scene, stretch, job: ChunkJob, keeper: EmbeddingKeeper) -> ChunkResult:
+def run_chunk(model, scene, stretch, job: ChunkJob, keeper: RunEmbeddings) -> ChunkResult:
     """Read, encode and decode the tiles of ``job`` on ``scene`` (an open Scene).
 
     Tiles seen before reuse their kept embedding (or are encoded again, rounded as if kept);
@@ -285,7 +280,7 @@ def run_chunk(model, scene, stretch, job: ChunkJob, keeper: EmbeddingKeeper) -> 
     return out
 
 
-def _embeddings(model, scene, stretch, job: ChunkJob, keeper: EmbeddingKeeper, out: ChunkResult):
+def _embeddings(model, scene, stretch, job: ChunkJob, keeper: RunEmbeddings, out: ChunkResult):
     """(embedding or None, how, RGB) per task: kept ones reused, the others encoded.
 
     Every tile is read (a kept embedding's too): point seeds choose among SAM's candidates
@@ -330,7 +325,7 @@ def _embeddings(model, scene, stretch, job: ChunkJob, keeper: EmbeddingKeeper, o
         for (k, _), emb in zip(group, embs, strict=True):
             if group is again:
                 keeper.put(job.tasks[k].key, emb)
-                emb = EmbeddingKeeper.rounded(emb)
+                emb = RunEmbeddings.rounded(emb)
             elif job.keep:
                 keeper.put(job.tasks[k].key, emb)
             found[k] = emb
@@ -672,7 +667,7 @@ class LocalExecutor:
 
     def __init__(self, model, cache_dir: Path | None = None) -> None:
         self.model = model
-        self.keeper = EmbeddingKeeper(cache_dir)
+        self.keeper = RunEmbeddings(cache_dir)
         self.scenes = OpenScenes()
 
     def map(

@@ -9,7 +9,7 @@ import torch
 from geofloodsam.model.sam import Embedding
 from geofloodsam.tiles.engine import box_seeds, point_seeds
 from geofloodsam.tiles.grid import TileGrid
-from geofloodsam.tiles.work import EmbeddingKeeper
+from geofloodsam.tiles.work import RunEmbeddings
 
 
 def test_point_seeds_go_to_the_most_central_tile() -> None:
@@ -40,7 +40,7 @@ def test_a_box_larger_than_a_tile_is_split_into_clipped_tile_boxes() -> None:
 
 
 def test_embedding_keeper_spills_beyond_its_cap(tmp_path) -> None:
-    keeper = EmbeddingKeeper(tmp_path / "emb", max_bytes=3000)
+    keeper = RunEmbeddings(tmp_path / "emb", max_bytes=3000)
     embs = {i: Embedding(torch.rand(4, 16, 16), (100, 90), (1024, 922)) for i in range(3)}
     for i, emb in embs.items():
         keeper.put(i, emb)
