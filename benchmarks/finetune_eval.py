@@ -20,7 +20,7 @@ from geofloodsam.datasets.reading import open_dataset
 from geofloodsam.datasets.truth_prompts import default_prompts
 from geofloodsam.evaluation import metrics
 from geofloodsam.model.decoders import apply_decoder
-from geofloodsam.model.embedding_cache import EmbeddingCache
+from geofloodsam.model.embedding_cache import PersistentEmbeddingCache
 from geofloodsam.model.sam import load_model
 
 
@@ -63,7 +63,7 @@ def main() -> None:
     samples = open_dataset(args.data, args.split)
     base = load_model(args.model, args.checkpoint, "pretrained", "cpu")
     original = {k: v.clone() for k, v in base.sam.mask_decoder.state_dict().items()}
-    cache = EmbeddingCache(args.cache_dir, base)
+    cache = PersistentEmbeddingCache(args.cache_dir, base)
     results = {}
     for decoder in args.decoder or ["pretrained"]:
         base.sam.mask_decoder.load_state_dict(original)

@@ -43,7 +43,7 @@ from geofloodsam.datasets.reading import Sample, open_dataset
 from geofloodsam.evaluation import satellite
 from geofloodsam.evaluation.metrics import Confusion, confusion
 from geofloodsam.model.decoders import load_decoders, use_decoder
-from geofloodsam.model.embedding_cache import EmbeddingCache
+from geofloodsam.model.embedding_cache import PersistentEmbeddingCache
 from geofloodsam.model.logits import sigmoid
 from geofloodsam.model.sam import load_model
 from geofloodsam.raster.sensors import SENSORS, detect_sensor, physical, read_bands
@@ -160,7 +160,7 @@ def run(args: argparse.Namespace) -> tuple[list[dict], list[dict]]:
     items = load_items(Path(args.data), args.esw_split)
     model = load_model("vit_t", checkpoint=args.checkpoint, decoder="pretrained", device="cpu")
     decoders = load_decoders(model, args.decoder)
-    cache = EmbeddingCache(args.cache_dir, model)
+    cache = PersistentEmbeddingCache(args.cache_dir, model)
     pooled: dict[tuple[str, str], Confusion] = {}
     per_chip: list[dict] = []
     for item in items:

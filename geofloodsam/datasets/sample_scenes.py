@@ -45,6 +45,7 @@ from geofloodsam.datasets.truth_prompts import deepest_point
 from geofloodsam.errors import GeofloodsamError
 from geofloodsam.files.atomic import atomic_write
 from geofloodsam.geo import transforms
+from geofloodsam.geo.boxes import Box
 
 # Reflectance (R, G, B, NIR) of each land cover.
 LAND = {
@@ -127,7 +128,7 @@ class SampleFiles:
     width: int
     height: int
     points: list[tuple[float, float, int, int]] = field(default_factory=list)  # x, y, label, obj
-    boxes: list[tuple[float, float, float, float]] = field(default_factory=list)  # pixel edges
+    boxes: list[Box] = field(default_factory=list)  # pixel edges
     lake_point: tuple[float, float] | None = None  # x, y pixel centre deepest in the lake
 
 
@@ -540,11 +541,11 @@ def write_prompts(
     crs: str,
     transform: Affine,
     points: list[tuple[float, float, int, int]],
-    boxes: list[tuple[float, float, float, float]],
+    boxes: list[Box],
 ) -> None:
     """Write the same prompts as GeoJSON in the raster CRS and in EPSG:4326.
 
-    ``points``: x, y pixel, label, object; ``boxes``: x0, y0, x1, y1 pixel edges (own objects).
+    ``points``: x, y pixel, label, object; ``boxes``: pixel edges (own objects).
     Coordinates are rounded (1e-6 m, 1e-12 degree) so that the files do not depend on the
     last bit of a projection library.
     """
@@ -555,8 +556,10 @@ def write_prompts(
     for x, y, _, _ in points:
         wx, wy = transforms.pixel_to_world(transform, x, y)
         geoms.append(shapely.Point(float(wx), float(wy)))
-    for x0, y0, x1, y1 in boxes:
-        xs, ys = transforms.pixel_to_world(transform, np.array([x0, x1]), np.array([y0, y1]))
+    for box in boxes:
+        xs, ys = transforms.pixel_to_world(
+            transform, np.array([box.x0, box.x1]), np.array([box.y0, box.y1])
+        )
         geoms.append(shapely.box(xs.min(), ys.min(), xs.max(), ys.max()))
     geoms = [shapely.transform(g, lambda c: np.round(c, 6)) for g in geoms]
     lonlat = transforms.reproject_geometries(geoms, crs, "EPSG:4326", densify_points=33)
@@ -644,7 +647,7 @@ def default_prompts(painted: Painted) -> tuple[list, list, tuple[float, float] |
     for cx, cy, r in sorted(painted.ponds, key=lambda p: -p[2])[:2]:
         half = 1.8 * r  # the pond reaches 1.15 r; the rest is margin
         x0, y0 = math.floor(cx - half), math.floor(cy - half)
-        boxes.append((x0, y0, math.ceil(cx + half), math.ceil(cy + half)))
+        boxes.append(Box(x0, y0, math.ceil(cx + half), math.ceil(cy + half)))
     return points, boxes, lake_point
 
 

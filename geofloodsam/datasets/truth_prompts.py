@@ -12,14 +12,14 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from geofloodsam.geo.boxes import Box
+
 
 def water_box(truth: np.ndarray) -> list[float] | None:
-    """x0, y0, x1, y1 pixel box around all water (pixel edges), or None without water."""
-    rows = np.flatnonzero(truth.any(axis=1))
-    cols = np.flatnonzero(truth.any(axis=0))
-    if rows.size == 0:
-        return None
-    return [float(cols[0]), float(rows[0]), float(cols[-1] + 1), float(rows[-1] + 1)]
+    """The pixel box (pixel edges, :class:`~geofloodsam.geo.boxes.Box` fields as a JSON list)
+    around all water, or None without water."""
+    box = Box.around(truth)
+    return None if box is None else [float(v) for v in box]
 
 
 def largest_body(truth: np.ndarray) -> np.ndarray:

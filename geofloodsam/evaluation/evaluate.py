@@ -3,8 +3,8 @@
 
 * The base model is loaded once; every decoder (``pretrained``, ``flood`` or a fine-tuned
   file) is a copy of the mask decoder swapped in for its turn, and image embeddings come from
-  the shared :class:`~geofloodsam.model.embedding_cache.EmbeddingCache`, so several decoders cost
-  one encoder pass per image.
+  the shared :class:`~geofloodsam.model.embedding_cache.PersistentEmbeddingCache` (on disk,
+  kept between runs), so several decoders cost one encoder pass per image.
 * Prompts are derived once per image from the ground truth
   (:mod:`geofloodsam.datasets.truth_prompts`:
   ``box`` = box of all water, ``point`` = deepest pixel of the largest water body, ``none`` =
@@ -65,7 +65,7 @@ def image_prompts(water: np.ndarray, valid: np.ndarray) -> dict[str, Any]:
     """All prompt types of one image, from its valid water pixels, plus its ``size``."""
     h, w = water.shape
     prompts = default_prompts(np.asarray(water, bool) & np.asarray(valid, bool))
-    prompts[NO_PROMPT] = {"box": whole_image_box(w, h).tolist()}
+    prompts[NO_PROMPT] = {"box": list(whole_image_box(w, h))}
     return {"size": [int(h), int(w)], **prompts}
 
 
@@ -397,7 +397,7 @@ def evaluate(
     given = read_prompts_file(prompts_file, samples) if prompts_file else None
     model, decs, cache = None, [], None
     if need_sam:
-        from geofloodsam.model.embedding_cache import DecodersCache
+        from geofloodsam.model.embedding_cache import PersistentDecodersCache
         from geofloodsam.model.sam import load_model
 
         model = load_model(
@@ -405,7 +405,8 @@ def evaluate(
             precision=precision, runtime=runtime,
         )
         decs = load_decoders(model, decoders)
-        cache = DecodersCache(cache_dir, model, decs)  # adapted models: their own encoders
+        # adapted models: their own encoders
+        cache = PersistentDecodersCache(cache_dir, model, decs)
 
     per_image, used = score_samples(
         model, decs, samples, cache, prompt_types, given, progress, methods

@@ -95,7 +95,7 @@ def promptless_logits(model: SamModel, embedding: Embedding) -> tuple[np.ndarray
     """(H, W) float32 full-resolution logits of SAM's best mask for the whole-image box,
     and its predicted IoU: one mask, decoded as ``segment`` decodes a promptless tile."""
     h, w = embedding.original_size
-    pred = model.decode(embedding, boxes=whole_image_box(w, h)[None], multimask=False)
+    pred = model.decode(embedding, boxes=np.array([whole_image_box(w, h)]), multimask=False)
     best = int(pred.best_index()[0])
     return pred.best_logits()[0], float(pred.iou[0, best])
 

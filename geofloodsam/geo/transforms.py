@@ -16,6 +16,8 @@ from __future__ import annotations
 import numpy as np
 from affine import Affine
 
+from geofloodsam.geo.boxes import Box
+
 Size = tuple[int, int]  # (height, width)
 
 
@@ -46,7 +48,8 @@ def model_to_pixel(coords: np.ndarray, original: Size, image_size: int = 1024) -
 
 
 def boxes_pixel_to_model(boxes: np.ndarray, original: Size, image_size: int = 1024) -> np.ndarray:
-    """Scale (N, 4) x0, y0, x1, y1 pixel boxes into the model frame."""
+    """Scale (N, 4) pixel boxes (rows of :class:`~geofloodsam.geo.boxes.Box` fields, ``x0, y0,
+    x1, y1``) into the model frame."""
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 2, 2)
     return pixel_to_model(boxes, original, image_size).reshape(-1, 4)
 
@@ -114,9 +117,9 @@ def pixels_inside(cols: np.ndarray, rows: np.ndarray, width: int, height: int) -
     )
 
 
-def clip_box(bounds, width: int, height: int) -> np.ndarray | None:
-    """... and for boxes: ``x0, y0, x1, y1`` (pixels) clipped to the raster, or ``None``
-    when no area of it is inside."""
+def clip_box(bounds, width: int, height: int) -> Box | None:
+    """... and for boxes: ``bounds`` (``x0, y0, x1, y1`` pixels) clipped to the raster, or
+    ``None`` when no area of it is inside."""
     bounds = np.asarray(bounds, np.float64)
     if not np.isfinite(bounds).all():
         return None
@@ -124,4 +127,4 @@ def clip_box(bounds, width: int, height: int) -> np.ndarray | None:
     x1, y1 = min(bounds[2], float(width)), min(bounds[3], float(height))
     if x1 <= x0 or y1 <= y0:
         return None
-    return np.array([x0, y0, x1, y1], dtype=np.float64)
+    return Box(float(x0), float(y0), float(x1), float(y1))

@@ -6,8 +6,9 @@
   fine-tuned decoder (and adapted-model) file format, swapping decoders;
   :mod:`~geofloodsam.model.lora`: low-rank adapters in the TinyViT encoder, merged for
   inference.
-- :mod:`~geofloodsam.model.embedding_cache`: image embeddings on disk, signed by image hash,
-  model and preprocessing; :mod:`~geofloodsam.model.variants`: the cached image variants.
+- :mod:`~geofloodsam.model.embedding_cache`: image embeddings persisted on disk between runs
+  (``finetune``, ``evaluate``), signed by image hash, model and preprocessing;
+  :mod:`~geofloodsam.model.variants`: the cached image variants.
 - :mod:`~geofloodsam.model.logits`: the one sigmoid of logits (SAM's and the water prior's);
   :mod:`~geofloodsam.model.torch_files`: ``torch.load`` of a checkpoint, decoder file or
   resume state, or one line naming the bad file and the fix.
@@ -40,7 +41,7 @@ _API = {
     "use_decoder": "decoders",
     "save_decoder": "decoders",
     "read_checkpoint": "decoders",
-    "EmbeddingCache": "embedding_cache",
+    "PersistentEmbeddingCache": "embedding_cache",
     "sigmoid": "logits",
     "load_torch_file": "torch_files",
     "DEVICE_CHOICES": "choices",

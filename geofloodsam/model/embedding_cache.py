@@ -100,8 +100,10 @@ class CacheStats:
         return f"{self.hits} cached, {self.misses} encoded, {self.stale} stale re-encoded"
 
 
-class EmbeddingCache:
-    """Embeddings of images for one model, kept on disk.
+class PersistentEmbeddingCache:
+    """Embeddings of images for one model, kept on disk between runs and processes (signed,
+    so a stale entry is never reused). ``segment``'s tile embeddings, which live for one run
+    only, are :class:`geofloodsam.tiles.work.RunEmbeddings`.
 
     Args:
         directory: cache folder; None: ``$GEOFLOODSAM_HOME/embeddings`` or the user cache.
@@ -255,15 +257,15 @@ class EmbeddingCache:
         )
 
 
-class DecodersCache:
+class PersistentDecodersCache:
     """Embeddings for several decoders at once, some of them adapted models with their own
-    image encoder: one :class:`EmbeddingCache` per distinct encoder (the base one and each
+    image encoder: one :class:`PersistentEmbeddingCache` per distinct encoder (the base one and each
     adapted one), and embeddings that carry the others as ``alternatives``, so that
     ``SamModel.decode`` (inside :func:`~geofloodsam.model.decoders.use_decoder`) picks the
     one of the encoder in use. With decoders on the base encoder only it is one cache.
 
     Args:
-        directory: as :class:`EmbeddingCache`.
+        directory: as :class:`PersistentEmbeddingCache`.
         model: the base model (``load_decoders`` left it unchanged).
         decoders: what :func:`~geofloodsam.model.decoders.load_decoders` returned.
     """
@@ -275,10 +277,10 @@ class DecodersCache:
             self._owners.setdefault(getattr(dec, "encoder_sha256", None), dec)
         if not self._owners:
             self._owners[None] = None
-        self.caches: dict[str | None, EmbeddingCache] = {}
+        self.caches: dict[str | None, PersistentEmbeddingCache] = {}
         for sha in self._owners:
             with self._encoder(sha):
-                self.caches[sha] = EmbeddingCache(directory, model)
+                self.caches[sha] = PersistentEmbeddingCache(directory, model)
         self.directory = next(iter(self.caches.values())).directory
 
     def _encoder(self, sha: str | None):
@@ -300,14 +302,15 @@ class DecodersCache:
         return total
 
     def get(self, sample_or_image: Any, variant: str = "none") -> Embedding:
-        """As :meth:`EmbeddingCache.get`, for every encoder."""
+        """As :meth:`PersistentEmbeddingCache.get`, for every encoder."""
         return self.get_many([sample_or_image], variant, progress=False)[0]
 
     def get_many(
         self, items: Iterable[Any], variant: str = "none", progress: bool = True,
         half: bool = False,
     ) -> list[Embedding]:
-        """As :meth:`EmbeddingCache.get_many`, each embedding with the other encoders' ones."""
+        """As :meth:`PersistentEmbeddingCache.get_many`, each embedding with the other
+        encoders' ones."""
         items = list(items)
         per: dict[str | None, list[Embedding]] = {}
         for sha, cache in self.caches.items():

@@ -29,7 +29,7 @@ it, and :func:`open_session` says how to install it when it is missing. Typical 
   :mod:`geofloodsam.tiles.executor`, so that an in-process run never imports Dask) both
   implement :class:`~geofloodsam.tiles.executor.Executor`, the contract of a work function
   ``work(model, scene, stretch, payload)``; with ``map(..., cache=True)`` it also gets the
-  executor's :class:`~geofloodsam.tiles.work.EmbeddingKeeper` (in-process: one that spills
+  executor's :class:`~geofloodsam.tiles.work.RunEmbeddings` (in-process: one that spills
   to disk; on a worker: a bounded memory cache kept between tasks).
 
 Scene paths must be readable at the same path on every worker (shared storage).
@@ -56,7 +56,7 @@ from geofloodsam.tiles.executor import (
     TileOutcome,
     WorkFunction,
 )
-from geofloodsam.tiles.work import WORKER_EMBEDDING_BYTES, EmbeddingKeeper
+from geofloodsam.tiles.work import WORKER_EMBEDDING_BYTES, RunEmbeddings
 
 try:  # the optional extra
     from distributed import WorkerPlugin as _WorkerPluginBase
@@ -231,7 +231,7 @@ class ModelPlugin(_WorkerPluginBase):
         """The worker's cache of kept embeddings (bounded; shared by its task threads)."""
         with self._lock:
             if self._embeddings is None:
-                self._embeddings = EmbeddingKeeper(None, WORKER_EMBEDDING_BYTES)
+                self._embeddings = RunEmbeddings(None, WORKER_EMBEDDING_BYTES)
             return self._embeddings
 
 

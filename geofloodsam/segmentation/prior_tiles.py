@@ -32,7 +32,7 @@ from geofloodsam.raster.sensors import SensorInfo
 from geofloodsam.segmentation import prompted_prior
 from geofloodsam.tiles.executor import WorkFunction
 from geofloodsam.tiles.tasks import ChunkJob, ChunkResult, TileResult, TileState
-from geofloodsam.tiles.work import EmbeddingKeeper, crop_probability, run_chunk
+from geofloodsam.tiles.work import RunEmbeddings, crop_probability, run_chunk
 from geofloodsam.water.fusion import MIN_AGREEMENT, guarded_gate
 from geofloodsam.water.scene_prior import PriorSpec, window_prior
 
@@ -58,26 +58,26 @@ class TileJob:
     payload: ChunkJob | PriorJob
 
 
-def run_tile_chunk(model, scene, stretch, task: TileJob, keeper: EmbeddingKeeper) -> ChunkResult:
+def run_tile_chunk(model, scene, stretch, task: TileJob, keeper: RunEmbeddings) -> ChunkResult:
     """The work of one chunk: the work function its scene's plan named, on its payload."""
     return task.work(model, scene, stretch, task.payload, keeper)
 
 
-def index_chunk(model, scene, stretch, payload: PriorJob, keeper: EmbeddingKeeper) -> ChunkResult:
+def index_chunk(model, scene, stretch, payload: PriorJob, keeper: RunEmbeddings) -> ChunkResult:
     """``index``: each tile mapped by the scene prior alone (no model)."""
     info, spec = payload.specs()
     return _index_chunk(scene, info, spec, payload.job)
 
 
 def select_chunk(
-    model, scene, stretch, payload: PriorJob, keeper: EmbeddingKeeper
+    model, scene, stretch, payload: PriorJob, keeper: RunEmbeddings
 ) -> ChunkResult:
     """``select``: a click selects its water body of SAM's and the prior's fused evidence."""
     info, spec = payload.specs()
     return prompted_prior.select_chunk(model, scene, stretch, payload.job, keeper, info, spec)
 
 
-def fused_chunk(model, scene, stretch, payload: PriorJob, keeper: EmbeddingKeeper) -> ChunkResult:
+def fused_chunk(model, scene, stretch, payload: PriorJob, keeper: RunEmbeddings) -> ChunkResult:
     """``fused``: each tile's SAM probability gated by the tile's prior (featureless: prior)."""
     info, spec = payload.specs()
     job = payload.job

@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from geofloodsam.geo.boxes import Box
 from geofloodsam.raster.sensors import SensorInfo
 from geofloodsam.tiles.growth import connected_water, dilated
 from geofloodsam.tiles.tasks import EMPTY, ChunkJob, ChunkResult, Crop, Seed, TileState
-from geofloodsam.tiles.work import EmbeddingKeeper, crop_probability, run_chunk
+from geofloodsam.tiles.work import RunEmbeddings, crop_probability, run_chunk
 from geofloodsam.water.fusion import guarded_gate
 from geofloodsam.water.scene_prior import PriorSpec, window_prior
 
@@ -32,7 +33,7 @@ EDGE_BAND_PIXELS = 3
 
 
 def select_chunk(
-    model, scene, stretch, job: ChunkJob, keeper: EmbeddingKeeper, info: SensorInfo,
+    model, scene, stretch, job: ChunkJob, keeper: RunEmbeddings, info: SensorInfo,
     spec: PriorSpec,
 ) -> ChunkResult:
     """Decode ``job``'s tiles, then each seed's water body of the fused evidence."""
@@ -82,9 +83,7 @@ def select(
 
 
 def _crop_of(water: np.ndarray) -> Crop:
-    rows = np.flatnonzero(water.any(axis=1))
-    if rows.size == 0:
+    box = Box.around(water)
+    if box is None:
         return Crop(0, 0, np.zeros((0, 0), bool))
-    cols = np.flatnonzero(water.any(axis=0))
-    r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-    return Crop(int(r0), int(c0), water[r0:r1, c0:c1])
+    return Crop(box.y0, box.x0, water[box.slices])

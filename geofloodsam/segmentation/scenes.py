@@ -30,6 +30,7 @@ from affine import Affine
 
 from geofloodsam.errors import GeofloodsamError
 from geofloodsam.geo import transforms
+from geofloodsam.geo.boxes import Box
 
 #: an argument with one of these suffixes is a scene list, not a raster
 LIST_SUFFIXES = (".txt", ".lst", ".list")
@@ -267,7 +268,7 @@ def features_inside(geoms, scene: SceneInfo) -> np.ndarray:
         if geom.geom_type in POINT_TYPES:
             out[i] = bool(transforms.pixels_inside(cols, rows, scene.width, scene.height).any())
         else:
-            bounds = (cols.min(), rows.min(), cols.max(), rows.max())
+            bounds = Box(cols.min(), rows.min(), cols.max(), rows.max())
             out[i] = transforms.clip_box(bounds, scene.width, scene.height) is not None
     return out
 

@@ -23,6 +23,7 @@ import rasterio.shutil
 from rasterio.enums import Resampling
 from rasterio.windows import Window
 
+from geofloodsam.geo.boxes import Box
 from geofloodsam.qgis.style import style_mask
 from geofloodsam.raster.strips import row_strips, strip_rows
 from geofloodsam.tiles.grid import Tile, TileGrid
@@ -84,15 +85,15 @@ class Strip:
     ids: np.ndarray  # (h, W) int32 object with the highest probability (0: none)
     x0: int = 0
     x1: int = 0
-    #: strip-local (r0, r1, c0, c1) of each decoded tile that meets the strip
-    tile_spans: list[tuple[int, int, int, int]] = field(default_factory=list)
+    #: the strip-local box (rows from ``y0``) of each decoded tile that meets the strip
+    tile_spans: list[Box] = field(default_factory=list)
 
     @property
     def covered(self) -> np.ndarray:
         """(h, W) bool: some decoded tile covers the pixel."""
         out = np.zeros(self.prob.shape, bool)
-        for r0, r1, c0, c1 in self.tile_spans:
-            out[r0:r1, c0:c1] = True
+        for span in self.tile_spans:
+            out[span.slices] = True
         return out
 
 
@@ -115,7 +116,7 @@ def blend_strip(
         tile = grid.tiles[index]
         if tile.y0 < y1 and y0 < tile.y1:
             strip.tile_spans.append(
-                (max(y0, tile.y0) - y0, min(y1, tile.y1) - y0, tile.x0, tile.x1)
+                Box(tile.x0, max(y0, tile.y0) - y0, tile.x1, min(y1, tile.y1) - y0)
             )
     extent = None
     for obj in store.objects:
@@ -126,7 +127,7 @@ def blend_strip(
         region = _object_region(store, tiles, obj, y0, y1)
         if region is None:
             continue
-        ry0, rx0, ry1, rx1 = region
+        ry0, ry1, rx0, rx1 = region.y0, region.y1, region.x0, region.x1
         extent = (rx0, rx1) if extent is None else (min(extent[0], rx0), max(extent[1], rx1))
         num = np.zeros((ry1 - ry0, rx1 - rx0), np.float32)
         den = np.zeros_like(num)
@@ -156,21 +157,19 @@ def blend_strip(
 
 def _object_region(
     store: TileStore, tiles: list[Tile], obj: int, y0: int, y1: int
-) -> tuple[int, int, int, int] | None:
-    """Full-raster (y0, x0, y1, x1) bounding the object's crops within rows [y0, y1)."""
+) -> Box | None:
+    """The full-raster box bounding the object's crops within rows [y0, y1)."""
     box = None
     for tile in tiles:
-        crop = store.crop(tile, obj)
+        crop = store.crop_box(tile, obj)
         if crop is None:
             continue
-        r0, c0, r1, c1 = crop
-        a0, a1 = max(y0, tile.y0 + r0), min(y1, tile.y0 + r1)
+        crop = crop.shifted(tile.x0, tile.y0)
+        a0, a1 = max(y0, crop.y0), min(y1, crop.y1)
         if a0 >= a1:
             continue
-        b0, b1 = tile.x0 + c0, tile.x0 + c1
-        box = (a0, b0, a1, b1) if box is None else (
-            min(box[0], a0), min(box[1], b0), max(box[2], a1), max(box[3], b1)
-        )
+        piece = Box(crop.x0, a0, crop.x1, a1)
+        box = piece if box is None else box.union(piece)
     return box
 
 

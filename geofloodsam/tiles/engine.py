@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm import tqdm
 
+from geofloodsam.geo.boxes import Box
 from geofloodsam.tiles.grid import Tile, TileGrid
 from geofloodsam.tiles.growth import Appearance, Reach, add_seed, grow_seeds, reaches_edge
 from geofloodsam.tiles.store import TileStore
@@ -67,34 +68,31 @@ def point_seeds(grid: TileGrid, obj: int, points: np.ndarray, labels: np.ndarray
     return seeds
 
 
-def box_seeds(grid: TileGrid, obj: int, box: np.ndarray) -> dict:
-    """Seeds of a box object: the tile that holds it whole, else one clipped box per tile.
+def box_seeds(grid: TileGrid, obj: int, box: Box) -> dict:
+    """Seeds of a box object (full-raster ``box``): the tile that holds it whole, else one
+    clipped box per tile.
 
     A box larger than a tile goes to every tile whose core (the part of the tile nearer its
     centre than any neighbour's) it touches, clipped to that tile.
     """
-    x0, y0, x1, y1 = (float(v) for v in box)
-    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-    holders = [t for t in grid.tiles_overlapping(x0, y0, x1, y1) if _holds(t, x0, y0, x1, y1)]
+    box = Box(*(float(v) for v in box))
+    cx, cy = (box.x0 + box.x1) / 2, (box.y0 + box.y1) / 2
+    holders = [t for t in grid.tiles_overlapping(box) if t.box.contains(box)]
     if holders:
         tile = max(holders, key=lambda t: (t.margin(cx, cy), -t.index))
-        local = tile_local(np.array(box).reshape(2, 2), tile).ravel()
-        return {tile.index: Seed(obj, box=local, multimask=True)}
+        return {tile.index: Seed(obj, box=_local_box(box, tile), multimask=True)}
     seeds = {}
-    for tile in grid.tiles_overlapping(x0, y0, x1, y1):
-        c0, r0, c1, r1 = grid.core(tile)
-        if min(x1, c1) <= max(x0, c0) or min(y1, r1) <= max(y0, r0):
+    for tile in grid.tiles_overlapping(box):
+        if grid.core(tile).intersection(box) is None:
             continue
-        piece = np.array(
-            [max(x0, tile.x0), max(y0, tile.y0), min(x1, tile.x1), min(y1, tile.y1)], np.float64
-        )
-        seeds[tile.index] = Seed(obj, box=tile_local(piece.reshape(2, 2), tile).ravel(),
-                                 multimask=True)
+        piece = box.intersection(tile.box)
+        seeds[tile.index] = Seed(obj, box=_local_box(piece, tile), multimask=True)
     return seeds
 
 
-def _holds(tile: Tile, x0: float, y0: float, x1: float, y1: float) -> bool:
-    return tile.x0 <= x0 and tile.y0 <= y0 and x1 <= tile.x1 and y1 <= tile.y1
+def _local_box(box: Box, tile: Tile) -> Box:
+    """A full-raster box in ``tile``'s pixels (float edges)."""
+    return Box(*(float(v) for v in box.shifted(-tile.x0, -tile.y0)))
 
 
 # --------------------------------------------------------------------------- engine

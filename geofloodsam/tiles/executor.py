@@ -4,7 +4,7 @@ An executor maps a *work function* over (:class:`SceneSpec`, payload) items and 
 :class:`TileOutcome` per item, in the order of the items, whatever order they ran in. A work
 function is called ``work(model, scene, stretch, payload)``: ``scene`` the open raster of
 the item's spec, ``stretch`` its scene-level stretch; with ``map(..., cache=True)`` it also
-gets the executor's :class:`~geofloodsam.tiles.work.EmbeddingKeeper`. Work functions and
+gets the executor's :class:`~geofloodsam.tiles.work.RunEmbeddings`. Work functions and
 payloads must be picklable (module-level functions, dataclasses): a cluster sends them to
 its workers.
 
@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from geofloodsam.tiles.work import EmbeddingKeeper
+from geofloodsam.tiles.work import RunEmbeddings
 
 #: ``work(model, scene, stretch, payload[, keeper])`` -> the payload's result
 WorkFunction = Callable[..., Any]
@@ -123,7 +123,7 @@ class LocalExecutor:
 
     def __init__(self, model, cache_dir: Path | None = None) -> None:
         self.model = model
-        self.keeper = EmbeddingKeeper(cache_dir)
+        self.keeper = RunEmbeddings(cache_dir)
         self.scenes = OpenScenes()
 
     def map(

@@ -6,7 +6,7 @@ it ends exactly on the raster edge: nothing is padded beyond the raster. A raste
 than a tile along an axis gets a single, smaller tile along that axis.
 
 Coordinates are full-raster pixels: ``x`` = column, ``y`` = row, tile extents as half-open
-``[x0, x1) x [y0, y1)``.
+``[x0, x1) x [y0, y1)`` (:class:`~geofloodsam.geo.boxes.Box`).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import numpy as np
 from rasterio.windows import Window
 
 from geofloodsam.errors import GeofloodsamError
+from geofloodsam.geo.boxes import Box
 
 
 def tile_starts(length: int, tile_size: int, stride: int) -> list[int]:
@@ -50,6 +51,11 @@ class Tile:
     @property
     def height(self) -> int:
         return self.y1 - self.y0
+
+    @property
+    def box(self) -> Box:
+        """The tile's full-raster pixels as a box."""
+        return Box(self.x0, self.y0, self.x1, self.y1)
 
     @property
     def window(self) -> Window:
@@ -151,9 +157,12 @@ class TileGrid:
             out["bottom"] = self.tile(tile.row + 1, tile.col)
         return out
 
-    def tiles_overlapping(self, x0: float, y0: float, x1: float, y1: float) -> list[Tile]:
-        """Tiles that intersect the pixel box [x0, x1) x [y0, y1) (row-major)."""
-        return [t for t in self.tiles if t.x0 < x1 and x0 < t.x1 and t.y0 < y1 and y0 < t.y1]
+    def tiles_overlapping(self, box: Box) -> list[Tile]:
+        """Tiles that intersect the full-raster pixel ``box`` (row-major)."""
+        return [
+            t for t in self.tiles if t.x0 < box.x1 and box.x0 < t.x1 and t.y0 < box.y1
+            and box.y0 < t.y1
+        ]
 
     def best_tile(self, x: float, y: float) -> Tile:
         """The tile where (x, y) is farthest from an edge (ties: the first, row-major).
@@ -162,10 +171,10 @@ class TileGrid:
         """
         x = float(np.clip(x, 0, self.width - 1e-6))
         y = float(np.clip(y, 0, self.height - 1e-6))
-        candidates = self.tiles_overlapping(x, y, x + 1e-9, y + 1e-9)
+        candidates = self.tiles_overlapping(Box(x, y, x + 1e-9, y + 1e-9))
         return max(candidates, key=lambda t: (t.margin(x, y), -t.index))
 
-    def core(self, tile: Tile) -> tuple[float, float, float, float]:
+    def core(self, tile: Tile) -> Box:
         """The part of ``tile`` closer to its centre than to any neighbour's (a partition).
 
         Cores of all tiles tile the raster without overlap: the boundary between two
@@ -176,4 +185,4 @@ class TileGrid:
         x1 = (tile.x1 + nb["right"].x0) / 2 if "right" in nb else float(self.width)
         y0 = (tile.y0 + nb["top"].y1) / 2 if "top" in nb else 0.0
         y1 = (tile.y1 + nb["bottom"].y0) / 2 if "bottom" in nb else float(self.height)
-        return x0, y0, x1, y1
+        return Box(x0, y0, x1, y1)

@@ -41,8 +41,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy import ndimage
 
+from geofloodsam.geo.boxes import Box
 from geofloodsam.model.logits import sigmoid
-from geofloodsam.tiles.tasks import EMPTY, Crop, Seed, mask_bbox, tile_local
+from geofloodsam.tiles.tasks import EMPTY, Crop, Seed, tile_local
 
 if TYPE_CHECKING:
     from geofloodsam.tiles.engine import ObjectInfo
@@ -171,7 +172,7 @@ def choose_point_candidate(
     return -1 if require and not scores[best][0] else best
 
 
-def choose_box_candidate(masks: np.ndarray, iou: np.ndarray, box: np.ndarray) -> int:
+def choose_box_candidate(masks: np.ndarray, iou: np.ndarray, box: Box) -> int:
     """Index of the box candidate (``masks`` (C, h, w) bool) that stays inside ``box``.
 
     A candidate with water inside the box whose water covers at most
@@ -357,17 +358,15 @@ def crop_seed(
     colours (``consistent``, the tile's pixels of its colour; None: all of it).
     """
     nothing = Crop(0, 0, EMPTY), (Crop(0, 0, np.zeros((0, 0), bool)) if seed.propagate else None)
-    box = mask_bbox(logits > logit_floor - 0.01)  # a margin for rounding: then exact, on the crop
+    box = Box.around(logits > logit_floor - 0.01)  # a margin for rounding: then exact, on it
     if box is None:
         return nothing
-    r0, c0, r1, c1 = box
-    prob = sigmoid(logits[r0:r1, c0:c1])
-    inner = mask_bbox(prob > floor)  # what a whole-tile sigmoid would have kept, exactly
+    prob = sigmoid(logits[box.slices])
+    inner = Box.around(prob > floor)  # what a whole-tile sigmoid would have kept, exactly
     if inner is None:
         return nothing
-    a0, b0, a1, b1 = inner
-    prob = prob[a0:a1, b0:b1]
-    r0, c0 = r0 + a0, c0 + b0
+    prob = prob[inner.slices]
+    r0, c0 = box.y0 + inner.y0, box.x0 + inner.x0
     if not seed.propagate:
         return Crop(r0, c0, prob.astype(np.float16)), None
     local = seed.points[seed.labels == 1] - np.array([c0, r0], dtype=np.float64)
@@ -378,12 +377,11 @@ def crop_seed(
         water = connected_water(evidence_water(water, here), local, outside=True)
     if seed.carried:  # where it was carried, the object is its connected water and edges
         prob[~dilated(connected_water(prob > threshold, local, outside=True))] = 0.0
-        inner = mask_bbox(prob > floor)
+        inner = Box.around(prob > floor)
         if inner is None:
             return Crop(0, 0, EMPTY), Crop(0, 0, np.zeros((0, 0), bool))
-        a0, b0, a1, b1 = inner
-        prob, water = prob[a0:a1, b0:b1], water[a0:a1, b0:b1]
-        r0, c0 = r0 + a0, c0 + b0
+        prob, water = prob[inner.slices], water[inner.slices]
+        r0, c0 = r0 + inner.y0, c0 + inner.x0
     return Crop(r0, c0, prob.astype(np.float16)), Crop(r0, c0, water)
 
 

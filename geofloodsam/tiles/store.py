@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
+from geofloodsam.geo.boxes import Box
 from geofloodsam.tiles.grid import Tile
 
 #: probabilities at or below this are 0 in the store (and outside every crop)
@@ -37,8 +38,8 @@ class TileStore:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.prob_dtype = np.dtype(prob_dtype)
         self.eps = eps
-        #: (tile index, object) -> crop (r0, c0, r1, c1) in tile pixels, or None if empty
-        self._crops: dict[tuple[int, int], tuple[int, int, int, int] | None] = {}
+        #: (tile index, object) -> the crop's box in tile pixels, or None if empty
+        self._crops: dict[tuple[int, int], Box | None] = {}
         self._tiles: dict[int, list[int]] = {}  # tile -> objects decoded there
         self._object_tiles: dict[int, list[int]] = {}  # object -> tiles it was decoded in
         #: object -> full-raster rows [y0, y1) of its crops (for blending strip by strip)
@@ -72,8 +73,8 @@ class TileStore:
         """Full-raster rows ``[y0, y1)`` that ``obj``'s crops span (None: nothing stored)."""
         return self._object_rows.get(obj)
 
-    def crop(self, tile: Tile | int, obj: int) -> tuple[int, int, int, int] | None:
-        """Tile-local (r0, c0, r1, c1) of the stored crop, None where all below ``eps``."""
+    def crop_box(self, tile: Tile | int, obj: int) -> Box | None:
+        """The tile-local box of the stored crop, None where all below ``eps``."""
         return self._crops.get((_index(tile), obj))
 
     def _path(self, index: int, obj: int) -> Path:
@@ -102,18 +103,14 @@ class TileStore:
         if crop.size == 0:
             box = None
         else:
-            box = (r0, c0, r0 + crop.shape[0], c0 + crop.shape[1])
-            if not (0 <= box[0] and 0 <= box[1] and box[2] <= tile.height
-                    and box[3] <= tile.width):
+            box = Box.at(c0, r0, crop.shape)
+            if not Box(0, 0, tile.width, tile.height).contains(box):
                 raise ValueError(f"crop {box} does not fit tile {tile.index}")
         if old is not None and box is not None:  # merge by maximum over the union
-            u = (min(old[0], box[0]), min(old[1], box[1]), max(old[2], box[2]),
-                 max(old[3], box[3]))
-            merged = np.zeros((u[2] - u[0], u[3] - u[1]), np.float32)
-            merged[old[0] - u[0] : old[2] - u[0], old[1] - u[1] : old[3] - u[1]] = np.load(
-                self._path(*key)
-            )
-            part = merged[box[0] - u[0] : box[2] - u[0], box[1] - u[1] : box[3] - u[1]]
+            u = old.union(box)
+            merged = np.zeros((u.height, u.width), np.float32)
+            merged[old.shifted(-u.x0, -u.y0).slices] = np.load(self._path(*key))
+            part = merged[box.shifted(-u.x0, -u.y0).slices]
             np.maximum(part, crop, out=part)
             box, crop = u, merged
         elif box is None:
@@ -123,7 +120,7 @@ class TileStore:
             np.save(self._path(*key), np.asarray(crop, dtype=self.prob_dtype))
         self._crops[key] = box
         if box is not None:
-            y0, y1 = tile.y0 + box[0], tile.y0 + box[2]
+            y0, y1 = tile.y0 + box.y0, tile.y0 + box.y1
             rows = self._object_rows.get(obj)
             self._object_rows[obj] = (y0, y1) if rows is None else (
                 min(rows[0], y0), max(rows[1], y1)
@@ -137,16 +134,15 @@ class TileStore:
         index = _index(tile)
         h, w = rows.stop - rows.start, cols.stop - cols.start
         out = np.zeros((h, w), np.float32)
-        crop = self._crops.get((index, obj))
-        if crop is None:
+        box = self._crops.get((index, obj))
+        if box is None:
             return out
-        r0, c0, r1, c1 = crop
-        a0, a1 = max(rows.start, r0), min(rows.stop, r1)
-        b0, b1 = max(cols.start, c0), min(cols.stop, c1)
+        a0, a1 = max(rows.start, box.y0), min(rows.stop, box.y1)
+        b0, b1 = max(cols.start, box.x0), min(cols.stop, box.x1)
         if a0 < a1 and b0 < b1:
             data = np.load(self._path(index, obj), mmap_mode="r")
             out[a0 - rows.start : a1 - rows.start, b0 - cols.start : b1 - cols.start] = data[
-                a0 - r0 : a1 - r0, b0 - c0 : b1 - c0
+                a0 - box.y0 : a1 - box.y0, b0 - box.x0 : b1 - box.x0
             ]
         return out
 
@@ -163,16 +159,14 @@ class TileStore:
             objs = [o for o in objs if o == obj]
         if not objs or not len(xs):
             return out
-        boxes = np.array([self._crops[(tile.index, o)] for o in objs])  # (K, 4) r0 c0 r1 c1
+        x0, y0, x1, y1 = np.array([self._crops[(tile.index, o)] for o in objs]).T  # (K,) each
         r, c = rows[:, None], cols[:, None]
         inside = (
-            (boxes[None, :, 0] <= r) & (r < boxes[None, :, 2])
-            & (boxes[None, :, 1] <= c) & (c < boxes[None, :, 3])
+            (y0[None, :] <= r) & (r < y1[None, :]) & (x0[None, :] <= c) & (c < x1[None, :])
         )  # (points, objects): only crops holding a point are read
         for k, j in zip(*np.nonzero(inside), strict=True):
-            r0, c0 = boxes[j, 0], boxes[j, 1]
             data = np.load(self._path(tile.index, objs[j]), mmap_mode="r")
-            out[k] = max(out[k], float(data[rows[k] - r0, cols[k] - c0]))
+            out[k] = max(out[k], float(data[rows[k] - y0[j], cols[k] - x0[j]]))
         return out
 
 

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from rasterio.windows import Window
 
+from geofloodsam.geo.boxes import Box
+
 if TYPE_CHECKING:
     from geofloodsam.tiles.grid import Tile
     from geofloodsam.tiles.growth import Appearance
@@ -28,7 +30,7 @@ class Seed:
     obj: int  # internal object index, 1..N
     points: np.ndarray | None = None  # (K, 2)
     labels: np.ndarray | None = None  # (K,)
-    box: np.ndarray | None = None  # (4,)
+    box: Box | None = None  # a box prompt, tile pixels
     propagate: bool = False  # a point object that may grow into neighbouring tiles
     carried: bool = False  # seeded from a neighbour's mask, not from the user's prompts
     #: the object's colours, carried from the tile it was clicked in (None: taken here)
@@ -132,15 +134,6 @@ class ChunkResult:
     #: counts a work function adds up for the run record (e.g. the tiles of a fused run
     #: where SAM was used or the prior kept), summed over the scene by the engine
     counts: dict[str, int] = field(default_factory=dict)
-
-
-def mask_bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
-    """(r0, c0, r1, c1) of the True pixels of ``mask``, None if there are none."""
-    rows = np.flatnonzero(mask.any(axis=1))
-    if rows.size == 0:
-        return None
-    cols = np.flatnonzero(mask[rows[0] : rows[-1] + 1].any(axis=0))
-    return int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1
 
 
 def tile_local(points: np.ndarray, tile: Tile) -> np.ndarray:

@@ -8,8 +8,8 @@ points (:func:`~geofloodsam.tiles.growth.crop_seed`). The client
 (:class:`geofloodsam.tiles.engine.TileEngine`) keeps the wave logic, the tile store and
 the writers.
 
-Embeddings of tiles a later wave may come back to are kept, float16, in an
-:class:`EmbeddingKeeper`. In-process the keeper spills to disk and never forgets; a worker's
+Embeddings of tiles a later wave may come back to are kept for the run, float16, in
+:class:`RunEmbeddings`. In-process the keeper spills to disk and never forgets; a worker's
 keeper is a bounded memory cache, and a worker that does not have a tile's embedding (another
 worker encoded it, or it was forgotten) encodes the tile again and rounds the result exactly
 as the keeper does: the decoder sees the same numbers either way.
@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from geofloodsam.geo.boxes import Box
 from geofloodsam.tiles.growth import (
     Appearance,
     choose_box_candidate,
@@ -44,7 +45,6 @@ from geofloodsam.tiles.tasks import (
     Seed,
     TileResult,
     TileState,
-    mask_bbox,
 )
 
 if TYPE_CHECKING:  # torch is imported only where a model runs (not for --method index)
@@ -62,8 +62,11 @@ WORKER_EMBEDDING_BYTES = 256 * 1024**2
 
 
 # --------------------------------------------------------------------------- embeddings
-class EmbeddingKeeper:
-    """Embeddings of tiles a later wave may revisit, float16, keyed by anything hashable.
+class RunEmbeddings:
+    """Embeddings of tiles a later wave of this run may revisit, float16, keyed by anything
+    hashable (the run's, scene's and tile's key): they live for one run, and a finished
+    scene's are forgotten. Embeddings kept between runs are
+    :class:`geofloodsam.model.embedding_cache.PersistentEmbeddingCache`.
 
     With a ``directory``, embeddings beyond ``max_bytes`` in memory are spilled there and
     nothing is lost. Without one (a Dask worker's cache), the least recently used are
@@ -151,7 +154,7 @@ class EmbeddingKeeper:
 
 
 # --------------------------------------------------------------------------- the work
-def run_chunk(model, scene, stretch, job: ChunkJob, keeper: EmbeddingKeeper) -> ChunkResult:
+def run_chunk(model, scene, stretch, job: ChunkJob, keeper: RunEmbeddings) -> ChunkResult:
     """Read, encode and decode the tiles of ``job`` on ``scene`` (an open Scene).
 
     Tiles seen before reuse their kept embedding (or are encoded again, rounded as if kept);
@@ -170,7 +173,7 @@ def run_chunk(model, scene, stretch, job: ChunkJob, keeper: EmbeddingKeeper) -> 
     return out
 
 
-def _embeddings(model, scene, stretch, job: ChunkJob, keeper: EmbeddingKeeper, out: ChunkResult):
+def _embeddings(model, scene, stretch, job: ChunkJob, keeper: RunEmbeddings, out: ChunkResult):
     """(embedding or None, how, RGB) per task: kept ones reused, the others encoded.
 
     Every tile is read (a kept embedding's too): point seeds choose among SAM's candidates
@@ -215,7 +218,7 @@ def _embeddings(model, scene, stretch, job: ChunkJob, keeper: EmbeddingKeeper, o
         for (k, _), emb in zip(group, embs, strict=True):
             if group is again:
                 keeper.put(job.tasks[k].key, emb)
-                emb = EmbeddingKeeper.rounded(emb)
+                emb = RunEmbeddings.rounded(emb)
             elif job.keep:
                 keeper.put(job.tasks[k].key, emb)
             found[k] = emb
@@ -341,16 +344,15 @@ def _chosen_logits(pred, seeds: list[Seed], rgb: np.ndarray | None, threshold: f
         look = seed.appearance
         if look is None and rgb is not None:
             look = Appearance.at(rgb, positives)
-        box = mask_bbox(masks[i].any(axis=0))  # the choice needs only where a candidate is
+        box = Box.around(masks[i].any(axis=0))  # the choice needs only where a candidate is
         if box is None:
             picks.append(-1 if seed.carried else int(np.argmax(pred.iou[i])))
             looks.append(look)
             continue
-        r0, c0, r1, c1 = box
-        here = masks[i][:, r0:r1, c0:c1]
-        consistent = None if look is None or rgb is None else look.consistent(rgb[r0:r1, c0:c1])
-        picks.append(choose_point_candidate(here, pred.iou[i], positives - [c0, r0], consistent,
-                                            require=seed.carried))
+        here = masks[i][:, box.rows, box.cols]
+        consistent = None if look is None or rgb is None else look.consistent(rgb[box.slices])
+        picks.append(choose_point_candidate(here, pred.iou[i], positives - [box.x0, box.y0],
+                                            consistent, require=seed.carried))
         looks.append(look)
     unjustified = np.array(picks) < 0  # a carried seed no candidate of its colours backs
     chosen = logits[np.arange(len(seeds)), np.maximum(picks, 0)]
@@ -361,11 +363,10 @@ def _chosen_logits(pred, seeds: list[Seed], rgb: np.ndarray | None, threshold: f
 def crop_probability(prob: np.ndarray, threshold: float = 0.5) -> Crop:
     """A whole-tile (h, w) probability as the crop :func:`decode_seeds` would hand over:
     the pixels above :data:`~geofloodsam.tiles.store.PROB_EPS` (or ``threshold`` if lower)."""
-    box = mask_bbox(prob > min(PROB_EPS, threshold))
+    box = Box.around(prob > min(PROB_EPS, threshold))
     if box is None:
         return Crop(0, 0, EMPTY)
-    r0, c0, r1, c1 = box
-    return Crop(r0, c0, prob[r0:r1, c0:c1].astype(np.float16))
+    return Crop(box.y0, box.x0, prob[box.slices].astype(np.float16))
 
 
 def _pad_points(seeds: list[Seed]) -> tuple[np.ndarray, np.ndarray]:

@@ -1,7 +1,7 @@
 """Fine-tune SAM's mask decoder on image/mask data (the encoders stay frozen).
 
 Pipeline: open the ``train`` and ``val`` splits (:mod:`geofloodsam.datasets.reading`), encode every
-image (and augmented variant) once through the on-disk :class:`EmbeddingCache`, bring the
+image (and augmented variant) once through the on-disk :class:`PersistentEmbeddingCache`, bring the
 truth into the decoder's 256x256 low-resolution frame, then train the decoder on prompts
 sampled from the truth every step (:mod:`geofloodsam.training.prompt_sampling`), several
 per image on one embedding. Loss: Dice + BCE on the low-resolution mask logits (nodata excluded; the
@@ -46,7 +46,7 @@ from geofloodsam.model.decoders import (
     save_decoder,
 )
 from geofloodsam.model.embedding_cache import (
-    EmbeddingCache,
+    PersistentEmbeddingCache,
     apply_variant,
     atomic_torch_save,
 )
@@ -167,7 +167,7 @@ def finetune(
             cfg, model, train, val, val_images, start, init, resume_path
         )
     else:
-        cache = EmbeddingCache(cfg.cache_dir, model)
+        cache = PersistentEmbeddingCache(cfg.cache_dir, model)
         train = _prepare_train(train_samples, cache, AUGMENT_VARIANTS[cfg.augment], cfg.progress)
         val = _prepare_val(val_samples, cache, cfg.progress)
         timings["embedding_s"] = time.perf_counter() - t0
@@ -218,7 +218,8 @@ def _init_file(cfg: FinetuneConfig, model: SamModel) -> DecoderFile | None:
 
 # ---------------------------------------------------------------------------- data
 def _prepare_train(
-    samples: list[Sample], cache: EmbeddingCache, variants: tuple[str, ...], progress: bool
+    samples: list[Sample], cache: PersistentEmbeddingCache, variants: tuple[str, ...],
+    progress: bool,
 ) -> list[_Item]:
     truths = [s.load_truth() for s in samples]
     keep = [i for i, (_, valid) in enumerate(truths) if valid.any()]
@@ -244,7 +245,9 @@ def _prepare_train(
     return items
 
 
-def _prepare_val(samples: list[Sample], cache: EmbeddingCache, progress: bool) -> list[_ValItem]:
+def _prepare_val(
+    samples: list[Sample], cache: PersistentEmbeddingCache, progress: bool
+) -> list[_ValItem]:
     embs = cache.get_many(samples, "none", progress=progress, half=True)
     out = []
     for s, emb in zip(samples, embs, strict=True):
@@ -521,7 +524,8 @@ def _val_prompts(truth: LowResTruth) -> dict[str, PromptBatch]:
     if truth.eval_point is not None:
         pts = np.array([[truth.eval_point]])
         out["point"] = PromptBatch("point", pts, np.ones((1, 1)), None, target, multimask=True)
-    out[NO_PROMPT] = PromptBatch(NO_PROMPT, None, None, whole_image_box(w, h)[None], target)
+    whole = np.array([whole_image_box(w, h)])
+    out[NO_PROMPT] = PromptBatch(NO_PROMPT, None, None, whole, target)
     return out
 
 

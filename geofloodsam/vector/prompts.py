@@ -40,6 +40,7 @@ from affine import Affine
 
 from geofloodsam.errors import GeofloodsamError
 from geofloodsam.geo import transforms
+from geofloodsam.geo.boxes import Box
 
 #: the prompt type of promptless runs: no prompt from the user, so SAM is given the
 #: whole-image box (:func:`whole_image_box`); one name in ``segment``'s polygons,
@@ -50,9 +51,9 @@ PROMPT_TYPES = ("point", "box", NO_PROMPT)
 POINT_TYPES = ("Point", "MultiPoint")
 
 
-def whole_image_box(width: float, height: float) -> np.ndarray:
-    """The whole-image box ``x0, y0, x1, y1`` of an image ``width`` x ``height`` pixels."""
-    return np.array([0.0, 0.0, float(width), float(height)])
+def whole_image_box(width: float, height: float) -> Box:
+    """The whole-image box of an image ``width`` x ``height`` pixels."""
+    return Box(0.0, 0.0, float(width), float(height))
 BOX_TYPES = ("Polygon", "MultiPolygon")
 
 
@@ -64,8 +65,9 @@ class PromptObject:
     kind: str  # "point" or "box"
     points: np.ndarray  # (K, 2) float64 raster pixel x, y; (0, 2) for boxes
     labels: np.ndarray  # (K,) int: 1 water, 0 not water
-    box: np.ndarray | None = None  # (4,) x0, y0, x1, y1 pixel edges, clipped: the extent
-    #: (M, 4) the boxes given to SAM: one per polygon part inside the raster (``box`` for one)
+    box: Box | None = None  # pixel edges, clipped to the raster: the extent of ``boxes``
+    #: (M, 4) the boxes given to SAM, rows of :class:`Box` fields: one per polygon part inside
+    #: the raster (``box`` for one)
     boxes: np.ndarray | None = None
 
     def __post_init__(self) -> None:
@@ -372,7 +374,7 @@ def _assemble(path, gdf, geoms, labels, groups, to_pixel, width, height, source_
     for oid in sorted(set(pts) | set(boxes)):
         if oid in boxes:
             parts = boxes[oid]
-            extent = np.array([*parts[:, :2].min(axis=0), *parts[:, 2:].max(axis=0)])
+            extent = Box(*parts[:, :2].min(axis=0), *parts[:, 2:].max(axis=0))
             objects.append(
                 PromptObject(
                     oid, "box", np.zeros((0, 2)), np.zeros(0, np.int64), extent, parts

@@ -125,8 +125,8 @@ def test_prompt_files_agree_and_sit_on_water(stem):
     for a, b in zip(utm.objects, ll.objects, strict=True):
         assert (a.object_id, a.kind) == (b.object_id, b.kind)
         if a.kind == "box":
-            assert np.abs(a.box - b.box).max() < 1e-3
-            x0, y0, x1, y1 = a.box.astype(int)
+            assert np.abs(np.subtract(a.box, b.box)).max() < 1e-3
+            x0, y0, x1, y1 = (int(v) for v in a.box)
             assert (truth[y0:y1, x0:x1] == 1).any()
             continue
         assert np.abs(a.points - b.points).max() < 1e-6

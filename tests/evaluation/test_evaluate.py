@@ -23,7 +23,7 @@ from geofloodsam.evaluation.evaluate import (
 )
 from geofloodsam.evaluation.report import HEAD_COLUMNS, aggregate, atomic_outputs
 from geofloodsam.model.decoders import load_decoders, save_decoder
-from geofloodsam.model.embedding_cache import EmbeddingCache
+from geofloodsam.model.embedding_cache import PersistentEmbeddingCache
 
 H, W = 48, 64
 #: id -> (row0, row1, col0, col1) water rectangle (end exclusive), None = no water
@@ -145,7 +145,7 @@ def test_every_decoder_sees_the_same_prompts(tiny_model, decoder_files, samples,
         return real_decode(embedding, points=points, point_labels=point_labels, boxes=boxes, **kw)
 
     monkeypatch.setattr(tiny_model, "decode", spy)
-    cache = EmbeddingCache(tmp_path / "cache", tiny_model)
+    cache = PersistentEmbeddingCache(tmp_path / "cache", tiny_model)
     per_image, used = score_samples(
         tiny_model, decs, samples, cache, ["point", "box", "none"], progress=False
     )

@@ -14,7 +14,7 @@ from geofloodsam.errors import GeofloodsamError
 from geofloodsam.evaluation import satellite
 from geofloodsam.evaluation.evaluate import evaluate, resolve_split
 from geofloodsam.evaluation.metrics import Confusion, confusion
-from geofloodsam.model.embedding_cache import EmbeddingCache
+from geofloodsam.model.embedding_cache import PersistentEmbeddingCache
 from geofloodsam.model.logits import sigmoid
 from geofloodsam.raster.sensors import detect_sensor, read_composite
 from geofloodsam.water import fusion
@@ -93,7 +93,7 @@ def test_rows_equal_the_one_tile_segment_path(tmp_path, write_chip_set, tiny_mod
     root = write_chip_set(tmp_path / "chips", ("s1",))
     metrics = _run(root, tmp_path, prompt_types=["none"]).set_index("model")
     per = _per_image(tmp_path).set_index(["id", "model"])
-    cache = EmbeddingCache(tmp_path / "cache", tiny_model)
+    cache = PersistentEmbeddingCache(tmp_path / "cache", tiny_model)
     totals = {"index": Confusion(), "fused": Confusion()}
     for sample in open_dataset(root, splits_out=tmp_path / "s.csv"):
         water, ok = sample.load_truth()

@@ -20,7 +20,7 @@ from geofloodsam.model.decoders import (
     save_decoder,
     use_decoder,
 )
-from geofloodsam.model.embedding_cache import DecodersCache, EmbeddingCache
+from geofloodsam.model.embedding_cache import PersistentDecodersCache, PersistentEmbeddingCache
 from geofloodsam.model.lora import adapter_state, add_adapters
 from geofloodsam.model.sam import load_model
 
@@ -89,9 +89,9 @@ def test_file_format_and_loading_merges_the_adapters(tiny_model, adapted_file):
 
 def test_the_embedding_cache_is_signed_with_the_adapters(tmp_path, tiny_model, adapted_file):
     adapted = load_model("tiny", device="cpu", decoder=adapted_file)
-    base_cache = EmbeddingCache(tmp_path, tiny_model)
+    base_cache = PersistentEmbeddingCache(tmp_path, tiny_model)
     base_cache.get(IMAGE)
-    cache = EmbeddingCache(tmp_path, adapted)
+    cache = PersistentEmbeddingCache(tmp_path, adapted)
     emb = cache.get(IMAGE)
     assert cache.stats.misses == 1 and cache.stats.hits == 0  # the base entry is not reused
     sig = cache.signature("x", (1,), "none")
@@ -105,7 +105,7 @@ def test_the_embedding_cache_is_signed_with_the_adapters(tmp_path, tiny_model, a
     entry = torch.load(path, weights_only=True)
     entry["signature"]["encoder_sha256"] = "0" * 64
     torch.save(entry, path)
-    again = EmbeddingCache(tmp_path, adapted)
+    again = PersistentEmbeddingCache(tmp_path, adapted)
     again.get(IMAGE)
     assert again.stats.stale == 1
 
@@ -136,15 +136,15 @@ def test_hash_mismatch_is_refused_naming_both_hashes(tmp_path, tiny_model, write
 
 
 def test_decoders_with_their_own_encoders(tiny_model, adapted_file, tmp_path):
-    """load_decoders + DecodersCache: each decoder decodes the embedding of its encoder, the
-    base model is left as it was."""
+    """load_decoders + PersistentDecodersCache: each decoder decodes the embedding of its
+    encoder, the base model is left as it was."""
     before = {k: v.clone() for k, v in tiny_model.sam.image_encoder.state_dict().items()}
     decs = load_decoders(tiny_model, ["pretrained", str(adapted_file)])
     assert decs[0].encoder is None and decs[1].encoder is not None
     assert tiny_model.encoder_sha256 is None
     for k, v in tiny_model.sam.image_encoder.state_dict().items():
         assert torch.equal(v, before[k])
-    cache = DecodersCache(tmp_path, tiny_model, decs)
+    cache = PersistentDecodersCache(tmp_path, tiny_model, decs)
     emb = cache.get(IMAGE)
     assert set(emb.alternatives) == {None, decs[1].encoder_sha256}
     alone = load_model("tiny", device="cpu", decoder=adapted_file)

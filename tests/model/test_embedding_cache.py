@@ -9,7 +9,7 @@ import torch
 from geofloodsam.errors import GeofloodsamError
 from geofloodsam.model.embedding_cache import (
     VARIANTS,
-    EmbeddingCache,
+    PersistentEmbeddingCache,
     apply_variant,
     pixel_sha256,
 )
@@ -32,7 +32,7 @@ def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
 
 
 def test_miss_then_hit(tmp_path, tiny_model, image):
-    cache = EmbeddingCache(tmp_path, tiny_model)
+    cache = PersistentEmbeddingCache(tmp_path, tiny_model)
     first = cache.get(image)
     second = cache.get(image)
     assert (cache.stats.misses, cache.stats.hits, cache.stats.stale) == (1, 1, 0)
@@ -41,13 +41,13 @@ def test_miss_then_hit(tmp_path, tiny_model, image):
     assert first.features.dtype == torch.float32
     assert second.original_size == (48, 64) and second.input_size == fresh.input_size
     # a new cache object on the same folder finds the entry on disk
-    again = EmbeddingCache(tmp_path, tiny_model)
+    again = PersistentEmbeddingCache(tmp_path, tiny_model)
     again.get(image)
     assert again.stats.hits == 1 and again.stats.misses == 0
 
 
 def test_entry_carries_the_full_signature(tmp_path, tiny_model, image):
-    cache = EmbeddingCache(tmp_path, tiny_model)
+    cache = PersistentEmbeddingCache(tmp_path, tiny_model)
     cache.get(image, "hflip")
     path = cache.entry_path(pixel_sha256(image), "hflip")
     entry = torch.load(path, weights_only=True)
@@ -60,7 +60,7 @@ def test_entry_carries_the_full_signature(tmp_path, tiny_model, image):
 
 
 def test_variant_is_the_transformed_image(tmp_path, tiny_model, image):
-    cache = EmbeddingCache(tmp_path, tiny_model)
+    cache = PersistentEmbeddingCache(tmp_path, tiny_model)
     emb = cache.get(image, "rot90")
     fresh = tiny_model.encode(apply_variant(image, "rot90"))
     assert emb.original_size == (64, 48)
@@ -69,8 +69,8 @@ def test_variant_is_the_transformed_image(tmp_path, tiny_model, image):
 
 
 def test_stale_entry_is_recomputed_and_overwritten(tmp_path, tiny_model, other_tiny, image):
-    EmbeddingCache(tmp_path, tiny_model).get(image)
-    cache = EmbeddingCache(tmp_path, other_tiny)  # same entry path, other checkpoint hash
+    PersistentEmbeddingCache(tmp_path, tiny_model).get(image)
+    cache = PersistentEmbeddingCache(tmp_path, other_tiny)  # same entry path, other checkpoint hash
     emb = cache.get(image)
     assert (cache.stats.stale, cache.stats.hits) == (1, 0)
     assert _close(emb.features, other_tiny.encode(image).features)
@@ -78,21 +78,21 @@ def test_stale_entry_is_recomputed_and_overwritten(tmp_path, tiny_model, other_t
     sig = torch.load(path, weights_only=True)["signature"]
     assert sig["checkpoint_sha256"] == other_tiny.checkpoint_sha256
     # and back: the first model refuses the overwritten entry too
-    back = EmbeddingCache(tmp_path, tiny_model)
+    back = PersistentEmbeddingCache(tmp_path, tiny_model)
     assert _close(back.get(image).features, tiny_model.encode(image).features)
     assert back.stats.stale == 1
 
 
 def test_preprocessing_change_makes_entries_stale(tmp_path, tiny_model, image, monkeypatch):
-    EmbeddingCache(tmp_path, tiny_model).get(image)
+    PersistentEmbeddingCache(tmp_path, tiny_model).get(image)
     monkeypatch.setattr("geofloodsam.model.embedding_cache.PREPROCESS_VERSION", 999)
-    cache = EmbeddingCache(tmp_path, tiny_model)
+    cache = PersistentEmbeddingCache(tmp_path, tiny_model)
     cache.get(image)
     assert cache.stats.stale == 1
 
 
 def test_corrupt_entry_is_recomputed(tmp_path, tiny_model, image):
-    cache = EmbeddingCache(tmp_path, tiny_model)
+    cache = PersistentEmbeddingCache(tmp_path, tiny_model)
     cache.get(image)
     cache.entry_path(pixel_sha256(image), "none").write_bytes(b"garbage")
     emb = cache.get(image)
@@ -101,7 +101,7 @@ def test_corrupt_entry_is_recomputed(tmp_path, tiny_model, image):
 
 
 def test_edited_image_is_a_new_entry(tmp_path, tiny_model, image):
-    cache = EmbeddingCache(tmp_path, tiny_model)
+    cache = PersistentEmbeddingCache(tmp_path, tiny_model)
     cache.get(image)
     edited = image.copy()
     edited[0, 0] ^= 1
@@ -120,7 +120,7 @@ def test_get_many_batches_misses(tmp_path, tiny_model, image, monkeypatch):
 
     monkeypatch.setattr(type(tiny_model), "encode_batch", counting)
     monkeypatch.setattr(tiny_model, "batch_size", 2)
-    cache = EmbeddingCache(tmp_path, tiny_model)
+    cache = PersistentEmbeddingCache(tmp_path, tiny_model)
     cache.get(images[1])
     calls.clear()
     embs = cache.get_many(images, progress=False, half=True)
@@ -133,7 +133,7 @@ def test_samples_are_hashed_by_their_pixels(tmp_path, tiny_model, write_photo_se
     from geofloodsam.datasets.reading import open_dataset
 
     samples = open_dataset(write_photo_set(tmp_path / "ds", ["train", "val"]))
-    cache = EmbeddingCache(tmp_path / "cache", tiny_model)
+    cache = PersistentEmbeddingCache(tmp_path / "cache", tiny_model)
     from_sample = cache.get(samples[0])
     from_array = cache.get(samples[0].load_image())
     assert cache.stats.hits == 1
@@ -142,7 +142,7 @@ def test_samples_are_hashed_by_their_pixels(tmp_path, tiny_model, write_photo_se
 
 def test_default_folder_follows_geofloodsam_home(tmp_path, tiny_model, monkeypatch):
     monkeypatch.setenv("GEOFLOODSAM_HOME", str(tmp_path))
-    assert EmbeddingCache(None, tiny_model).directory == tmp_path / "embeddings"
+    assert PersistentEmbeddingCache(None, tiny_model).directory == tmp_path / "embeddings"
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -174,7 +174,7 @@ def test_variant_definitions():
 
 def test_unknown_variant(tmp_path, tiny_model, image):
     with pytest.raises(GeofloodsamError, match="unknown variant"):
-        EmbeddingCache(tmp_path, tiny_model).get(image, "shear")
+        PersistentEmbeddingCache(tmp_path, tiny_model).get(image, "shear")
 
 
 def test_an_unusable_geofloodsam_home_falls_back_to_a_temporary_cache(
@@ -183,7 +183,7 @@ def test_an_unusable_geofloodsam_home_falls_back_to_a_temporary_cache(
     home = tmp_path / "home"
     home.write_text("a file, not a folder")
     monkeypatch.setenv("GEOFLOODSAM_HOME", str(home))
-    cache = EmbeddingCache(None, tiny_model)
+    cache = PersistentEmbeddingCache(None, tiny_model)
     assert cache.directory.is_dir() and home not in cache.directory.parents
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("Warning: cannot use the embedding cache")
@@ -197,7 +197,7 @@ def test_an_unusable_cache_dir_given_is_a_one_line_error(tmp_path, tiny_model):
     blocker = tmp_path / "file"
     blocker.write_text("x")
     with pytest.raises(GeofloodsamError, match="--cache-dir") as excinfo:
-        EmbeddingCache(blocker / "emb", tiny_model)
+        PersistentEmbeddingCache(blocker / "emb", tiny_model)
     assert "\n" not in excinfo.value.message
     assert blocker.read_text() == "x"
 
@@ -211,21 +211,21 @@ def test_a_cache_write_failure_goes_on_uncached(tmp_path, tiny_model, image, mon
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
     monkeypatch.setattr(embedding_cache, "atomic_torch_save", full)
-    cache = EmbeddingCache(tmp_path / "emb", tiny_model)
+    cache = PersistentEmbeddingCache(tmp_path / "emb", tiny_model)
     assert cache.get(image) is not None
     assert "No space left on device" in capsys.readouterr().err
 
 
 def test_encoder_paths_keep_their_own_entries(tmp_path, tiny_model, image, monkeypatch):
     """An fp32 and a bf16 run share a cache folder without making each other stale."""
-    fp32 = EmbeddingCache(tmp_path, tiny_model)
+    fp32 = PersistentEmbeddingCache(tmp_path, tiny_model)
     fp32.get(image)
     monkeypatch.setattr(type(tiny_model), "encoder_signature", property(lambda m: "torch-bf16"))
-    bf16 = EmbeddingCache(tmp_path, tiny_model)
+    bf16 = PersistentEmbeddingCache(tmp_path, tiny_model)
     bf16.get(image)
     assert bf16.stats.misses == 1 and bf16.stats.stale == 0
     monkeypatch.undo()
-    again = EmbeddingCache(tmp_path, tiny_model)
+    again = PersistentEmbeddingCache(tmp_path, tiny_model)
     again.get(image)
     assert (again.stats.hits, again.stats.stale) == (1, 0)
     assert fp32.entry_path("ab" * 32, "none") != bf16.entry_path("ab" * 32, "none")

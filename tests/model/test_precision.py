@@ -16,7 +16,7 @@ import torch
 
 from geofloodsam.errors import GeofloodsamError
 from geofloodsam.model import precision as precision_mod
-from geofloodsam.model.embedding_cache import EmbeddingCache, pixel_sha256
+from geofloodsam.model.embedding_cache import PersistentEmbeddingCache, pixel_sha256
 from geofloodsam.model.precision import EncoderPlan, cpu_has_bf16, resolve_encoder
 from geofloodsam.model.sam import load_model
 
@@ -92,17 +92,17 @@ def test_cached_embedding_is_not_reused_across_precisions(tmp_path, first, secon
     image = np.random.default_rng(0).integers(0, 256, (40, 56, 3), dtype=np.uint8)
     a = load_model("tiny", device="cpu", precision=first, runtime="torch")
     b = load_model("tiny", device="cpu", precision=second, runtime="torch")
-    EmbeddingCache(tmp_path, a).get(image)
-    cache = EmbeddingCache(tmp_path, b)
+    PersistentEmbeddingCache(tmp_path, a).get(image)
+    cache = PersistentEmbeddingCache(tmp_path, b)
     cache.get(image)
     # not reused: each encoder path keeps its own entries (an entry of another path found at
     # this path would be refused as stale: tests/model/test_embedding_cache.py)
     assert (cache.stats.hits, cache.stats.misses, cache.stats.stale) == (0, 1, 0)
-    again = EmbeddingCache(tmp_path, b)
+    again = PersistentEmbeddingCache(tmp_path, b)
     again.get(image)
     assert again.stats.hits == 1
     for model, precision in ((a, first), (b, second)):
-        path = EmbeddingCache(tmp_path, model).entry_path(pixel_sha256(image), "none")
+        path = PersistentEmbeddingCache(tmp_path, model).entry_path(pixel_sha256(image), "none")
         entry = torch.load(path, weights_only=True)
         assert entry["signature"]["encoder"] == f"torch-{precision}"
 

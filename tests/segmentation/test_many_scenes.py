@@ -160,7 +160,7 @@ def test_a_revisit_without_the_kept_embedding_decodes_the_same(scenes, tiny_mode
 
     from geofloodsam.raster.scene import Scene, compute_stretch
     from geofloodsam.tiles.tasks import ChunkJob, Seed, TileTask
-    from geofloodsam.tiles.work import EmbeddingKeeper, run_chunk
+    from geofloodsam.tiles.work import RunEmbeddings, run_chunk
 
     seed = Seed(1, np.array([[40.5, 60.5], [90.5, 20.5]]), np.array([1, 0]), propagate=True)
     window = Window(64, 32, 128, 128)
@@ -170,9 +170,9 @@ def test_a_revisit_without_the_kept_embedding_decodes_the_same(scenes, tiny_mode
 
     with Scene.open(scenes["west"]) as scene:
         stretch = compute_stretch(scene)
-        kept = EmbeddingKeeper(None)
+        kept = RunEmbeddings(None)
         first = run_chunk(tiny_model, scene, stretch, job(False), kept)
-        again = run_chunk(tiny_model, scene, stretch, job(True), EmbeddingKeeper(None))
+        again = run_chunk(tiny_model, scene, stretch, job(True), RunEmbeddings(None))
         reused = run_chunk(tiny_model, scene, stretch, job(True), kept)
     assert [t.state for t in (*first.tiles, *again.tiles, *reused.tiles)] == [
         "new", "again", "kept"]
@@ -182,7 +182,7 @@ def test_a_revisit_without_the_kept_embedding_decodes_the_same(scenes, tiny_mode
     np.testing.assert_array_equal(
         again.tiles[0].connected[0].full((128, 128)), reused.tiles[0].connected[0].full((128, 128))
     )
-    cache = EmbeddingKeeper(None, max_bytes=5000)  # a worker's cache: 2 of 2048 bytes fit
+    cache = RunEmbeddings(None, max_bytes=5000)  # a worker's cache: 2 of 2048 bytes fit
     for key in "abc":
         cache.put(key, Embedding(torch.zeros(4, 16, 16), (64, 64), (1024, 1024)))
     assert "a" not in cache and cache.get("a") is None and cache.get("c") is not None

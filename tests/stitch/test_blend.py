@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from geofloodsam.geo.boxes import Box
 from geofloodsam.stitch.blend import (
     WEIGHT_FLOOR,
     blend_strip,
@@ -78,6 +79,30 @@ def test_weights_are_flat_at_the_raster_border_and_never_zero() -> None:
         assert w.min() >= WEIGHT_FLOOR and w.max() <= 1
 
 
+def test_a_crop_box_names_columns_x_and_rows_y(tmp_path) -> None:
+    """A wide crop off the tile's corner: its box, rows and columns are not swapped anywhere
+    (store, merge, read, blend)."""
+    grid = TileGrid(600, 300, 256, 64)
+    store = TileStore(tmp_path, prob_dtype=np.float32)
+    tile = grid.tile(0, 1)
+    prob = np.zeros((tile.height, tile.width), np.float32)
+    prob[5:8, 20:60] = 0.9  # 3 rows, 40 columns
+    store.update(tile, 1, prob)
+    assert store.crop_box(tile, 1) == Box(x0=20, y0=5, x1=60, y1=8)
+    more = np.zeros_like(prob)
+    more[30:31, 10:12] = 0.7  # merged: the union of both crops
+    store.update(tile, 1, more)
+    assert store.crop_box(tile, 1) == Box(x0=10, y0=5, x1=60, y1=31)
+    assert np.array_equal(store.read(tile, 1, slice(0, tile.height), slice(0, tile.width)),
+                          np.maximum(prob, more))
+    strip = blend_strip(grid, store, 0, grid.height)
+    assert (strip.x0, strip.x1) == (tile.x0 + 10, tile.x0 + 60)
+    assert strip.prob[6, tile.x0 + 30] == pytest.approx(0.9) and strip.prob[6, tile.x0 + 5] == 0
+    assert strip.prob[30, tile.x0 + 11] == pytest.approx(0.7) and strip.prob[31, tile.x0 + 11] == 0
+    assert strip.covered[: tile.y1, tile.x0 : tile.x1].all()
+    assert not strip.covered[:, : tile.x0].any() and not strip.covered[tile.y1 :].any()
+
+
 def test_uncovered_pixels_and_merge_by_maximum(tmp_path) -> None:
     grid = TileGrid(600, 300, 256, 64)
     store = TileStore(tmp_path, prob_dtype=np.float32)
@@ -88,7 +113,7 @@ def test_uncovered_pixels_and_merge_by_maximum(tmp_path) -> None:
     store.update(tile, 1, low)
     store.update(tile, 2, high)  # another object in the same tile
     store.update(tile, 1, high * 0.5)  # object 1 again (a later wave): merged by maximum
-    assert store.crop(tile, 2) == (0, 0, 10, 10)  # stored cropped
+    assert store.crop_box(tile, 2) == Box(x0=0, y0=0, x1=10, y1=10)  # stored cropped
     strip = blend_strip(grid, store, 0, grid.height)
     assert (strip.x0, strip.x1) == (0, tile.x1)  # the objects' columns
     assert strip.covered[: tile.y1, : tile.x1].all() and not strip.covered[:, tile.x1 :].any()
@@ -100,7 +125,7 @@ def test_uncovered_pixels_and_merge_by_maximum(tmp_path) -> None:
     np.testing.assert_allclose(values, [0.9, 0.2], rtol=1e-6)
 
 
-def test_band_extent_bounds_the_objects(tmp_path) -> None:
+def test_strip_extent_bounds_the_objects(tmp_path) -> None:
     grid = TileGrid(900, 300, 256, 64)
     store = TileStore(tmp_path, prob_dtype=np.float32)
     assert blend_strip(grid, store, 0, 100).x0 == blend_strip(grid, store, 0, 100).x1  # nothing

@@ -12,7 +12,7 @@ import pytest
 from geofloodsam.raster.scene import Scene, compute_stretch
 from geofloodsam.tiles.executor import Executor, LocalExecutor, SceneSpec, TileOutcome
 from geofloodsam.tiles.grid import TileGrid
-from geofloodsam.tiles.work import EmbeddingKeeper
+from geofloodsam.tiles.work import RunEmbeddings
 
 
 @pytest.mark.parametrize("name", ["LocalExecutor", "DaskExecutor"])
@@ -70,7 +70,7 @@ def test_local_executor_forgets_kept_embeddings(tmp_path) -> None:
 
     executor = LocalExecutor(None, tmp_path)
     executor.keeper.put(("run", 0), Embedding(torch.zeros(1, 4, 4), (8, 8), (8, 8)))
-    assert ("run", 0) in executor.keeper and isinstance(executor.keeper, EmbeddingKeeper)
+    assert ("run", 0) in executor.keeper and isinstance(executor.keeper, RunEmbeddings)
     executor.forget([("run", 0)])
     assert ("run", 0) not in executor.keeper
 

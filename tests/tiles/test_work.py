@@ -12,7 +12,7 @@ from geofloodsam.model.sam import Embedding, Prediction
 from geofloodsam.tiles.growth import connected_water, dilated
 from geofloodsam.tiles.store import PROB_EPS
 from geofloodsam.tiles.tasks import ChunkResult, Seed
-from geofloodsam.tiles.work import DECODE_CHUNK, EmbeddingKeeper, decode_seeds, featureless
+from geofloodsam.tiles.work import DECODE_CHUNK, RunEmbeddings, decode_seeds, featureless
 
 H, W = 96, 128
 
@@ -143,7 +143,7 @@ def test_featureless_tiles() -> None:
 
 
 def test_embedding_keeper_spills_beyond_its_cap(tmp_path) -> None:
-    keeper = EmbeddingKeeper(tmp_path / "emb", max_bytes=3000)
+    keeper = RunEmbeddings(tmp_path / "emb", max_bytes=3000)
     embs = {i: Embedding(torch.rand(4, 16, 16), (100, 90), (1024, 922)) for i in range(3)}
     for i, emb in embs.items():
         keeper.put(i, emb)
