@@ -4,6 +4,7 @@ The public API, imported on first use (``import geofloodsam`` itself loads neith
 GDAL)::
 
     from geofloodsam import load_model, segment, flood, finetune, evaluate, evaluate_raster
+    from geofloodsam import SegmentConfig, FloodConfig, EvaluateConfig  # their options
 
 The package follows the data flow, one subpackage per step or activity; each may import
 only the ones listed before it (``tests/test_layout.py`` checks this):
@@ -45,6 +46,9 @@ _API = {
     "finetune": "geofloodsam.training.finetune:finetune",
     "evaluate": "geofloodsam.evaluation.evaluate:evaluate",
     "evaluate_raster": "geofloodsam.evaluation.raster:evaluate_raster",
+    "SegmentConfig": "geofloodsam.segmentation.config:SegmentConfig",
+    "FloodConfig": "geofloodsam.change.config:FloodConfig",
+    "EvaluateConfig": "geofloodsam.evaluation.config:EvaluateConfig",
 }
 
 __all__ = ["__version__", *_API]
