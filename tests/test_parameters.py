@@ -70,3 +70,13 @@ def test_the_allowed_offenders_still_offend(name: str) -> None:
     assert name in found and _count(found[name]) > MAX_PARAMETERS, (
         f"{name} is fixed: remove it from ALLOWED"
     )
+
+
+@pytest.mark.parametrize(
+    "name", ["geofloodsam.segmentation.pipeline:segment",
+             "geofloodsam.segmentation.outputs:finish_scene"],
+)
+def test_the_segment_entry_points_stay_short(name: str) -> None:
+    module, attr = name.split(":")
+    lines = inspect.getsource(getattr(importlib.import_module(module), attr)).splitlines()
+    assert len(lines) < 60, f"{name} has {len(lines)} lines: split it"

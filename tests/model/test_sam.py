@@ -172,7 +172,7 @@ def test_works_without_torchvision() -> None:
         sys.meta_path.insert(0, Block())
         import numpy as np
         from geofloodsam.model.sam import load_model
-        m = load_model('tiny', device='cpu', **FP32_TORCH)
+        m = load_model('tiny', device='cpu', precision='fp32', runtime='torch')
         p = m.decode(m.encode(np.zeros((64, 64, 3), np.uint8)), boxes=[[0, 0, 32, 32]])
         assert p.logits.shape == (1, 1, 64, 64)
         assert 'torchvision' not in sys.modules and 'segment_anything' not in sys.modules
