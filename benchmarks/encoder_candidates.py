@@ -38,7 +38,9 @@ def main() -> None:
 
     from geofloodsam.model.sam import load_model
 
-    model = load_model("vit_t", checkpoint=args.checkpoint, device="cpu")
+    model = load_model(  # the reference encoder path (fp32, torch)
+        "vit_t", checkpoint=args.checkpoint, device="cpu", precision="fp32", runtime="torch"
+    )
     with rasterio.open(REPO / "sample_tiles" / "riverside_rgb.tif") as ds:
         data = ds.read([1, 2, 3], window=((0, 1024), (0, 1024)))
     x = model.preprocess(np.ascontiguousarray(data.transpose(1, 2, 0)).astype(np.uint8))[0][None]

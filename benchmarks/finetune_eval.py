@@ -61,7 +61,9 @@ def main() -> None:
     ap.add_argument("--cache-dir", default=None)
     args = ap.parse_args()
     samples = open_dataset(args.data, args.split)
-    base = load_model(args.model, args.checkpoint, "pretrained", "cpu")
+    base = load_model(  # the reference encoder path (fp32, torch)
+        args.model, args.checkpoint, "pretrained", "cpu", precision="fp32", runtime="torch"
+    )
     original = {k: v.clone() for k, v in base.sam.mask_decoder.state_dict().items()}
     cache = PersistentEmbeddingCache(args.cache_dir, base)
     results = {}

@@ -55,7 +55,10 @@ def child(args: argparse.Namespace) -> None:
 
     import_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    model = load_model("vit_t", checkpoint=args.checkpoint, decoder="pretrained", device="cpu")
+    model = load_model(  # the reference encoder path (fp32, torch)
+        "vit_t", checkpoint=args.checkpoint, decoder="pretrained", device="cpu",
+        precision="fp32", runtime="torch",
+    )
     load_s = time.perf_counter() - t0
 
     def run():

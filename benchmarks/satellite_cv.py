@@ -157,7 +157,10 @@ def fusion_counts(chips: dict, data: Path, checkpoint: str, decoder: str) -> dic
     from geofloodsam.water import fusion
     from geofloodsam.water.scene_prior import scene_prior
 
-    model = load_model("vit_t", checkpoint=checkpoint, decoder="pretrained", device="cpu")
+    model = load_model(  # the reference encoder path (fp32, torch)
+        "vit_t", checkpoint=checkpoint, decoder="pretrained", device="cpu",
+        precision="fp32", runtime="torch",
+    )
     (dec,) = load_decoders(model, [decoder])
     out: dict[str, dict] = {}
     for chip, (_, label) in chips.items():

@@ -158,7 +158,10 @@ def run(args: argparse.Namespace) -> tuple[list[dict], list[dict]]:
     """Score everything; returns (summary rows, per-chip rows)."""
     t0 = time.perf_counter()
     items = load_items(Path(args.data), args.esw_split)
-    model = load_model("vit_t", checkpoint=args.checkpoint, decoder="pretrained", device="cpu")
+    model = load_model(  # the reference encoder path (fp32, torch)
+        "vit_t", checkpoint=args.checkpoint, decoder="pretrained", device="cpu",
+        precision="fp32", runtime="torch",
+    )
     decoders = load_decoders(model, args.decoder)
     cache = PersistentEmbeddingCache(args.cache_dir, model)
     pooled: dict[tuple[str, str], Confusion] = {}

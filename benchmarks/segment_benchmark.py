@@ -116,7 +116,9 @@ def child(args: argparse.Namespace) -> None:
     vector_import_s = time.perf_counter() - t0
     import_s += vector_import_s
     t0 = time.perf_counter()
-    model = load_model("vit_t", checkpoint=args.checkpoint, device=args.device)
+    model = load_model(  # the reference encoder path (fp32, torch)
+        "vit_t", checkpoint=args.checkpoint, device=args.device, precision="fp32", runtime="torch"
+    )
     load_s = time.perf_counter() - t0
     rss_model = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     res = segment(

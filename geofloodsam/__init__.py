@@ -4,6 +4,7 @@ The public API, imported on first use (``import geofloodsam`` itself loads neith
 GDAL)::
 
     from geofloodsam import load_model, segment, flood, finetune, evaluate, evaluate_raster
+    from geofloodsam import SegmentConfig, FloodConfig, EvaluateConfig  # their options
 
 Each subpackage lists its own public names in ``__all__``, imported on first use the same way
 (:func:`lazy_api`), e.g. ``from geofloodsam.tiles import TileGrid``.
@@ -74,6 +75,9 @@ _API = {
     "finetune": "training.finetune",
     "evaluate": "evaluation.evaluate",
     "evaluate_raster": "evaluation.raster",
+    "SegmentConfig": "segmentation.config",
+    "FloodConfig": "change.config",
+    "EvaluateConfig": "evaluation.config",
 }
 
 __all__ = ["__version__", *_API]

@@ -16,6 +16,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+#: the reference encoder path, for tests that compare numbers (``load_model``'s defaults
+#: are the commands': ``auto``, which is OpenVINO on a CPU where it is installed)
+FP32_TORCH = {"precision": "fp32", "runtime": "torch"}
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("GEOFLOODSAM_SHARED", REPO.parent / "shared"))
 MODELS = SHARED / "models"
@@ -69,7 +73,7 @@ def vit_t(mobile_sam_path: Path):
     """The real MobileSAM (vit_t) with its pretrained decoder, on the CPU."""
     from geofloodsam.model.sam import load_model
 
-    return load_model("vit_t", checkpoint=mobile_sam_path, device="cpu")
+    return load_model("vit_t", checkpoint=mobile_sam_path, device="cpu", **FP32_TORCH)
 
 
 @pytest.fixture(scope="session")
@@ -77,7 +81,7 @@ def tiny_model():
     """A tiny randomly initialised SAM (same code path as the real ones)."""
     from geofloodsam.model.sam import load_model
 
-    return load_model("tiny", device="cpu")
+    return load_model("tiny", device="cpu", **FP32_TORCH)
 
 
 # --------------------------------------------------------------------------- fast by default

@@ -8,6 +8,8 @@
 - :mod:`~geofloodsam.change.logratio`: Sentinel-1 pairs: the log-ratio of the backscatter,
   split as the single-date radar split is.
 - :mod:`~geofloodsam.change.outputs`: the class COG, the class polygons, ``run.json``.
+- :mod:`~geofloodsam.change.config`: ``FloodConfig``, the run's settings, with the
+  ``SegmentConfig`` both dates are mapped with.
 - :mod:`~geofloodsam.change.pipeline`: ``flood``: both scenes mapped by ``segment``,
   combined, written all or nothing.
 

@@ -16,13 +16,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -30,6 +31,7 @@ from geofloodsam import __version__
 from geofloodsam.change import logratio
 from geofloodsam.change.align import Grid, PolygonWater, WarpedMask, is_vector, open_raster
 from geofloodsam.change.classes import combine
+from geofloodsam.change.config import FloodConfig
 from geofloodsam.change.outputs import ClassTally, write_class_polygons, write_classes
 from geofloodsam.change.sensors import check_pair
 from geofloodsam.errors import GeofloodsamError
@@ -38,6 +40,9 @@ from geofloodsam.files.hashing import sha256_file
 from geofloodsam.files.workdirs import make_workdir, sweep_stale
 from geofloodsam.qgis.style import write_classes_qml
 from geofloodsam.stitch.blend import default_strip_height
+
+if TYPE_CHECKING:
+    from geofloodsam.model.sam import PromptableModel
 
 CHANGE_CHOICES = ("auto", "water", "log-ratio")
 
@@ -100,7 +105,7 @@ def _sensor(path: Path, sensor: str, what: str) -> str:
         ds.close()
 
 
-def _precheck(after: Path, before, reference_water, options: dict) -> tuple[Grid, dict]:
+def _precheck(after: Path, before, config: FloodConfig) -> tuple[Grid, dict]:
     """AFTER's grid, and what was checked of BEFORE or the reference (sources opened and
     closed again: nothing runs yet)."""
     ds = open_raster(after, "AFTER")
@@ -109,7 +114,7 @@ def _precheck(after: Path, before, reference_water, options: dict) -> tuple[Grid
     finally:
         ds.close()
     checked: dict[str, Any] = {}
-    sensor = options.get("sensor", "auto")
+    sensor = config.mapping.sensor
     checked["after_sensor"] = _sensor(after, sensor, "AFTER")
     if before is not None:
         from geofloodsam.change.align import overlap_fraction
@@ -121,7 +126,7 @@ def _precheck(after: Path, before, reference_water, options: dict) -> tuple[Grid
             ds.close()
         checked["before_sensor"] = _sensor(Path(before), sensor, "BEFORE")
         checked["warning"] = check_pair(
-            checked["after_sensor"], checked["before_sensor"], options.pop("allow_mixed", False)
+            checked["after_sensor"], checked["before_sensor"], config.allow_mixed_sensors
         )
     return grid, checked
 
@@ -174,54 +179,43 @@ def flood(
     outdir: str | Path | None = None,
     prompts: str | Path | None = None,
     before_prompts: str | Path | None = None,
-    reference_water: str | Path | None = None,
-    reference_min: float = 1.0,
-    reference_layer: str | None = None,
-    change: str = "auto",
-    save_water: bool = False,
-    allow_mixed_sensors: bool = False,
-    min_area: float = 0.0,
-    simplify: float = 0.0,
-    quiet: bool = False,
-    **segment_options: Any,
+    config: FloodConfig | None = None,
+    *,
+    sam_model: PromptableModel | None = None,
+    **overrides: Any,
 ) -> FloodResult:
     """Flood extent: water in AFTER that was dry in BEFORE (or in a reference water layer).
 
     Args:
         after: the scene after (or during) the flood; its grid is the output's grid.
         before: the scene before it, any CRS, resolution and extent (overlapping AFTER),
-            mapped the same way as AFTER.
+            mapped the same way as AFTER; or give ``reference_water`` instead.
         outdir: output folder (default: AFTER's folder).
         prompts: water prompts of AFTER (as for ``segment``); None: promptless.
         before_prompts: water prompts of BEFORE; None: BEFORE is mapped promptless (with
             AFTER's method and decoder).
-        reference_water: instead of ``before``: a raster (water where value >=
-            ``reference_min``, e.g. an occurrence layer in percent) or polygons, any CRS.
-        reference_layer: the layer of a reference vector file with several.
-        change: ``water`` (compare the two water masks), ``log-ratio`` (Sentinel-1 pairs:
-            the backscatter's log-ratio decides what changed) or ``auto`` (log-ratio for a
-            Sentinel-1 pair whose log-ratio shows a changed population, else water).
-        save_water: also write both dates' water masks (each on its own grid).
-        allow_mixed_sensors: compare a radar scene with an optical one.
-        min_area, simplify: the class polygons' filter (m²) and simplification (metres).
-        quiet: no progress bars, no summary line.
-        segment_options: passed to :func:`geofloodsam.segmentation.pipeline.segment` for
-            both scenes (``model``, ``decoder``, ``method``, ``sensor``, ``bands``,
-            ``workers``, ``scheduler``, ``threads``, ``sam_model``, ...).
+        config: the run's settings (:class:`~geofloodsam.change.config.FloodConfig`: the
+            reference layer, ``change`` rule, ``save_water``, the class polygons' filter,
+            and the ``mapping`` config both dates are segmented with).
+        sam_model: an already loaded model for both dates (tests; in-process only).
+        overrides: fields of ``FloodConfig`` (e.g. ``reference_water=``, ``change=``,
+            ``min_area=``), else of its mapping ``SegmentConfig`` (e.g. ``method=``,
+            ``workers=``, ``quiet=``); an unknown name is a one-line error.
 
     Writes ``<stem>_change.tif`` (COG, 1 flood, 2 permanent water, 3 receded, 0 dry, 255
     nodata) with ``<stem>_change.qml``, ``<stem>_change.gpkg`` (layers flood,
     permanent_water, receded) and ``<stem>_change_run.json`` into ``outdir``.
     """
     t0 = time.perf_counter()
-    _check_args(before, reference_water, change)
+    config = FloodConfig.with_overrides(config, **overrides)
+    _check_args(before, config.reference_water, config.change)
     after = Path(after)
-    grid, checked = _precheck(
-        after, before, reference_water, {**segment_options, "allow_mixed": allow_mixed_sensors}
-    )
+    grid, checked = _precheck(after, before, config)
     reference = None
-    if reference_water is not None:  # checked (and kept open) before any model runs
-        reference = _reference(Path(reference_water), grid, reference_min, reference_layer)
+    if config.reference_water is not None:  # checked (and kept open) before any model runs
+        reference = _reference(
+            Path(config.reference_water), grid, config.reference_min, config.reference_layer
+        )
     outdir = Path(outdir) if outdir is not None else after.parent
     created = not outdir.exists()
     work = None
@@ -231,8 +225,7 @@ def flood(
         work = make_workdir(outdir, f".{after.stem}.geofloodsam-flood-")
         result = _run(_Request(
             after, None if before is None else Path(before), prompts, before_prompts,
-            reference, grid, checked, work, outdir, change, save_water, min_area, simplify,
-            quiet, segment_options, t0,
+            reference, grid, checked, work, outdir, config, sam_model, t0,
         ))
     except BaseException:
         if created:
@@ -243,7 +236,7 @@ def flood(
             reference.close()
         if work is not None:
             shutil.rmtree(work, ignore_errors=True)
-    if not quiet:
+    if not config.mapping.quiet:
         click.echo(result.summary(), err=True)
     return result
 
@@ -261,12 +254,8 @@ class _Request:
     checked: dict[str, Any]
     work: Path
     outdir: Path
-    change: str
-    save_water: bool
-    min_area: float
-    simplify: float
-    quiet: bool
-    segment_options: dict[str, Any]
+    config: FloodConfig
+    sam_model: Any
     started: float
 
 
@@ -275,18 +264,18 @@ def _map_dates(req: _Request):
     (AFTER's result, BEFORE's result or None, the "before" water source on AFTER's grid)."""
     from geofloodsam.segmentation.pipeline import segment
 
-    options = dict(req.segment_options)
-    first = segment(req.after, req.prompts, outdir=req.work / "after", quiet=req.quiet,
-                    **options)
+    mapping = req.config.mapping
+    first = segment(req.after, req.prompts, req.work / "after", mapping,
+                    sam_model=req.sam_model)
     if req.before is None:
         return first, None, req.reference
     chose = first.record["method"] or {}
-    if options.get("method", "auto") == "auto" and chose.get("method"):
-        options["method"] = chose["method"]
-    if options.get("decoder") is None and chose.get("decoder"):
-        options["decoder"] = chose["decoder"]
-    second = segment(req.before, req.before_prompts, outdir=req.work / "before",
-                     quiet=req.quiet, **options)
+    if mapping.method == "auto" and chose.get("method"):
+        mapping = dataclasses.replace(mapping, method=chose["method"])
+    if mapping.decoder is None and chose.get("decoder"):
+        mapping = dataclasses.replace(mapping, decoder=chose["decoder"])
+    second = segment(req.before, req.before_prompts, req.work / "before", mapping,
+                     sam_model=req.sam_model)
     return first, second, WarpedMask(second.mask_path, req.grid, what="BEFORE")
 
 
@@ -296,8 +285,9 @@ def _combine(req: _Request, after_mask: Path, source) -> tuple[Path, ClassTally,
     rule, change_record = None, {"used": "water", "why": "a reference water layer"}
     try:
         if req.before is not None:
-            rule, change_record = logratio.choose(req.change, req.after, req.before, req.grid,
-                                                  req.checked)
+            rule, change_record = logratio.choose(
+                req.config.change, req.after, req.before, req.grid, req.checked
+            )
         tally = ClassTally(req.grid)
         cog = write_classes(req.grid, _strips(req.grid, after_mask, source, rule), req.work,
                             tally)
@@ -316,8 +306,8 @@ def _run(req: _Request) -> FloodResult:
     first, second, source = _map_dates(req)
     cog, tally, change_record, alignment = _combine(req, first.mask_path, source)
     gpkg_tmp = req.work / "change.gpkg"
-    polygons = write_class_polygons(tally, gpkg_tmp, _model_label(first.record), req.min_area,
-                                    req.simplify)
+    polygons = write_class_polygons(tally, gpkg_tmp, _model_label(first.record),
+                                    req.config.min_area, req.config.simplify)
     final = output_paths(req.outdir, req.after.stem)
     grid = req.grid
     record = {
@@ -343,7 +333,7 @@ def _run(req: _Request) -> FloodResult:
              (write_classes_qml(req.work / "change.qml"), final["style"]),
              (gpkg_tmp, final["gpkg"])]
     water = {}
-    if req.save_water:
+    if req.config.save_water:
         for key, result in (("after", first), ("before", second)):
             if result is not None:
                 water[key] = final[f"water_{key}"]

@@ -19,7 +19,10 @@ from geofloodsam.cli.options import (
     stretch_option,
 )
 from geofloodsam.errors import GeofloodsamError
-from geofloodsam.vector.prompts import PROMPT_TYPES
+from geofloodsam.evaluation.config import PROMPT_CHOICES, EvaluateConfig
+
+#: every option's default comes from here
+_DEFAULTS = EvaluateConfig()
 
 
 def _numbers(text: str | None, what: str, cast=float) -> list | None:
@@ -39,17 +42,18 @@ def _numbers(text: str | None, what: str, cast=float) -> list | None:
               help="Data set folder (splits.csv, images/ + masks/, or Sen1Floods11-style chips: "
                    "S1Hand/ or S2Hand/ + LabelHand/; a folder holding both needs --sensor s1 "
                    "or s2, or give DIR/S1Hand itself, which finds ../LabelHand).")
-@click.option("--split", default="auto", show_default=True,
+@click.option("--split", default=_DEFAULTS.split, show_default=True,
               type=click.Choice(["auto", "train", "val", "test", "all"]),
               help="Which split to score ('all': every image). auto: 'test', except for a "
                    "chip folder without splits.csv: every chip (train/val/test pick the "
                    "tool's seeded split of the chips).")
-@click.option("--decoder", "decoders", multiple=True, default=("pretrained", "flood"),
+@click.option("--decoder", "decoders", multiple=True, default=_DEFAULTS.decoders,
               show_default=True,
               help="Decoder to score, repeatable: 'pretrained', 'flood' or 'satellite' "
                    "(shipped), or a file written by `geofloodsam finetune`.")
-@click.option("--prompt", "prompts", multiple=True, default=("point", "box"), show_default=True,
-              type=click.Choice(PROMPT_TYPES),
+@click.option("--prompt", "prompt_types", multiple=True, default=_DEFAULTS.prompt_types,
+              show_default=True,
+              type=click.Choice(PROMPT_CHOICES),
               help="Prompt type, repeatable: 'point' (deepest pixel of the largest water body), "
                    "'box' (box of all water), 'none' (whole-image box, as without prompts).")
 @methods_option
@@ -67,15 +71,13 @@ def _numbers(text: str | None, what: str, cast=float) -> list | None:
               help="Embedding cache folder (default: $GEOFLOODSAM_HOME/embeddings).")
 @bands_option
 @stretch_option
-@click.option("--seed", default=0, show_default=True, type=int,
+@click.option("--seed", default=_DEFAULTS.seed, show_default=True, type=int,
               help="Seed of the tool-made split of folders without splits.csv.")
-@click.option("--examples", default=4, show_default=True, type=click.IntRange(0, 12),
+@click.option("--examples", default=_DEFAULTS.examples, show_default=True,
+              type=click.IntRange(0, 12),
               help="Images per comparison collage and failure gallery (0: no collages).")
 @quiet_option()
-def evaluate(
-    data, split, decoders, prompts, methods, sensor, prompts_file, out_dir, model_name,
-    checkpoint, device, precision, runtime, cache_dir, bands, stretch, seed, examples, quiet,
-) -> None:
+def evaluate(data: Path, out_dir: Path, quiet: bool, **options) -> None:
     """Score methods × decoders × prompt types against ground truth; write tables, plots and
     report.md.
 
@@ -92,27 +94,8 @@ def evaluate(
     """
     from geofloodsam.evaluation.evaluate import evaluate as run
 
-    metrics = run(
-        data,
-        decoders=decoders,
-        prompt_types=prompts,
-        methods=methods,
-        sensor=sensor,
-        out_dir=out_dir,
-        split=split,
-        prompts_file=prompts_file,
-        model_name=model_name,
-        checkpoint=checkpoint,
-        device=device,
-        precision=precision,
-        runtime=runtime,
-        cache_dir=cache_dir,
-        bands=bands,
-        stretch=stretch,
-        seed=seed,
-        examples=examples,
-        progress=not quiet,
-    )
+    config = EvaluateConfig(progress=not quiet, **options)  # parsed and checked
+    metrics = run(data, out_dir, config)
     width = max([12, *(len(str(m)) for m in metrics["model"])])
     for row in metrics.itertuples():
         click.echo(

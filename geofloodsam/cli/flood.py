@@ -10,6 +10,7 @@ from geofloodsam.cli.options import (
     bands_option,
     checkpoint_option,
     device_option,
+    mapping_options,
     method_option,
     model_option,
     precision_option,
@@ -57,14 +58,7 @@ from geofloodsam.cli.options import (
 @method_option
 @bands_option
 @stretch_option
-@click.option("--tile-size", default=1024, show_default=True, type=int, help="Tile side (px).")
-@click.option("--overlap", default=256, show_default=True, type=int, help="Tile overlap (px).")
-@click.option("--threshold", default=0.5, show_default=True, type=float,
-              help="Water probability cut.")
-@click.option("--min-area", default=0.0, show_default=True, type=float,
-              help="Drop class polygons below (m²).")
-@click.option("--simplify", default=0.0, show_default=True, type=float,
-              help="Simplify class polygons (metres).")
+@mapping_options("class polygons")
 @device_option
 @precision_option
 @runtime_option
@@ -75,7 +69,10 @@ from geofloodsam.cli.options import (
 @click.option("--workers", type=int, help="Run the tile work on a local Dask cluster of N "
               "processes.")
 @click.option("--threads", type=int, help="Torch threads per tile task (as for `segment`).")
-def flood(after: Path, **options) -> None:
+def flood(
+    after: Path, before: Path | None, prompts: Path | None, before_prompts: Path | None,
+    outdir: Path | None, **options,
+) -> None:
     """Flood extent in AFTER: water now that was dry in BEFORE (or in a reference layer).
 
     Both scenes are mapped as `segment` maps them, then compared on AFTER's grid. Writes into
@@ -83,6 +80,8 @@ def flood(after: Path, **options) -> None:
     with its style <stem>_change.qml, <stem>_change.gpkg (layers flood, permanent_water,
     receded) and <stem>_change_run.json (areas of each class, both scenes' records).
     """
+    from geofloodsam.change.config import FloodConfig
     from geofloodsam.change.pipeline import flood as run_flood
 
-    run_flood(after, **options)
+    config = FloodConfig.with_overrides(None, **options)  # parsed and checked
+    run_flood(after, before, outdir, prompts, before_prompts, config)

@@ -13,6 +13,7 @@ import click
 from geofloodsam.model.choices import DEVICE_CHOICES, PRECISION_CHOICES, RUNTIME_CHOICES
 from geofloodsam.raster.radar_units import SensorWarning
 from geofloodsam.raster.sensors import SAR_UNITS, SENSORS, sensor_spec
+from geofloodsam.segmentation.config import SegmentConfig
 from geofloodsam.water.methods import METHOD_CHOICES
 
 
@@ -218,3 +219,32 @@ def model_option(name: str = "model"):
 def quiet_option(help: str = "No progress bars.") -> click.decorators.FC:
     """``--quiet`` / ``-q``."""
     return click.option("--quiet", "-q", is_flag=True, help=help)
+
+
+#: ``segment``'s (and ``flood``'s mapping) defaults: the options below take theirs from it
+SEGMENT_DEFAULTS = SegmentConfig()
+
+
+def mapping_options(polygons: str = "polygons"):
+    """``--tile-size``, ``--overlap``, ``--threshold``, ``--min-area`` and ``--simplify``,
+    their defaults from :class:`~geofloodsam.segmentation.config.SegmentConfig`."""
+    d = SEGMENT_DEFAULTS
+    options = (
+        click.option("--tile-size", default=d.tile_size, show_default=True, type=int,
+                     help="Tile side (px)."),
+        click.option("--overlap", default=d.overlap, show_default=True, type=int,
+                     help="Tile overlap (px)."),
+        click.option("--threshold", default=d.threshold, show_default=True, type=float,
+                     help="Water probability cut."),
+        click.option("--min-area", default=d.min_area, show_default=True, type=float,
+                     help=f"Drop {polygons} below (m²)."),
+        click.option("--simplify", default=d.simplify, show_default=True, type=float,
+                     help=f"Simplify {polygons} (metres)."),
+    )
+
+    def decorate(f):
+        for option in reversed(options):
+            f = option(f)
+        return f
+
+    return decorate

@@ -12,6 +12,7 @@ from geofloodsam.cli.options import (
     bands_option,
     checkpoint_option,
     device_option,
+    mapping_options,
     method_option,
     model_option,
     precision_option,
@@ -21,6 +22,7 @@ from geofloodsam.cli.options import (
     sensor_option,
     stretch_option,
 )
+from geofloodsam.segmentation.config import SegmentConfig
 
 
 @click.command("segment")
@@ -46,17 +48,7 @@ from geofloodsam.cli.options import (
 @method_option
 @bands_option
 @stretch_option
-@click.option("--tile-size", default=1024, show_default=True, type=int, help="Tile side (px).")
-@click.option("--overlap", default=256, show_default=True, type=int, help="Tile overlap (px).")
-@click.option(
-    "--threshold", default=0.5, show_default=True, type=float, help="Water probability cut."
-)
-@click.option(
-    "--min-area", default=0.0, show_default=True, type=float, help="Drop polygons below (m²)."
-)
-@click.option(
-    "--simplify", default=0.0, show_default=True, type=float, help="Simplify polygons (metres)."
-)
+@mapping_options()
 @click.option("--save-prob", is_flag=True, help="Also write <stem>_prob.tif (0-255).")
 @device_option
 @precision_option
@@ -89,7 +81,7 @@ def segment(scenes: tuple[Path, ...], prompts: Path | None, outdir: Path | None,
     <stem>_prob.tif into OUTDIR. Without --scheduler or --workers the work runs in-process.
     """
     from geofloodsam.segmentation.pipeline import segment as run_segment
-    from geofloodsam.segmentation.scenes import is_scene_list
 
-    one = len(scenes) == 1 and not is_scene_list(scenes[0])
-    run_segment(scenes[0] if one else list(scenes), prompts=prompts, outdir=outdir, **options)
+    config = SegmentConfig(**options)  # parsed and checked: one-line errors
+    # one path or several: whether one path is a scene list, the pipeline decides
+    run_segment(scenes[0] if len(scenes) == 1 else list(scenes), prompts, outdir, config)

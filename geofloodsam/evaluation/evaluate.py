@@ -36,8 +36,9 @@ import pandas as pd
 from PIL import Image
 
 from geofloodsam.datasets.truth_prompts import default_prompts
-from geofloodsam.errors import GeofloodsamError, distinct_choices
+from geofloodsam.errors import GeofloodsamError
 from geofloodsam.evaluation import report, satellite
+from geofloodsam.evaluation.config import EvaluateConfig
 from geofloodsam.evaluation.metrics import confusion
 from geofloodsam.files.workdirs import check_output_dir
 from geofloodsam.model.decoders import Decoder, load_decoders
@@ -186,9 +187,9 @@ def score_samples(
             )
             sensor = _sensor(sample)
             prior = satellite.sample_prior(sample) if need_prior else None
+            image = satellite.ImageInputs(emb, used[sample.id], sensor, prior)
             for r in satellite.method_predictions(
-                model, decoders, emb, methods, prompt_types, used[sample.id], sensor, prior,
-                predict,
+                model, decoders, image, methods, prompt_types, predict
             ):
                 c = confusion(r.mask, water, valid)
                 rows.append(
@@ -276,9 +277,8 @@ def example_panels(
     need_sam = model is not None and any(m != "index" for m in methods)
     emb = cache.get(sample) if need_sam else None
     prior = satellite.sample_prior(sample) if any(m != "sam" for m in methods) else None
-    for r in satellite.method_predictions(
-        model, decoders, emb, methods, prompt_types, prompts, _sensor(sample), prior, predict
-    ):
+    image = satellite.ImageInputs(emb, prompts, _sensor(sample), prior)
+    for r in satellite.method_predictions(model, decoders, image, methods, prompt_types, predict):
         iou = float(scores.loc[(r.model, r.prompt)])
         panels[f"{r.model}|{r.prompt}"] = report.Panel(
             report.overlay_prediction(small, _shrink_mask(r.mask, size), w_s, v_s),
@@ -338,76 +338,38 @@ def _check_priors(samples: Sequence[Any], methods: Sequence[str], data: str | Pa
 
 def evaluate(
     data: str | Path,
-    decoders: Sequence[str] = ("pretrained", "flood"),
-    prompt_types: Sequence[str] = ("point", "box"),
     out_dir: str | Path = "evaluation",
-    split: str | None = "auto",
-    prompts_file: str | Path | None = None,
-    model_name: str = "vit_t",
-    checkpoint: str | Path | None = None,
-    device: str = "auto",
-    precision: str = "auto",
-    runtime: str = "auto",
-    cache_dir: str | Path | None = None,
-    bands: Sequence[int] | None = None,
-    stretch: str = "auto",
-    seed: int = 0,
-    examples: int = 4,
-    progress: bool = True,
-    methods: Sequence[str] = ("sam",),
-    sensor: str = "auto",
+    config: EvaluateConfig | None = None,
+    **overrides: Any,
 ) -> pd.DataFrame:
     """Run the whole evaluation and write the report folder; returns the metrics table.
 
-    ``methods``: ``sam`` (every decoder × prompt type), ``index`` (the water prior alone),
-    ``fused`` (per decoder, promptless, the guarded gate), ``auto`` (per decoder, what
-    ``segment --method auto`` runs promptless for each image's sensor); see
-    :mod:`geofloodsam.evaluation.satellite`. ``sensor``: GeoTIFF chips' sensor, ``auto``
-    (detected per chip) or forced. ``split``: ``auto`` (``test``; every chip of a chip
-    folder), ``all`` / None, ``train``, ``val``, ``test``. Unusable chips (label all -1,
-    image all nodata) are skipped with a warning and listed in ``report.md``.
+    ``config``: the run's settings (:class:`~geofloodsam.evaluation.config.EvaluateConfig`,
+    whose fields document every option and its default); ``overrides``: its fields to
+    replace, e.g. ``decoders=["flood"]``, ``methods=["index"]`` (an unknown name is a
+    one-line error). Unusable chips (label all -1, image all nodata) are skipped with a
+    warning and listed in ``report.md``.
 
     Writes ``metrics.csv``, ``per_image.csv``, ``prompts.json``, ``report.md`` and PNG
     plots into ``out_dir`` (all at once at the end, nothing on error).
     """
-    from geofloodsam.datasets.reading import open_dataset
-
-    prompt_types = distinct_choices(prompt_types, PROMPT_TYPES, "prompt type")
-    methods = satellite.check_methods(methods)
-    need_sam = any(m != "index" for m in methods)
-    if need_sam and not decoders:
-        raise GeofloodsamError(
-            "no decoder to evaluate: give --decoder pretrained, flood or a decoder file."
-        )
+    config = EvaluateConfig.with_overrides(config, **overrides)
+    prompt_types = list(config.prompt_types)
+    methods = satellite.check_methods(config.methods)
     check_output_dir(out_dir)  # before any scoring: a bad -o is found first
-    split = resolve_split(data, split)
-    samples = open_dataset(
-        data, split=split, bands=bands, stretch=stretch, seed=seed, sensor=sensor
-    )
-    if not samples:
-        raise GeofloodsamError(f"data set {data} has no images to evaluate: check --data/--split.")
-    samples, skipped = usable_samples(samples)
-    if not samples:
-        raise GeofloodsamError(
-            f"no usable image left in {data} (split {split or 'all'}): all {len(skipped)} "
-            f"were skipped ({'; '.join(f'{i}: {why}' for i, why in skipped[:3])}"
-            f"{'; ...' if len(skipped) > 3 else ''}); give other data."
-        )
+    split, samples, skipped = _samples(data, config)
     _check_priors(samples, methods, data)
+    prompts_file = config.prompts_file
     given = read_prompts_file(prompts_file, samples) if prompts_file else None
     model, decs, cache = None, [], None
-    if need_sam:
+    if config.need_sam:
         from geofloodsam.model.embedding_cache import PersistentDecodersCache
-        from geofloodsam.model.sam import load_model
 
-        model = load_model(
-            model_name, checkpoint=checkpoint, decoder="pretrained", device=device,
-            precision=precision, runtime=runtime,
-        )
-        decs = load_decoders(model, decoders)
+        model = config.model_spec().load()
+        decs = load_decoders(model, list(config.decoders))
         # adapted models: their own encoders
-        cache = PersistentDecodersCache(cache_dir, model, decs)
-
+        cache = PersistentDecodersCache(config.cache_dir, model, decs)
+    progress = config.progress
     per_image, used = score_samples(
         model, decs, samples, cache, prompt_types, given, progress, methods
     )
@@ -455,14 +417,36 @@ def evaluate(
             ).name,
         }
         collages = _write_collages(
-            tmp, model, decs, cache, by_id, prompt_types, used, per_image, metrics, examples,
-            progress, methods,
+            tmp, model, decs, cache, by_id, prompt_types, used, per_image, metrics,
+            config.examples, progress, methods,
         )
         (tmp / "report.md").write_text(
             report.evaluation_markdown(metrics, context, plots, collages, skipped),
             encoding="utf-8",
         )
     return metrics
+
+
+def _samples(data: str | Path, config: EvaluateConfig) -> tuple[str | None, list, list]:
+    """(the split read, the usable samples, [(id, why) skipped]); one-line errors when
+    none is left."""
+    from geofloodsam.datasets.reading import open_dataset
+
+    split = resolve_split(data, config.split)
+    samples = open_dataset(
+        data, split=split, bands=config.bands, stretch=config.stretch, seed=config.seed,
+        sensor=config.sensor,
+    )
+    if not samples:
+        raise GeofloodsamError(f"data set {data} has no images to evaluate: check --data/--split.")
+    samples, skipped = usable_samples(samples)
+    if not samples:
+        raise GeofloodsamError(
+            f"no usable image left in {data} (split {split or 'all'}): all {len(skipped)} "
+            f"were skipped ({'; '.join(f'{i}: {why}' for i, why in skipped[:3])}"
+            f"{'; ...' if len(skipped) > 3 else ''}); give other data."
+        )
+    return split, samples, skipped
 
 
 def _sensor_summary(samples: Sequence[Any]) -> str:

@@ -111,25 +111,33 @@ def fused_water(sam_logits: np.ndarray, prior: WaterPrior) -> tuple[np.ndarray, 
     return fused > 0.5, float(agree)
 
 
+@dataclass
+class ImageInputs:
+    """What the rows of one image are computed from."""
+
+    embedding: Embedding | None  # None when no row needs SAM
+    prompts: dict[str, Any]  # prompt type -> its prompt
+    sensor: str
+    prior: WaterPrior | None  # None without index bands
+
+
 def method_predictions(
     model: SamModel | None,
     decoders: Sequence[Decoder],
-    embedding: Embedding | None,
+    image: ImageInputs,
     methods: Sequence[str],
     prompt_types: Sequence[str],
-    prompts: dict[str, Any],
-    sensor: str,
-    prior: WaterPrior | None,
     predict,
 ) -> Iterator[MethodRow]:
     """Every row of one image, in table order: for each decoder its ``sam`` rows (one per
     prompt type, through ``predict(model, embedding, ptype, prompt)``), then ``index``, then
     per decoder ``fused`` and ``auto``.
 
-    ``index`` and ``fused`` rows are left out when ``prior`` is None (no index bands);
-    ``auto`` is :func:`geofloodsam.water.methods.choose` for ``sensor``, promptless: SAM's
+    ``index`` and ``fused`` rows are left out when the image has no prior (no index bands);
+    ``auto`` is :func:`geofloodsam.water.methods.choose` for its sensor, promptless: SAM's
     promptless mask where it chooses ``sam``, the fused one where ``fused``.
     """
+    embedding, prompts, sensor, prior = image.embedding, image.prompts, image.sensor, image.prior
     if "sam" in methods:
         for dec in decoders:
             with use_decoder(model, dec):

@@ -2,6 +2,8 @@
 
 - :mod:`~geofloodsam.model.sam`: ``load_model``, ``SamModel``, ``Embedding``, ``Prediction``
   and the ``PromptableModel`` protocol that engines (and test dummies) talk to.
+- :mod:`~geofloodsam.model.spec`: ``ModelSpec``, which model a run loads (in this process
+  or on every Dask worker), as one small value.
 - :mod:`~geofloodsam.model.decoders`: the decoder spec ``pretrained|flood|PATH``, the
   fine-tuned decoder (and adapted-model) file format, swapping decoders;
   :mod:`~geofloodsam.model.lora`: low-rank adapters in the TinyViT encoder, merged for

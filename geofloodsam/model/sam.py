@@ -550,10 +550,14 @@ def load_model(
     device: str | torch.device = "auto",
     batch_size: int | None = None,
     seed: int = 0,
-    precision: str = "fp32",
-    runtime: str = "torch",
+    precision: str = "auto",
+    runtime: str = "auto",
 ) -> SamModel:
     """Load a SAM model ready for inference.
+
+    The defaults are the commands' (``segment``, ``evaluate``, ...): ``auto`` precision and
+    runtime, the path :class:`~geofloodsam.model.spec.ModelSpec` loads too. For the
+    reference numbers (as the tests compare), pass ``precision="fp32", runtime="torch"``.
 
     Args:
         name: ``vit_t`` (MobileSAM), ``vit_b``, ``vit_l``, ``vit_h``, or ``tiny`` (random,
@@ -565,11 +569,12 @@ def load_model(
         device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
         batch_size: tiles per encoder call (default: 8 on CUDA, 1 on CPU).
         seed: initialisation seed for the random ``tiny`` model.
-        precision: the image encoder's ``auto``, ``fp32`` (the reference, default) or
-            ``bf16``; ``auto`` follows the hardware
-            (:func:`geofloodsam.model.precision.resolve_encoder`).
-        runtime: the image encoder's ``torch`` (default), ``openvino`` (the optional extra)
-            or ``auto`` (OpenVINO on the CPU when installed).
+        precision: the image encoder's ``auto`` (default: follows the hardware, fp32 on
+            every CPU, see :func:`geofloodsam.model.precision.resolve_encoder`), ``fp32``
+            (the reference) or ``bf16``.
+        runtime: the image encoder's ``auto`` (default: OpenVINO on the CPU when
+            installed, else torch), ``torch`` (the reference) or ``openvino`` (the
+            optional extra).
     """
     dev = resolve_device(device)
     plan = resolve_encoder(precision, runtime, dev.type)

@@ -1,6 +1,7 @@
 """The ``segment`` pipeline: scenes -> tiles -> embeddings -> logits -> blended mask -> polygons.
 
-- :mod:`~geofloodsam.segmentation.config`: the run's settings (``SegmentConfig``).
+- :mod:`~geofloodsam.segmentation.config`: the run's options as one value, their defaults,
+  parsing and checks (``SegmentConfig``).
 - :mod:`~geofloodsam.segmentation.scenes`: many scenes: lists, footprints, prompt assignment.
 - :mod:`~geofloodsam.segmentation.plan`: every scene opened, checked and seeded first.
 - :mod:`~geofloodsam.segmentation.distributed`: the tile work on a Dask cluster.

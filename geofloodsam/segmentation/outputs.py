@@ -10,6 +10,7 @@ puts back the previous outputs exactly as they were.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from dataclasses import dataclass
@@ -49,6 +50,7 @@ class RunInfo:
     load_s: float  # loading the model (in-process) or connecting + preflight (Dask)
     run_started: float  # time.perf_counter() at the start of the run
     scene_started: float  # ... and when this scene's first wave was sent
+    decoder: str | None = None  # the decoder the run loaded (None: no SAM)
 
 
 @dataclass
@@ -129,106 +131,146 @@ def _object_ids(plan: ScenePlan, internal) -> list[int]:
 
 
 def finish_scene(
-    plan: ScenePlan, store: TileStore, stats: EngineStats, workdir: Path, info: RunInfo,
-    quiet: bool,
+    plan: ScenePlan, store: TileStore, stats: EngineStats, workdir: Path, info: RunInfo
 ) -> SegmentResult:
     """Blend, vectorize and write one scene's outputs (in ``workdir``, then the renames)."""
     with reporting_full_disk({plan.out: space_needed(plan)}, "tile store and outputs"):
-        return _finish_scene(plan, store, stats, workdir, info, quiet)
-
-
-def _finish_scene(
-    plan: ScenePlan, store: TileStore, stats: EngineStats, workdir: Path, info: RunInfo,
-    quiet: bool,
-) -> SegmentResult:
-    config = plan.config
-    with plan.open_scene() as sc:
-        blank = len(stats.featureless_tiles)
-        if stats.tiles_encoded + stats.tiles_indexed == 0 and blank:
-            raise GeofloodsamError(
-                f"{sc.path} shows nothing to segment: every tile looked at ({blank}) is one "
-                f"colour in bands {','.join(map(str, sc.bands))} after the stretch; check the "
-                "file and --bands, or give --stretch MIN,MAX."
-            )
-        if plan.prompt_set is None and stats.tiles_encoded + stats.tiles_indexed == 0:
-            raise GeofloodsamError(
-                f"every tile of {sc.path} is nodata in bands {','.join(map(str, sc.bands))}: "
-                "nothing to segment; check the file and --bands."
-            )
-        if blank:
-            click.echo(
-                f"Warning: {blank} tile(s) of {sc.path} are one colour after the stretch "
-                "(featureless): not segmented, mapped dry.",
-                err=True,
-            )
-        if stats.capped_objects:
-            ids = _object_ids(plan, stats.capped_objects)
-            click.echo(
-                f"Warning: object(s) {', '.join(map(str, ids[:10]))} reached the limit of "
-                f"{config.max_object_tiles} tiles (--max-object-tiles) and were cut there.",
-                err=True,
-            )
-        for object_id in _object_ids(plan, stats.dry_objects):
-            click.echo(
-                f"Warning: object {object_id} was clicked on what SAM and the water index both "
-                "call dry land: it maps nothing (move the click onto the water).",
-                err=True,
-            )
-        t0 = time.perf_counter()
-        sink = _StripSink(sc)
-        with holding_native_stderr():  # libtiff prints write errors itself: one line instead
-            cogs = write_blended(
-                sc, plan.grid, store, workdir, config.threshold, config.save_prob,
-                on_strip=sink,
-            )
-        water = {"pixels": sink.pixels, "area_m2": sink.area_m2}
-        stitch_s = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        model_info = info.model_info
-        model_label = f"{model_info.get('model', '?')}:{model_info.get('decoder', 'pretrained')}"
-        if plan.choice is not None and plan.choice.method != "sam":
-            what = plan.prior["method"] if plan.prior else "prior"
-            model_label = what if plan.choice.method == "index" else f"{model_label}+{what}"
-        attributes = {
-            k: {"object_id": o.object_id, "prompt_type": o.prompt_type}
-            for k, o in plan.objects.items()
-        }
-        frame = polygon_table(
-            sink.polygonizer.polygons(), sc.transform, sc.crs, attributes, model_label,
-            config.min_area, config.simplify,
-        )
-        gpkg_tmp = workdir / "flood.gpkg"
-        write_gpkg(frame, gpkg_tmp)
-        vectorize_s = time.perf_counter() - t0
-        final = output_paths(plan.out, plan.stem)
-        total_s = time.perf_counter() - info.run_started
-        timings = {
-            "total_s": total_s,
-            "scene_s": time.perf_counter() - info.scene_started,
-            "model_load_s": info.load_s,
-            "encoder_s": stats.encoder_s,
-            "other_s": total_s - info.load_s - stats.encoder_s,
-            "read_s": stats.read_s,
-            "decode_s": stats.decode_s,
-            "tile_store_s": stats.store_s,
-            "propagate_s": stats.propagate_s,
-            "stitch_write_s": stitch_s,
-            "vectorize_s": vectorize_s,
-        }
-        record = _record(sc, plan, model_info, stats, water, len(frame), final, cogs, timings)
-    record["executor"] = _executor_record(info.executor, stats)
-    run_tmp = workdir / "run.json"
-    run_tmp.write_text(json.dumps(record, indent=2) + "\n")
-    moves = [(cogs["mask"], final["mask"]), (gpkg_tmp, final["gpkg"]), (run_tmp, final["run"])]
-    moves.insert(1, (write_mask_qml(workdir / "mask.qml"), final["style"]))
-    if "prob" in cogs:
-        moves.insert(1, (cogs["prob"], final["prob"]))
-    check_interrupted()  # the last point where a stopped run leaves the earlier outputs
-    replace_all(moves)
+        with plan.open_scene() as sc:
+            _check_tiles(sc, plan, stats)
+            _warn_objects(plan, stats)
+            written = _write_outputs(sc, plan, store, workdir, info)
+            final = output_paths(plan.out, plan.stem)
+            timings = _timings(info, stats, written)
+            record = _record(sc, plan, info, stats, written, final, timings)
+        record["executor"] = _executor_record(info.executor, stats)
+        run_tmp = workdir / "run.json"
+        run_tmp.write_text(json.dumps(record, indent=2) + "\n")
+        cogs = written.cogs
+        moves = [(cogs["mask"], final["mask"]), (written.gpkg, final["gpkg"]),
+                 (run_tmp, final["run"])]
+        moves.insert(1, (write_mask_qml(workdir / "mask.qml"), final["style"]))
+        if "prob" in cogs:
+            moves.insert(1, (cogs["prob"], final["prob"]))
+        check_interrupted()  # the last point where a stopped run leaves the earlier outputs
+        replace_all(moves)
     return SegmentResult(
         final["mask"], final["prob"] if "prob" in cogs else None, final["gpkg"], final["run"],
         record,
     )
+
+
+@dataclass
+class _Written:
+    """A scene's outputs in its work folder, and what writing them found and took."""
+
+    cogs: dict[str, Path]  # mask (and prob) COGs
+    gpkg: Path
+    water: dict[str, Any]  # pixels, area_m2
+    polygons: int
+    stitch_s: float
+    vectorize_s: float
+
+
+def _check_tiles(sc, plan: ScenePlan, stats: EngineStats) -> None:
+    """One-line errors when no tile could be segmented; a warning for featureless tiles."""
+    blank = len(stats.featureless_tiles)
+    if stats.tiles_encoded + stats.tiles_indexed == 0 and blank:
+        raise GeofloodsamError(
+            f"{sc.path} shows nothing to segment: every tile looked at ({blank}) is one "
+            f"colour in bands {','.join(map(str, sc.bands))} after the stretch; check the "
+            "file and --bands, or give --stretch MIN,MAX."
+        )
+    if plan.prompt_set is None and stats.tiles_encoded + stats.tiles_indexed == 0:
+        raise GeofloodsamError(
+            f"every tile of {sc.path} is nodata in bands {','.join(map(str, sc.bands))}: "
+            "nothing to segment; check the file and --bands."
+        )
+    if blank:
+        click.echo(
+            f"Warning: {blank} tile(s) of {sc.path} are one colour after the stretch "
+            "(featureless): not segmented, mapped dry.",
+            err=True,
+        )
+
+
+def _warn_objects(plan: ScenePlan, stats: EngineStats) -> None:
+    """Warnings for objects cut at ``max_object_tiles`` and clicks on dry land."""
+    if stats.capped_objects:
+        ids = _object_ids(plan, stats.capped_objects)
+        click.echo(
+            f"Warning: object(s) {', '.join(map(str, ids[:10]))} reached the limit of "
+            f"{plan.config.max_object_tiles} tiles (--max-object-tiles) and were cut there.",
+            err=True,
+        )
+    for object_id in _object_ids(plan, stats.dry_objects):
+        click.echo(
+            f"Warning: object {object_id} was clicked on what SAM and the water index both "
+            "call dry land: it maps nothing (move the click onto the water).",
+            err=True,
+        )
+
+
+def _write_outputs(sc, plan: ScenePlan, store: TileStore, workdir: Path, info: RunInfo):
+    """The blended COGs and the polygons' GeoPackage, in ``workdir``."""
+    config = plan.config
+    t0 = time.perf_counter()
+    sink = _StripSink(sc)
+    with holding_native_stderr():  # libtiff prints write errors itself: one line instead
+        cogs = write_blended(
+            sc, plan.grid, store, workdir, config.threshold, config.save_prob, on_strip=sink
+        )
+    water = {"pixels": sink.pixels, "area_m2": sink.area_m2}
+    stitch_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    attributes = {
+        k: {"object_id": o.object_id, "prompt_type": o.prompt_type}
+        for k, o in plan.objects.items()
+    }
+    frame = polygon_table(
+        sink.polygonizer.polygons(), sc.transform, sc.crs, attributes,
+        _model_label(plan, info.model_info), config.min_area, config.simplify,
+    )
+    gpkg = workdir / "flood.gpkg"
+    write_gpkg(frame, gpkg)
+    return _Written(cogs, gpkg, water, len(frame), stitch_s, time.perf_counter() - t0)
+
+
+def _model_label(plan: ScenePlan, model_info: dict[str, Any]) -> str:
+    """The polygons' ``model`` attribute: model:decoder, the prior, or both."""
+    label = f"{model_info.get('model', '?')}:{model_info.get('decoder', 'pretrained')}"
+    if plan.choice is not None and plan.choice.method != "sam":
+        what = plan.prior["method"] if plan.prior else "prior"
+        label = what if plan.choice.method == "index" else f"{label}+{what}"
+    return label
+
+
+def _timings(info: RunInfo, stats: EngineStats, written: _Written) -> dict[str, float]:
+    total_s = time.perf_counter() - info.run_started
+    return {
+        "total_s": total_s,
+        "scene_s": time.perf_counter() - info.scene_started,
+        "model_load_s": info.load_s,
+        "encoder_s": stats.encoder_s,
+        "other_s": total_s - info.load_s - stats.encoder_s,
+        "read_s": stats.read_s,
+        "decode_s": stats.decode_s,
+        "tile_store_s": stats.store_s,
+        "propagate_s": stats.propagate_s,
+        "stitch_write_s": written.stitch_s,
+        "vectorize_s": written.vectorize_s,
+    }
+
+
+def _method_record(plan: ScenePlan, decoder: str | None) -> dict[str, Any] | None:
+    """The scene's method choice, with the decoder the run loaded when it differs."""
+    choice = plan.choice
+    if choice is None:
+        return None
+    if decoder is not None and choice.method != "index" and choice.decoder != decoder:
+        choice = dataclasses.replace(
+            choice, decoder=decoder, reason=f"{choice.reason}; loaded: {decoder}"
+        )
+    return choice.to_dict()
 
 
 def _executor_record(executor: dict[str, Any], stats: EngineStats) -> dict[str, Any]:
@@ -256,8 +298,13 @@ def _executor_record(executor: dict[str, Any], stats: EngineStats) -> dict[str, 
     }
 
 
-def _record(sc, plan: ScenePlan, info, stats, water, n_polygons, final, cogs, timings) -> dict:
+def _record(
+    sc, plan: ScenePlan, info: RunInfo, stats: EngineStats, written: _Written,
+    final: dict[str, Path], timings: dict[str, float],
+) -> dict[str, Any]:
+    """The content of ``run.json`` (the executor's part apart)."""
     scene_path = Path(sc.path)
+    water, cogs = written.water, written.cogs
     prompt_set = plan.prompt_set
     prompts = plan.config.prompts
     return {
@@ -282,13 +329,13 @@ def _record(sc, plan: ScenePlan, info, stats, water, n_polygons, final, cogs, ti
         "parameters": plan.config.record(),
         "sensor": None if sc.sensor is None else {**sc.sensor.to_dict(), "composite_read":
                                                   bool(sc.composite)},
-        "method": None if plan.choice is None else plan.choice.to_dict(),
+        "method": _method_record(plan, info.decoder),
         "prior": None if plan.prior is None else {**plan.prior, "tiles": {
             "indexed": stats.tiles_indexed,
             "sam_passed_guard": stats.counts.get("fused_sam_tiles", 0),
             "prior_kept": stats.counts.get("fused_prior_tiles", 0),
         }},
-        "model": info,
+        "model": info.model_info,
         "stretch": plan.stretch.to_dict(),
         "prompts": {
             "mode": "promptless" if prompt_set is None else "prompted",
@@ -312,7 +359,9 @@ def _record(sc, plan: ScenePlan, info, stats, water, n_polygons, final, cogs, ti
             "dry_object_ids": _object_ids(plan, stats.dry_objects),
         },
         "timings": {k: round(float(v), 4) for k, v in timings.items()},
-        "water": {"pixels": water["pixels"], "area_m2": water["area_m2"], "polygons": n_polygons},
+        "water": {
+            "pixels": water["pixels"], "area_m2": water["area_m2"], "polygons": written.polygons
+        },
         "outputs": {
             "mask": final["mask"].name,
             "prob": final["prob"].name if "prob" in cogs else None,

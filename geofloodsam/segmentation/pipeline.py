@@ -30,12 +30,11 @@ depends on it, which moves logits by about 1e-6.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import shutil
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -46,21 +45,20 @@ import rasterio
 from geofloodsam.errors import GeofloodsamError, check_interrupted
 from geofloodsam.files.space import reporting_full_disk
 from geofloodsam.files.workdirs import make_workdir, sweep_stale
-from geofloodsam.model.decoders import DecoderSpec, default_decoder
+from geofloodsam.model.decoders import default_decoder
 from geofloodsam.progress import tqdm
-from geofloodsam.raster.scene import parse_stretch
 from geofloodsam.segmentation.config import SegmentConfig
 from geofloodsam.segmentation.outputs import RunInfo, SegmentResult, finish_scene, space_needed
 from geofloodsam.segmentation.plan import (
     ScenePlan,
-    is_many,
     one_scene_prompts,
     plan_scene,
     plan_scenes,
     remove_dirs,
+    scene_paths,
 )
 from geofloodsam.segmentation.prior_tiles import run_tile_chunk
-from geofloodsam.tiles.engine import MAX_OBJECT_TILES, TileEngine
+from geofloodsam.tiles.engine import TileEngine
 from geofloodsam.tiles.executor import Executor, LocalExecutor
 from geofloodsam.tiles.store import TileStore
 
@@ -83,72 +81,75 @@ class _Backend:
     load_s: float  # loading the model (in-process) or connecting + preflight (Dask)
     batch_size: int  # tiles per task (encoded together)
     max_active: int  # scenes in flight at once
+    decoder: str | None = None  # the decoder the run loaded (None: no SAM)
 
     def run_info(self, scene_started: float, run_started: float) -> RunInfo:
         """What a finished scene records of the run (times from ``time.perf_counter``)."""
         return RunInfo(
             self.model_info, {**self.record, "batch_size": self.batch_size}, self.load_s,
-            run_started, scene_started,
+            run_started, scene_started, self.decoder,
         )
 
 
 @contextlib.contextmanager
 def _open_backend(
-    config: SegmentConfig, model: str, checkpoint, decoder, sam_model, scene_paths: list[str],
-    cache_dir: Path, needs_model: bool = True,
+    config: SegmentConfig, decoder: str | None, sam_model, scene_paths: list[str],
+    cache_dir: Path,
 ) -> Iterator[_Backend]:
-    """In-process (the model loaded here), or a Dask session checked by ``preflight``."""
-    scheduler, workers, threads = config.scheduler, config.workers, config.threads
-    spec = DecoderSpec.parse(decoder, model)
-    t0 = time.perf_counter()
-    if scheduler is None and workers is None and sam_model is None and not needs_model:
+    """In-process (the model loaded here), or a Dask session checked by ``preflight``.
+
+    ``decoder``: the run's decoder (:func:`_run_decoder`; None: no scene runs SAM).
+    """
+    if config.distributed:
+        with _dask_backend(config, config.model_spec(decoder), scene_paths) as backend:
+            backend.decoder = decoder
+            yield backend
+        return
+    if sam_model is None and decoder is None:
         executor = LocalExecutor(None, cache_dir)
         record = {"kind": "in-process", "scheduler": None, "workers": 1, "threads": 1,
                   "torch_threads": []}
         info = {"model": None, "decoder": None,
                 "note": "--method index: the water index alone, no SAM model loaded"}
         try:
-            yield _Backend(executor, info, record, 0.0, 1, 1)
+            yield _Backend(executor, info, record, 0.0, 1, 1, decoder)
         finally:
             executor.close()
         return
-    if scheduler is None and workers is None:
-        import torch
+    import torch
 
-        if sam_model is None:
-            from geofloodsam.model.sam import load_model
+    t0 = time.perf_counter()
+    if sam_model is None:
+        sam_model = config.model_spec(decoder).load()
+    load_s = time.perf_counter() - t0
+    before = torch.get_num_threads()
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    executor = LocalExecutor(sam_model, cache_dir)
+    record = {"kind": "in-process", "scheduler": None, "workers": 1, "threads": 1,
+              "torch_threads": [torch.get_num_threads()]}
+    try:
+        yield _Backend(
+            executor, _model_info(sam_model), record, load_s,
+            max(1, int(getattr(sam_model, "batch_size", 1))), 1, decoder,
+        )
+    finally:
+        executor.close()
+        torch.set_num_threads(before)
 
-            sam_model = load_model(
-                model, checkpoint=checkpoint, decoder=spec, device=config.device,
-                precision=config.precision, runtime=config.runtime,
-            )
-        load_s = time.perf_counter() - t0
-        before = torch.get_num_threads()
-        if threads:
-            torch.set_num_threads(threads)
-        executor = LocalExecutor(sam_model, cache_dir)
-        record = {"kind": "in-process", "scheduler": None, "workers": 1, "threads": 1,
-                  "torch_threads": [torch.get_num_threads()]}
-        try:
-            yield _Backend(
-                executor, _model_info(sam_model), record, load_s,
-                max(1, int(getattr(sam_model, "batch_size", 1))), 1,
-            )
-        finally:
-            executor.close()
-            torch.set_num_threads(before)
-        return
+
+@contextlib.contextmanager
+def _dask_backend(config: SegmentConfig, spec, scene_paths: list[str]) -> Iterator[_Backend]:
+    """A Dask session whose workers passed ``preflight`` and load the model of ``spec``."""
     from geofloodsam.segmentation import distributed as dist
 
-    spec = dist.ModelSpec(
-        model, None if checkpoint is None else str(Path(checkpoint).resolve()),
-        spec.portable(),
-        config.device,
-        precision=config.precision,
-        runtime=config.runtime,
-    )
-    with dist.open_session(scheduler, workers, connect_timeout=dist.CONNECT_TIMEOUT) as session:
-        report = dist.preflight(session.client, spec, scene_paths, torch_threads=threads)
+    t0 = time.perf_counter()
+    with dist.open_session(
+        config.scheduler, config.workers, connect_timeout=dist.CONNECT_TIMEOUT
+    ) as session:
+        report = dist.preflight(
+            session.client, spec.portable(), scene_paths, torch_threads=config.threads
+        )
         record = {"kind": "dask", **session.describe(), "torch_threads": report.torch_threads}
         yield _Backend(
             dist.DaskExecutor(session.client, report.plugin), report.model_info, record,
@@ -231,7 +232,7 @@ def _run_plans(
                         try:
                             done[run.plan.number] = finish_scene(
                                 run.plan, run.engine.store, run.engine.stats, run.workdir,
-                                backend.run_info(run.started, t_start), quiet,
+                                backend.run_info(run.started, t_start),
                             )
                         finally:
                             backend.executor.forget(run.engine.embedding_keys())
@@ -256,19 +257,18 @@ def _space_needs(plans: list[ScenePlan]) -> dict[Path, int]:
 
 
 # --------------------------------------------------------------------------- set-up
-def _run_decoder(
-    plans: list[ScenePlan], config: SegmentConfig, model: str, sam_model
-) -> tuple[str | None, bool]:
-    """The one decoder the run loads, and whether SAM runs at all (not for ``index`` only).
+def _run_decoder(plans: list[ScenePlan], config: SegmentConfig, sam_model) -> str | None:
+    """The one decoder the run loads; None when no scene runs SAM (``index`` only).
 
     The first scene's choice (:func:`geofloodsam.water.methods.choose`; a warning when other
-    scenes would pick another); a default name the package does not ship for ``model`` falls
-    back to ``pretrained``; a given ``sam_model`` keeps its own. Each plan's recorded choice
-    is set to what is loaded.
+    scenes would pick another); a default name the package does not ship for the model
+    falls back to ``pretrained``; a given ``sam_model`` keeps its own. The plans keep their
+    own choices: each scene's ``run.json`` says what was loaded
+    (:func:`geofloodsam.segmentation.outputs.finish_scene`).
     """
     wanted = [p.choice.decoder for p in plans if p.choice.method != "index"]
     if not wanted:
-        return None, False
+        return None
     decoder = wanted[0]
     others = sorted(set(wanted) - {decoder})
     if others:
@@ -279,15 +279,10 @@ def _run_decoder(
             err=True,
         )
     if config.decoder is None:  # a default: when shipped for this model
-        decoder = default_decoder(model, decoder)
+        decoder = default_decoder(config.model, decoder)
     if sam_model is not None:
         decoder = getattr(sam_model, "decoder_name", decoder)
-    for plan in plans:  # run.json says what was loaded
-        if plan.choice.method != "index" and plan.choice.decoder != decoder:
-            plan.choice = dataclasses.replace(
-                plan.choice, decoder=decoder, reason=f"{plan.choice.reason}; loaded: {decoder}"
-            )
-    return decoder, True
+    return decoder
 
 
 def _model_info(model) -> dict[str, Any]:
@@ -295,137 +290,83 @@ def _model_info(model) -> dict[str, Any]:
     return dict(info) if info else {"model": type(model).__name__}
 
 
+def _plan(scenes, paths: list | None, outdir, config: SegmentConfig) -> list[ScenePlan]:
+    """Every scene checked and planned: the ``paths`` of several, else the one ``scenes``."""
+    if paths is not None:
+        return plan_scenes(paths, outdir, config, config.stretch_spec, config.quiet)
+    reader = one_scene_prompts(config.prompts, config.prompts_crs, config.prompts_layer)
+    return [plan_scene(0, scenes, outdir, config, config.stretch_spec, reader)]
+
+
+def _run(
+    plans: list[ScenePlan], config: SegmentConfig, sam_model, t_start: float
+) -> list[SegmentResult]:
+    """Load the model (or start Dask) and run the planned scenes."""
+    for out in dict.fromkeys(p.out for p in plans):  # what killed runs left here
+        sweep_stale(out)
+    decoder = _run_decoder(plans, config, sam_model)
+    with reporting_full_disk(_space_needs(plans), "tile store and outputs"):
+        cache_dir = make_workdir(plans[0].out, ".geofloodsam-embeddings-")
+    try:
+        with _open_backend(
+            config, decoder, sam_model, [p.spec.path for p in plans], cache_dir
+        ) as backend:
+            return _run_plans(plans, backend, config.quiet, t_start)
+    finally:
+        shutil.rmtree(cache_dir, ignore_errors=True)
+
+
 # --------------------------------------------------------------------------- entry point
 def segment(
-    scene: str | Path | Sequence[str | Path],
+    scenes: str | Path | Sequence[str | Path],
     prompts: str | Path | None = None,
     outdir: str | Path | None = None,
-    model: str = "vit_t",
-    checkpoint: str | Path | None = None,
-    decoder: str | Path | None = None,
-    bands: str | Iterable[int] | None = None,
-    stretch: str | tuple[float, float] = "auto",
-    sensor: str = "auto",
-    method: str = "auto",
-    tile_size: int = 1024,
-    overlap: int = 256,
-    threshold: float = 0.5,
-    min_area: float = 0.0,
-    simplify: float = 0.0,
-    save_prob: bool = False,
-    device: str = "auto",
-    precision: str = "auto",
-    runtime: str = "auto",
-    quiet: bool = False,
-    prompts_crs: str | None = None,
-    prompts_layer: str | None = None,
+    config: SegmentConfig | None = None,
+    *,
     sam_model: PromptableModel | None = None,
-    max_object_tiles: int = MAX_OBJECT_TILES,
-    scheduler: str | None = None,
-    workers: int | None = None,
-    threads: int | None = None,
+    **overrides: Any,
 ) -> SegmentResult | list[SegmentResult]:
     """Segment flood water in georeferenced rasters; write masks, polygons and run records.
 
     Args:
-        scene: the GeoTIFF (any GDAL raster with a CRS), or several of them: a list of
+        scenes: the GeoTIFF (any GDAL raster with a CRS), or several of them: a list of
             paths, or a scene list (``.txt``/``.lst``/``.list``, one path a line). One path
             returns a :class:`SegmentResult`; several return a list (the scenes that were
             segmented, in order).
-        prompts: a vector file of water points and boxes (any CRS); ``None``: promptless,
-            every tile is segmented with a whole-tile box. With several scenes, each feature
-            goes to every scene that contains it; a scene with no water point or box in it
-            is skipped with a warning.
+        prompts: a vector file of water points and boxes (any CRS); ``None``: the
+            config's (default: promptless, every tile is segmented with a whole-tile box).
+            With several scenes, each feature goes to every scene that contains it; a scene
+            with no water point or box in it is skipped with a warning.
         outdir: output folder (default: each scene's folder).
-        model, checkpoint, decoder, device: the SAM to load; ignored when ``sam_model`` is
-            given. Decoder default: by sensor and method
-            (:func:`geofloodsam.water.methods.choose`): ``satellite`` promptless and on
-            Sentinel-1/-2/NAIP, ``flood`` for prompted RGB.
-        precision, runtime: the image encoder's path (``auto``: the fastest that keeps masks
-            within IoU 0.98 of fp32 on this hardware; ``fp32`` + ``torch``: the reference),
-            see :func:`geofloodsam.model.precision.resolve_encoder`.
-        bands, stretch: band selection (1 or 3, 1-based) and ``auto`` or ``(MIN, MAX)``.
-            Without them, Sentinel-1/-2 scenes are read as their fixed physical composite.
-        sensor: ``auto`` (detected from bands, type, descriptions, values; recorded in
-            run.json with the reason), ``s2``, ``s1``, ``naip`` or ``rgb`` (checked).
-        method: ``sam``, ``index`` (the water index alone), ``fused`` (index + SAM, the
-            guarded gate) or ``auto`` (fused for promptless s1/s2/naip, else sam); see
-            :mod:`geofloodsam.water.methods`.
-        tile_size, overlap: the tile grid (pixels).
-        threshold: water where the blended probability is above it.
-        min_area, simplify: polygon filter (m²) and simplification tolerance (metres).
-        save_prob: also write the probability COG.
-        quiet: no progress bar, no summary line (warnings still go to stderr).
-        prompts_crs: the CRS of a prompts file that has none.
-        prompts_layer: the layer of a prompts file with several (a GeoPackage).
+        config: the run's settings (:class:`~geofloodsam.segmentation.config.SegmentConfig`,
+            whose fields document every option and its default); default: the defaults.
         sam_model: an already loaded :class:`~geofloodsam.model.sam.PromptableModel` (tests;
-            in-process only).
-        max_object_tiles: how many tiles one point object may spread over.
-        scheduler: run the tile work on the Dask cluster at this address.
-        workers: run the tile work on a local Dask cluster of this many processes (started
-            with ``spawn``: in a script, call ``segment`` under ``if __name__ == "__main__":``).
-        threads: torch threads per tile task (default: all cores in-process; on Dask, each
-            worker's share of its host's cores). Runs with the same ``threads`` give
-            bit-identical outputs wherever the tiles were computed.
+            in-process only); the config's ``model``, ``checkpoint``, ``decoder`` and
+            ``device`` are then not used to load one.
+        overrides: config fields to replace, e.g. ``method="index"``, ``tile_size=512``,
+            ``workers=4`` (an unknown name is a one-line error). With ``workers``, a local
+            Dask cluster is started with ``spawn``: in a script, call ``segment`` under
+            ``if __name__ == "__main__":``.
+
+    The outputs do not depend on where the tiles were computed, given the same ``threads``.
     """
     t_start = time.perf_counter()
-    stretch_spec = parse_stretch(stretch)
-    config = SegmentConfig(
-        prompts=None if prompts is None else str(prompts),
-        prompts_crs=prompts_crs,
-        prompts_layer=prompts_layer,
-        bands=bands if bands is None or isinstance(bands, str) else list(bands),
-        stretch=stretch if isinstance(stretch, str) else list(stretch_spec),
-        sensor=sensor,
-        method=method,
-        decoder=None if decoder is None else str(decoder),
-        tile_size=tile_size,
-        overlap=overlap,
-        threshold=threshold,
-        min_area=min_area,
-        simplify=simplify,
-        save_prob=save_prob,
-        device=device,
-        precision=precision,
-        runtime=runtime,
-        max_object_tiles=max_object_tiles,
-        scheduler=scheduler,
-        workers=workers,
-        threads=threads,
-    )
-    config.check()
+    if prompts is not None:
+        overrides["prompts"] = prompts
+    config = SegmentConfig.with_overrides(config, **overrides)
     _check_backend(config, sam_model)
-    many = is_many(scene)
+    many = scene_paths(scenes)  # None: one scene, one result
     plans: list[ScenePlan] = []
     gdal_env = {} if "GDAL_CACHEMAX" in os.environ else {"GDAL_CACHEMAX": GDAL_CACHE_MB}
     try:
         with rasterio.Env(**gdal_env):
-            if many:
-                plans = plan_scenes(
-                    [scene] if isinstance(scene, (str, Path)) else list(scene), outdir, config,
-                    stretch_spec, quiet,
-                )
-            else:
-                reader = one_scene_prompts(prompts, prompts_crs, prompts_layer)
-                plans = [plan_scene(0, scene, outdir, config, stretch_spec, reader)]
-            for out in dict.fromkeys(p.out for p in plans):  # what killed runs left here
-                sweep_stale(out)
-            decoder, needs_model = _run_decoder(plans, config, model, sam_model)
-            with reporting_full_disk(_space_needs(plans), "tile store and outputs"):
-                cache_dir = make_workdir(plans[0].out, ".geofloodsam-embeddings-")
-            try:
-                with _open_backend(
-                    config, model, checkpoint, decoder, sam_model,
-                    [p.spec.path for p in plans], cache_dir, needs_model,
-                ) as backend:
-                    results = _run_plans(plans, backend, quiet, t_start)
-            finally:
-                shutil.rmtree(cache_dir, ignore_errors=True)
+            plans = _plan(scenes, many, outdir, config)
+            results = _run(plans, config, sam_model, t_start)
     except BaseException:
         for plan in reversed(plans):
             remove_dirs(plan.created)
         raise
-    if not quiet:
+    if not config.quiet:
         for result in results:
             click.echo(result.summary(), err=True)
-    return results if many else results[0]
+    return results if many is not None else results[0]

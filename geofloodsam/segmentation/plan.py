@@ -216,11 +216,13 @@ def plan_scenes(
     return plans
 
 
-def is_many(scene) -> bool:
-    """Whether ``segment`` was given several scenes (a list, or a scene list file)."""
-    if isinstance(scene, (list, tuple)):
-        return True
-    return isinstance(scene, (str, Path)) and is_scene_list(scene)
+def scene_paths(scenes) -> list | None:
+    """The scenes of a run given several (a list, or a scene list file); None for one."""
+    if isinstance(scenes, (list, tuple)):
+        return list(scenes)
+    if isinstance(scenes, (str, Path)) and is_scene_list(scenes):
+        return [scenes]
+    return None
 
 
 

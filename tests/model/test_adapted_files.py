@@ -23,6 +23,7 @@ from geofloodsam.model.decoders import (
 from geofloodsam.model.embedding_cache import PersistentDecodersCache, PersistentEmbeddingCache
 from geofloodsam.model.lora import adapter_state, add_adapters
 from geofloodsam.model.sam import load_model
+from tests.conftest import FP32_TORCH
 
 IMAGE = np.random.default_rng(3).integers(0, 256, (48, 64, 3), dtype=np.uint8)
 
@@ -72,7 +73,7 @@ def test_file_format_and_loading_merges_the_adapters(tiny_model, adapted_file):
     assert torch.load(adapted_file, weights_only=True)["format"] == ADAPTED_FORMAT
     assert found.encoder_kind == "lora" and all(k.endswith(("lora_a", "lora_b"))
                                                 for k in found.encoder_state)
-    model = load_model("tiny", device="cpu", decoder=adapted_file)
+    model = load_model("tiny", device="cpu", decoder=adapted_file, **FP32_TORCH)
     assert model.encoder_sha256 and len(model.encoder_sha256) == 64
     assert model.info()["encoder_sha256"] == model.encoder_sha256
     # merged: the base architecture, the un-merged LoRA encoder's output
@@ -88,7 +89,7 @@ def test_file_format_and_loading_merges_the_adapters(tiny_model, adapted_file):
 
 
 def test_the_embedding_cache_is_signed_with_the_adapters(tmp_path, tiny_model, adapted_file):
-    adapted = load_model("tiny", device="cpu", decoder=adapted_file)
+    adapted = load_model("tiny", device="cpu", decoder=adapted_file, **FP32_TORCH)
     base_cache = PersistentEmbeddingCache(tmp_path, tiny_model)
     base_cache.get(IMAGE)
     cache = PersistentEmbeddingCache(tmp_path, adapted)
@@ -119,7 +120,7 @@ def _sha_and_variant(cache, image):
 def test_hash_mismatch_is_refused_naming_both_hashes(tmp_path, tiny_model, write_photo_set):
     other = write_adapted(tiny_model, tmp_path / "other.pt", base_sha="tiny-seed-7")
     with pytest.raises(GeofloodsamError) as err:
-        load_model("tiny", device="cpu", decoder=other)
+        load_model("tiny", device="cpu", decoder=other, **FP32_TORCH)
     text = str(err.value)
     assert "adapted model" in text and "tiny-seed-7" in text and "tiny-seed-0" in text
     data = write_photo_set(tmp_path / "photos", ["test", "test"])
@@ -147,7 +148,7 @@ def test_decoders_with_their_own_encoders(tiny_model, adapted_file, tmp_path):
     cache = PersistentDecodersCache(tmp_path, tiny_model, decs)
     emb = cache.get(IMAGE)
     assert set(emb.alternatives) == {None, decs[1].encoder_sha256}
-    alone = load_model("tiny", device="cpu", decoder=adapted_file)
+    alone = load_model("tiny", device="cpu", decoder=adapted_file, **FP32_TORCH)
     box = np.array([[5.0, 5.0, 40.0, 30.0]])
     want = alone.decode(alone.encode(IMAGE), boxes=box).low_res
     with use_decoder(tiny_model, decs[1]):
@@ -161,8 +162,8 @@ def test_decoders_with_their_own_encoders(tiny_model, adapted_file, tmp_path):
 
 
 def test_bf16_runs_the_merged_encoder(adapted_file):
-    fp32 = load_model("tiny", device="cpu", decoder=adapted_file)
-    bf16 = load_model("tiny", device="cpu", decoder=adapted_file, precision="bf16")
+    fp32 = load_model("tiny", device="cpu", decoder=adapted_file, **FP32_TORCH)
+    bf16 = load_model("tiny", device="cpu", decoder=adapted_file, precision="bf16", runtime="torch")
     a, b = fp32.encode(IMAGE).features, bf16.encode(IMAGE).features
     assert bf16.precision == "bf16"
     assert torch.nn.functional.cosine_similarity(a.flatten(), b.flatten(), dim=0) > 0.99
@@ -172,7 +173,7 @@ def test_bf16_runs_the_merged_encoder(adapted_file):
 @pytest.mark.skipif(not precision_mod.openvino_available(), reason="OpenVINO is not installed")
 def test_openvino_runs_the_merged_encoder(tmp_path, monkeypatch, adapted_file):
     monkeypatch.setenv("GEOFLOODSAM_HOME", str(tmp_path))
-    torch_model = load_model("tiny", device="cpu", decoder=adapted_file)
+    torch_model = load_model("tiny", device="cpu", decoder=adapted_file, **FP32_TORCH)
     ov_model = load_model("tiny", device="cpu", decoder=adapted_file, runtime="openvino")
     torch.testing.assert_close(ov_model.encode(IMAGE).features,
                                torch_model.encode(IMAGE).features, atol=1e-4, rtol=1e-4)

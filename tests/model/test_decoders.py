@@ -11,6 +11,7 @@ import torch
 
 from geofloodsam.errors import GeofloodsamError
 from geofloodsam.model.decoders import DecoderSpec, read_decoder, save_decoder
+from tests.conftest import FP32_TORCH
 
 
 def test_saved_decoders_are_readable_like_any_new_file(tmp_path: Path) -> None:
@@ -59,7 +60,9 @@ def test_shipped_decoders_load(kind: str, mobile_sam_path) -> None:
     assert kind in SHIPPED
     path = shipped_decoder(kind, "vit_t")
     assert path.stat().st_size < 10_000_000
-    model = load_model("vit_t", checkpoint=mobile_sam_path, device="cpu", decoder=kind)
+    model = load_model(
+        "vit_t", checkpoint=mobile_sam_path, device="cpu", decoder=kind, **FP32_TORCH
+    )
     assert model.info()["decoder"] == kind and model.decoder_meta["base_model"] == "vit_t"
     with pytest.raises(GeofloodsamError, match=f"no {kind} decoder is shipped"):
         shipped_decoder(kind, "vit_b")

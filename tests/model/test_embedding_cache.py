@@ -14,6 +14,7 @@ from geofloodsam.model.embedding_cache import (
     pixel_sha256,
 )
 from geofloodsam.model.sam import load_model
+from tests.conftest import FP32_TORCH
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +25,7 @@ def image() -> np.ndarray:
 @pytest.fixture(scope="module")
 def other_tiny():
     """A second tiny model: same name, another 'checkpoint' (seed), so another signature."""
-    return load_model("tiny", device="cpu", seed=1)
+    return load_model("tiny", device="cpu", seed=1, **FP32_TORCH)
 
 
 def _close(a: torch.Tensor, b: torch.Tensor) -> bool:

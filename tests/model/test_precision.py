@@ -19,6 +19,7 @@ from geofloodsam.model import precision as precision_mod
 from geofloodsam.model.embedding_cache import PersistentEmbeddingCache, pixel_sha256
 from geofloodsam.model.precision import EncoderPlan, cpu_has_bf16, resolve_encoder
 from geofloodsam.model.sam import load_model
+from tests.conftest import FP32_TORCH
 
 ZEN3 = frozenset({"avx2", "fma", "avx512f"} - {"avx512f"})  # AVX2 only, no bf16 units
 SAPPHIRE = frozenset({"avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"})
@@ -172,7 +173,7 @@ def test_cut_decoder_stays_differentiable(tiny_model) -> None:
 
 
 def test_dense_pe_is_cached_and_follows_the_weights() -> None:
-    model = load_model("tiny", device="cpu", seed=4)
+    model = load_model("tiny", device="cpu", seed=4, **FP32_TORCH)
     first = model.dense_pe()
     assert model.dense_pe() is first
     torch.testing.assert_close(first, model.sam.prompt_encoder.get_dense_pe())
@@ -187,7 +188,7 @@ def test_dense_pe_is_cached_and_follows_the_weights() -> None:
 @needs_openvino
 def test_openvino_matches_torch_and_caches_its_graphs(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("GEOFLOODSAM_HOME", str(tmp_path))
-    torch_model = load_model("tiny", device="cpu", seed=5)
+    torch_model = load_model("tiny", device="cpu", seed=5, **FP32_TORCH)
     ov_model = load_model("tiny", device="cpu", seed=5, runtime="openvino")
     assert ov_model.info()["runtime"] == "openvino"
     graphs = sorted(p.name.split("-")[0] for p in (tmp_path / "openvino").glob("*.xml"))
@@ -265,7 +266,7 @@ def test_early_encoder_compile_recovers_from_a_broken_cached_ir(tmp_path, monkey
     probe.graph.path.with_suffix(".bin").write_bytes(b"")
     early = sam._early_openvino_encoder("vit_t", "abc", plan)
     assert early is not None and early.graph.path == probe.graph.path
-    tiny = load_model("tiny", device="cpu", seed=3)
+    tiny = load_model("tiny", device="cpu", seed=3, **FP32_TORCH)
     early.use_module(tiny.sam.image_encoder)
     early.prepare()
     x = torch.rand(1, 3, 1024, 1024, generator=torch.Generator().manual_seed(0))

@@ -15,6 +15,7 @@ from geofloodsam.errors import GeofloodsamError
 from geofloodsam.evaluation.metrics import scores
 from geofloodsam.model.decoders import read_decoder, save_decoder
 from geofloodsam.model.sam import Prediction, PromptableModel, load_model
+from tests.conftest import FP32_TORCH
 
 
 def lake_tile(size: int = 512, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -112,26 +113,26 @@ def test_decode_without_prompt_is_an_error(tiny_model) -> None:
 
 def test_unknown_model_and_device() -> None:
     with pytest.raises(GeofloodsamError, match="unknown model"):
-        load_model("vit_x")
+        load_model("vit_x", **FP32_TORCH)
     if not torch.cuda.is_available():
         with pytest.raises(GeofloodsamError, match="CUDA is not available"):
-            load_model("tiny", device="cuda")
+            load_model("tiny", device="cuda", **FP32_TORCH)
 
 
 def test_decoder_roundtrip_and_refusal(tmp_path: Path) -> None:
-    model = load_model("tiny", device="cpu", seed=1)
+    model = load_model("tiny", device="cpu", seed=1, **FP32_TORCH)
     state = {k: v + 0.01 for k, v in model.sam.mask_decoder.state_dict().items()}
     meta = {"base_model": "tiny", "base_sha256": model.checkpoint_sha256, "epochs": 1}
     path = save_decoder(tmp_path / "dec.pt", state, meta, half=True)
     loaded, read_meta = read_decoder(path)
     assert set(loaded) == set(state) and read_meta["epochs"] == 1 and "version" in read_meta
-    tuned = load_model("tiny", device="cpu", seed=1, decoder=path)
+    tuned = load_model("tiny", device="cpu", seed=1, decoder=path, **FP32_TORCH)
     assert tuned.decoder_sha256 and tuned.info()["decoder"] == str(path)
     for key, value in tuned.sam.mask_decoder.state_dict().items():
         torch.testing.assert_close(value, state[key].half().to(value.dtype))
     # the same decoder refused for another base model (different checkpoint hash)
     with pytest.raises(GeofloodsamError, match="fine-tuned for base model") as err:
-        load_model("tiny", device="cpu", seed=2, decoder=path)
+        load_model("tiny", device="cpu", seed=2, decoder=path, **FP32_TORCH)
     assert "\n" not in err.value.message
 
 
@@ -140,7 +141,7 @@ def test_bad_decoder_file_is_a_one_line_error(tmp_path: Path, content: bytes) ->
     path = tmp_path / "bad.pt"
     path.write_bytes(content)
     with pytest.raises(GeofloodsamError) as err:
-        load_model("tiny", device="cpu", decoder=path)
+        load_model("tiny", device="cpu", decoder=path, **FP32_TORCH)
     assert "\n" not in err.value.message
 
 
@@ -148,15 +149,15 @@ def test_truncated_checkpoint_is_a_one_line_error(tmp_path: Path, mobile_sam_pat
     cut = tmp_path / "mobile_sam.pt"
     cut.write_bytes(mobile_sam_path.read_bytes()[:5_000_000])
     with pytest.raises(GeofloodsamError) as err:
-        load_model("vit_t", checkpoint=cut, device="cpu")
+        load_model("vit_t", checkpoint=cut, device="cpu", **FP32_TORCH)
     assert "truncated" in err.value.message and "\n" not in err.value.message
 
 
 def test_checkpoint_of_another_model_is_refused(tmp_path: Path) -> None:
     other = tmp_path / "tiny.pt"
-    torch.save(load_model("tiny", device="cpu").sam.state_dict(), other)
+    torch.save(load_model("tiny", device="cpu", **FP32_TORCH).sam.state_dict(), other)
     with pytest.raises(GeofloodsamError, match="does not fit model vit_t"):
-        load_model("vit_t", checkpoint=other, device="cpu")
+        load_model("vit_t", checkpoint=other, device="cpu", **FP32_TORCH)
 
 
 def test_works_without_torchvision() -> None:
@@ -171,7 +172,7 @@ def test_works_without_torchvision() -> None:
         sys.meta_path.insert(0, Block())
         import numpy as np
         from geofloodsam.model.sam import load_model
-        m = load_model('tiny', device='cpu')
+        m = load_model('tiny', device='cpu', precision='fp32', runtime='torch')
         p = m.decode(m.encode(np.zeros((64, 64, 3), np.uint8)), boxes=[[0, 0, 32, 32]])
         assert p.logits.shape == (1, 1, 64, 64)
         assert 'torchvision' not in sys.modules and 'segment_anything' not in sys.modules

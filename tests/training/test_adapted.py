@@ -94,6 +94,7 @@ from geofloodsam.cli import main  # noqa: E402
 from geofloodsam.model.decoders import read_checkpoint  # noqa: E402
 from geofloodsam.model.sam import load_model  # noqa: E402
 from geofloodsam.training.finetune import finetune  # noqa: E402
+from tests.conftest import FP32_TORCH  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_finetune import SPLITS, _segment_with, write_set  # noqa: E402
@@ -134,7 +135,7 @@ def test_encoder_training_through_the_command(dataset, tmp_path, train):
     assert 0 <= meta["metrics"]["val_iou_box"] <= 1 and meta["epochs_run"] == 1
     if train == "adapter":  # adapters and decoder only: the file grows by the adapters
         assert all(k.endswith(("lora_a", "lora_b")) for k in found.encoder_state)
-    model = load_model("tiny", device="cpu", decoder=out)
+    model = load_model("tiny", device="cpu", decoder=out, **FP32_TORCH)
     assert model.encoder_sha256 == meta["encoder_sha256"]
     assert not (out.parent / "adapted.pt.resume.pt").exists()
     _segment_with(out, tmp_path)
@@ -147,8 +148,8 @@ def test_adapters_learn(dataset, tmp_path):
     found = read_checkpoint(out)
     assert any(v.abs().sum() > 0 for k, v in found.encoder_state.items() if k.endswith("lora_b"))
     image = np.random.default_rng(0).integers(0, 256, (40, 56, 3), dtype=np.uint8)
-    base = load_model("tiny", device="cpu").encode(image).features
-    adapted = load_model("tiny", device="cpu", decoder=out).encode(image).features
+    base = load_model("tiny", device="cpu", **FP32_TORCH).encode(image).features
+    adapted = load_model("tiny", device="cpu", decoder=out, **FP32_TORCH).encode(image).features
     assert not torch.allclose(base, adapted, atol=1e-5)
 
 

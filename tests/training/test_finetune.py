@@ -28,6 +28,7 @@ from geofloodsam.training.finetune import (
     prompt_loss,
 )
 from geofloodsam.training.prompt_sampling import lowres_truth, sample_prompts
+from tests.conftest import FP32_TORCH
 
 SIZE = (40, 56)
 
@@ -153,7 +154,8 @@ def test_tiny_training_through_the_command(dataset, cache_dir, tmp_path):
     assert result.exit_code == 0, result.output
     assert "wrote" in result.output and "val IoU box" in result.output
     state, meta = read_decoder(out)
-    assert set(state) == set(load_model("tiny", device="cpu").sam.mask_decoder.state_dict())
+    tiny = load_model("tiny", device="cpu", **FP32_TORCH)
+    assert set(state) == set(tiny.sam.mask_decoder.state_dict())
     assert all(v.dtype == torch.float16 for v in state.values() if v.is_floating_point())
     assert meta["base_model"] == "tiny" and meta["base_sha256"] == "tiny-seed-0"
     assert meta["split"] == "train" and meta["prompt_mode"] == "mixed"
@@ -165,7 +167,7 @@ def test_tiny_training_through_the_command(dataset, cache_dir, tmp_path):
     assert (out.parent / "curves.png").stat().st_size > 1000
     assert not (out.parent / "decoder.pt.resume.pt").exists()
     # the decoder loads into the model layer and into segment
-    model = load_model("tiny", device="cpu", decoder=out)
+    model = load_model("tiny", device="cpu", decoder=out, **FP32_TORCH)
     assert model.decoder_name == str(out) and model.decoder_meta["seed"] == 0
     torch.testing.assert_close(
         model.sam.mask_decoder.state_dict()["iou_token.weight"], state["iou_token.weight"].float()
@@ -245,7 +247,7 @@ def test_real_vit_t_on_three_small_images(shared, vit_t, mobile_sam_path, tmp_pa
     assert result.epochs_run == 1 and 0 <= result.val["iou_box"] <= 1
     after = vit_t.sam.mask_decoder.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)  # fixture untouched
-    model = load_model("vit_t", checkpoint=mobile_sam_path, device="cpu", decoder=out)
+    model = load_model("vit_t", checkpoint=mobile_sam_path, device="cpu", decoder=out, **FP32_TORCH)
     assert model.decoder_meta["base_sha256"] == vit_t.checkpoint_sha256
 
 
@@ -343,7 +345,8 @@ def test_resume_with_another_base_model(dataset, cache_dir, interrupted):
     # same name, other checkpoint: refused through the checkpoint hash
     with pytest.raises(GeofloodsamError, match="checkpoint SHA-256"):
         finetune(
-            dataset, out, resume=True, sam_model=load_model("tiny", device="cpu", seed=5),
+            dataset, out, resume=True,
+            sam_model=load_model("tiny", device="cpu", seed=5, **FP32_TORCH),
             epochs=2, batch_size=2, prompts_per_image=1, augment="none",
             cache_dir=str(cache_dir), progress=False,
         )  # fmt: skip
@@ -401,7 +404,7 @@ def test_training_starts_from_init_decoder(dataset, cache_dir, tmp_path):
     )
     assert result.exit_code == 0, result.output
     start, end = _state(first), _state(again)
-    pretrained = load_model("tiny", device="cpu").sam.mask_decoder.state_dict()
+    pretrained = load_model("tiny", device="cpu", **FP32_TORCH).sam.mask_decoder.state_dict()
     assert all(torch.equal(start[k], end[k]) for k in start)
     assert any(not torch.equal(start[k].float(), pretrained[k].float()) for k in start)
     meta = read_decoder(again)[1]
