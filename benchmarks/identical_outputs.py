@@ -13,9 +13,9 @@ NAIP tile (promptless, with ``auto`` and with a method that runs SAM too), and t
 demo on a local Dask cluster.
 ``compare`` checks masks bit for bit (pixels, CRS, transform, nodata), the GeoPackages'
 features in order (geometry WKB and attributes), and every ``run.json`` value except the
-times, the creation date and the output folder. It prints one line per file and exits 1 when
-anything differs or is missing. The data folder defaults to ``../shared/data``
-(``--data DIR``).
+times, the creation date and, on Dask, the task placement (``VOLATILE``). It prints one
+line per file and exits 1 when anything differs or is missing. The data folder defaults to
+``../shared/data`` (``--data DIR``).
 """
 
 from __future__ import annotations
@@ -57,8 +57,13 @@ JOBS: dict[str, tuple[str, list[str]]] = {
     ),
 }
 
-#: run.json keys that differ between any two runs (times, dates, where the outputs went)
-VOLATILE = {"created", "timings", "tile_tasks", "by_worker", "total_s", "seconds"}
+#: run.json keys that differ between any two runs: times, the date, and on Dask where the
+#: tasks went (the scheduler's port, which worker ran what, how many tiles a worker that had
+#: not kept an embedding encoded again)
+VOLATILE = {
+    "created", "timings", "tile_tasks", "by_worker", "total_s", "seconds", "address",
+    "tiles_reencoded",
+}
 
 
 def record(out: Path, data: Path, only: list[str]) -> int:

@@ -41,7 +41,9 @@ def render() -> str:
         " edit those, not this page -->",
         "",
         "The words used here (tile, overlap, wave, seed, object, strip, composite, prior,"
-        " decoder, encoder path, ...) are defined in the [glossary](glossary.md).",
+        " decoder, encoder path, ...) are defined in the [glossary](glossary.md); where the"
+        " values that travel between the stages live (configs, sensor classes, the executor"
+        " contract) is in [structure.md](structure.md).",
         "",
         _doc(PACKAGE / "__init__.py"),
     ]
