@@ -84,7 +84,12 @@ def generated_cases(work: Path) -> list[dict]:
     """Four more synthetic scenes: other seeds, layouts and kinds."""
     import math
 
-    from geofloodsam.datasets.sample_scenes import LakeSpec, RiverSpec, synthetic_scene
+    from geofloodsam.datasets.sample_scenes import (
+        LakeSpec,
+        RiverSpec,
+        SceneRecipe,
+        synthetic_scene,
+    )
 
     specs = [
         ("gen_lake_river", dict(width=2200, height=1800, seed=11, kind="rgb",
@@ -106,7 +111,7 @@ def generated_cases(work: Path) -> list[dict]:
     ]
     cases = []
     for name, spec in specs:
-        files = synthetic_scene(work / "generated", name, **spec)
+        files = synthetic_scene(work / "generated", name, SceneRecipe(**spec))
         cases.append({"set": "generated", "name": name, "image": str(files.image),
                       "prompts": str(files.prompts_utm), "truth": str(files.truth),
                       "truth_kind": "sample"})

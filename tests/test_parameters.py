@@ -19,13 +19,7 @@ import geofloodsam
 MAX_PARAMETERS = 8
 
 #: offenders left for now: "module:qualname" -> why (remove the entry once fixed)
-ALLOWED: dict[str, str] = {
-    "geofloodsam.datasets.sample_scenes:synthetic_scene": "issue 19: the sample scenes' "
-    "recipe as one value (outside the config part; the samples must stay byte-identical)",
-    "geofloodsam.datasets.sample_scenes:paint": "issue 19: as synthetic_scene",
-    "geofloodsam.qgis.plugin.tasks:flood_to": "issue 19: the QGIS plugin's task builders "
-    "(19b's file: its sensor choices move there)",
-}
+ALLOWED: dict[str, str] = {}
 
 
 def _public_callables():

@@ -19,6 +19,7 @@ _API = {
     "default_prompts": "truth_prompts",
     "deepest_point": "truth_prompts",
     "make_samples": "sample_scenes",
+    "SceneRecipe": "sample_scenes",
     "synthetic_scene": "sample_scenes",
 }
 __all__ = [*_API]

@@ -23,7 +23,8 @@ Small generators for tests (write into any folder, return a :class:`SampleFiles`
                                     # across in the middle (it spans 4 tiles of 1024/256), no
                                     # other water; files.lake_point is its deepest pixel
     river_scene(tmp_path, 1500, 1200)   # smaller RGB scene: a river, flooded fields, two ponds
-    synthetic_scene(tmp_path, "x", width, height, seed, lake=..., rivers=..., ...)  # any mix
+    synthetic_scene(tmp_path, "x", SceneRecipe(width, height, seed, lake=..., rivers=...))
+                                    # any mix (a SceneRecipe holds the whole layout)
 
 Each writes ``<stem>.tif``, ``<stem>_truth.tif`` (uint8 1 water / 0 dry / 255 nodata, same
 grid) and, when it has prompts, ``<stem>_prompts_utm.geojson`` (raster CRS) and
@@ -100,6 +101,35 @@ class RiverSpec:
     amplitude: float = 1.1  # max deviation of the heading from the mean (radians)
     flood: float = 0.0  # 0-1: how much of the floodplain beside it is flooded
     flood_reach: float = 220.0  # px from the channel that floods can reach
+
+
+@dataclass(frozen=True)
+class SceneRecipe:
+    """Everything that decides a scene's pixels and grid: :func:`paint` and
+    :func:`synthetic_scene` draw the same scene from the same recipe.
+
+    ``width`` x ``height`` px at ``metres`` per pixel; ``origin`` is the top-left corner in
+    ``crs``. ``kind``: ``"rgb"`` (3-band uint8, JPEG/YCbCr) or ``"4band"`` (uint16 R, G, B,
+    NIR reflectance x 10000, deflate, nodata 0). ``valid`` (h, w bool) marks the imaged area;
+    pixels outside it are nodata (``4band`` only). ``fields`` scales field sizes;
+    ``overviews`` are internal overview factors (nearest). ``stage="before"``: the same place
+    at a lower water level and without the flood (see :func:`paint`).
+    """
+
+    width: int
+    height: int
+    seed: int = 0
+    metres: float = 2.0
+    crs: str = "EPSG:32633"
+    origin: tuple[float, float] = (500000.0, 5000000.0)
+    kind: str = "rgb"
+    lake: LakeSpec | None = None
+    rivers: tuple[RiverSpec, ...] = ()
+    ponds: int = 0
+    valid: np.ndarray | None = field(default=None, compare=False, repr=False)
+    fields: float = 1.0
+    overviews: tuple[int, ...] = ()
+    stage: str = "after"
 
 
 @dataclass
@@ -330,28 +360,21 @@ def distance_to(
     return dist[crop].astype(np.float32), value_grid[ir[crop], ic[crop]]
 
 
-def paint(
-    shape: tuple[int, int],
-    seed: int,
-    metres: float,
-    lake: LakeSpec | None = None,
-    rivers: tuple[RiverSpec, ...] = (),
-    ponds: int = 0,
-    valid: np.ndarray | None = None,
-    fields: float = 1.0,
-    stage: str = "after",
-) -> Painted:
-    """Paint land, then the lake, rivers with banks and floods, and ponds.
+def paint(recipe: SceneRecipe) -> Painted:
+    """Paint land, then the lake, rivers with banks and floods, and ponds of ``recipe``.
 
-    ``stage="before"`` paints the same land, lake, rivers and ponds (the same random draws)
-    at a lower water level and without the flood: rivers at :data:`LOW_RIVER` of their width,
-    the lake shore :data:`LAKE_DROP_M` further in, wet mud (:data:`MUD`) where the water
-    will be.
+    ``recipe.stage="before"`` paints the same land, lake, rivers and ponds (the same random
+    draws) at a lower water level and without the flood: rivers at :data:`LOW_RIVER` of their
+    width, the lake shore :data:`LAKE_DROP_M` further in, wet mud (:data:`MUD`) where the
+    water will be.
     """
+    stage, metres, fields = recipe.stage, recipe.metres, recipe.fields
+    lake, rivers, ponds, valid = recipe.lake, recipe.rivers, recipe.ponds, recipe.valid
     if stage not in STAGES:
         raise GeofloodsamError(f"stage must be one of {', '.join(STAGES)}, got {stage!r}.")
     before = stage == "before"
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(recipe.seed)
+    shape = (recipe.height, recipe.width)
     h, w = shape
     m = 1.0 / metres
     refl = paint_land(shape, rng, metres, fields)
@@ -653,41 +676,21 @@ def default_prompts(painted: Painted) -> tuple[list, list, tuple[float, float] |
 
 # --------------------------------------------------------------------------- scenes
 def synthetic_scene(
-    outdir: str | Path,
-    stem: str,
-    width: int,
-    height: int,
-    seed: int = 0,
-    *,
-    metres: float = 2.0,
-    crs: str = "EPSG:32633",
-    origin: tuple[float, float] = (500000.0, 5000000.0),
-    kind: str = "rgb",
-    lake: LakeSpec | None = None,
-    rivers: tuple[RiverSpec, ...] = (),
-    ponds: int = 0,
-    valid: np.ndarray | None = None,
-    fields: float = 1.0,
-    prompts: bool = True,
-    overviews: tuple[int, ...] = (),
-    stage: str = "after",
+    outdir: str | Path, stem: str, recipe: SceneRecipe, *, prompts: bool = True
 ) -> SampleFiles:
-    """Paint and write one scene; see the module docstring.
+    """Paint the scene of ``recipe`` and write it as ``<stem>.*``; see the module docstring.
 
-    ``kind``: ``"rgb"`` (3-band uint8, JPEG/YCbCr) or ``"4band"`` (uint16 R, G, B, NIR
-    reflectance x 10000, deflate, nodata 0). ``valid`` (h, w bool) marks the imaged area;
-    pixels outside it are nodata (``4band`` only). ``origin`` is the top-left corner in ``crs``.
-    ``fields`` scales field sizes; ``overviews`` are internal overview factors (nearest).
-    ``stage="before"``: the same place at a lower water level and without the flood (see
-    :func:`paint`).
+    ``prompts``: also write the default prompts (when the scene has any).
     """
+    kind, crs, metres, origin = recipe.kind, recipe.crs, recipe.metres, recipe.origin
+    overviews, width, height = recipe.overviews, recipe.width, recipe.height
     if kind not in ("rgb", "4band"):
         raise GeofloodsamError(f"sample kind must be 'rgb' or '4band', got {kind!r}.")
-    if valid is not None and kind == "rgb":
+    if recipe.valid is not None and kind == "rgb":
         raise GeofloodsamError("a nodata region needs kind='4band' (JPEG RGB has no nodata).")
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
-    painted = paint((height, width), seed, metres, lake, rivers, ponds, valid, fields, stage)
+    painted = paint(recipe)
     transform = Affine(metres, 0.0, origin[0], 0.0, -metres, origin[1])
     image = outdir / f"{stem}.tif"
     truth_path = outdir / f"{stem}_truth.tif"
@@ -727,9 +730,8 @@ def lake_scene(
     """
     d = 0.6 * size if diameter is None else diameter
     lake = LakeSpec(size / 2, size / 2, d / 2, d / 2 * 0.85, angle=0.4, roughness=0.1)
-    return synthetic_scene(
-        outdir, stem, size, size, seed, metres=metres, crs=crs, kind=kind, lake=lake
-    )
+    recipe = SceneRecipe(size, size, seed, metres=metres, crs=crs, kind=kind, lake=lake)
+    return synthetic_scene(outdir, stem, recipe)
 
 
 def river_scene(
@@ -738,10 +740,8 @@ def river_scene(
 ) -> SampleFiles:
     """A small RGB scene: a river across it with flooded fields, and two ponds (no lake)."""
     river = RiverSpec(-20, height * 0.45, 0.0, width=36, wavelength=600, flood=0.6)
-    return synthetic_scene(
-        outdir, _stage_stem(stem, stage), width, height, seed, rivers=(river,), ponds=2,
-        stage=stage,
-    )
+    recipe = SceneRecipe(width, height, seed, rivers=(river,), ponds=2, stage=stage)
+    return synthetic_scene(outdir, _stage_stem(stem, stage), recipe)
 
 
 def lake_river_scene(
@@ -760,10 +760,8 @@ def lake_river_scene(
         -20, height * rng.uniform(0.55, 0.75), rng.uniform(-0.2, 0.1),
         width=rng.uniform(30, 44), wavelength=rng.uniform(550, 800), flood=rng.uniform(0.55, 0.65),
     )
-    return synthetic_scene(
-        outdir, _stage_stem(stem or f"pair{seed}", stage), width, height, seed,
-        lake=lake, rivers=(river,), ponds=3, stage=stage,
-    )
+    recipe = SceneRecipe(width, height, seed, lake=lake, rivers=(river,), ponds=3, stage=stage)
+    return synthetic_scene(outdir, _stage_stem(stem or f"pair{seed}", stage), recipe)
 
 
 def _stage_stem(stem: str, stage: str) -> str:
@@ -775,11 +773,11 @@ def riverside_rgb(outdir: str | Path, stage: str = "after") -> SampleFiles:
     """``riverside_rgb``: 3000x2400 RGB uint8, EPSG:32633, 2 m (see sample_tiles/README.md)."""
     lake = LakeSpec(2050, 720, 820, 560, angle=0.25, roughness=0.12)
     river = RiverSpec(-30, 1750, -0.12, width=42, wavelength=760, amplitude=1.15, flood=0.62)
-    return synthetic_scene(
-        outdir, _stage_stem("riverside_rgb", stage), 3000, 2400, seed=3, metres=2.0,
-        crs="EPSG:32633", origin=(604000.0, 5052000.0), kind="rgb", lake=lake, rivers=(river,),
-        ponds=4, stage=stage,
+    recipe = SceneRecipe(
+        3000, 2400, seed=3, metres=2.0, crs="EPSG:32633", origin=(604000.0, 5052000.0),
+        kind="rgb", lake=lake, rivers=(river,), ponds=4, stage=stage,
     )
+    return synthetic_scene(outdir, _stage_stem("riverside_rgb", stage), recipe)
 
 
 def delta_valid(width: int, height: int) -> np.ndarray:
@@ -799,11 +797,12 @@ def delta_4band(outdir: str | Path, stage: str = "after") -> SampleFiles:
                   flood_reach=120),
         RiverSpec(1500, -30, math.pi / 2 + 0.35, width=22, wavelength=420, amplitude=0.8),
     )
-    return synthetic_scene(
-        outdir, _stage_stem("delta_4band", stage), width, height, seed=7, metres=10.0,
-        crs="EPSG:32617", origin=(412000.0, 3312000.0), kind="4band", lake=lake, rivers=rivers,
-        ponds=5, valid=delta_valid(width, height), fields=1.8, overviews=(4, 16), stage=stage,
+    recipe = SceneRecipe(
+        width, height, seed=7, metres=10.0, crs="EPSG:32617", origin=(412000.0, 3312000.0),
+        kind="4band", lake=lake, rivers=rivers, ponds=5, valid=delta_valid(width, height),
+        fields=1.8, overviews=(4, 16), stage=stage,
     )
+    return synthetic_scene(outdir, _stage_stem("delta_4band", stage), recipe)
 
 
 SAMPLES = {"riverside_rgb": riverside_rgb, "delta_4band": delta_4band}

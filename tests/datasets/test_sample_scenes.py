@@ -168,18 +168,11 @@ def test_generators_are_deterministic(tmp_path):
 def test_four_band_scene_with_nodata(tmp_path):
     valid = np.ones((300, 400), bool)
     valid[:, :60] = False
-    files = samples.synthetic_scene(
-        tmp_path,
-        "x",
-        400,
-        300,
-        seed=2,
-        kind="4band",
-        metres=10,
-        crs="EPSG:32617",
-        lake=samples.LakeSpec(250, 150, 90, 70),
-        valid=valid,
+    recipe = samples.SceneRecipe(
+        400, 300, seed=2, kind="4band", metres=10, crs="EPSG:32617",
+        lake=samples.LakeSpec(250, 150, 90, 70), valid=valid,
     )
+    files = samples.synthetic_scene(tmp_path, "x", recipe)
     with rasterio.open(files.image) as ds:
         assert ds.count == 4 and ds.dtypes[0] == "uint16" and ds.nodata == 0
         data = ds.read()

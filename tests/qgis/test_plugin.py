@@ -241,9 +241,10 @@ def test_segment_to_leaves_nothing_when_the_cli_fails(fake_cli, scene, tmp_path,
 def test_flood_to_moves_the_outputs_to_the_chosen_paths(fake_cli, scene, tmp_path) -> None:
     classes, polys = tmp_path / "a" / "classes.tif", tmp_path / "b" / "classes.gpkg"
     with tasks.work_folder(classes) as work:
-        paths = tasks.flood_to(fake_cli, scene, classes, polys, work, before=scene,
-                               options={"method": "index", "change": "auto", "decoder": ""},
-                               allow_mixed_sensors=True)
+        job = tasks.FloodJob(scene, classes, polys, before=scene,
+                             options={"method": "index", "change": "auto", "decoder": ""},
+                             allow_mixed_sensors=True)
+        paths = tasks.flood_to(fake_cli, job, work)
     assert not work.exists()
     assert paths == {"classes": str(classes), "style": str(classes.with_suffix(".qml")),
                      "polygons": str(polys), "run": str(classes.with_name("classes_run.json"))}
@@ -257,7 +258,8 @@ def test_flood_to_moves_the_outputs_to_the_chosen_paths(fake_cli, scene, tmp_pat
 
 def test_flood_to_needs_before_or_reference(fake_cli, scene, tmp_path) -> None:
     with pytest.raises(runner.RunError, match="exactly one"):
-        tasks.flood_to(fake_cli, scene, tmp_path / "c.tif", tmp_path / "p.gpkg", tmp_path)
+        job = tasks.FloodJob(scene, tmp_path / "c.tif", tmp_path / "p.gpkg")
+        tasks.flood_to(fake_cli, job, tmp_path)
     with pytest.raises(ValueError, match="unknown flood option"):
         tasks.flood_args(scene, tmp_path, scene, options={"tile": 3})
 

@@ -62,13 +62,13 @@ def test_cli_runs_end_to_end_with_the_tiny_model(tmp_path) -> None:
 
 
 def test_uint16_four_band_scene_with_nodata_border(tmp_path, tiny_model) -> None:
-    from geofloodsam.datasets.sample_scenes import LakeSpec, synthetic_scene
+    from geofloodsam.datasets.sample_scenes import LakeSpec, SceneRecipe, synthetic_scene
 
     w, h = 640, 480
     yy, xx = np.mgrid[0:h, 0:w]
     valid = xx > 60 + 0.3 * yy  # a slanted swath edge: nodata on the left
-    files = synthetic_scene(tmp_path, "swath", w, h, seed=5, kind="4band", valid=valid,
-                            lake=LakeSpec(380, 240, 150, 100))
+    files = synthetic_scene(tmp_path, "swath", SceneRecipe(
+        w, h, seed=5, kind="4band", valid=valid, lake=LakeSpec(380, 240, 150, 100)))
     res = segment(files.image, files.prompts_utm, tmp_path / "out", tile_size=256, overlap=64,
                   sam_model=tiny_model, quiet=True)
     mask, truth = read_mask(res.mask_path), read_mask(files.truth)

@@ -199,10 +199,10 @@ def test_an_object_over_max_object_tiles_is_named_in_a_warning_and_run_json(
 def test_a_click_on_dry_land_warns_names_the_object_and_maps_nothing(tmp_path, capsys) -> None:
     """On a 4-band scene (a water index): SAM (the oracle: dark pixels) and NDWI both call
     the second click dry, so object 2 maps nothing; the lake of object 1 is mapped."""
-    from geofloodsam.datasets.sample_scenes import LakeSpec, synthetic_scene
+    from geofloodsam.datasets.sample_scenes import LakeSpec, SceneRecipe, synthetic_scene
 
-    files = synthetic_scene(tmp_path, "dry", 640, 480, seed=5, kind="4band",
-                            lake=LakeSpec(380, 240, 150, 100), prompts=False)
+    recipe = SceneRecipe(640, 480, seed=5, kind="4band", lake=LakeSpec(380, 240, 150, 100))
+    files = synthetic_scene(tmp_path, "dry", recipe, prompts=False)
     truth = read_mask(files.truth) == 1
     with rasterio.open(files.image) as ds:
         brightness = ds.read([1, 2, 3]).astype(float).mean(axis=0)
@@ -246,11 +246,11 @@ def test_real_sam_maps_a_lake_across_tiles_from_one_point(tmp_path, vit_t) -> No
 @pytest.mark.slow
 def test_real_sam_tiled_result_has_no_seams(tmp_path, vit_t) -> None:
     """Tiled (3x3 tiles of 512) vs one tile covering the whole 1024x1024 sample scene."""
-    from geofloodsam.datasets.sample_scenes import LakeSpec, synthetic_scene
+    from geofloodsam.datasets.sample_scenes import LakeSpec, SceneRecipe, synthetic_scene
 
     size = 1024
     lake = LakeSpec(size * 0.5, size * 0.47, size * 0.3, size * 0.24, angle=0.3, roughness=0.1)
-    files = synthetic_scene(tmp_path, "seams", size, size, seed=2, lake=lake, ponds=3)
+    files = synthetic_scene(tmp_path, "seams", SceneRecipe(size, size, seed=2, lake=lake, ponds=3))
     masks = {}
     for name, tile, overlap in (("one", size, 0), ("tiled", 512, 128)):
         res = segment(files.image, files.prompts_utm, tmp_path / name, tile_size=tile,

@@ -366,9 +366,9 @@ class FloodAlgorithm(_Algorithm):
                 prompts = self._prompts(parameters, self.PROMPTS, context, work, feedback)
                 before_prompts = self._prompts(parameters, self.BEFORE_PROMPTS, context, work,
                                                feedback)
-                tasks.flood_to(cmd, after, out_classes, out_polygons, work, before, reference,
-                               prompts, before_prompts, options, mixed,
-                               **self._callbacks(feedback))
+                job = tasks.FloodJob(after, out_classes, out_polygons, before, reference,
+                                     prompts, before_prompts, options, mixed)
+                tasks.flood_to(cmd, job, work, **self._callbacks(feedback))
         except Cancelled as exc:
             feedback.reportError(str(exc))
             return {}

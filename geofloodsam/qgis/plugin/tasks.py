@@ -5,7 +5,8 @@
 path and moves the results to the paths the user chose (the style beside the mask), so a
 failed or cancelled run leaves nothing behind. :func:`flood_to` does the same for ``flood``
 (``<stem>_change.tif``, ``.qml``, ``<stem>_change.gpkg`` with the layers flood,
-permanent_water and receded). Standard library only (runs in QGIS's Python).
+permanent_water and receded) for the inputs of a :class:`FloodJob`. Standard library only
+(runs in QGIS's Python).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -220,23 +222,34 @@ def flood_args(
     return args
 
 
+@dataclass(frozen=True)
+class FloodJob:
+    """The inputs of one ``flood`` run, as the Flood algorithm gathers them: the AFTER
+    raster, the output paths the user chose, either ``before`` (a raster) or
+    ``reference_water`` (a water raster or polygons file), the prompt files of each scene
+    (None: promptless), the CLI ``options`` (:data:`FLOOD_FLAGS` keys) and whether a radar
+    scene may be compared with an optical one."""
+
+    after: str | Path
+    out_classes: str | Path
+    out_polygons: str | Path
+    before: str | Path | None = None
+    reference_water: str | Path | None = None
+    prompts: str | Path | None = None
+    before_prompts: str | Path | None = None
+    options: dict[str, Any] | None = None
+    allow_mixed_sensors: bool = False
+
+
 def flood_to(
-    command: list[str],
-    after: str | Path,
-    out_classes: str | Path,
-    out_polygons: str | Path,
-    workdir: str | Path,
-    before: str | Path | None = None,
-    reference_water: str | Path | None = None,
-    prompts: str | Path | None = None,
-    before_prompts: str | Path | None = None,
-    options: dict[str, Any] | None = None,
-    allow_mixed_sensors: bool = False,
-    **callbacks: Callable,
+    command: list[str], job: FloodJob, workdir: str | Path, **callbacks: Callable
 ) -> dict[str, str]:
-    """Run ``flood`` in ``workdir``; move the class raster, its style and the class polygons
-    into place. Returns the paths ``{"classes", "style", "polygons", "run"}``."""
-    out_classes, out_polygons, workdir = Path(out_classes), Path(out_polygons), Path(workdir)
+    """Run ``flood`` for ``job`` in ``workdir``; move the class raster, its style and the class
+    polygons into place. ``callbacks`` go to :func:`~geofloodsam.qgis.plugin.runner.run`.
+    Returns the paths ``{"classes", "style", "polygons", "run"}``."""
+    after, before, reference_water = job.after, job.before, job.reference_water
+    out_classes, out_polygons = Path(job.out_classes), Path(job.out_polygons)
+    workdir = Path(workdir)
     _check_suffix(out_classes, MASK_SUFFIXES, "OUTPUT_CLASSES")
     _check_suffix(out_polygons, POLYGON_SUFFIXES, "OUTPUT_POLYGONS")
     if not Path(after).is_file():
@@ -248,8 +261,9 @@ def flood_to(
     if on_message is not None:
         callbacks["on_message"] = lambda line: on_message(
             line.replace(str(workdir), str(out_classes.parent)))
-    run(command, flood_args(after, workdir, before, reference_water, prompts, before_prompts,
-                            options, allow_mixed_sensors), **callbacks)
+    run(command, flood_args(after, workdir, before, reference_water, job.prompts,
+                            job.before_prompts, job.options, job.allow_mixed_sensors),
+        **callbacks)
     stem = Path(after).stem
     made = {
         "classes": workdir / f"{stem}_change.tif",
