@@ -16,6 +16,14 @@ object there: seeds are placed (:func:`edge_seeds`) in that water where it cross
 overlap strip. A carried seed's probability is cut to its connected water dilated by
 :data:`CARRIED_CUT_PIXELS`.
 
+On plain RGB (no water index) the tile's **promptless map** is evidence too: each tile a
+point object is decoded in is also decoded once with the whole-tile box (the prompt of a
+promptless run, on the same embedding: no extra encode). A click that falls in that map's
+water keeps the promptless water body it falls in (:func:`promptless_body`), with the
+promptless soft edge :data:`PROMPTLESS_EDGE_PIXELS` around it, and grows along it into
+neighbours; a click on promptless-dry pixels (or a body a negative point falls in) falls
+back to the candidate choice above.
+
 A user's box is decoded with its centre as a water point (a box is drawn around its water
 body) and three candidates (:func:`choose_box_candidate`): the kept one is the candidate that
 stays inside the box (little water on its border ring), then the highest predicted IoU.
@@ -51,6 +59,8 @@ SPREAD_TOLERANCE = 3.0
 #: a candidate is consistent when at least this share of its seed-connected water is the
 #: object's colour
 MIN_CONSISTENT = 0.5
+#: a click's promptless water body keeps the promptless soft edge this far (px) around it
+PROMPTLESS_EDGE_PIXELS = 3
 #: a box candidate stays inside its box when at most this share of the box's border ring is
 #: water
 MAX_BOX_BORDER_WATER = 0.25
@@ -152,6 +162,30 @@ def choose_point_candidate(
         scores.append((passed, net if passed else share, float(iou[k])))
     best = max(range(len(masks)), key=lambda k: scores[k])
     return -1 if require and not scores[best][0] else best
+
+
+def promptless_body(
+    water: np.ndarray, positives: np.ndarray, negatives: np.ndarray
+) -> np.ndarray | None:
+    """The promptless water body (``water`` (h, w) bool) a point seed's clicks fall in.
+
+    None when no positive point lies in ``water``, or a negative point lies in the body
+    (the user says the promptless body is not all theirs): the candidate choice decides.
+    """
+    body = _seed_component(water, positives)
+    if not body.any():
+        return None
+    if len(negatives) and _seed_component(body, negatives).any():
+        return None
+    return body
+
+
+def promptless_logits(evidence: np.ndarray, body: np.ndarray, cut: float) -> np.ndarray:
+    """A seed's logits from the promptless ``evidence`` (logits): its ``body``, with the
+    soft edge (below ``cut``) :data:`PROMPTLESS_EDGE_PIXELS` around it, nothing elsewhere."""
+    near = dilated(body, PROMPTLESS_EDGE_PIXELS)
+    edge = np.where(near, np.minimum(evidence, cut), np.float32(-100.0))
+    return np.where(body, evidence, edge).astype(np.float32)
 
 
 def choose_box_candidate(masks: np.ndarray, iou: np.ndarray, box: np.ndarray) -> int:

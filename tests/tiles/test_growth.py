@@ -15,6 +15,8 @@ from geofloodsam.tiles.growth import (
     dilated,
     edge_seeds,
     evidence_water,
+    promptless_body,
+    promptless_logits,
 )
 
 
@@ -123,3 +125,43 @@ def test_dilation_around_the_water_equals_the_full_dilation() -> None:
         water &= rng.random(water.shape) < 0.7
         assert np.array_equal(dilated(water, 2), ndimage.binary_dilation(water, iterations=2))
     assert not dilated(np.zeros((5, 5), bool), 2).any()
+
+
+def _two_ponds() -> np.ndarray:
+    water = np.zeros((60, 80), bool)
+    water[10:30, 10:30] = True
+    water[35:55, 50:75] = True
+    return water
+
+
+def test_a_click_in_promptless_water_keeps_the_body_it_falls_in() -> None:
+    water = _two_ponds()
+    body = promptless_body(water, np.array([[20.5, 20.5]]), np.zeros((0, 2)))
+    expected = np.zeros_like(water)
+    expected[10:30, 10:30] = True
+    np.testing.assert_array_equal(body, expected)
+    # two clicks, one per pond: both bodies
+    both = promptless_body(water, np.array([[20.5, 20.5], [60.5, 40.5]]), np.zeros((0, 2)))
+    np.testing.assert_array_equal(both, water)
+
+
+@pytest.mark.parametrize(("positives", "negatives"), [
+    ([[5.5, 50.5]], []),  # a click on promptless-dry land: the candidate choice decides
+    ([[20.5, 20.5]], [[25.5, 12.5]]),  # a negative point inside the body: the same
+    ([[500.5, 20.5]], []),  # a click outside the tile
+])
+def test_no_promptless_body_without_evidence(positives, negatives) -> None:
+    body = promptless_body(_two_ponds(), np.array(positives, float).reshape(-1, 2),
+                           np.array(negatives, float).reshape(-1, 2))
+    assert body is None
+
+
+def test_promptless_logits_keep_the_body_and_a_soft_edge_only() -> None:
+    evidence = np.where(_two_ponds(), 6.0, -1.0).astype(np.float32)
+    evidence[40, 5] = 6.0  # another body's pixel, far away
+    body = promptless_body(evidence > 0, np.array([[20.5, 20.5]]), np.zeros((0, 2)))
+    logits = promptless_logits(evidence, body, 0.0)
+    np.testing.assert_array_equal(logits > 0, body)
+    near = dilated(body, 3) & ~body
+    np.testing.assert_array_equal(logits[near], -1.0)  # the soft edge, below the cut
+    assert (logits[~dilated(body, 3)] == -100.0).all()
