@@ -43,7 +43,7 @@ EDGE_BAND_PIXELS = 3
 #: fused water this close (px) to a click's water body is part of it: fragments of one
 #: flood split by the index are joined across gaps of up to twice this. Chosen by
 #: leave-one-chip-out cross-validation (``benchmarks/prompt_gap_cv.py``, docs/prompting.md)
-JOIN_GAP_PIXELS = 0
+JOIN_GAP_PIXELS = 8
 
 
 def select_chunk(

@@ -61,6 +61,11 @@ SPREAD_TOLERANCE = 3.0
 MIN_CONSISTENT = 0.5
 #: a click's promptless water body keeps the promptless soft edge this far (px) around it
 PROMPTLESS_EDGE_PIXELS = 3
+#: a click on dry land this close (px) to promptless water takes the body it is beside
+PROMPTLESS_REACH_PIXELS = 8
+#: with promptless evidence, a click on promptless-dry land keeps no candidate whose water
+#: covers more than this share of the tile (the whole-tile masks that grow as rectangles)
+MAX_FALLBACK_SHARE = 0.5
 #: a box candidate stays inside its box when at most this share of the box's border ring is
 #: water
 MAX_BOX_BORDER_WATER = 0.25
@@ -169,10 +174,25 @@ def promptless_body(
 ) -> np.ndarray | None:
     """The promptless water body (``water`` (h, w) bool) a point seed's clicks fall in.
 
+    A click on dry land within :data:`PROMPTLESS_REACH_PIXELS` of promptless water takes the
+    body nearest to it (the promptless map's edge moves a little from tile to tile, and a
+    seed carried from a neighbour may land just outside it).
+
     None when no positive point lies in ``water``, or a negative point lies in the body
     (the user says the promptless body is not all theirs): the candidate choice decides.
     """
     body = _seed_component(water, positives)
+    if not body.any() and water.any():  # a click beside the water: the body it is beside
+        h, w = water.shape
+        pts = np.asarray(positives, np.float64).reshape(-1, 2)
+        cols, rows = np.floor(pts[:, 0]).astype(int), np.floor(pts[:, 1]).astype(int)
+        inside = (cols >= 0) & (cols < w) & (rows >= 0) & (rows < h)
+        if inside.any():
+            dist, (near_r, near_c) = ndimage.distance_transform_edt(~water, return_indices=True)
+            rows, cols = rows[inside], cols[inside]
+            close = dist[rows, cols] <= PROMPTLESS_REACH_PIXELS
+            picks = np.stack([near_c[rows, cols], near_r[rows, cols]], axis=1)[close] + 0.5
+            body = _seed_component(water, picks)
     if not body.any():
         return None
     if len(negatives) and _seed_component(body, negatives).any():

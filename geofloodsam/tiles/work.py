@@ -33,6 +33,7 @@ from rasterio.windows import Window
 from scipy import ndimage
 
 from geofloodsam.tiles.growth import (
+    MAX_FALLBACK_SHARE,
     Appearance,
     choose_box_candidate,
     choose_point_candidate,
@@ -474,6 +475,10 @@ def _chosen_logits(
                                    seed.points[seed.labels != 1])
             if body is not None:
                 bodies[i] = body
+            elif seed.carried:  # growth with promptless evidence follows promptless water
+                picks.append(-1)
+                looks.append(seed.appearance)
+                continue
         if seed.box is not None:
             picks.append(choose_box_candidate(masks[i], pred.iou[i], seed.box))
             looks.append(None)
@@ -488,9 +493,16 @@ def _chosen_logits(
             looks.append(look)
             continue
         r0, c0, r1, c1 = box
-        here = masks[i][:, r0:r1, c0:c1]
+        here, iou = masks[i][:, r0:r1, c0:c1], pred.iou[i]
+        if wet is not None and i not in bodies:  # beside the promptless water: no candidate
+            fits = masks[i].mean(axis=(1, 2)) <= MAX_FALLBACK_SHARE  # that floods the tile
+            if not fits.any():
+                picks.append(-1)
+                looks.append(look)
+                continue
+            here, iou = here & fits[:, None, None], np.where(fits, iou, -np.inf)
         consistent = None if look is None or rgb is None else look.consistent(rgb[r0:r1, c0:c1])
-        picks.append(choose_point_candidate(here, pred.iou[i], positives - [c0, r0], consistent,
+        picks.append(choose_point_candidate(here, iou, positives - [c0, r0], consistent,
                                             require=seed.carried))
         looks.append(look)
     unjustified = np.array(picks) < 0  # a carried seed no candidate of its colours backs

@@ -145,6 +145,12 @@ def test_a_click_in_promptless_water_keeps_the_body_it_falls_in() -> None:
     np.testing.assert_array_equal(both, water)
 
 
+def test_a_click_just_beside_promptless_water_takes_that_body() -> None:
+    water = _two_ponds()
+    body = promptless_body(water, np.array([[33.5, 20.5]]), np.zeros((0, 2)))  # 4 px right
+    np.testing.assert_array_equal(body, water & (np.arange(80) < 40)[None, :])
+
+
 @pytest.mark.parametrize(("positives", "negatives"), [
     ([[5.5, 50.5]], []),  # a click on promptless-dry land: the candidate choice decides
     ([[20.5, 20.5]], [[25.5, 12.5]]),  # a negative point inside the body: the same
