@@ -40,7 +40,7 @@ from geofloodsam.cli.options import (
 @click.option(
     "--decoder",
     help="pretrained, flood or satellite (shipped: flood photos, satellite RGB) or a decoder file "
-    "[default: satellite, or flood for prompted RGB].",
+    "[default: satellite].",
 )
 @sensor_option
 @method_option

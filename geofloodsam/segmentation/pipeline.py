@@ -339,8 +339,8 @@ def segment(
         outdir: output folder (default: each scene's folder).
         model, checkpoint, decoder, device: the SAM to load; ignored when ``sam_model`` is
             given. Decoder default: by sensor and method
-            (:func:`geofloodsam.water.methods.choose`): ``satellite`` promptless and on
-            Sentinel-1/-2/NAIP, ``flood`` for prompted RGB.
+            (:func:`geofloodsam.water.methods.choose`): ``satellite`` for every sensor,
+            promptless or prompted.
         precision, runtime: the image encoder's path (``auto``: the fastest that keeps masks
             within IoU 0.98 of fp32 on this hardware; ``fp32`` + ``torch``: the reference),
             see :func:`geofloodsam.model.precision.resolve_encoder`.

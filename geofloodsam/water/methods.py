@@ -37,8 +37,10 @@ AUTO: dict[str, dict[str, str]] = {
     "naip": {"decoder": "satellite", "method": "index"},
     "rgb": {"decoder": "satellite", "method": "sam"},
 }
-#: the decoder of prompted runs on plain RGB when none is given (the README demo's)
-PROMPTED_RGB_DECODER = "flood"
+#: the decoder of prompted runs on plain RGB when none is given (the README demo's): the
+#: promptless one, since a click keeps the promptless water body it falls in
+#: (docs/prompting.md: chosen on the ESW train scenes and the generated scenes)
+PROMPTED_RGB_DECODER = "satellite"
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from geofloodsam.water.methods import AUTO, choose
         ("s2", False, "index", None),
         ("naip", False, "index", None),
         ("rgb", False, "sam", "satellite"),
-        ("rgb", True, "sam", "flood"),
+        ("rgb", True, "sam", "satellite"),
         ("s2", True, "sam", "satellite"),
     ],
 )
