@@ -18,11 +18,15 @@ overlap strip. A carried seed's probability is cut to its connected water dilate
 
 On plain RGB (no water index) the tile's **promptless map** is evidence too: each tile a
 point object is decoded in is also decoded once with the whole-tile box (the prompt of a
-promptless run, on the same embedding: no extra encode). A click that falls in that map's
-water keeps the promptless water body it falls in (:func:`promptless_body`), with the
-promptless soft edge :data:`PROMPTLESS_EDGE_PIXELS` around it, and grows along it into
-neighbours; a click on promptless-dry pixels (or a body a negative point falls in) falls
-back to the candidate choice above.
+promptless run, on the same embedding: no extra encode). A click that falls in (or within
+:data:`PROMPTLESS_REACH_PIXELS` of) that map's water keeps the promptless water body it
+falls in (:func:`promptless_body`) when at least :data:`MIN_CONSISTENT` of it has the
+object's colour (:func:`of_its_colour`), with the promptless soft edge
+:data:`PROMPTLESS_EDGE_PIXELS` around it, and grows along it into neighbours. Otherwise (a
+click on promptless-dry land, a body of other colours, a negative point in the body) the
+candidate choice above decides, among the candidates that cover at most
+:data:`MAX_FALLBACK_SHARE` of the tile; a seed carried into a neighbour maps only such a
+promptless body there.
 
 A user's box is decoded with its centre as a water point (a box is drawn around its water
 body) and three candidates (:func:`choose_box_candidate`): the kept one is the candidate that
@@ -198,6 +202,20 @@ def promptless_body(
     if len(negatives) and _seed_component(body, negatives).any():
         return None
     return body
+
+
+def of_its_colour(body: np.ndarray, look: Appearance | None, rgb: np.ndarray | None) -> bool:
+    """Whether at least :data:`MIN_CONSISTENT` of ``body`` has the object's colour (True when
+    no colour is known): a promptless body that is mostly of other colours (a decoder that
+    calls the whole tile water) is no evidence for the click."""
+    if look is None or rgb is None or not body.any():
+        return True
+    rows = np.flatnonzero(body.any(axis=1))
+    cols = np.flatnonzero(body.any(axis=0))
+    r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    part = body[r0:r1, c0:c1]
+    good = int((part & look.consistent(rgb[r0:r1, c0:c1])).sum())
+    return good >= MIN_CONSISTENT * int(part.sum())
 
 
 def promptless_logits(evidence: np.ndarray, body: np.ndarray, cut: float) -> np.ndarray:

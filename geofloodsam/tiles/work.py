@@ -39,6 +39,7 @@ from geofloodsam.tiles.growth import (
     choose_point_candidate,
     dilated,
     evidence_water,
+    of_its_colour,
     promptless_body,
     promptless_logits,
 )
@@ -471,11 +472,15 @@ def _chosen_logits(
     wet = None if evidence is None else evidence > cut
     for i, seed in enumerate(seeds):
         if wet is not None and seed.box is None:
-            body = promptless_body(wet, seed.points[seed.labels == 1],
-                                   seed.points[seed.labels != 1])
-            if body is not None:
+            positives = seed.points[seed.labels == 1]
+            look = seed.appearance
+            if look is None and rgb is not None:
+                look = Appearance.at(rgb, positives)
+            body = promptless_body(wet, positives, seed.points[seed.labels != 1])
+            if body is not None and of_its_colour(body, look, rgb):
                 bodies[i] = body
             elif seed.carried:  # growth with promptless evidence follows promptless water
+                # of the object's colour
                 picks.append(-1)
                 looks.append(seed.appearance)
                 continue
