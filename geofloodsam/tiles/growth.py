@@ -25,8 +25,7 @@ object's colour (:func:`of_its_colour`), with the promptless soft edge
 :data:`PROMPTLESS_EDGE_PIXELS` around it, and grows along it into neighbours. Otherwise (a
 click on promptless-dry land, a body of other colours, a negative point in the body) the
 candidate choice above decides, among the candidates that cover at most
-:data:`MAX_FALLBACK_SHARE` of the tile; a seed carried into a neighbour maps only such a
-promptless body there.
+:data:`MAX_FALLBACK_SHARE` of the tile.
 
 A user's box is decoded with its centre as a water point (a box is drawn around its water
 body) and three candidates (:func:`choose_box_candidate`): the kept one is the candidate that

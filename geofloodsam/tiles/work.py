@@ -479,11 +479,6 @@ def _chosen_logits(
             body = promptless_body(wet, positives, seed.points[seed.labels != 1])
             if body is not None and of_its_colour(body, look, rgb):
                 bodies[i] = body
-            elif seed.carried:  # growth with promptless evidence follows promptless water
-                # of the object's colour
-                picks.append(-1)
-                looks.append(seed.appearance)
-                continue
         if seed.box is not None:
             picks.append(choose_box_candidate(masks[i], pred.iou[i], seed.box))
             looks.append(None)
