@@ -15,6 +15,7 @@ from geofloodsam.tiles.growth import (
     dilated,
     edge_seeds,
     evidence_water,
+    of_its_colour,
     promptless_body,
     promptless_logits,
 )
@@ -171,3 +172,12 @@ def test_promptless_logits_keep_the_body_and_a_soft_edge_only() -> None:
     near = dilated(body, 3) & ~body
     np.testing.assert_array_equal(logits[near], -1.0)  # the soft edge, below the cut
     assert (logits[~dilated(body, 3)] == -100.0).all()
+
+
+def test_a_promptless_body_of_other_colours_is_no_evidence() -> None:
+    rgb, water, click = two_fields()
+    look = Appearance.at(rgb, click)
+    assert of_its_colour(water, look, rgb)  # the water left of x=40, the click's colour
+    everything = np.ones_like(water)  # a decoder calling the whole tile water
+    assert not of_its_colour(everything, look, rgb)
+    assert of_its_colour(everything, None, rgb)  # no colour known: no objection
