@@ -20,8 +20,8 @@ On plain RGB (no water index) the tile's **promptless map** is evidence too: eac
 point object is decoded in is also decoded once with the whole-tile box (the prompt of a
 promptless run, on the same embedding: no extra encode). A click that falls in (or within
 :data:`PROMPTLESS_REACH_PIXELS` of) that map's water keeps the promptless water body it
-falls in (:func:`promptless_body`) when at least :data:`MIN_CONSISTENT` of it has the
-object's colour (:func:`of_its_colour`), with the promptless soft edge
+falls in (:func:`promptless_body`) unless it floods the tile with other colours
+(:func:`of_its_colour`), with the promptless soft edge
 :data:`PROMPTLESS_EDGE_PIXELS` around it, and grows along it into neighbours. Otherwise (a
 click on promptless-dry land, a body of other colours, a negative point in the body) the
 candidate choice above decides, among the candidates that cover at most
@@ -204,10 +204,11 @@ def promptless_body(
 
 
 def of_its_colour(body: np.ndarray, look: Appearance | None, rgb: np.ndarray | None) -> bool:
-    """Whether at least :data:`MIN_CONSISTENT` of ``body`` has the object's colour (True when
-    no colour is known): a promptless body that is mostly of other colours (a decoder that
-    calls the whole tile water) is no evidence for the click."""
-    if look is None or rgb is None or not body.any():
+    """Whether a promptless ``body`` is evidence for the click: it covers at most
+    :data:`MAX_FALLBACK_SHARE` of the tile, or at least :data:`MIN_CONSISTENT` of it has the
+    object's colour (True when no colour is known). A tile-flooding body mostly of other
+    colours (a decoder that calls the whole tile water) is not."""
+    if look is None or rgb is None or body.mean() <= MAX_FALLBACK_SHARE:
         return True
     rows = np.flatnonzero(body.any(axis=1))
     cols = np.flatnonzero(body.any(axis=0))

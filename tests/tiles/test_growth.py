@@ -178,6 +178,11 @@ def test_a_promptless_body_of_other_colours_is_no_evidence() -> None:
     rgb, water, click = two_fields()
     look = Appearance.at(rgb, click)
     assert of_its_colour(water, look, rgb)  # the water left of x=40, the click's colour
+    field = ~water  # 60 % of the tile, another colour
+    assert not of_its_colour(field, look, rgb)
+    small = np.zeros_like(water)
+    small[:10, 50:] = True  # another colour but small: the promptless map is trusted
+    assert of_its_colour(small, look, rgb)
     everything = np.ones_like(water)  # a decoder calling the whole tile water
     assert not of_its_colour(everything, look, rgb)
     assert of_its_colour(everything, None, rgb)  # no colour known: no objection
