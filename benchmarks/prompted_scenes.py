@@ -8,6 +8,8 @@ Sets (``--sets``, comma-separated):
 * ``esw``: the 10 Earth Surface Water *val* scenes written as GeoTIFFs, run at
   ``--tile-size 512 --overlap 128`` with one click per water body at its deepest interior
   pixel (the 8 largest bodies), and the same scenes promptless;
+* ``esw-train``: the same on the 34 ESW *train* scenes (for tuning rules; never reported as
+  a result);
 * ``chips``: the Sen1Floods11 S1/S2 chips with one click per water body (every labelled
   body of at least :data:`MIN_CHIP_BODY` px, at its deepest pixel), and promptless.
 
@@ -19,6 +21,10 @@ inside its box), tiles encoded and seconds; then the mean IoU per set::
 
     python benchmarks/prompted_scenes.py --before ../main            # every set, both versions
     python benchmarks/prompted_scenes.py --sets samples,generated    # this checkout only
+    python benchmarks/prompted_scenes.py --sets esw-train --only esw_1,esw_2 --no-promptless
+
+``--only`` keeps the cases of those comma-separated scene names (and their promptless twins);
+``--decoder`` runs every prompted case with that decoder instead of the default.
 
 ``--before`` is a checkout of the code to compare with (e.g. a ``git worktree`` of main).
 Promptless cases take no prompt path, so they run once (with this checkout) and show the same
@@ -118,8 +124,8 @@ def generated_cases(work: Path) -> list[dict]:
     return cases
 
 
-def esw_cases(work: Path) -> list[dict]:
-    """The ESW val scenes as GeoTIFFs, clicked and promptless, at tile 512 / overlap 128."""
+def esw_cases(work: Path, split: str = "val") -> list[dict]:
+    """The ESW scenes of ``split`` as GeoTIFFs, clicked and promptless, at tile 512 / 128."""
     import csv
 
     import rasterio
@@ -131,7 +137,7 @@ def esw_cases(work: Path) -> list[dict]:
     out.mkdir(parents=True, exist_ok=True)
     cases = []
     with open(root / "splits.csv") as f:
-        rows = [r for r in csv.DictReader(f) if r["split"] == "val"]
+        rows = [r for r in csv.DictReader(f) if r["split"] == split]
     for row in rows:
         rgb = np.asarray(Image.open(root / row["image"]).convert("RGB"))
         truth = np.asarray(Image.open(root / row["mask"]).convert("L")) > 127
@@ -147,8 +153,9 @@ def esw_cases(work: Path) -> list[dict]:
             ds.write(truth.astype(np.uint8)[None])
         prompts = out / f"esw_{row['id']}_clicks.geojson"
         _write_points(prompts, _body_clicks(truth, ESW_CLICKS), transform)
-        base = {"set": "esw", "image": str(image), "truth": str(truth_path),
-                "truth_kind": "sample", "tile_size": 512, "overlap": 128}
+        base = {"set": "esw" if split == "val" else f"esw-{split}", "image": str(image),
+                "truth": str(truth_path), "truth_kind": "sample", "tile_size": 512,
+                "overlap": 128}
         cases.append({**base, "name": f"esw_{row['id']}", "prompts": str(prompts)})
         cases.append({**base, "name": f"esw_{row['id']} promptless", "prompts": None})
     return cases
@@ -186,7 +193,7 @@ def chip_cases(work: Path) -> list[dict]:
 
 
 SETS = {"samples": sample_cases, "generated": generated_cases, "esw": esw_cases,
-        "chips": chip_cases}
+        "esw-train": lambda work: esw_cases(work, "train"), "chips": chip_cases}
 
 
 # --------------------------------------------------------------------------- worker
@@ -205,6 +212,8 @@ def run_cases(cases: list[dict], out: Path) -> list[dict]:
         with rasterio.open(case["image"]) as ds:
             sensor = detect_sensor(ds).sensor
         decoder = choose(sensor, prompted=case["prompts"] is not None).decoder
+        if case["prompts"] is not None and case.get("decoder"):
+            decoder = case["decoder"]
         if decoder not in models:
             models[decoder] = load_model("vit_t", decoder=decoder, precision="auto",
                                          runtime="auto")
@@ -315,6 +324,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sets", default="samples,generated,esw,chips")
     ap.add_argument("--before", help="a checkout of the code to compare with (e.g. ../main)")
     ap.add_argument("--data", default=str(DATA), help="the shared data folder")
+    ap.add_argument("--only", help="comma-separated scene names to keep")
+    ap.add_argument("--decoder", help="the decoder of every prompted case (default: by sensor)")
+    ap.add_argument("--no-promptless", action="store_true", help="skip the promptless cases")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     DATA = Path(args.data)
@@ -326,6 +338,12 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         cases = [c for name in args.sets.split(",") for c in SETS[name](work)]
+        if args.only:
+            cases = [c for c in cases if c["name"].split(" ")[0] in args.only.split(",")]
+        if args.no_promptless:
+            cases = [c for c in cases if c["prompts"] is not None]
+        if args.decoder:
+            cases = [{**c, "decoder": args.decoder} for c in cases]
         versions = {"new": REPO}
         if args.before:
             versions = {"before": Path(args.before).resolve(), **versions}

@@ -42,7 +42,7 @@ from geofloodsam.segmentation.config import SegmentConfig
 @click.option(
     "--decoder",
     help="pretrained, flood or satellite (shipped: flood photos, satellite RGB) or a decoder file "
-    "[default: satellite, or flood for prompted RGB].",
+    "[default: satellite].",
 )
 @sensor_option
 @method_option

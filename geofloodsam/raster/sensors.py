@@ -557,7 +557,9 @@ class Rgb(Sensor):
     help = "rgb"
     needs = "1 or 3 bands"
     composites: ClassVar[dict] = {"true": None}
-    prompted_decoder = "flood"  # the README demo's
+    #: prompted runs use the promptless decoder: a click keeps the promptless water body it
+    #: falls in (docs/prompting.md: chosen on the ESW train scenes and the generated scenes)
+    prompted_decoder = "satellite"
     catch_all = True
 
     @classmethod

@@ -9,8 +9,9 @@ index decides where it is confident, SAM the pixels it is unsure of (the edges),
 mask that misses the index's obvious water, or floods the tile, is not used. Then:
 
 * a point object keeps the fused water connected to its positive points (its water body),
-  soft edges within :data:`EDGE_BAND_PIXELS` of it; a negative point inside that body cuts
-  it back to SAM's mask; growth into neighbours follows that body;
+  joined across gaps of up to :data:`JOIN_GAP_PIXELS` (the index fragments a flood into
+  pieces a few pixels apart), soft edges within :data:`EDGE_BAND_PIXELS` of it; a negative
+  point inside that body cuts it back to SAM's mask; growth into neighbours follows that body;
 * a box keeps the fused water inside it;
 * a user's click whose fused water is dry (SAM and the index both say dry) maps nothing and
   is reported (``TileResult.dry``), so the run can warn naming the object.
@@ -19,6 +20,7 @@ mask that misses the index's obvious water, or floods the tile, is not used. The
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage
 
 from geofloodsam.geo.boxes import Box
 from geofloodsam.raster.sensors import SensorInfo
@@ -30,6 +32,10 @@ from geofloodsam.water.scene_prior import PriorSpec, window_prior
 
 #: a selected water body keeps SAM's soft edge this far (px) around it
 EDGE_BAND_PIXELS = 3
+#: fused water this close (px) to a click's water body is part of it: fragments of one
+#: flood split by the index are joined across gaps of up to twice this. Chosen by
+#: leave-one-chip-out cross-validation (``benchmarks/prompt_gap_cv.py``, docs/prompting.md)
+JOIN_GAP_PIXELS = 8
 
 
 def select_chunk(
@@ -37,7 +43,7 @@ def select_chunk(
     spec: PriorSpec,
 ) -> ChunkResult:
     """Decode ``job``'s tiles, then each seed's water body of the fused evidence."""
-    out = run_chunk(model, scene, stretch, job, keeper)
+    out = run_chunk(model, scene, stretch, job, keeper, promptless=False)
     for task, tile in zip(job.tasks, out.tiles, strict=True):
         if tile.state is TileState.SKIPPED:
             continue
@@ -72,7 +78,7 @@ def select(
         return np.where(inside, fused, 0.0).astype(np.float32), water & inside
     positives = seed.points[seed.labels == 1]
     negatives = seed.points[seed.labels != 1]
-    body = connected_water(water, positives, outside=True)
+    body = joined_body(water, positives, JOIN_GAP_PIXELS)
     if len(negatives) and connected_water(body, negatives, outside=True).any():
         body = connected_water(body & (sam > threshold), positives, outside=True)
     if not body.any():
@@ -80,6 +86,18 @@ def select(
     near = dilated(body, EDGE_BAND_PIXELS)
     prob = np.where(body, fused, np.minimum(fused, threshold) * near)
     return prob.astype(np.float32), body
+
+
+def joined_body(water: np.ndarray, points: np.ndarray, gap: int) -> np.ndarray:
+    """The ``water`` connected to ``points`` across gaps: within ``gap`` px of each other.
+
+    ``gap`` 0 is the 8-connected components that hold a point; otherwise the components of
+    ``water`` grown by ``gap`` px (Euclidean) that hold a point, cut back to ``water``.
+    """
+    if gap <= 0 or not water.any():
+        return connected_water(water, points, outside=True)
+    near = ndimage.distance_transform_edt(~water) <= gap
+    return connected_water(near, points, outside=True) & water
 
 
 def _crop_of(water: np.ndarray) -> Crop:

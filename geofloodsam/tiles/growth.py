@@ -24,6 +24,17 @@ In a tile, each seed's probability is cropped to where it is above the floor
 and :class:`Reach` admits the seeds of the next wave: not inside the object's own water, at
 most :data:`MAX_VISITS` times per tile, at most ``max_object_tiles`` tiles per object.
 
+On plain RGB (no water index) the tile's **promptless map** is evidence too: each tile a
+point object is decoded in is also decoded once with the whole-tile box (the prompt of a
+promptless run, on the same embedding: no extra encode). A click that falls in (or within
+:data:`PROMPTLESS_REACH_PIXELS` of) that map's water keeps the promptless water body it
+falls in (:func:`promptless_body`) unless it floods the tile with other colours
+(:func:`of_its_colour`), with the promptless soft edge
+:data:`PROMPTLESS_EDGE_PIXELS` around it, and grows along it into neighbours. Otherwise (a
+click on promptless-dry land, a body of other colours, a negative point in the body) the
+candidate choice above decides, among the candidates that cover at most
+:data:`MAX_FALLBACK_SHARE` of the tile.
+
 A user's box is decoded with its centre as a water point (a box is drawn around its water
 body) and three candidates (:func:`choose_box_candidate`): the kept one is the candidate that
 stays inside the box (little water on its border ring), then the highest predicted IoU.
@@ -69,6 +80,13 @@ SPREAD_TOLERANCE = 3.0
 #: a candidate is consistent when at least this share of its seed-connected water is the
 #: object's colour
 MIN_CONSISTENT = 0.5
+#: a click's promptless water body keeps the promptless soft edge this far (px) around it
+PROMPTLESS_EDGE_PIXELS = 3
+#: a click on dry land this close (px) to promptless water takes the body it is beside
+PROMPTLESS_REACH_PIXELS = 8
+#: with promptless evidence, a click on promptless-dry land keeps no candidate whose water
+#: covers more than this share of the tile (the whole-tile masks that grow as rectangles)
+MAX_FALLBACK_SHARE = 0.5
 #: a box candidate stays inside its box when at most this share of the box's border ring is
 #: water
 MAX_BOX_BORDER_WATER = 0.25
@@ -170,6 +188,60 @@ def choose_point_candidate(
         scores.append((passed, net if passed else share, float(iou[k])))
     best = max(range(len(masks)), key=lambda k: scores[k])
     return -1 if require and not scores[best][0] else best
+
+
+def promptless_body(
+    water: np.ndarray, positives: np.ndarray, negatives: np.ndarray
+) -> np.ndarray | None:
+    """The promptless water body (``water`` (h, w) bool) a point seed's clicks fall in.
+
+    A click on dry land within :data:`PROMPTLESS_REACH_PIXELS` of promptless water takes the
+    body nearest to it (the promptless map's edge moves a little from tile to tile, and a
+    seed carried from a neighbour may land just outside it).
+
+    None when no positive point lies in ``water``, or a negative point lies in the body
+    (the user says the promptless body is not all theirs): the candidate choice decides.
+    """
+    body = _seed_component(water, positives)
+    if not body.any() and water.any():  # a click beside the water: the body it is beside
+        h, w = water.shape
+        pts = np.asarray(positives, np.float64).reshape(-1, 2)
+        cols, rows = np.floor(pts[:, 0]).astype(int), np.floor(pts[:, 1]).astype(int)
+        inside = (cols >= 0) & (cols < w) & (rows >= 0) & (rows < h)
+        if inside.any():
+            dist, (near_r, near_c) = ndimage.distance_transform_edt(~water, return_indices=True)
+            rows, cols = rows[inside], cols[inside]
+            close = dist[rows, cols] <= PROMPTLESS_REACH_PIXELS
+            picks = np.stack([near_c[rows, cols], near_r[rows, cols]], axis=1)[close] + 0.5
+            body = _seed_component(water, picks)
+    if not body.any():
+        return None
+    if len(negatives) and _seed_component(body, negatives).any():
+        return None
+    return body
+
+
+def of_its_colour(body: np.ndarray, look: Appearance | None, rgb: np.ndarray | None) -> bool:
+    """Whether a promptless ``body`` is evidence for the click: it covers at most
+    :data:`MAX_FALLBACK_SHARE` of the tile, or at least :data:`MIN_CONSISTENT` of it has the
+    object's colour (True when no colour is known). A tile-flooding body mostly of other
+    colours (a decoder that calls the whole tile water) is not."""
+    if look is None or rgb is None or body.mean() <= MAX_FALLBACK_SHARE:
+        return True
+    rows = np.flatnonzero(body.any(axis=1))
+    cols = np.flatnonzero(body.any(axis=0))
+    r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    part = body[r0:r1, c0:c1]
+    good = int((part & look.consistent(rgb[r0:r1, c0:c1])).sum())
+    return good >= MIN_CONSISTENT * int(part.sum())
+
+
+def promptless_logits(evidence: np.ndarray, body: np.ndarray, cut: float) -> np.ndarray:
+    """A seed's logits from the promptless ``evidence`` (logits): its ``body``, with the
+    soft edge (below ``cut``) :data:`PROMPTLESS_EDGE_PIXELS` around it, nothing elsewhere."""
+    near = dilated(body, PROMPTLESS_EDGE_PIXELS)
+    edge = np.where(near, np.minimum(evidence, cut), np.float32(-100.0))
+    return np.where(body, evidence, edge).astype(np.float32)
 
 
 def choose_box_candidate(masks: np.ndarray, iou: np.ndarray, box: Box) -> int:

@@ -30,11 +30,15 @@ import numpy as np
 
 from geofloodsam.geo.boxes import Box
 from geofloodsam.tiles.growth import (
+    MAX_FALLBACK_SHARE,
     Appearance,
     choose_box_candidate,
     choose_point_candidate,
     covered,
     crop_seed,
+    of_its_colour,
+    promptless_body,
+    promptless_logits,
 )
 from geofloodsam.tiles.store import PROB_EPS
 from geofloodsam.tiles.tasks import (
@@ -154,12 +158,16 @@ class RunEmbeddings:
 
 
 # --------------------------------------------------------------------------- the work
-def run_chunk(model, scene, stretch, job: ChunkJob, keeper: RunEmbeddings) -> ChunkResult:
+def run_chunk(
+    model, scene, stretch, job: ChunkJob, keeper: RunEmbeddings, promptless: bool = True
+) -> ChunkResult:
     """Read, encode and decode the tiles of ``job`` on ``scene`` (an open Scene).
 
     Tiles seen before reuse their kept embedding (or are encoded again, rounded as if kept);
     the others are read through ``stretch`` and encoded in one batch, skipped when
-    ``job.skip_nodata`` and they hold no valid pixel.
+    ``job.skip_nodata`` and they hold no valid pixel. With ``promptless``, a tile with point
+    seeds is also decoded with the whole-tile box, the evidence of
+    :func:`~geofloodsam.tiles.growth.promptless_body` (counted as ``promptless_decodes``).
     """
     out = ChunkResult()
     embeddings = _embeddings(model, scene, stretch, job, keeper, out)
@@ -168,7 +176,9 @@ def run_chunk(model, scene, stretch, job: ChunkJob, keeper: RunEmbeddings) -> Ch
             out.tiles.append(TileResult(None, {}, (0, 0), how))
             continue
         looks: dict[int, Appearance] = {}
-        probs, connected = decode_seeds(model, emb, task.seeds, out, job.threshold, rgb, looks)
+        evidence = _promptless(model, emb, task.seeds, out) if promptless else None
+        probs, connected = decode_seeds(model, emb, task.seeds, out, job.threshold, rgb, looks,
+                                        evidence)
         out.tiles.append(TileResult(probs, connected, tuple(emb.original_size), how, looks))
     return out
 
@@ -225,6 +235,19 @@ def _embeddings(model, scene, stretch, job: ChunkJob, keeper: RunEmbeddings, out
     return list(zip(found, how, pixels, strict=True))
 
 
+def _promptless(model, emb: Embedding, seeds: list[Seed], out: ChunkResult):
+    """The tile's promptless logits (the whole-tile box) when it has point seeds, else None."""
+    if not any(s.box is None for s in seeds):
+        return None
+    t0 = time.perf_counter()
+    h, w = emb.original_size
+    pred = model.decode(emb, boxes=np.array([Box(0.0, 0.0, float(w), float(h))]),
+                        multimask=False)
+    out.counts["promptless_decodes"] = out.counts.get("promptless_decodes", 0) + 1
+    out.decode_s += time.perf_counter() - t0
+    return np.asarray(pred.best_logits()[0], np.float32)
+
+
 def featureless(rgb: np.ndarray, valid: np.ndarray) -> bool:
     """Whether the valid pixels of a tile are all one colour (nothing to segment).
 
@@ -247,6 +270,7 @@ def decode_seeds(
     threshold: float = 0.5,
     rgb: np.ndarray | None = None,
     appearances: dict[int, Appearance] | None = None,
+    evidence: np.ndarray | None = None,
 ) -> tuple[list[Crop], dict[int, Crop]]:
     """Each seed's water probability on one tile's embedding, cropped; growing seeds' water.
 
@@ -259,7 +283,9 @@ def decode_seeds(
     encoded), the candidate of the object's colours; without, the highest predicted IoU.
     A growing seed's connected water is the water of its chosen mask and of its colours
     connected to its points; ``appearances`` receives the appearance each user point seed
-    took here. Returns ``(crops, connected)``.
+    took here. With ``evidence`` (the tile's promptless logits), a point seed whose clicks
+    fall in its water keeps that water body (:func:`~geofloodsam.tiles.growth.promptless_body`)
+    instead of a candidate, and grows along it. Returns ``(crops, connected)``.
 
     A point seed without negative points whose points all lie in water an earlier chunk of
     this tile already mapped is not decoded (an empty crop; counted in ``covered_seeds``):
@@ -305,13 +331,13 @@ def decode_seeds(
                 pts, labs = _pad_points([seeds[k] for k in part])
                 pred = model.decode(emb, points=pts, point_labels=labs, multimask=True)
             out.prompt_decodes += len(part)
-            chosen = _chosen_logits(pred, [seeds[k] for k in part], rgb, threshold)
+            chosen = _chosen_logits(pred, [seeds[k] for k in part], rgb, threshold, evidence)
             out.decode_s += time.perf_counter() - t0
             t0 = time.perf_counter()
-            for k, (lg, look) in zip(part, chosen, strict=True):
+            for k, (lg, look, by_evidence) in zip(part, chosen, strict=True):
                 if look is not None and appearances is not None and not seeds[k].carried:
                     appearances[k] = look
-                colours = None if look is None or rgb is None else (look, rgb)
+                colours = None if look is None or rgb is None or by_evidence else (look, rgb)
                 probs[k], water = crop_seed(lg, seeds[k], logit_floor, floor, threshold,
                                              colours)
                 if water is not None:
@@ -323,19 +349,32 @@ def decode_seeds(
     return probs, connected
 
 
-def _chosen_logits(pred, seeds: list[Seed], rgb: np.ndarray | None, threshold: float) -> list:
-    """(logits (h, w), appearance or None) per seed: its chosen candidate.
+def _chosen_logits(
+    pred, seeds: list[Seed], rgb: np.ndarray | None, threshold: float,
+    evidence: np.ndarray | None = None,
+) -> list:
+    """(logits (h, w), appearance or None, from the promptless evidence) per seed.
 
     The choice is made at the tile's resolution: a coarser grid would join water to fields
     across the hedges and tracks between them.
     """
     if pred.iou.shape[1] == 1:
-        return [(lg, None) for lg in pred.best_logits()]
+        return [(lg, None, False) for lg in pred.best_logits()]
     cut = float(np.log(threshold / (1.0 - threshold)))
     logits = pred.logits
     masks = logits > cut
     picks, looks = [], []
+    bodies: dict[int, np.ndarray] = {}
+    wet = None if evidence is None else evidence > cut
     for i, seed in enumerate(seeds):
+        if wet is not None and seed.box is None:
+            positives = seed.points[seed.labels == 1]
+            look = seed.appearance
+            if look is None and rgb is not None:
+                look = Appearance.at(rgb, positives)
+            body = promptless_body(wet, positives, seed.points[seed.labels != 1])
+            if body is not None and of_its_colour(body, look, rgb):
+                bodies[i] = body
         if seed.box is not None:
             picks.append(choose_box_candidate(masks[i], pred.iou[i], seed.box))
             looks.append(None)
@@ -349,15 +388,25 @@ def _chosen_logits(pred, seeds: list[Seed], rgb: np.ndarray | None, threshold: f
             picks.append(-1 if seed.carried else int(np.argmax(pred.iou[i])))
             looks.append(look)
             continue
-        here = masks[i][:, box.rows, box.cols]
+        here, iou = masks[i][:, box.rows, box.cols], pred.iou[i]
+        if wet is not None and i not in bodies:  # beside the promptless water: no candidate
+            fits = masks[i].mean(axis=(1, 2)) <= MAX_FALLBACK_SHARE  # that floods the tile
+            if not fits.any():
+                picks.append(-1)
+                looks.append(look)
+                continue
+            here, iou = here & fits[:, None, None], np.where(fits, iou, -np.inf)
         consistent = None if look is None or rgb is None else look.consistent(rgb[box.slices])
-        picks.append(choose_point_candidate(here, pred.iou[i], positives - [box.x0, box.y0],
+        picks.append(choose_point_candidate(here, iou, positives - [box.x0, box.y0],
                                             consistent, require=seed.carried))
         looks.append(look)
     unjustified = np.array(picks) < 0  # a carried seed no candidate of its colours backs
     chosen = logits[np.arange(len(seeds)), np.maximum(picks, 0)]
     chosen[unjustified] = -100.0  # maps nothing, grows nowhere
-    return list(zip(chosen, looks, strict=True))
+    for i, body in bodies.items():
+        chosen[i] = promptless_logits(evidence, body, cut)
+    return [(lg, look, i in bodies) for i, (lg, look) in enumerate(zip(chosen, looks,
+                                                                         strict=True))]
 
 
 def crop_probability(prob: np.ndarray, threshold: float = 0.5) -> Crop:

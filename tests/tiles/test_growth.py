@@ -23,6 +23,9 @@ from geofloodsam.tiles.growth import (
     dilated,
     edge_seeds,
     evidence_water,
+    of_its_colour,
+    promptless_body,
+    promptless_logits,
     reaches_edge,
 )
 from geofloodsam.tiles.store import TileStore
@@ -229,3 +232,61 @@ def test_admission_drops_seeds_in_own_water_and_over_the_caps(tmp_path) -> None:
     capped.reached(2, 0)
     assert [s.obj for s in capped.admit(pending(), grid, store, 0.5, objects)[1]] == [1]
     assert capped.capped == {2}
+def _two_ponds() -> np.ndarray:
+    water = np.zeros((60, 80), bool)
+    water[10:30, 10:30] = True
+    water[35:55, 50:75] = True
+    return water
+
+
+def test_a_click_in_promptless_water_keeps_the_body_it_falls_in() -> None:
+    water = _two_ponds()
+    body = promptless_body(water, np.array([[20.5, 20.5]]), np.zeros((0, 2)))
+    expected = np.zeros_like(water)
+    expected[10:30, 10:30] = True
+    np.testing.assert_array_equal(body, expected)
+    # two clicks, one per pond: both bodies
+    both = promptless_body(water, np.array([[20.5, 20.5], [60.5, 40.5]]), np.zeros((0, 2)))
+    np.testing.assert_array_equal(both, water)
+
+
+def test_a_click_just_beside_promptless_water_takes_that_body() -> None:
+    water = _two_ponds()
+    body = promptless_body(water, np.array([[33.5, 20.5]]), np.zeros((0, 2)))  # 4 px right
+    np.testing.assert_array_equal(body, water & (np.arange(80) < 40)[None, :])
+
+
+@pytest.mark.parametrize(("positives", "negatives"), [
+    ([[5.5, 50.5]], []),  # a click on promptless-dry land: the candidate choice decides
+    ([[20.5, 20.5]], [[25.5, 12.5]]),  # a negative point inside the body: the same
+    ([[500.5, 20.5]], []),  # a click outside the tile
+])
+def test_no_promptless_body_without_evidence(positives, negatives) -> None:
+    body = promptless_body(_two_ponds(), np.array(positives, float).reshape(-1, 2),
+                           np.array(negatives, float).reshape(-1, 2))
+    assert body is None
+
+
+def test_promptless_logits_keep_the_body_and_a_soft_edge_only() -> None:
+    evidence = np.where(_two_ponds(), 6.0, -1.0).astype(np.float32)
+    evidence[40, 5] = 6.0  # another body's pixel, far away
+    body = promptless_body(evidence > 0, np.array([[20.5, 20.5]]), np.zeros((0, 2)))
+    logits = promptless_logits(evidence, body, 0.0)
+    np.testing.assert_array_equal(logits > 0, body)
+    near = dilated(body, 3) & ~body
+    np.testing.assert_array_equal(logits[near], -1.0)  # the soft edge, below the cut
+    assert (logits[~dilated(body, 3)] == -100.0).all()
+
+
+def test_a_promptless_body_of_other_colours_is_no_evidence() -> None:
+    rgb, water, click = two_fields()
+    look = Appearance.at(rgb, click)
+    assert of_its_colour(water, look, rgb)  # the water left of x=40, the click's colour
+    field = ~water  # 60 % of the tile, another colour
+    assert not of_its_colour(field, look, rgb)
+    small = np.zeros_like(water)
+    small[:10, 50:] = True  # another colour but small: the promptless map is trusted
+    assert of_its_colour(small, look, rgb)
+    everything = np.ones_like(water)  # a decoder calling the whole tile water
+    assert not of_its_colour(everything, look, rgb)
+    assert of_its_colour(everything, None, rgb)  # no colour known: no objection

@@ -152,3 +152,46 @@ def test_embedding_keeper_spills_beyond_its_cap(tmp_path) -> None:
         back = keeper.get(i)
         assert i in keeper and back.original_size == (100, 90) and back.input_size == (1024, 922)
         torch.testing.assert_close(back.features, emb.features, atol=1e-3, rtol=1e-3)
+class ThreeCandidates:
+    """A model whose point decodes give three candidates (the last, whole-tile water, with
+    the highest predicted IoU) and whose whole-tile box gives ``promptless``."""
+
+    def __init__(self, candidates: list[np.ndarray], promptless: np.ndarray) -> None:
+        self.candidates, self.promptless = np.stack(candidates), promptless
+
+    def decode(self, embedding, points=None, point_labels=None, boxes=None, mask_input=None,
+               multimask=False):
+        if points is None:
+            n = len(boxes)
+            out = np.repeat(self.promptless[None, None], n, axis=0)
+            return Prediction(out, np.ones((n, 1), np.float32), np.zeros((n, 1, 1, 1)))
+        n = len(points)
+        out = np.repeat(self.candidates[None], n, axis=0)
+        iou = np.tile(np.array([0.5, 0.6, 0.9], np.float32), (n, 1))
+        return Prediction(out, iou, np.zeros((n, 3, 1, 1), np.float32))
+
+
+def test_a_click_in_the_promptless_water_keeps_its_promptless_body() -> None:
+    small = np.full((H, W), -12.0, np.float32)
+    small[25:35, 40:50] = 9.0  # a candidate covering part of the lake
+    everything = np.full((H, W), 9.0, np.float32)  # the highest predicted IoU: the whole tile
+    promptless = np.full((H, W), -12.0, np.float32)
+    promptless[20:60, 30:90] = 9.0  # the lake
+    promptless[70:90, 5:20] = 9.0  # another body, not clicked
+    model = ThreeCandidates([small, small, everything], promptless)
+    seeds = [Seed(1, np.array([(40.5, 30.5)]), np.array([1]), propagate=True),
+             Seed(2, np.array([(110.5, 10.5)]), np.array([1]), propagate=True)]  # dry there
+    out = ChunkResult()
+    emb = Embedding(None, (H, W), (H, W))
+    evidence = promptless  # what run_chunk decodes with the whole-tile box
+    crops, connected = decode_seeds(model, emb, seeds, out, evidence=evidence)
+    lake = np.zeros((H, W), bool)
+    lake[20:60, 30:90] = True
+    np.testing.assert_array_equal(crops[0].full((H, W)) > 0.5, lake)
+    np.testing.assert_array_equal(connected[0].full((H, W)), lake)
+    # the dry click falls back to the candidate choice (no colours: the highest IoU) among
+    # the candidates that do not flood the tile
+    np.testing.assert_array_equal(crops[1].full((H, W)) > 0.5, small > 0)
+    # without evidence the lake click also keeps the whole-tile candidate
+    crops, _ = decode_seeds(model, emb, seeds, ChunkResult())
+    assert (crops[0].full((H, W)) > 0.5).all()

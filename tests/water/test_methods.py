@@ -17,7 +17,7 @@ from geofloodsam.water.methods import choose
         ("s2", False, "index", None),
         ("naip", False, "index", None),
         ("rgb", False, "sam", "satellite"),
-        ("rgb", True, "sam", "flood"),
+        ("rgb", True, "sam", "satellite"),
         ("s2", True, "sam", "satellite"),
     ],
 )
