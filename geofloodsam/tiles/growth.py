@@ -424,10 +424,13 @@ def crop_seed(
 ) -> tuple[Crop, Crop | None]:
     """One seed's (h, w) logits -> its probability crop and, if it grows, its connected water.
 
-    The crop holds every pixel whose probability exceeds ``floor``; a carried seed's
-    probability is cut to its connected water (dilated by :data:`CARRIED_CUT_PIXELS`) and
-    cropped again. The connected water handed back for growth is the part of the object's
-    colours (``consistent``, the tile's pixels of its colour; None: all of it).
+    The crop holds every pixel whose probability exceeds ``floor``. The connected water
+    handed back for growth is the part of the object's colours (``colours``: its appearance
+    and the tile's pixels; None: all of it). The probability is then cut to the water growth
+    may follow (dilated by :data:`CARRIED_CUT_PIXELS`) and cropped again, for a carried seed
+    and for a seed with colours: an object's map ends where its evidence ends, never on a
+    tile edge its growth could not cross (the straight, tile-aligned cut of a field whose
+    colour changes before the edge).
     """
     nothing = Crop(0, 0, EMPTY), (Crop(0, 0, np.zeros((0, 0), bool)) if seed.propagate else None)
     box = Box.around(logits > logit_floor - 0.01)  # a margin for rounding: then exact, on it
@@ -447,8 +450,10 @@ def crop_seed(
         look, rgb = colours
         here = look.consistent(rgb[r0 : r0 + water.shape[0], c0 : c0 + water.shape[1]])
         water = connected_water(evidence_water(water, here), local, outside=True)
-    if seed.carried:  # where it was carried, the object is its connected water and edges
-        prob[~dilated(connected_water(prob > threshold, local, outside=True))] = 0.0
+    if seed.carried or colours is not None:  # the object is the water it may grow along
+        keep = water if colours is not None else connected_water(prob > threshold, local,
+                                                                 outside=True)
+        prob[~dilated(keep)] = 0.0
         inner = Box.around(prob > floor)
         if inner is None:
             return Crop(0, 0, EMPTY), Crop(0, 0, np.zeros((0, 0), bool))

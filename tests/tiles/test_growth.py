@@ -9,6 +9,7 @@ from scipy import ndimage
 from geofloodsam.tiles.engine import ObjectInfo
 from geofloodsam.tiles.grid import TileGrid
 from geofloodsam.tiles.growth import (
+    CARRIED_CUT_PIXELS,
     COLOUR_TOLERANCE,
     MAX_CARRIED_POINTS,
     MAX_VISITS,
@@ -182,6 +183,26 @@ def test_a_carried_seed_keeps_only_its_connected_water() -> None:
     assert water.full((40, 40)).sum() == cut.full((40, 40)).sum() == 100  # grows in its own
     fixed, none = crop_seed(logits, Seed(1, points, labels), lf, floor, 0.5)
     assert none is None and fixed.data.dtype == np.float16
+
+
+def test_a_click_with_colours_maps_only_the_water_of_its_colours() -> None:
+    """SAM's water beyond the object's colours is cut (no straight cut at the tile edge)."""
+    logits = np.full((40, 60), -20.0, np.float32)
+    logits[5:35, 5:60] = 8.0  # SAM: one field of water up to the right edge
+    rgb = np.zeros((40, 60, 3), np.uint8)
+    rgb[:, :30] = (40, 60, 90)  # the clicked water's colour
+    rgb[:, 30:] = (200, 180, 120)  # a dry field of another colour, reaching the edge
+    floor = 1 / 512
+    lf = float(np.log(floor / (1 - floor)))
+    points, labels = np.array([[10.5, 20.5]]), np.array([1])
+    look = Appearance.at(rgb, points)
+    seed = Seed(1, points, labels, propagate=True)
+    prob, water = crop_seed(logits, seed, lf, floor, 0.5, (look, rgb))
+    mapped = prob.full((40, 60)) > 0.5
+    assert mapped[20, :30].any() and not mapped[:, 30 + CARRIED_CUT_PIXELS + 1 :].any()
+    assert not water.full((40, 60))[:, 30:].any()
+    plain, _ = crop_seed(logits, seed, lf, floor, 0.5)  # without colours: SAM's water
+    assert (plain.full((40, 60)) > 0.5)[20, 59]
 
 
 # --------------------------------------------------------------------------- across tiles
