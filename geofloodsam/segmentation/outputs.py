@@ -202,10 +202,19 @@ def _warn_objects(plan: ScenePlan, stats: EngineStats) -> None:
             f"{plan.config.max_object_tiles} tiles (--max-object-tiles) and were cut there.",
             err=True,
         )
-    for object_id in _object_ids(plan, stats.dry_objects):
+    dry = _object_ids(plan, stats.dry_objects)
+    if len(dry) == 1:
         click.echo(
-            f"Warning: object {object_id} was clicked on what SAM and the water index both "
+            f"Warning: object {dry[0]} was clicked on what SAM and the water index both "
             "call dry land: it maps nothing (move the click onto the water).",
+            err=True,
+        )
+    elif dry:  # one line for all of them: every id is in run.json
+        more = f" and {len(dry) - 10} more" if len(dry) > 10 else ""
+        click.echo(
+            f"Warning: objects {', '.join(map(str, dry[:10]))}{more} were clicked on what SAM "
+            "and the water index both call dry land: they map nothing (move the clicks onto "
+            "the water; run.json tiles.dry_object_ids lists them all).",
             err=True,
         )
 

@@ -157,3 +157,24 @@ def test_a_full_disk_is_one_line_and_keeps_the_previous_outputs(tmp_path, monkey
     assert "No space left on device" in lines[0] and "free some space" in lines[0]
     assert {n: (out / n).read_bytes() for n in old} == old
     assert leftovers(out) == sorted(old)
+
+
+@pytest.mark.parametrize(("dry", "expected"), [
+    ({1}, "Warning: object 12 was clicked on what SAM and the water index both call dry land"),
+    (set(range(14)), "Warning: objects 11, 12, 13, 14, 15, 16, 17, 18, 19, 20 and 4 more were "
+                     "clicked on what SAM and the water index both call dry land"),
+])
+def test_clicks_on_dry_land_are_one_warning_line(capsys, dry, expected) -> None:
+    """One object is named; many are one line (the first ten, and how many more)."""
+    from types import SimpleNamespace
+
+    from geofloodsam.segmentation.outputs import _warn_objects
+    from geofloodsam.tiles.engine import EngineStats
+
+    plan = SimpleNamespace(objects={k: SimpleNamespace(object_id=11 + k) for k in range(14)},
+                           config=SimpleNamespace(max_object_tiles=256))
+    stats = EngineStats()
+    stats.dry_objects.update(dry)
+    _warn_objects(plan, stats)
+    err = capsys.readouterr().err
+    assert err.startswith(expected) and err.count("\n") == 1
