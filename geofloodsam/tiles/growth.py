@@ -142,25 +142,6 @@ class Appearance:
 
 
 # --------------------------------------------------------------------------- choice
-def _seed_component(water: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """The 8-connected components of ``water`` holding one of ``points`` (x, y; points
-    outside ``water`` hold nothing)."""
-    if len(points) == 0 or not water.any():
-        return np.zeros_like(water, dtype=bool)
-    h, w = water.shape
-    cols = np.floor(points[:, 0]).astype(int)
-    rows = np.floor(points[:, 1]).astype(int)
-    inside = (cols >= 0) & (cols < w) & (rows >= 0) & (rows < h)
-    if not inside.any():
-        return np.zeros_like(water, dtype=bool)
-    cols, rows = cols[inside], rows[inside]
-    labels, _ = ndimage.label(water, structure=np.ones((3, 3), bool))
-    keep = np.zeros(labels.max() + 1, bool)
-    keep[labels[rows, cols]] = True
-    keep[0] = False
-    return keep[labels]
-
-
 def choose_point_candidate(
     masks: np.ndarray, iou: np.ndarray, points: np.ndarray, consistent: np.ndarray | None,
     require: bool = False,
@@ -179,7 +160,7 @@ def choose_point_candidate(
         return int(np.argmax(iou))
     scores = []
     for k, mask in enumerate(masks):
-        part = _seed_component(mask, points)
+        part = connected_water(mask, points, outside=True)
         size = int(part.sum())
         good = int((part & consistent).sum())
         share = good / size if size else 0.0
@@ -202,7 +183,7 @@ def promptless_body(
     None when no positive point lies in ``water``, or a negative point lies in the body
     (the user says the promptless body is not all theirs): the candidate choice decides.
     """
-    body = _seed_component(water, positives)
+    body = connected_water(water, positives, outside=True)
     if not body.any() and water.any():  # a click beside the water: the body it is beside
         h, w = water.shape
         pts = np.asarray(positives, np.float64).reshape(-1, 2)
@@ -213,10 +194,10 @@ def promptless_body(
             rows, cols = rows[inside], cols[inside]
             close = dist[rows, cols] <= PROMPTLESS_REACH_PIXELS
             picks = np.stack([near_c[rows, cols], near_r[rows, cols]], axis=1)[close] + 0.5
-            body = _seed_component(water, picks)
+            body = connected_water(water, picks, outside=True)
     if not body.any():
         return None
-    if len(negatives) and _seed_component(body, negatives).any():
+    if len(negatives) and connected_water(body, negatives, outside=True).any():
         return None
     return body
 
