@@ -29,6 +29,10 @@ from geofloodsam.model.choices import PRECISION_CHOICES, RUNTIME_CHOICES
 
 #: CPU flags (``/proc/cpuinfo``) of hardware bfloat16 arithmetic
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+#: CPU flags of the ISA the int8 encoder was measured faster on with masks within IoU 0.98
+#: (AVX-512 VNNI: OpenVINO multiplies its int8 weights with activations quantised on the
+#: fly, in int8 dot products); ``auto`` takes int8 only there
+INT8_AUTO_FLAGS = ("avx512_vnni",)
 
 
 @dataclass(frozen=True)
@@ -90,14 +94,15 @@ def resolve_encoder(
     flags: frozenset[str] | None = None,
     openvino: bool | None = None,
     cuda_bf16: bool | None = None,
+    nncf: bool | None = None,
 ) -> EncoderPlan:
     """The encoder path for ``--precision`` / ``--runtime`` on a ``device_type`` (cpu/cuda).
 
     ``auto`` precision is the fastest that keeps masks within IoU 0.98 of fp32 (measured in
     ``docs/performance.md``): fp32 on every CPU (bf16 failed that test on a CPU with bf16
     units), bf16 autocast on CUDA (fp16 on GPUs without bf16; not measured here). ``auto``
-    runtime is OpenVINO on the CPU when it is installed, else torch. ``flags``, ``openvino``
-    and ``cuda_bf16`` default to this machine's.
+    runtime is OpenVINO on the CPU when it is installed, else torch. ``flags``, ``openvino``,
+    ``cuda_bf16`` and ``nncf`` (whether NNCF is installed) default to this machine's.
     """
     precision, runtime = str(precision).lower(), str(runtime).lower()
     if precision not in PRECISION_CHOICES:
@@ -109,6 +114,11 @@ def resolve_encoder(
             f"unknown runtime {runtime!r}: use one of {', '.join(RUNTIME_CHOICES)}."
         )
     if device_type == "cuda":
+        if precision == "int8":
+            raise GeofloodsamError(
+                "--precision int8 runs on the CPU only (OpenVINO): use --device cpu, or "
+                "--precision auto on CUDA."
+            )
         if runtime == "openvino":
             raise GeofloodsamError(
                 "--runtime openvino runs on the CPU only: use --device cpu, or --runtime torch "
@@ -130,7 +140,15 @@ def resolve_encoder(
             "--runtime openvino needs OpenVINO: `pip install geofloodsam[openvino]` (or "
             "`pip install openvino`), or use --runtime torch."
         )
+    if precision == "int8":
+        _check_int8(runtime, openvino)
+        return EncoderPlan("int8", "openvino", "int8 asked for (OpenVINO, int8 weights)")
+    if nncf is None:
+        nncf = nncf_available()
     units = "with bf16 units" if has_bf16 else "without bf16 units"
+    if precision == "auto" and runtime != "torch" and openvino and nncf and int8_is_auto(flags):
+        return EncoderPlan("int8", "openvino", "CPU with AVX-512 VNNI: int8 weights on "
+                           "OpenVINO (masks within IoU 0.98 of fp32, docs/performance.md)")
     if precision == "auto":
         precision = "fp32"
         why = (f"CPU {units}: fp32 (bf16 moved masks beyond IoU 0.98 of fp32, "
@@ -141,3 +159,32 @@ def resolve_encoder(
         runtime = "openvino" if openvino else "torch"
         why += ", OpenVINO installed" if openvino else ", OpenVINO not installed"
     return EncoderPlan(precision, runtime, why)
+
+
+def int8_is_auto(flags: frozenset[str] | None = None) -> bool:
+    """Whether ``auto`` takes the int8 encoder on a CPU with ``flags``
+    (:data:`INT8_AUTO_FLAGS`; default: this machine's)."""
+    flags = cpu_flags() if flags is None else flags
+    return any(f in flags for f in INT8_AUTO_FLAGS)
+
+
+def nncf_available() -> bool:
+    """Whether NNCF is installed (``geofloodsam[int8]``): it makes the int8 graph once."""
+    try:
+        return importlib.util.find_spec("nncf") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _check_int8(runtime: str, openvino: bool) -> None:
+    """One-line errors for ``--precision int8`` where it cannot run."""
+    if runtime == "torch":
+        raise GeofloodsamError(
+            "--precision int8 runs on OpenVINO only: use --runtime openvino (or auto), or "
+            "--precision fp32 / bf16 with --runtime torch."
+        )
+    if not openvino:
+        raise GeofloodsamError(
+            "--precision int8 needs OpenVINO and NNCF: `pip install geofloodsam[openvino,int8]`, "
+            "or use --precision fp32."
+        )
