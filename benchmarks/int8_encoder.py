@@ -20,7 +20,8 @@ pixels against ``torch-fp32``. Scenes: the README demo (``riverside_rgb`` with i
 ``delta_4band`` (``--bands 1,2,3``, its prompts) and the synthetic scenes of
 ``segment_benchmark.py`` (``--sizes``, a point on every 4th lake; ``--promptless-sizes``:
 the same scenes without prompts, every tile segmented). Last, encoder seconds per tile,
-interleaved: ``--rounds`` rounds, each encoding ``--timing-tiles`` tiles of the README demo
+interleaved, after the relative error and cosine of each path's features against torch fp32
+on the same tiles: ``--rounds`` rounds, each encoding ``--timing-tiles`` tiles of the README demo
 with every path (the order reversed every other round), printed per path as median
 [min-max] seconds and as ratios to OpenVINO fp32 and torch fp32 per round. The load
 average is printed with the figures (``machine_load.py``).
@@ -140,12 +141,13 @@ def make_variants(ir: Path, names: list[str], calibration, workdir: Path) -> dic
 class CompiledEncoder:
     """An IR compiled as the runtime compiles its encoder; called like ``OpenVinoEncoder``."""
 
-    def __init__(self, ir: Path, threads: int) -> None:
+    def __init__(self, ir: Path, threads: int, dynamic_group: int = 32) -> None:
         import openvino as ov
 
+        # the group size of OpenVINO's on-the-fly int8 activations, as in INT8_RECIPE
         config = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY",
                   "INFERENCE_NUM_THREADS": int(threads),
-                  "DYNAMIC_QUANTIZATION_GROUP_SIZE": 32}  # as openvino_int8.INT8_RECIPE
+                  "DYNAMIC_QUANTIZATION_GROUP_SIZE": int(dynamic_group)}
         self.compiled = ov.Core().compile_model(str(ir), "CPU", config)
 
     def __call__(self, x):
@@ -263,6 +265,27 @@ def time_encoders(model, encoders: dict, paths: list[str], tiles: list, rounds: 
     return {"per_round": per_round}
 
 
+def feature_errors(model, encoders: dict, paths: list[str], tiles: list) -> dict:
+    """Per path: relative error and cosine of its features against torch fp32, per tile."""
+    import torch
+
+    with torch.inference_mode():
+        refs = [model.sam.image_encoder(x) for x in tiles]
+    out = {}
+    for path in paths[1:]:
+        rows = []
+        for x, ref in zip(tiles, refs, strict=True):
+            got = encoders[path](x)
+            rel = float((got - ref).norm() / ref.norm())
+            cos = float(torch.nn.functional.cosine_similarity(got.flatten(), ref.flatten(), 0))
+            rows.append((rel, cos))
+        out[path] = rows
+        print(f"{path}: features vs {REFERENCE}, per tile: relative error "
+              + " ".join(f"{r:.4f}" for r, _ in rows) + "; cosine "
+              + " ".join(f"{c:.4f}" for _, c in rows), flush=True)
+    return out
+
+
 def spread(values: list[float], fmt: str = "{:.2f}") -> str:
     """``median [min-max]``."""
     return (fmt.format(statistics.median(values)) + " [" + fmt.format(min(values)) + "-"
@@ -271,13 +294,13 @@ def spread(values: list[float], fmt: str = "{:.2f}") -> str:
 
 def speed_report(timing: dict, paths: list[str]) -> list[str]:
     """Per path: seconds per tile and the per-round ratios to OpenVINO fp32 and torch fp32."""
-    lines = ["path            s/tile (median [min-max])   vs openvino-fp32     vs torch-fp32"]
+    lines = ["path                  s/tile (median [min-max])   vs openvino-fp32     vs torch-fp32"]
     rounds = timing["per_round"]
     for path in paths:
         own = [r[path] for r in rounds]
         vs_ov = [r["openvino-fp32"] / r[path] for r in rounds]
         vs_torch = [r[REFERENCE] / r[path] for r in rounds]
-        lines.append(f"{path:15s} {spread(own, '{:.3f}'):27s} {spread(vs_ov) + 'x':20s} "
+        lines.append(f"{path:21s} {spread(own, '{:.3f}'):27s} {spread(vs_ov) + 'x':20s} "
                      f"{spread(vs_torch)}x")
     return lines
 
@@ -299,6 +322,8 @@ def main() -> None:
     parser.add_argument("--calibration", type=int, default=8, help="calibration tiles")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds (0: none)")
     parser.add_argument("--timing-tiles", type=int, default=3, help="demo tiles per round")
+    parser.add_argument("--dynamic-off", action="store_true",
+                        help="also int8-weights with OpenVINO's dynamic quantisation off")
     parser.add_argument("--no-masks", dest="masks", action="store_false",
                         help="only the encoder timing")
     parser.add_argument("--workdir", type=Path, help="where variants and outputs go [tmp]")
@@ -327,15 +352,18 @@ def main() -> None:
     threads = torch.get_num_threads()
     encoders = {"openvino-fp32": CompiledEncoder(fp32_ir(model), threads)}
     encoders |= {name: CompiledEncoder(ir, threads) for name, ir in variants.items()}
+    if "int8-weights" in variants and args.dynamic_off:  # the same graph, no int8 arithmetic
+        encoders["int8-weights-dq0"] = CompiledEncoder(variants["int8-weights"], threads, 0)
     paths = [REFERENCE, *encoders]
     figures: dict = {"cpu": cpu_model(), "calibration_seeds": args.calibration_seeds,
                      "calibration_tiles": len(tiles)}
     if args.masks:
         figures["masks"] = compare_masks(args, paths, encoders, workdir)
     if args.rounds > 0:
+        tiles = demo_tiles(model, args.timing_tiles)
+        figures["features"] = feature_errors(model, encoders, paths, tiles)
         load0 = os.getloadavg()[0]
-        figures["timing"] = time_encoders(model, encoders, paths,
-                                          demo_tiles(model, args.timing_tiles), args.rounds)
+        figures["timing"] = time_encoders(model, encoders, paths, tiles, args.rounds)
         print(f"encoder, {args.timing_tiles} README demo tiles x {args.rounds} interleaved "
               f"rounds, load average {load0:.1f}-{os.getloadavg()[0]:.1f} on {cores()} cores:")
         print("\n".join(speed_report(figures["timing"], paths)))
