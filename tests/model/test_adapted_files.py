@@ -174,11 +174,10 @@ def test_bf16_runs_the_merged_encoder(adapted_file):
 def test_openvino_runs_the_merged_encoder(tmp_path, monkeypatch, adapted_file):
     monkeypatch.setenv("GEOFLOODSAM_HOME", str(tmp_path))
     torch_model = load_model("tiny", device="cpu", decoder=adapted_file, **FP32_TORCH)
-    ov_model = load_model("tiny", device="cpu", decoder=adapted_file, precision="fp32",
-                          runtime="openvino")
+    ov_model = load_model("tiny", device="cpu", decoder=adapted_file, runtime="openvino")
     torch.testing.assert_close(ov_model.encode(IMAGE).features,
                                torch_model.encode(IMAGE).features, atol=1e-4, rtol=1e-4)
-    load_model("tiny", device="cpu", precision="fp32", runtime="openvino")  # the base's own
+    load_model("tiny", device="cpu", runtime="openvino")  # the base encoder: its own graph
     assert len(list((tmp_path / "openvino").glob("encoder-*.xml"))) == 2
 
 

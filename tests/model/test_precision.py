@@ -59,27 +59,14 @@ def test_cpu_rows_of_the_table(flags, openvino, precision, runtime, expected) ->
     assert plan.reason
 
 
-@pytest.mark.parametrize(
-    "flags, openvino, nncf, precision, runtime, expected",
-    [
-        # auto takes int8 only where it was measured (AVX-512 VNNI) and can be made
-        (VNNI, True, True, "auto", "auto", ("int8", "openvino")),
-        (VNNI, True, True, "auto", "openvino", ("int8", "openvino")),
-        (VNNI, True, True, "auto", "torch", ("fp32", "torch")),
-        (VNNI, True, False, "auto", "auto", ("fp32", "openvino")),
-        (VNNI, False, True, "auto", "auto", ("fp32", "torch")),
-        (ZEN3, True, True, "auto", "auto", ("fp32", "openvino")),
-        (SAPPHIRE, True, True, "auto", "auto", ("fp32", "openvino")),
-        (VNNI, True, True, "fp32", "auto", ("fp32", "openvino")),
-        # asked for: wherever OpenVINO is (NNCF is needed only to make the graph once)
-        (ZEN3, True, False, "int8", "auto", ("int8", "openvino")),
-        (ZEN3, True, True, "int8", "openvino", ("int8", "openvino")),
-    ],
-)
-def test_int8_rows_of_the_table(flags, openvino, nncf, precision, runtime, expected) -> None:
-    plan = resolve_encoder(precision, runtime, "cpu", flags=flags, openvino=openvino, nncf=nncf)
-    assert (plan.precision, plan.runtime) == expected
-    assert plan.signature == "-".join(expected[::-1])
+@pytest.mark.parametrize("flags", [VNNI, ZEN3, SAPPHIRE])
+@pytest.mark.parametrize("runtime", ["auto", "openvino"])
+def test_int8_only_when_asked(flags, runtime) -> None:
+    """``auto`` never takes int8 (IoU 0.92 of fp32 at 16384², docs/performance.md);
+    asked for, it runs on OpenVINO wherever that is installed."""
+    assert resolve_encoder("auto", runtime, "cpu", flags=flags, openvino=True).precision == "fp32"
+    plan = resolve_encoder("int8", runtime, "cpu", flags=flags, openvino=True)
+    assert (plan.precision, plan.runtime, plan.signature) == ("int8", "openvino", "openvino-int8")
 
 
 @pytest.mark.parametrize("bf16, expected", [(True, "bf16"), (False, "fp16")])
@@ -94,7 +81,7 @@ def test_cuda_auto_is_autocast(bf16: bool, expected: str) -> None:
     [
         ({"precision": "fp8"}, "unknown precision"),
         ({"precision": "int8", "runtime": "torch"}, "runs on OpenVINO only"),
-        ({"precision": "int8", "openvino": False}, "pip install geofloodsam[openvino,int8]"),
+        ({"precision": "int8", "openvino": False}, "pip install geofloodsam[int8]"),
         ({"precision": "int8", "device_type": "cuda"}, "CPU only"),
         ({"runtime": "tensorrt"}, "unknown runtime"),
         ({"runtime": "openvino", "device_type": "cuda"}, "CPU only"),
@@ -398,8 +385,8 @@ def test_faster_paths_keep_masks_within_iou_098_of_fp32(
 ) -> None:
     """The faster paths keep one real tile's masks within IoU 0.98 of torch fp32 (a tile of
     the README demo, flood decoder, a point and a box prompt). ``auto`` does not take bf16,
-    which passes here but not on the tiled synthetic scenes; int8 (int8 weights on OpenVINO)
-    passes on those too, and ``auto`` takes it on AVX-512 VNNI (docs/performance.md)."""
+    which passes here but not on the tiled synthetic scenes, nor int8 (int8 weights on
+    OpenVINO), which passes here and at 4096² but not at 16384² (docs/performance.md)."""
     monkeypatch.setenv("GEOFLOODSAM_HOME", str(tmp_path))
     ref = load_model("vit_t", checkpoint=mobile_sam_path, decoder="flood", device="cpu",
                      precision="fp32", runtime="torch")
