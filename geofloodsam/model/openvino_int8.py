@@ -43,18 +43,22 @@ NNCF_FIX = (
 
 
 def recipe_text() -> str:
-    """:data:`INT8_RECIPE` and NNCF's version as one canonical string (``nncf`` missing:
-    ``"none"``), for cache keys."""
-    version = "none"
-    if nncf_available():
-        from importlib.metadata import PackageNotFoundError
-        from importlib.metadata import version as package_version
+    """:data:`INT8_RECIPE` as one canonical string, for cache keys and signatures."""
+    return json.dumps(INT8_RECIPE, sort_keys=True)
 
-        try:
-            version = package_version("nncf")
-        except PackageNotFoundError:
-            version = "unknown"
-    return json.dumps({**INT8_RECIPE, "nncf": version}, sort_keys=True)
+
+def nncf_version() -> str:
+    """NNCF's version (``"none"`` where it is not installed): recorded with a graph it made,
+    not part of the key, so that a made graph runs without NNCF."""
+    if not nncf_available():
+        return "none"
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as package_version
+
+    try:
+        return package_version("nncf")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def compress_weights(model: Any) -> Any:

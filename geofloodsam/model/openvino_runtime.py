@@ -12,10 +12,10 @@ torch uses at the time of the call (``--threads``), and compiled again when that
 
 ``int8`` (``--precision int8``): the encoder's fp32 IR with NNCF's weight-only int8
 compression applied before it is saved (:mod:`geofloodsam.model.openvino_int8`), compiled
-with f32 activations. Its key adds the compression recipe and NNCF's version, and a
-signature beside it (``<key>.json``: the recipe and the SHA-256 of the ``.bin``) is checked
-before the entry is used: an entry whose weights or recipe do not match is refused and
-made again.
+with f32 activations. Its key adds the compression recipe, and a signature beside it
+(``<key>.json``: the recipe, the SHA-256 of the ``.bin`` and, for the record, NNCF's
+version) is checked before the entry is used: an entry whose weights or recipe do not
+match is refused and made again. A made entry runs without NNCF.
 
 * :class:`OpenVinoEncoder`: ``(B, 3, S, S)`` -> ``(B, C, 64, 64)``, one image at a time
   (a fixed input of one image).
@@ -211,8 +211,7 @@ class _OpenVinoGraph:
 
 
 def _int8_signature(xml: Path) -> dict:
-    """What an int8 entry is signed with: the recipe (NNCF's version included) and the
-    SHA-256 of its weights file."""
+    """What an int8 entry is signed with: the recipe and the SHA-256 of its weights file."""
     from geofloodsam.files.hashing import sha256_file
     from geofloodsam.model.openvino_int8 import recipe_text
 
@@ -220,7 +219,10 @@ def _int8_signature(xml: Path) -> dict:
 
 
 def _write_signature(xml: Path) -> None:
-    xml.with_suffix(".json").write_text(json.dumps(_int8_signature(xml), sort_keys=True))
+    from geofloodsam.model.openvino_int8 import nncf_version
+
+    record = {**_int8_signature(xml), "made_with_nncf": nncf_version()}
+    xml.with_suffix(".json").write_text(json.dumps(record, sort_keys=True))
 
 
 def _signature_matches(xml: Path) -> bool:
@@ -229,7 +231,8 @@ def _signature_matches(xml: Path) -> bool:
         written = json.loads(xml.with_suffix(".json").read_text())
     except (OSError, ValueError):
         return False
-    return written == _int8_signature(xml)
+    expected = _int8_signature(xml)
+    return isinstance(written, dict) and all(written.get(k) == v for k, v in expected.items())
 
 
 class _Encoder(torch.nn.Module):
@@ -251,8 +254,7 @@ class OpenVinoEncoder:
         precision: ``fp32``, ``bf16`` or ``int8`` (int8 weights, see
             :mod:`geofloodsam.model.openvino_int8`).
         model_name, checkpoint_sha256: what the cached IR is keyed by (with the encoder's
-            source and OpenVINO's version; for int8 also the compression recipe and NNCF's
-            version).
+            source and OpenVINO's version; for int8 also the compression recipe).
         directory: where the IR is kept (default ``$GEOFLOODSAM_HOME/openvino``).
         source: the module that defines the encoder (default: that of ``encoder``'s class);
             needed when ``encoder`` is a function.

@@ -341,6 +341,22 @@ def test_int8_graph_apart_from_fp32(tmp_path, monkeypatch) -> None:
     assert len(list((tmp_path / "openvino").glob("encoder-*.json"))) == 1  # int8's signature
 
 
+@needs_int8
+def test_int8_graph_made_once_runs_without_nncf(tmp_path, monkeypatch) -> None:
+    """NNCF makes the graph; a cached graph runs without it; without it and no cached
+    graph, one line says what to install."""
+    from geofloodsam.model import openvino_int8
+
+    monkeypatch.setenv("GEOFLOODSAM_HOME", str(tmp_path / "made"))
+    load_model("tiny", device="cpu", seed=2, precision="int8", runtime="openvino")
+    monkeypatch.setattr(openvino_int8, "nncf_available", lambda: False)
+    model = load_model("tiny", device="cpu", seed=2, precision="int8", runtime="openvino")
+    assert model.encode(np.zeros((32, 32, 3), np.uint8)).features.shape[0] > 0
+    monkeypatch.setenv("GEOFLOODSAM_HOME", str(tmp_path / "fresh"))
+    with pytest.raises(GeofloodsamError, match=r"pip install geofloodsam\[int8\]"):
+        load_model("tiny", device="cpu", seed=2, precision="int8", runtime="openvino")
+
+
 def test_int8_on_torch_is_a_one_line_cli_error(tmp_path) -> None:
     from click.testing import CliRunner
 
