@@ -10,9 +10,9 @@ The image encoder is the floor of every run; how fast it can go depends on the h
   moved the masks of the synthetic 4096² and 16384² scenes far from fp32's (IoU 0.96 and
   0.69-0.73: many uncertain water fragments flip), so ``auto`` does not take it: it is there
   for who asks. So is ``--precision int8`` (OpenVINO with the encoder's fully connected
-  weights in int8, ``geofloodsam[int8]``): 1.17x faster in the encoder than OpenVINO fp32
-  on an AVX-512 VNNI CPU, masks within IoU 0.998 of fp32 on the demo and at 4096², but 0.92
-  at 16384².
+  weights in int8, ``geofloodsam[int8]``): 1.17-1.27x faster in the encoder than OpenVINO
+  fp32 on an AVX-512 VNNI CPU (shared cores), masks within IoU 0.998 of fp32 on the demo and
+  at 4096², but 0.92 at 16384².
 
 ``fp32`` on the torch runtime is the reference path and always available. The table is
 :func:`resolve_encoder`; it takes the CPU flags and whether OpenVINO is importable as
