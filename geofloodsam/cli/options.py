@@ -178,9 +178,10 @@ precision_option = click.option(
     type=click.Choice(PRECISION_CHOICES),
     default="auto",
     show_default=True,
-    help="Image encoder precision. auto: fp32 on the CPU (bf16 moved masks beyond IoU "
-    "0.98 of fp32 even on CPUs with bf16 units), bf16 autocast on CUDA; fp32 + torch: the "
-    "reference path; bf16: faster where the CPU has bf16 units, masks less exact.",
+    help="Image encoder precision. auto: fp32 on the CPU (bf16 and int8 moved masks beyond "
+    "IoU 0.98 of fp32), bf16 autocast on CUDA; fp32 + torch: the reference path; bf16: "
+    "faster where the CPU has bf16 units, masks less exact; int8: int8 weights on OpenVINO "
+    "(pip install geofloodsam[int8]), faster on AVX-512 VNNI CPUs, masks less exact.",
 )
 runtime_option = click.option(
     "--runtime",

@@ -19,9 +19,10 @@
 - :mod:`~geofloodsam.model.precision`: what ``--precision`` / ``--runtime`` resolve to on
   this hardware (CPU bf16 units, CUDA, OpenVINO installed or not);
   :mod:`~geofloodsam.model.openvino_runtime`: the encoder and mask decoder on OpenVINO (the
-  optional ``openvino`` extra, IR cached on disk); :mod:`~geofloodsam.model.fast_decoder`:
-  segment-anything's mask decoder with less work per call (cached dense positional
-  encoding, broadcast image, only the returned masks).
+  optional ``openvino`` extra, IR cached on disk); :mod:`~geofloodsam.model.openvino_int8`:
+  the encoder's int8-weight graph (NNCF, the optional ``int8`` extra);
+  :mod:`~geofloodsam.model.fast_decoder`: segment-anything's mask decoder with less work
+  per call (cached dense positional encoding, broadcast image, only the returned masks).
 - :mod:`~geofloodsam.model.sam_import`, :mod:`~geofloodsam.model.tinyvit`: segment-anything's
   modeling without torchvision, and MobileSAM's TinyViT encoder.
 

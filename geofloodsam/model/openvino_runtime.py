@@ -10,6 +10,13 @@ instead. A graph is
 compiled for latency with ``INFERENCE_PRECISION_HINT`` f32 or bf16 and as many threads as
 torch uses at the time of the call (``--threads``), and compiled again when that changes.
 
+``int8`` (``--precision int8``): the encoder's fp32 IR with NNCF's weight-only int8
+compression applied before it is saved (:mod:`geofloodsam.model.openvino_int8`), compiled
+with f32 activations. Its key adds the compression recipe, and a signature beside it
+(``<key>.json``: the recipe, the SHA-256 of the ``.bin`` and, for the record, NNCF's
+version) is checked before the entry is used: an entry whose weights or recipe do not
+match is refused and made again. A made entry runs without NNCF.
+
 * :class:`OpenVinoEncoder`: ``(B, 3, S, S)`` -> ``(B, C, 64, 64)``, one image at a time
   (a fixed input of one image).
 * :class:`OpenVinoDecoder`: :func:`geofloodsam.model.fast_decoder.predict_all_masks` with
@@ -25,6 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import json
 import shutil
 import tempfile
 import threading
@@ -39,8 +47,8 @@ from geofloodsam.errors import GeofloodsamError, ensure_signal_stack
 from geofloodsam.files.space import reporting_full_disk
 from geofloodsam.model import fast_decoder
 
-#: OpenVINO's name of each precision
-OV_PRECISION = {"fp32": "f32", "bf16": "bf16"}
+#: OpenVINO's inference precision of each ``--precision`` (int8: int8 weights, f32 arithmetic)
+OV_PRECISION = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
 #: prompts per call of the decoder graph. OpenVINO keeps the intermediate buffers of the
 #: largest call so far (about 75 MB per prompt: N copies of the 64x64 image tokens and their
 #: attention), so 16 prompts in one call held 1.2 GB more than torch; 4 per call costs about
@@ -106,7 +114,9 @@ class _OpenVinoGraph:
         import openvino
 
         if precision not in OV_PRECISION:
-            raise GeofloodsamError(f"OpenVINO runs SAM in fp32 or bf16, not {precision!r}.")
+            raise GeofloodsamError(
+                f"OpenVINO runs SAM in fp32, bf16 or int8, not {precision!r}."
+            )
         if directory is None:
             directory = _default_directory()
         self.ov = openvino
@@ -120,9 +130,16 @@ class _OpenVinoGraph:
         self._threads: int | None = None
         self._lock = threading.Lock()
 
+    @property
+    def cached(self) -> bool:
+        """Whether a usable IR is on disk (for int8: its signature matches too)."""
+        if not (self.path.is_file() and self.path.with_suffix(".bin").is_file()):
+            return False
+        return self.precision != "int8" or _signature_matches(self.path)
+
     def _ir(self) -> Path:
         """The IR's path: cached, or converted and saved there now (atomically)."""
-        if self.path.is_file() and self.path.with_suffix(".bin").is_file():
+        if self.cached:
             return self.path
         kwargs = {}
         if self.shapes is not None:
@@ -132,6 +149,10 @@ class _OpenVinoGraph:
             # tracing reports the Python branches on fixed shapes (padding, broadcasting)
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
             model = self.ov.convert_model(module, example_input=self.example, **kwargs)
+        if self.precision == "int8":
+            from geofloodsam.model.openvino_int8 import compress_weights
+
+            model = compress_weights(model)
         needed = sum(t.numel() * t.element_size() for t in module.state_dict().values())
         space = {self.path.parent: needed + (1 << 20)}  # the weights (.bin) and the graph
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -139,6 +160,11 @@ class _OpenVinoGraph:
         try:
             with reporting_full_disk(space, "the OpenVINO graph cache", OPENVINO_FULL_FIX):
                 self.ov.save_model(model, str(tmp / self.path.name), compress_to_fp16=False)
+            if self.precision == "int8":
+                _write_signature(tmp / self.path.name)
+                (tmp / self.path.name).with_suffix(".json").replace(
+                    self.path.with_suffix(".json")
+                )
             (tmp / self.path.name).with_suffix(".bin").replace(self.path.with_suffix(".bin"))
             (tmp / self.path.name).replace(self.path)  # the .xml last: it marks a whole entry
         finally:
@@ -166,6 +192,12 @@ class _OpenVinoGraph:
                 "PERFORMANCE_HINT": "LATENCY",
                 "INFERENCE_NUM_THREADS": int(threads),
             }
+            if self.precision == "int8":
+                from geofloodsam.model.openvino_int8 import INT8_RECIPE
+
+                config["DYNAMIC_QUANTIZATION_GROUP_SIZE"] = int(
+                    INT8_RECIPE["dynamic_quantization_group_size"]
+                )
             self._compiled = self._compile(config)
             self._threads = threads
             ensure_signal_stack()  # OpenVINO leaves the main thread a stack it frees later
@@ -176,6 +208,31 @@ class _OpenVinoGraph:
         with self._lock:
             result = self._ready()(list(inputs), share_inputs=True, share_outputs=True)
             return [np.array(result[i], dtype=np.float32, copy=True) for i in range(len(result))]
+
+
+def _int8_signature(xml: Path) -> dict:
+    """What an int8 entry is signed with: the recipe and the SHA-256 of its weights file."""
+    from geofloodsam.files.hashing import sha256_file
+    from geofloodsam.model.openvino_int8 import recipe_text
+
+    return {"recipe": recipe_text(), "bin_sha256": sha256_file(xml.with_suffix(".bin"))}
+
+
+def _write_signature(xml: Path) -> None:
+    from geofloodsam.model.openvino_int8 import nncf_version
+
+    record = {**_int8_signature(xml), "made_with_nncf": nncf_version()}
+    xml.with_suffix(".json").write_text(json.dumps(record, sort_keys=True))
+
+
+def _signature_matches(xml: Path) -> bool:
+    """Whether the int8 entry ``xml`` carries the signature of its recipe and weights."""
+    try:
+        written = json.loads(xml.with_suffix(".json").read_text())
+    except (OSError, ValueError):
+        return False
+    expected = _int8_signature(xml)
+    return isinstance(written, dict) and all(written.get(k) == v for k, v in expected.items())
 
 
 class _Encoder(torch.nn.Module):
@@ -194,9 +251,10 @@ class OpenVinoEncoder:
         encoder: the torch image encoder (converted on first use when no IR is cached), or a
             function that returns it (called only to convert).
         image_size: the model's input side ``S``.
-        precision: ``fp32`` or ``bf16``.
+        precision: ``fp32``, ``bf16`` or ``int8`` (int8 weights, see
+            :mod:`geofloodsam.model.openvino_int8`).
         model_name, checkpoint_sha256: what the cached IR is keyed by (with the encoder's
-            source and OpenVINO's version).
+            source and OpenVINO's version; for int8 also the compression recipe).
         directory: where the IR is kept (default ``$GEOFLOODSAM_HOME/openvino``).
         source: the module that defines the encoder (default: that of ``encoder``'s class);
             needed when ``encoder`` is a function.
@@ -215,7 +273,12 @@ class OpenVinoEncoder:
         if isinstance(encoder, torch.nn.Module):
             module, encoder = encoder, lambda: module
             source = source or inspect.getmodule(type(module))
-        key = "encoder-" + _key(model_name, str(checkpoint_sha256), _source(source))
+        parts = [model_name, str(checkpoint_sha256), _source(source)]
+        if precision == "int8":  # fp32 / bf16 share one fp32 IR (the hint differs)
+            from geofloodsam.model.openvino_int8 import recipe_text
+
+            parts += ["int8", recipe_text()]
+        key = "encoder-" + _key(*parts)
         example = (torch.zeros(1, 3, int(image_size), int(image_size)),)
         self.graph = _OpenVinoGraph(
             lambda: _Encoder(encoder()), example, None, precision, key, directory
@@ -228,8 +291,7 @@ class OpenVinoEncoder:
     @property
     def cached(self) -> bool:
         """Whether the IR is on disk already (then compiling it needs no torch module)."""
-        path = self.graph.path
-        return path.is_file() and path.with_suffix(".bin").is_file()
+        return self.graph.cached
 
     def prepare(self) -> None:
         """Convert (or read) and compile now."""

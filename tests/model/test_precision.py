@@ -7,6 +7,7 @@ installed (CI installs it, so that the OpenVINO tests run there instead of skipp
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -24,9 +25,14 @@ from tests.conftest import FP32_TORCH
 ZEN3 = frozenset({"avx2", "fma", "avx512f"} - {"avx512f"})  # AVX2 only, no bf16 units
 SAPPHIRE = frozenset({"avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"})
 COOPER = frozenset({"avx2", "avx512f", "avx512_bf16"})
+VNNI = frozenset({"avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16"})  # the measured ISA
 HAS_OPENVINO = precision_mod.openvino_available()
 needs_openvino = pytest.mark.skipif(
     not HAS_OPENVINO, reason="the optional OpenVINO extra is not installed"
+)
+needs_int8 = pytest.mark.skipif(
+    not (HAS_OPENVINO and precision_mod.nncf_available()),
+    reason="the optional int8 extra (OpenVINO and NNCF) is not installed",
 )
 
 
@@ -53,6 +59,16 @@ def test_cpu_rows_of_the_table(flags, openvino, precision, runtime, expected) ->
     assert plan.reason
 
 
+@pytest.mark.parametrize("flags", [VNNI, ZEN3, SAPPHIRE])
+@pytest.mark.parametrize("runtime", ["auto", "openvino"])
+def test_int8_only_when_asked(flags, runtime) -> None:
+    """``auto`` never takes int8 (IoU 0.92 of fp32 at 16384², docs/performance.md);
+    asked for, it runs on OpenVINO wherever that is installed."""
+    assert resolve_encoder("auto", runtime, "cpu", flags=flags, openvino=True).precision == "fp32"
+    plan = resolve_encoder("int8", runtime, "cpu", flags=flags, openvino=True)
+    assert (plan.precision, plan.runtime, plan.signature) == ("int8", "openvino", "openvino-int8")
+
+
 @pytest.mark.parametrize("bf16, expected", [(True, "bf16"), (False, "fp16")])
 def test_cuda_auto_is_autocast(bf16: bool, expected: str) -> None:
     plan = resolve_encoder("auto", "auto", "cuda", cuda_bf16=bf16, openvino=True)
@@ -63,7 +79,10 @@ def test_cuda_auto_is_autocast(bf16: bool, expected: str) -> None:
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"precision": "int8"}, "unknown precision"),
+        ({"precision": "fp8"}, "unknown precision"),
+        ({"precision": "int8", "runtime": "torch"}, "runs on OpenVINO only"),
+        ({"precision": "int8", "openvino": False}, "pip install geofloodsam[int8]"),
+        ({"precision": "int8", "device_type": "cuda"}, "CPU only"),
         ({"runtime": "tensorrt"}, "unknown runtime"),
         ({"runtime": "openvino", "device_type": "cuda"}, "CPU only"),
         ({"runtime": "openvino", "openvino": False}, "pip install geofloodsam[openvino]"),
@@ -189,7 +208,7 @@ def test_dense_pe_is_cached_and_follows_the_weights() -> None:
 def test_openvino_matches_torch_and_caches_its_graphs(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("GEOFLOODSAM_HOME", str(tmp_path))
     torch_model = load_model("tiny", device="cpu", seed=5, **FP32_TORCH)
-    ov_model = load_model("tiny", device="cpu", seed=5, runtime="openvino")
+    ov_model = load_model("tiny", device="cpu", seed=5, precision="fp32", runtime="openvino")
     assert ov_model.info()["runtime"] == "openvino"
     graphs = sorted(p.name.split("-")[0] for p in (tmp_path / "openvino").glob("*.xml"))
     assert graphs == ["decoder", "encoder"]
@@ -202,14 +221,14 @@ def test_openvino_matches_torch_and_caches_its_graphs(tmp_path, monkeypatch) -> 
         np.testing.assert_allclose(pa.low_res, pb.low_res, atol=1e-3, rtol=1e-3)
         np.testing.assert_allclose(pa.iou, pb.iou, atol=1e-4, rtol=1e-4)
     mtimes = {p: p.stat().st_mtime_ns for p in (tmp_path / "openvino").glob("*.xml")}
-    load_model("tiny", device="cpu", seed=5, runtime="openvino")  # read, not converted again
+    load_model("tiny", device="cpu", seed=5, precision="fp32", runtime="openvino")  # read only
     assert {p: p.stat().st_mtime_ns for p in mtimes} == mtimes
 
 
 @needs_openvino
 def test_openvino_graph_per_decoder_weights(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("GEOFLOODSAM_HOME", str(tmp_path))
-    model = load_model("tiny", device="cpu", seed=7, runtime="openvino")
+    model = load_model("tiny", device="cpu", seed=7, precision="fp32", runtime="openvino")
     emb = model.encode(np.zeros((32, 32, 3), np.uint8))
     before = model.decode(emb, boxes=[[2, 2, 20, 20]]).low_res
     import copy
@@ -233,7 +252,7 @@ def test_openvino_decoder_in_chunks_equals_one_call(tmp_path, monkeypatch) -> No
     from geofloodsam.model import openvino_runtime
 
     monkeypatch.setenv("GEOFLOODSAM_HOME", str(tmp_path))
-    model = load_model("tiny", device="cpu", seed=8, runtime="openvino")
+    model = load_model("tiny", device="cpu", seed=8, precision="fp32", runtime="openvino")
     emb = model.encode(np.random.default_rng(9).integers(0, 256, (40, 56, 3), dtype=np.uint8))
     points = [[[3.5 + 4 * k, 5.5 + 3 * k]] for k in range(9)]
     boxes = [[k, k, 30 + k, 20 + k] for k in range(6)]
@@ -275,6 +294,86 @@ def test_early_encoder_compile_recovers_from_a_broken_cached_ir(tmp_path, monkey
     torch.testing.assert_close(early(x), expected, atol=1e-4, rtol=1e-4)
 
 
+# --------------------------------------------------------------------------- int8
+def _cosine(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float(torch.nn.functional.cosine_similarity(a.flatten(), b.flatten(), dim=0))
+
+
+@needs_int8
+def test_int8_encoder_is_compressed_cached_and_signed(tmp_path, monkeypatch) -> None:
+    """``--precision int8`` through the same code path with a tiny random SAM: the cached IR
+    holds int8 weights, its signature is checked, a stale entry is refused and made again."""
+    from geofloodsam.model.openvino_int8 import INT8_RECIPE
+
+    monkeypatch.setenv("GEOFLOODSAM_HOME", str(tmp_path))
+    ref = load_model("tiny", device="cpu", seed=5, **FP32_TORCH)
+    model = load_model("tiny", device="cpu", seed=5, precision="int8", runtime="openvino")
+    assert (model.precision, model.runtime, model.encoder_signature) == (
+        "int8", "openvino", "openvino-int8")
+    [xml] = (tmp_path / "openvino").glob("encoder-*.xml")
+    assert 'element_type="u8"' in xml.read_text()  # int8 weights (asymmetric: u8 + zero point)
+    signature = json.loads(xml.with_suffix(".json").read_text())
+    assert json.loads(signature["recipe"])["mode"] == INT8_RECIPE["mode"]
+    image = np.random.default_rng(6).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    a, b = ref.encode(image).features, model.encode(image).features
+    assert not torch.allclose(a, b, atol=1e-5)  # not the fp32 graph
+    assert _cosine(a, b) > 0.99
+    stamp = xml.stat().st_mtime_ns
+    load_model("tiny", device="cpu", seed=5, precision="int8", runtime="openvino")
+    assert xml.stat().st_mtime_ns == stamp  # signed entry read, not made again
+    bin_path = xml.with_suffix(".bin")
+    data = bytearray(bin_path.read_bytes())
+    data[-1] ^= 0xFF  # weights that do not match the signature
+    bin_path.write_bytes(bytes(data))
+    again = load_model("tiny", device="cpu", seed=5, precision="int8", runtime="openvino")
+    assert bin_path.read_bytes() != bytes(data)  # refused and made again
+    torch.testing.assert_close(again.encode(image).features, b, atol=1e-5, rtol=1e-5)
+
+
+@needs_int8
+def test_int8_graph_apart_from_fp32(tmp_path, monkeypatch) -> None:
+    """fp32 and int8 of one encoder are two cache entries, and its embeddings are signed
+    ``openvino-int8`` (never reused for fp32)."""
+    monkeypatch.setenv("GEOFLOODSAM_HOME", str(tmp_path))
+    for precision in ("fp32", "int8"):
+        load_model("tiny", device="cpu", seed=4, precision=precision, runtime="openvino")
+    assert len(list((tmp_path / "openvino").glob("encoder-*.xml"))) == 2
+    assert len(list((tmp_path / "openvino").glob("encoder-*.json"))) == 1  # int8's signature
+
+
+@needs_int8
+def test_int8_graph_made_once_runs_without_nncf(tmp_path, monkeypatch) -> None:
+    """NNCF makes the graph; a cached graph runs without it; without it and no cached
+    graph, one line says what to install."""
+    from geofloodsam.model import openvino_int8
+
+    monkeypatch.setenv("GEOFLOODSAM_HOME", str(tmp_path / "made"))
+    load_model("tiny", device="cpu", seed=2, precision="int8", runtime="openvino")
+    monkeypatch.setattr(openvino_int8, "nncf_available", lambda: False)
+    model = load_model("tiny", device="cpu", seed=2, precision="int8", runtime="openvino")
+    assert model.encode(np.zeros((32, 32, 3), np.uint8)).features.shape[0] > 0
+    monkeypatch.setenv("GEOFLOODSAM_HOME", str(tmp_path / "fresh"))
+    with pytest.raises(GeofloodsamError, match=r"pip install geofloodsam\[int8\]"):
+        load_model("tiny", device="cpu", seed=2, precision="int8", runtime="openvino")
+
+
+def test_int8_on_torch_is_a_one_line_cli_error(tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from geofloodsam.cli import main
+
+    scene = Path(__file__).resolve().parents[2] / "sample_tiles" / "riverside_rgb.tif"
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["segment", str(scene), "-o", str(out), "--model", "tiny",
+                                       "--device", "cpu", "--precision", "int8", "--runtime",
+                                       "torch", "-q"])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        "Error: --precision int8 runs on OpenVINO only: use --runtime openvino (or auto), or "
+        "--precision fp32 / bf16 with --runtime torch."]
+    assert not out.exists()
+
+
 # --------------------------------------------------------------------------- real weights
 def _water_iou(a: np.ndarray, b: np.ndarray) -> float:
     return float((a & b).sum() / max((a | b).sum(), 1))
@@ -291,6 +390,7 @@ def riverside_tile() -> np.ndarray:
 def _paths() -> list:
     paths = [pytest.param(("bf16", "torch"), id="torch-bf16")]
     paths.append(pytest.param(("fp32", "openvino"), id="openvino-fp32", marks=needs_openvino))
+    paths.append(pytest.param(("int8", "openvino"), id="openvino-int8", marks=needs_int8))
     return paths
 
 
@@ -300,8 +400,9 @@ def test_faster_paths_keep_masks_within_iou_098_of_fp32(
     mobile_sam_path, riverside_tile, path, tmp_path, monkeypatch
 ) -> None:
     """The faster paths keep one real tile's masks within IoU 0.98 of torch fp32 (a tile of
-    the README demo, flood decoder, a point and a box prompt). ``auto`` takes only the fp32
-    ones: bf16 passes here but not on the tiled synthetic scenes (docs/performance.md)."""
+    the README demo, flood decoder, a point and a box prompt). ``auto`` does not take bf16,
+    which passes here but not on the tiled synthetic scenes, nor int8 (int8 weights on
+    OpenVINO), which passes here and at 4096² but not at 16384² (docs/performance.md)."""
     monkeypatch.setenv("GEOFLOODSAM_HOME", str(tmp_path))
     ref = load_model("vit_t", checkpoint=mobile_sam_path, decoder="flood", device="cpu",
                      precision="fp32", runtime="torch")
