@@ -34,7 +34,6 @@ from geofloodsam.model.choices import PRECISION_CHOICES, RUNTIME_CHOICES
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
-
 @dataclass(frozen=True)
 class EncoderPlan:
     """How the image encoder runs: ``precision`` fp32 / bf16 / fp16 on ``runtime`` torch /
