@@ -209,11 +209,9 @@ def of_its_colour(body: np.ndarray, look: Appearance | None, rgb: np.ndarray | N
     colours (a decoder that calls the whole tile water) is not."""
     if look is None or rgb is None or body.mean() <= MAX_FALLBACK_SHARE:
         return True
-    rows = np.flatnonzero(body.any(axis=1))
-    cols = np.flatnonzero(body.any(axis=0))
-    r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-    part = body[r0:r1, c0:c1]
-    good = int((part & look.consistent(rgb[r0:r1, c0:c1])).sum())
+    box = Box.around(body)  # not None: a body that covers over half the tile
+    part = body[box.slices]
+    good = int((part & look.consistent(rgb[box.slices])).sum())
     return good >= MIN_CONSISTENT * int(part.sum())
 
 
