@@ -27,8 +27,8 @@ inside its box), tiles encoded and seconds; then the mean IoU per set::
 ``--decoder`` runs every prompted case with that decoder instead of the default.
 
 ``--before`` is a checkout of the code to compare with (e.g. a ``git worktree`` of main).
-Promptless cases take no prompt path, so they run once (with this checkout) and show the same
-figures in both columns.
+Every version runs every case, promptless ones too: they take no prompt path, but a version
+may ship other models.
 """
 
 from __future__ import annotations
@@ -296,7 +296,7 @@ def score(case: dict) -> dict:
     objects = []
     bodies = _object_bodies(case, water, transform)
     if bodies:
-        polys = gpd.read_file(case["polygons"])
+        polys = gpd.read_file(case["polygons"], layer="flood")
         for obj, body in bodies.items():
             shapes = list(polys.geometry[polys["object_id"] == obj])
             mine = (rasterize(shapes, out_shape=pred.shape, transform=transform) > 0
@@ -347,15 +347,9 @@ def main(argv: list[str] | None = None) -> int:
         versions = {"new": REPO}
         if args.before:
             versions = {"before": Path(args.before).resolve(), **versions}
-        # promptless runs take no prompt path: the same code before and now, so run once
-        results = {}
-        for v, code in versions.items():
-            mine = cases if v == "new" else [c for c in cases if c["prompts"] is not None]
-            ran = iter(_version(code, mine, work / v))
-            results[v] = [next(ran) if c in mine else None for c in cases]
-        for k in range(len(cases)):
-            for v in versions:
-                results[v][k] = results[v][k] or results["new"][k]
+        # every version runs every case: promptless runs take no prompt path, but the shipped
+        # models (and so the promptless maps) may differ between versions
+        results = {v: _version(code, cases, work / v) for v, code in versions.items()}
         print("| set | case | " + " | ".join(
             f"{v} IoU | {v} false px | {v} object IoU | {v} tiles | {v} s" for v in versions)
             + " |")

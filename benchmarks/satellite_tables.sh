@@ -11,7 +11,7 @@
 # docs/satellite/tables/ and the Markdown tables of docs/results.md are printed at the end.
 # The encoder runs in fp32 on torch (the reference path; `auto` picks bf16 / OpenVINO where
 # available, which moves IoUs by ~0.005). Rerun it after replacing
-# geofloodsam/data/satellite_decoder_vit_t.pt: every row is recomputed (the embedding cache
+# a shipped model (geofloodsam/data/*_vit_t.pt): every row is recomputed (the embedding cache
 # only saves encoder time, it changes no figure).
 #
 # GEOFLOODSAM (default: .venv/bin/geofloodsam if present, else geofloodsam) and PYTHON
@@ -23,9 +23,9 @@ if [[ -x .venv/bin/geofloodsam ]]; then G=${GEOFLOODSAM:-.venv/bin/geofloodsam};
 if [[ -x .venv/bin/python ]]; then PY=${PYTHON:-.venv/bin/python}; else PY=${PYTHON:-python3}; fi
 
 # --- the commands quoted in docs/results.md (with geofloodsam for $G and /tmp/satellite_tables for $OUT)
-$G evaluate --data ../shared/data/sen1floods11/S1Hand --method index --method sam --method fused --decoder pretrained --decoder flood --decoder satellite --prompt none --checkpoint ../shared/models/mobile_sam.pt --cache-dir /tmp/eval_cache --device cpu --precision fp32 --runtime torch --examples 2 -q -o "$OUT/s1"
-$G evaluate --data ../shared/data/sen1floods11/S2Hand --method index --method sam --method fused --decoder pretrained --decoder flood --decoder satellite --prompt none --checkpoint ../shared/models/mobile_sam.pt --cache-dir /tmp/eval_cache --device cpu --precision fp32 --runtime torch --examples 1 -q -o "$OUT/s2"
-$G evaluate --data ../shared/data/earth-surface-water --split val --method sam --decoder pretrained --decoder flood --decoder satellite --prompt box --prompt point --prompt none --checkpoint ../shared/models/mobile_sam.pt --cache-dir /tmp/eval_cache --device cpu --precision fp32 --runtime torch --examples 2 -q -o "$OUT/esw_val"
+$G evaluate --data ../shared/data/sen1floods11/S1Hand --method index --method sam --method fused --decoder pretrained --decoder flood-decoder-only --decoder flood --decoder satellite-decoder-only --decoder satellite --prompt none --checkpoint ../shared/models/mobile_sam.pt --cache-dir /tmp/eval_cache --device cpu --precision fp32 --runtime torch --examples 2 -q -o "$OUT/s1"
+$G evaluate --data ../shared/data/sen1floods11/S2Hand --method index --method sam --method fused --decoder pretrained --decoder flood-decoder-only --decoder flood --decoder satellite-decoder-only --decoder satellite --prompt none --checkpoint ../shared/models/mobile_sam.pt --cache-dir /tmp/eval_cache --device cpu --precision fp32 --runtime torch --examples 1 -q -o "$OUT/s2"
+$G evaluate --data ../shared/data/earth-surface-water --split val --method sam --decoder pretrained --decoder flood-decoder-only --decoder flood --decoder satellite-decoder-only --decoder satellite --prompt box --prompt point --prompt none --checkpoint ../shared/models/mobile_sam.pt --cache-dir /tmp/eval_cache --device cpu --precision fp32 --runtime torch --examples 2 -q -o "$OUT/esw_val"
 
 for name in s1 s2 esw_val; do
     mkdir -p "docs/satellite/tables/$name"
@@ -40,8 +40,11 @@ from pathlib import Path
 import pandas as pd
 
 out = Path(sys.argv[1])
-ROWS = [("index alone", "index"), ("SAM pretrained", "pretrained"), ("flood decoder", "flood"),
-        ("satellite decoder", "satellite"), ("fused (satellite decoder)", "fused/satellite")]
+ROWS = [("index alone", "index"), ("SAM pretrained", "pretrained"),
+        ("flood decoder only", "flood-decoder-only"), ("flood (adapted)", "flood"),
+        ("satellite decoder only", "satellite-decoder-only"), ("satellite (adapted)", "satellite"),
+        ("fused (satellite decoder only)", "fused/satellite-decoder-only"),
+        ("fused (satellite, adapted)", "fused/satellite")]
 for name, title in (("s1", "(a) Sen1Floods11 S1 chips"), ("s2", "(b) S2 chip Spain_7370579")):
     m = pd.read_csv(out / name / "metrics.csv", keep_default_na=False).set_index("model")
     n = int(m["n_images"].max())
@@ -53,7 +56,7 @@ for name, title in (("s1", "(a) Sen1Floods11 S1 chips"), ("s2", "(b) S2 chip Spa
 m = pd.read_csv(out / "esw_val" / "metrics.csv", keep_default_na=False)
 print("\n(c) Earth Surface Water val, 10 scenes (pooled IoU / mean IoU)\n")
 print("| decoder | box | point | none (whole image) |\n| --- | ---: | ---: | ---: |")
-for dec in ("pretrained", "flood", "satellite"):
+for dec in ("pretrained", "flood-decoder-only", "flood", "satellite-decoder-only", "satellite"):
     cells = []
     for prompt in ("box", "point", "none"):
         r = m[(m["model"] == dec) & (m["prompt"] == prompt)].iloc[0]

@@ -58,7 +58,8 @@ def _weights(ctx: click.Context, param: click.Parameter, value: str) -> tuple[fl
     "--init-decoder",
     default=_DEFAULTS.init_decoder,
     show_default=True,
-    help="Start from this decoder: pretrained, flood, satellite (shipped) or a decoder file "
+    help="Start from this decoder: pretrained, flood, satellite, flood-decoder-only, "
+    "satellite-decoder-only (shipped) or a decoder file "
     "(e.g. a previous run's OUT, to train it further).",
 )
 @click.option(

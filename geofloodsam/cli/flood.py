@@ -52,7 +52,8 @@ from geofloodsam.cli.options import (
               help="Compare a radar (Sentinel-1) scene with an optical one.")
 @model_option()
 @checkpoint_option
-@click.option("--decoder", help="pretrained, flood, satellite or a decoder file [default: by "
+@click.option("--decoder", help="pretrained, flood, satellite (or flood-decoder-only, "
+              "satellite-decoder-only) or a decoder file [default: by "
               "sensor and method, as for `segment`; BEFORE uses AFTER's].")
 @sensor_option
 @method_option

@@ -41,8 +41,9 @@ from geofloodsam.segmentation.config import SegmentConfig
 @checkpoint_option
 @click.option(
     "--decoder",
-    help="pretrained, flood or satellite (shipped: flood photos, satellite RGB) or a decoder file "
-    "[default: satellite].",
+    help="pretrained, flood or satellite (shipped adapted models: flood photos, satellite RGB), "
+    "flood-decoder-only / satellite-decoder-only (the decoder-only models they replaced) or a "
+    "decoder file [default: satellite].",
 )
 @sensor_option
 @method_option

@@ -59,6 +59,16 @@ def _cpu(state: dict[str, torch.Tensor], half: bool) -> dict[str, torch.Tensor]:
     }
 
 
+def _plain(value: Any) -> Any:
+    """``value`` with paths as strings (files are read with ``weights_only``, which refuses
+    other classes; a ``Path`` in ``meta`` would make the file unreadable)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(v) for v in value)
+    return str(value) if isinstance(value, Path) else value
+
+
 def save_decoder(
     path: str | Path,
     decoder_state: dict[str, torch.Tensor],
@@ -76,7 +86,7 @@ def save_decoder(
     payload: dict[str, Any] = {
         "format": FORMAT,
         "decoder": _cpu(decoder_state, half),
-        "meta": {"version": __version__, **meta},
+        "meta": _plain({"version": __version__, **meta}),
     }
     if encoder is not None:
         if encoder.get("kind") not in ENCODER_KINDS:
@@ -151,15 +161,27 @@ def check_compatible(
 # --------------------------------------------------------------------------- decoder specs
 #: the decoder of the base checkpoint itself
 PRETRAINED = "pretrained"
-#: decoders shipped in the package: ``--decoder NAME`` loads ``data/NAME_decoder_<model>.pt``
-#: (``flood``: flood photos; ``satellite``: Earth Surface Water, docs/satellite.md)
-SHIPPED = ("flood", "satellite")
+#: models shipped in the package by name: ``--decoder NAME`` loads ``data/<stem>_<model>.pt``.
+#: ``flood`` (flood photos) and ``satellite`` (Earth Surface Water) are adapted models: LoRA
+#: adapters in the image encoder with their decoder (docs/finetuning.md); the decoder-only
+#: models they replaced stay reachable as ``flood-decoder-only`` / ``satellite-decoder-only``.
+SHIPPED_FILES = {
+    "flood": "flood_adapted",
+    "satellite": "satellite_adapted",
+    "flood-decoder-only": "flood_decoder",
+    "satellite-decoder-only": "satellite_decoder",
+}
+SHIPPED = tuple(SHIPPED_FILES)
 SHIPPED_DECODER_DIR = Path(__file__).resolve().parents[1] / "data"
+
+
+def _shipped_path(name: str, model_name: str) -> Path:
+    return SHIPPED_DECODER_DIR / f"{SHIPPED_FILES[name]}_{model_name}.pt"
 
 
 def shipped_decoder(name: str, model_name: str) -> Path:
     """Path of the decoder ``name`` (e.g. ``flood``) shipped for base model ``model_name``."""
-    path = SHIPPED_DECODER_DIR / f"{name}_decoder_{model_name}.pt"
+    path = _shipped_path(name, model_name)
     if not path.is_file():
         raise GeofloodsamError(
             f"no {name} decoder is shipped for model {model_name}: use --decoder pretrained, "
@@ -171,8 +193,7 @@ def shipped_decoder(name: str, model_name: str) -> Path:
 def default_decoder(model_name: str, preferred: str = "flood") -> str:
     """``preferred`` (a shipped name) when the package ships it for ``model_name``, else
     ``pretrained``."""
-    shipped = SHIPPED_DECODER_DIR / f"{preferred}_decoder_{model_name}.pt"
-    return preferred if shipped.is_file() else PRETRAINED
+    return preferred if _shipped_path(preferred, model_name).is_file() else PRETRAINED
 
 
 @dataclass(frozen=True)

@@ -475,6 +475,10 @@ class RadarSensor(Sensor):
     water_index = "radar-split"
     #: cross-validated on the Sentinel-1 chips (docs/satellite.md); ``sar`` follows ``s1``
     auto_method = "index"
+    #: the adapted ``satellite`` model's encoder adapters were trained on optical RGB scenes,
+    #: not on radar composites; on the S1 chips it maps no better (prompted 0.512 against
+    #: 0.519, docs/finetuning.md), so radar keeps the decoder-only model
+    auto_decoder = "satellite-decoder-only"
 
 
 @SENSORS.register

@@ -19,6 +19,9 @@ from geofloodsam.water.methods import choose
         ("rgb", False, "sam", "satellite"),
         ("rgb", True, "sam", "satellite"),
         ("s2", True, "sam", "satellite"),
+        ("naip", True, "sam", "satellite"),
+        ("s1", True, "sam", "satellite-decoder-only"),  # adapters trained on optical scenes
+        ("sar", True, "sam", "satellite-decoder-only"),
     ],
 )
 def test_auto(sensor, prompted, method, decoder):

@@ -159,8 +159,9 @@ class SegmentAlgorithm(_Algorithm):
             self.PROMPTS, "Prompts (water points, boxes); none: promptless",
             [QgsProcessing.TypeVectorPoint, QgsProcessing.TypeVectorPolygon], optional=True))
         self.addParameter(QgsProcessingParameterString(
-            self.DECODER, "Decoder (flood, satellite, pretrained or a decoder file; empty: "
-            "satellite, or flood with prompts on RGB)", "", optional=True))
+            self.DECODER, "Decoder (flood, satellite, flood-decoder-only, satellite-decoder-only, "
+            "pretrained or a decoder file; empty: "
+            "satellite)", "", optional=True))
         self.addParameter(QgsProcessingParameterEnum(
             self.SENSOR, "Sensor (auto: detected)", options=list(menus["sensor"]),
             defaultValue=0))
