@@ -388,10 +388,36 @@ def riverside_tile() -> np.ndarray:
 
 
 def _paths() -> list:
-    paths = [pytest.param(("bf16", "torch"), id="torch-bf16")]
-    paths.append(pytest.param(("fp32", "openvino"), id="openvino-fp32", marks=needs_openvino))
-    paths.append(pytest.param(("int8", "openvino"), id="openvino-int8", marks=needs_int8))
+    """(precision, runtime, model): the decoder-only model on every faster path, the adapted
+    ``flood`` and ``satellite`` models (adapters merged) on the OpenVINO ones."""
+    paths = [pytest.param(("bf16", "torch", "flood-decoder-only"), id="torch-bf16")]
+    for model in ("flood-decoder-only", "flood", "satellite"):
+        paths.append(pytest.param(("fp32", "openvino", model), id=f"openvino-fp32-{model}",
+                                  marks=needs_openvino))
+        paths.append(pytest.param(("int8", "openvino", model), id=f"openvino-int8-{model}",
+                                  marks=needs_int8))
     return paths
+
+
+def _mask_ious(mobile_sam_path, tile, precision, runtime, decoder) -> list[float]:
+    """IoU of the masks of one real tile (a point and a box prompt) on a faster path against
+    torch fp32, for the model ``decoder``."""
+    ref = load_model("vit_t", checkpoint=mobile_sam_path, decoder=decoder, device="cpu",
+                     precision="fp32", runtime="torch")
+    other = load_model("vit_t", checkpoint=mobile_sam_path, decoder=decoder, device="cpu",
+                       precision=precision, runtime=runtime)
+    assert other.encoder_plan == EncoderPlan(precision, runtime, other.encoder_plan.reason)
+    ea, eb = ref.encode(tile), other.encode(tile)
+    prompts = [({"points": [[[800.5, 597.5]]], "point_labels": [[1]]}, True),
+               ({"boxes": [[480, 0, 1024, 1024]]}, False)]
+    ious = []
+    for kwargs, multimask in prompts:
+        a = ref.decode(ea, multimask=multimask, **kwargs).best_logits()[0] > 0
+        b = other.decode(eb, multimask=multimask, **kwargs).best_logits()[0] > 0
+        assert a.any()
+        ious.append(_water_iou(a, b))
+    print(f"{precision}/{runtime}/{decoder}: mask IoU vs fp32 {ious}")
+    return ious
 
 
 @pytest.mark.slow
@@ -400,25 +426,24 @@ def test_faster_paths_keep_masks_within_iou_098_of_fp32(
     mobile_sam_path, riverside_tile, path, tmp_path, monkeypatch
 ) -> None:
     """The faster paths keep one real tile's masks within IoU 0.98 of torch fp32 (a tile of
-    the README demo, flood decoder, a point and a box prompt). ``auto`` does not take bf16,
-    which passes here but not on the tiled synthetic scenes, nor int8 (int8 weights on
-    OpenVINO), which passes here and at 4096² but not at 16384² (docs/performance.md)."""
+    the README demo, a point and a box prompt), for the decoder-only model and, on OpenVINO,
+    for the adapted models with their adapters merged. ``auto`` does not take bf16, which
+    passes here but not on the tiled synthetic scenes, nor int8 (int8 weights on OpenVINO),
+    which passes here and at 4096² but not at 16384² (docs/performance.md)."""
     monkeypatch.setenv("GEOFLOODSAM_HOME", str(tmp_path))
-    ref = load_model("vit_t", checkpoint=mobile_sam_path, decoder="flood", device="cpu",
-                     precision="fp32", runtime="torch")
-    other = load_model("vit_t", checkpoint=mobile_sam_path, decoder="flood", device="cpu",
-                       precision=path[0], runtime=path[1])
-    assert other.encoder_plan == EncoderPlan(path[0], path[1], other.encoder_plan.reason)
-    ea, eb = ref.encode(riverside_tile), other.encode(riverside_tile)
-    prompts = [({"points": [[[800.5, 597.5]]], "point_labels": [[1]]}, True),
-               ({"boxes": [[480, 0, 1024, 1024]]}, False)]
-    for kwargs, multimask in prompts:
-        a = ref.decode(ea, multimask=multimask, **kwargs).best_logits()[0] > 0
-        b = other.decode(eb, multimask=multimask, **kwargs).best_logits()[0] > 0
-        assert a.any()
-        iou = _water_iou(a, b)
-        print(f"{path}: mask IoU vs fp32 {iou:.4f}")
-        assert iou >= 0.98
+    assert min(_mask_ious(mobile_sam_path, riverside_tile, *path)) >= 0.98
+
+
+@pytest.mark.slow
+def test_bf16_runs_the_adapted_model_less_faithfully(
+    mobile_sam_path, riverside_tile, tmp_path, monkeypatch
+) -> None:
+    """bf16 runs the adapted ``flood`` model (adapters merged into weights that autocast
+    rounds to bf16), but its masks are less faithful to fp32 than the decoder-only model's:
+    IoU 0.975 on this tile against the 0.98 of the faster paths (docs/performance.md). It is
+    not an ``auto`` path; this checks that it works and stays close."""
+    monkeypatch.setenv("GEOFLOODSAM_HOME", str(tmp_path))
+    assert min(_mask_ious(mobile_sam_path, riverside_tile, "bf16", "torch", "flood")) >= 0.95
 
 
 @pytest.mark.parametrize("size", [(1024, 1024), (1024, 696), (864, 1024), (37, 53), (600, 600)])
