@@ -1,14 +1,12 @@
 """Where the OpenVINO path's memory goes, against torch: one process per runtime.
 
 For ``--runtime torch`` and ``openvino`` (each in a fresh process): RSS and its high-water
-mark (``/proc/self/status``) after loading MobileSAM with the flood decoder, after encoding
-one 1024² tile of the README demo, then after one decoder call of N point prompts for each
-``--prompts`` N. With ``--chunks``, the OpenVINO decoder is also timed per prompt (CPU
-seconds of the process, 3 x 16 prompts, per prompts-per-call setting): CPU time, so it can
-be read on a shared machine.
+mark (``/proc/self/status``) after loading MobileSAM with the decoder-only flood model, after
+encoding one 1024² tile of the README demo, then after one decoder call of N point prompts
+for each ``--prompts`` N (the decoder runs in torch on both runtimes; OpenVINO runs the
+encoder only).
 
     python benchmarks/openvino_memory.py --checkpoint ../shared/models/mobile_sam.pt
-    python benchmarks/openvino_memory.py --chunks 1 2 4 16
 """
 
 from __future__ import annotations
@@ -16,7 +14,6 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -43,7 +40,7 @@ def tile():
 def child(args: argparse.Namespace) -> None:
     from geofloodsam.model.sam import load_model
 
-    model = load_model("vit_t", checkpoint=args.checkpoint, decoder="flood",
+    model = load_model("vit_t", checkpoint=args.checkpoint, decoder="flood-decoder-only",
                        precision="fp32", runtime=args.child)
     print(f"{args.child}: loaded: {memory()}")
     emb = model.encode_batch([tile()])[0]
@@ -52,26 +49,12 @@ def child(args: argparse.Namespace) -> None:
         points = [[[100.5 + 50 * k, 100.5]] for k in range(n)]
         model.decode(emb, points=points, point_labels=[[1]] * n).best_logits()
         print(f"{args.child}: decode of {n} prompts in one call: {memory()}")
-    if args.child == "openvino" and args.chunks:
-        from geofloodsam.model import openvino_runtime
-
-        points = [[[100.5 + 50 * k, 100.5]] for k in range(16)]
-        for chunk in args.chunks:
-            openvino_runtime.DECODER_CHUNK = chunk
-            t0 = time.process_time()
-            for _ in range(3):
-                model.decode(emb, points=points, point_labels=[[1]] * 16)
-            ms = 1000 * (time.process_time() - t0) / 48
-            print(f"openvino: {chunk} prompts per decoder call: {ms:.0f} ms of CPU per prompt, "
-                  f"{memory()}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", help="MobileSAM checkpoint [default: registry]")
     parser.add_argument("--prompts", type=int, nargs="+", default=[1, 4, 8, 16])
-    parser.add_argument("--chunks", type=int, nargs="*", default=[],
-                        help="time the OpenVINO decoder at these prompts per call")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -82,8 +65,6 @@ def main() -> None:
                *map(str, args.prompts)]
         if args.checkpoint:
             cmd += ["--checkpoint", args.checkpoint]
-        if args.chunks:
-            cmd += ["--chunks", *map(str, args.chunks)]
         subprocess.run(cmd, check=True)
 
 

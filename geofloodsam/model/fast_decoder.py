@@ -79,28 +79,6 @@ def two_way_transformer(
     return transformer.norm_final_attn(queries), keys
 
 
-def predict_all_masks(
-    decoder: nn.Module, image_embeddings: Tensor, image_pe: Tensor, sparse: Tensor, dense: Tensor
-) -> tuple[Tensor, Tensor]:
-    """All four masks (N, 4, 256, 256) and IoU predictions (N, 4): the graph OpenVINO runs.
-
-    ``dense`` is (N, C, h, w) here (no broadcasting branches: one traced graph for every N).
-    """
-    n = sparse.shape[0]
-    output_tokens = torch.cat([decoder.iou_token.weight, decoder.mask_tokens.weight], dim=0)
-    tokens = torch.cat((output_tokens.unsqueeze(0).expand(n, -1, -1), sparse), dim=1)
-    src = image_embeddings + dense
-    b, c, h, w = src.shape
-    hs, src = two_way_transformer(decoder.transformer, src, image_pe.expand_as(src), tokens)
-    upscaled = decoder.output_upscaling(src.transpose(1, 2).reshape(b, c, h, w))
-    hyper_in = torch.stack(
-        [mlp(hs[:, 1 + i, :]) for i, mlp in enumerate(decoder.output_hypernetworks_mlps)], dim=1
-    )
-    b, c, h, w = upscaled.shape
-    masks = (hyper_in @ upscaled.view(b, c, h * w)).view(b, -1, h, w)
-    return masks, decoder.iou_prediction_head(hs[:, 0, :])
-
-
 def predict_masks(
     decoder: nn.Module,
     image_embeddings: Tensor,

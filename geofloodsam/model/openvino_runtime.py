@@ -1,10 +1,9 @@
-"""SAM's image encoder and mask decoder on OpenVINO's CPU plugin (``geofloodsam[openvino]``).
+"""SAM's image encoder on OpenVINO's CPU plugin (``geofloodsam[openvino]``).
 
-Each torch module is converted once with ``openvino.convert_model`` and saved as OpenVINO
-IR under ``$GEOFLOODSAM_HOME/openvino/<key>.xml``. The key hashes what the graph depends on:
-for the encoder the checkpoint's SHA-256 and the model name, for the decoder a hash of its
-weights (so a fine-tuned decoder is its own entry); for both OpenVINO's version and the
-source of the code that is traced. Later runs only compile the IR, and OpenVINO keeps the
+The encoder is converted once with ``openvino.convert_model`` and saved as OpenVINO IR under
+``$GEOFLOODSAM_HOME/openvino/<key>.xml``. The key hashes what the graph depends on: the
+checkpoint's SHA-256, the model name and the hash of merged adapters, OpenVINO's version and
+the source of the code that is traced. Later runs only compile the IR, and OpenVINO keeps the
 compiled graph beside it (``compiled/``, its ``CACHE_DIR``), so a later load imports it
 instead. A graph is
 compiled for latency with ``INFERENCE_PRECISION_HINT`` f32 or bf16 and as many threads as
@@ -19,10 +18,11 @@ match is refused and made again. A made entry runs without NNCF.
 
 * :class:`OpenVinoEncoder`: ``(B, 3, S, S)`` -> ``(B, C, 64, 64)``, one image at a time
   (a fixed input of one image).
-* :class:`OpenVinoDecoder`: :func:`geofloodsam.model.fast_decoder.predict_all_masks` with
-  any number of prompts N and of prompt tokens T (dynamic shapes); the prompt encoder stays
-  in torch. Used by :meth:`~geofloodsam.model.sam.SamModel.decode` (inference); fine-tuning
-  keeps the differentiable torch decoder.
+
+The mask decoder stays in torch on every runtime. Its OpenVINO graph (removed on 2026-12-07)
+was no faster than torch on the README demo (2.09 against 2.07 s on a Zen 5 EPYC, 2.97
+against 2.52 s on the EPYC before) and kept the buffers of its largest call: without it the
+demo's peak memory fell from 1.26 to 1.00 GB (``docs/performance.md``).
 
 Only this module imports ``openvino``, and only when a model is loaded with
 ``runtime="openvino"`` (or ``auto`` where it is installed).
@@ -45,15 +45,9 @@ import torch
 
 from geofloodsam.errors import GeofloodsamError, ensure_signal_stack
 from geofloodsam.files.space import reporting_full_disk
-from geofloodsam.model import fast_decoder
 
 #: OpenVINO's inference precision of each ``--precision`` (int8: int8 weights, f32 arithmetic)
 OV_PRECISION = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
-#: prompts per call of the decoder graph. OpenVINO keeps the intermediate buffers of the
-#: largest call so far (about 75 MB per prompt: N copies of the 64x64 image tokens and their
-#: attention), so 16 prompts in one call held 1.2 GB more than torch; 4 per call costs about
-#: the same CPU per prompt as 16 (1 per call: a fifth more). ``benchmarks/openvino_memory.py``
-DECODER_CHUNK = 4
 
 
 def _source(obj: object) -> str:
@@ -316,69 +310,3 @@ class OpenVinoEncoder:
         batch = x.detach().to("cpu", torch.float32).contiguous().numpy()
         return torch.from_numpy(np.concatenate([self.graph.run(i[None])[0] for i in batch]))
 
-
-class _Decoder(torch.nn.Module):
-    def __init__(self, decoder: torch.nn.Module, image_pe: torch.Tensor) -> None:
-        super().__init__()
-        self.decoder = decoder
-        self.register_buffer("image_pe", image_pe.detach().clone())
-
-    def forward(self, image: torch.Tensor, sparse: torch.Tensor, dense: torch.Tensor):
-        return fast_decoder.predict_all_masks(self.decoder, image, self.image_pe, sparse, dense)
-
-
-class OpenVinoDecoder:
-    """SAM's mask decoder for N prompts: ``(image (1, C, h, w), sparse (N, T, C), dense (N or
-    1, C, h, w), multimask)`` -> low-resolution masks (N, M, 256, 256), IoU (N, M).
-
-    Args:
-        decoder: the torch ``MaskDecoder`` (its weights are hashed into the cache key).
-        image_pe: the dense positional encoding (1, C, h, w), a constant of the graph.
-        precision: ``fp32`` or ``bf16``.
-        directory: where the IR is kept (default ``$GEOFLOODSAM_HOME/openvino``).
-    """
-
-    def __init__(
-        self,
-        decoder: torch.nn.Module,
-        image_pe: torch.Tensor,
-        precision: str = "fp32",
-        directory: Path | None = None,
-    ) -> None:
-        c, h, w = image_pe.shape[1:]
-        pe_sha = hashlib.sha256(image_pe.detach().cpu().contiguous().numpy().tobytes())
-        key = "decoder-" + _key(
-            weights_sha256(decoder), pe_sha.hexdigest(), _source(fast_decoder)
-        )
-        example = (torch.zeros(1, c, h, w), torch.zeros(2, 3, c), torch.zeros(2, c, h, w))
-        shapes = ([1, c, h, w], [-1, -1, c], [-1, c, h, w])
-        self.graph = _OpenVinoGraph(
-            lambda: _Decoder(decoder, image_pe), example, shapes, precision, key, directory
-        )
-
-    def prepare(self) -> None:
-        """Convert (or read) and compile now."""
-        self.graph.prepare()
-
-    def __call__(
-        self, image: torch.Tensor, sparse: torch.Tensor, dense: torch.Tensor, multimask: bool
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Low-resolution masks and IoU predictions, as ``MaskDecoder.forward`` returns them."""
-        n = sparse.shape[0]
-        if image.dim() == 3:
-            image = image[None]
-        image_np = image.detach().to("cpu", torch.float32).contiguous().numpy()
-        sparse_np = sparse.detach().to("cpu", torch.float32).contiguous().numpy()
-        dense_t = dense.detach().to("cpu", torch.float32)
-        parts = []
-        for k in range(0, n, DECODER_CHUNK):  # a bounded arena (see DECODER_CHUNK)
-            rows = slice(k, min(n, k + DECODER_CHUNK))
-            dense_k = dense_t[rows] if dense_t.shape[0] == n else dense_t
-            parts.append(self.graph.run(
-                image_np, sparse_np[rows],
-                dense_k.expand(rows.stop - rows.start, -1, -1, -1).contiguous().numpy(),
-            ))
-        masks = np.concatenate([p[0] for p in parts])
-        iou = np.concatenate([p[1] for p in parts])
-        chosen = slice(1, None) if multimask else slice(0, 1)
-        return torch.from_numpy(masks[:, chosen]), torch.from_numpy(iou[:, chosen])

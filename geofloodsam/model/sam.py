@@ -184,7 +184,6 @@ class SamModel:
     )
     _openvino: Any = field(default=None, repr=False)
     _openvino_encoders: dict = field(default_factory=dict, repr=False)
-    _openvino_decoders: dict = field(default_factory=dict, repr=False)
     _dense_pe: tuple | None = field(default=None, repr=False)
 
     @property
@@ -336,33 +335,6 @@ class SamModel:
             self.sam.mask_decoder, features, self.dense_pe(), sparse, dense, multimask
         )
 
-    def _decode_openvino(
-        self, features: torch.Tensor, prompts: dict, multimask: bool
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Prompt encoder in torch, mask decoder on OpenVINO (one graph per decoder module)."""
-        pts = prompts.get("points")
-        sparse, dense = self.sam.prompt_encoder(
-            points=None if pts is None else (pts, prompts["labels"]),
-            boxes=prompts.get("boxes"),
-            masks=prompts.get("mask_input"),
-        )
-        return self.openvino_decoder()(features, sparse, dense, multimask)
-
-    def openvino_decoder(self):
-        """The OpenVINO graph of the current mask decoder (evaluate swaps decoders: one each).
-
-        The mask decoder always runs in fp32 (it is cheap next to the encoder, and its
-        logits are thresholded directly).
-        """
-        from geofloodsam.model.openvino_runtime import OpenVinoDecoder
-
-        module = self.sam.mask_decoder
-        found = self._openvino_decoders.get(id(module))
-        if found is None or found[0] is not module:
-            found = (module, OpenVinoDecoder(module, self.dense_pe(), "fp32"))
-            self._openvino_decoders[id(module)] = found
-        return found[1]
-
     def dense_pe(self) -> torch.Tensor:
         """The prompt encoder's dense positional encoding (1, C, 64, 64), computed once.
 
@@ -421,13 +393,11 @@ class SamModel:
         prompts = self.prompt_tensors(
             embedding.original_size, points, point_labels, boxes, mask_input
         )
-        if self.runtime == "openvino":
-            low_res, iou = self._decode_openvino(embedding.features, prompts, multimask)
-        else:
-            with autocast(self.device, "fp32" if self.precision == "fp32" else "auto"):
-                low_res, iou = self.decode_lowres(
-                    embedding.features.to(self.device), prompts, multimask
-                )
+        # torch on every runtime (OpenVINO runs the encoder only: see openvino_runtime)
+        with autocast(self.device, "fp32" if self.precision == "fp32" else "auto"):
+            low_res, iou = self.decode_lowres(
+                embedding.features.to(self.device), prompts, multimask
+            )
         low_res = low_res.float().cpu().numpy()
 
         @torch.inference_mode()
@@ -612,7 +582,6 @@ def load_model(
             early.use_module(model.sam.image_encoder)
         model._openvino = early or _openvino_encoder(model)
         model._openvino.prepare()
-        model.openvino_decoder().prepare()
     return model
 
 

@@ -211,61 +211,18 @@ def test_openvino_matches_torch_and_caches_its_graphs(tmp_path, monkeypatch) -> 
     ov_model = load_model("tiny", device="cpu", seed=5, precision="fp32", runtime="openvino")
     assert ov_model.info()["runtime"] == "openvino"
     graphs = sorted(p.name.split("-")[0] for p in (tmp_path / "openvino").glob("*.xml"))
-    assert graphs == ["decoder", "encoder"]
+    assert graphs == ["encoder"]  # the mask decoder stays in torch
     image = np.random.default_rng(6).integers(0, 256, (48, 64, 3), dtype=np.uint8)
     a, b = torch_model.encode(image), ov_model.encode(image)
     torch.testing.assert_close(a.features, b.features, atol=1e-4, rtol=1e-4)
-    for kwargs, multimask in PROMPTS.values():
+    for kwargs, multimask in PROMPTS.values():  # one embedding: the same torch decoder
         pa = torch_model.decode(a, multimask=multimask, **kwargs)
         pb = ov_model.decode(a, multimask=multimask, **kwargs)
-        np.testing.assert_allclose(pa.low_res, pb.low_res, atol=1e-3, rtol=1e-3)
-        np.testing.assert_allclose(pa.iou, pb.iou, atol=1e-4, rtol=1e-4)
+        np.testing.assert_array_equal(pa.low_res, pb.low_res)
+        np.testing.assert_array_equal(pa.iou, pb.iou)
     mtimes = {p: p.stat().st_mtime_ns for p in (tmp_path / "openvino").glob("*.xml")}
     load_model("tiny", device="cpu", seed=5, precision="fp32", runtime="openvino")  # read only
     assert {p: p.stat().st_mtime_ns for p in mtimes} == mtimes
-
-
-@needs_openvino
-def test_openvino_graph_per_decoder_weights(tmp_path, monkeypatch) -> None:
-    monkeypatch.setenv("GEOFLOODSAM_HOME", str(tmp_path))
-    model = load_model("tiny", device="cpu", seed=7, precision="fp32", runtime="openvino")
-    emb = model.encode(np.zeros((32, 32, 3), np.uint8))
-    before = model.decode(emb, boxes=[[2, 2, 20, 20]]).low_res
-    import copy
-
-    other = copy.deepcopy(model.sam.mask_decoder)
-    with torch.no_grad():
-        other.iou_token.weight.add_(1.0)
-        other.mask_tokens.weight.add_(1.0)
-    saved, model.sam.mask_decoder = model.sam.mask_decoder, other
-    try:
-        after = model.decode(emb, boxes=[[2, 2, 20, 20]]).low_res
-    finally:
-        model.sam.mask_decoder = saved
-    assert not np.allclose(before, after)
-    assert len(list((tmp_path / "openvino").glob("decoder-*.xml"))) == 2
-
-
-@needs_openvino
-def test_openvino_decoder_in_chunks_equals_one_call(tmp_path, monkeypatch) -> None:
-    """Prompts go to the decoder graph a few at a time (bounded memory), same numbers."""
-    from geofloodsam.model import openvino_runtime
-
-    monkeypatch.setenv("GEOFLOODSAM_HOME", str(tmp_path))
-    model = load_model("tiny", device="cpu", seed=8, precision="fp32", runtime="openvino")
-    emb = model.encode(np.random.default_rng(9).integers(0, 256, (40, 56, 3), dtype=np.uint8))
-    points = [[[3.5 + 4 * k, 5.5 + 3 * k]] for k in range(9)]
-    boxes = [[k, k, 30 + k, 20 + k] for k in range(6)]
-    default, out = openvino_runtime.DECODER_CHUNK, {}
-    assert default < 9  # so the points and boxes below are split
-    for chunk in (64, default, 1):
-        monkeypatch.setattr(openvino_runtime, "DECODER_CHUNK", chunk)
-        p = model.decode(emb, points=points, point_labels=[[1]] * 9)
-        b = model.decode(emb, boxes=boxes, multimask=False)
-        out[chunk] = (p.low_res, p.iou, b.low_res, b.iou)
-    for chunk in (default, 1):
-        for got, whole in zip(out[chunk], out[64], strict=True):
-            np.testing.assert_array_equal(got, whole)
 
 
 @needs_openvino
