@@ -18,7 +18,7 @@
   :mod:`~geofloodsam.model.choices`: the CLI's choices without torch.
 - :mod:`~geofloodsam.model.precision`: what ``--precision`` / ``--runtime`` resolve to on
   this hardware (CPU bf16 units, CUDA, OpenVINO installed or not);
-  :mod:`~geofloodsam.model.openvino_runtime`: the encoder and mask decoder on OpenVINO (the
+  :mod:`~geofloodsam.model.openvino_runtime`: the image encoder on OpenVINO (the
   optional ``openvino`` extra, IR cached on disk); :mod:`~geofloodsam.model.openvino_int8`:
   the encoder's int8-weight graph (NNCF, the optional ``int8`` extra);
   :mod:`~geofloodsam.model.fast_decoder`: segment-anything's mask decoder with less work
