@@ -37,7 +37,7 @@ import shutil
 import tempfile
 import threading
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -62,16 +62,6 @@ def _key(*parts: str) -> str:
 
     text = "\n".join([openvino.__version__, *parts])
     return hashlib.sha256(text.encode()).hexdigest()[:24]
-
-
-def weights_sha256(module: torch.nn.Module) -> str:
-    """SHA-256 of a module's parameters and buffers (names, shapes, bytes)."""
-    h = hashlib.sha256()
-    for name, tensor in module.state_dict().items():
-        t = tensor.detach().to("cpu").contiguous()
-        h.update(f"{name}|{tuple(t.shape)}|{t.dtype}|".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()
 
 
 #: what to do when the graph cache's disk is full
@@ -100,7 +90,6 @@ class _OpenVinoGraph:
         self,
         build: Callable[[], torch.nn.Module],
         example: tuple[torch.Tensor, ...],
-        shapes: Sequence[Sequence[int]] | None,
         precision: str,
         key: str,
         directory: Path | None = None,
@@ -117,7 +106,7 @@ class _OpenVinoGraph:
         self.core = openvino.Core()
         # compiled graphs are cached too (keyed by OpenVINO on the IR and the config)
         self.core.set_property({"CACHE_DIR": str(Path(directory) / "compiled")})
-        self.build, self.example, self.shapes = build, example, shapes
+        self.build, self.example = build, example
         self.precision = precision
         self.path = Path(directory) / f"{key}.xml"
         self._compiled = None
@@ -135,14 +124,11 @@ class _OpenVinoGraph:
         """The IR's path: cached, or converted and saved there now (atomically)."""
         if self.cached:
             return self.path
-        kwargs = {}
-        if self.shapes is not None:
-            kwargs["input"] = [self.ov.PartialShape(list(s)) for s in self.shapes]
         module = self.build()
         with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
             # tracing reports the Python branches on fixed shapes (padding, broadcasting)
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
-            model = self.ov.convert_model(module, example_input=self.example, **kwargs)
+            model = self.ov.convert_model(module, example_input=self.example)
         if self.precision == "int8":
             from geofloodsam.model.openvino_int8 import compress_weights
 
@@ -275,7 +261,7 @@ class OpenVinoEncoder:
         key = "encoder-" + _key(*parts)
         example = (torch.zeros(1, 3, int(image_size), int(image_size)),)
         self.graph = _OpenVinoGraph(
-            lambda: _Encoder(encoder()), example, None, precision, key, directory
+            lambda: _Encoder(encoder()), example, precision, key, directory
         )
 
     def use_module(self, encoder: torch.nn.Module) -> None:
