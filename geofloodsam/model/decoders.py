@@ -238,17 +238,37 @@ class DecoderSpec:
 
 
 # --------------------------------------------------------------------------- swapping
-def apply_decoder(model: SamModel, decoder: str | Path | DecoderSpec) -> SamModel:
+def read_model_file(
+    decoder: str | Path | DecoderSpec, model_name: str
+) -> tuple[DecoderSpec, DecoderFile | None]:
+    """The spec of ``decoder`` and its file as read (None for ``pretrained``)."""
+    spec = decoder if isinstance(decoder, DecoderSpec) else DecoderSpec(str(decoder))
+    return spec, None if spec.is_pretrained else read_checkpoint(spec.path(model_name))
+
+
+def adapted_sha256(found: DecoderFile | None) -> str | None:
+    """The hash an encoder gets once ``found``'s encoder change is applied (None: the base
+    encoder), told before it is applied: what signs its cached OpenVINO graph."""
+    if found is None or found.encoder_kind is None:
+        return None
+    rank = int(found.meta.get("rank", 0)) if found.encoder_kind == "lora" else None
+    return encoder_sha256(found.encoder_kind, found.encoder_state or {}, rank)
+
+
+def apply_decoder(
+    model: SamModel, decoder: str | Path | DecoderSpec, found: DecoderFile | None = None
+) -> SamModel:
     """Swap a fine-tuned mask decoder into ``model`` (``pretrained``: leave it as it is).
 
     An adapted-model file also changes the image encoder: its adapters are merged into the
     encoder's weights (or its full encoder loaded), and ``model.encoder_sha256`` is set.
+    ``found``: the file of ``decoder`` already read (:func:`read_model_file`).
     """
     spec = decoder if isinstance(decoder, DecoderSpec) else DecoderSpec(str(decoder))
     if spec.is_pretrained:
         return model
     path = spec.path(model.name)
-    found = read_checkpoint(path)
+    found = found or read_checkpoint(path)
     check_compatible(found.meta, path, model.name, model.checkpoint_sha256 or "")
     if getattr(model, "encoder_sha256", None) is not None:
         raise ValueError(

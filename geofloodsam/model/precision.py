@@ -12,7 +12,7 @@ The image encoder is the floor of every run; how fast it can go depends on the h
   for who asks. So is ``--precision int8`` (OpenVINO with the encoder's fully connected
   weights in int8, ``geofloodsam[int8]``): 1.17-1.27x faster in the encoder than OpenVINO
   fp32 on an AVX-512 VNNI CPU (shared cores), masks within IoU 0.998 of fp32 on the demo and
-  at 4096², but 0.92 at 16384².
+  at 4096², but 0.92 at 16384²; on an AVX2 CPU without VNNI it is slower (0.91x).
 
 ``fp32`` on the torch runtime is the reference path and always available. The table is
 :func:`resolve_encoder`; it takes the CPU flags and whether OpenVINO is importable as

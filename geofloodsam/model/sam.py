@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from geofloodsam.errors import GeofloodsamError
 from geofloodsam.geo import transforms
-from geofloodsam.model.decoders import apply_decoder
+from geofloodsam.model.decoders import adapted_sha256, apply_decoder, read_model_file
 from geofloodsam.model.device import autocast, default_batch_size, resolve_device
 from geofloodsam.model.fast_decoder import predict_masks
 from geofloodsam.model.precision import EncoderPlan, resolve_encoder
@@ -548,7 +548,7 @@ def load_model(
     """
     dev = resolve_device(device)
     plan = resolve_encoder(precision, runtime, dev.type)
-    early = None  # MobileSAM's OpenVINO encoder, compiling while torch builds the model
+    early = found = None  # early: the OpenVINO encoder, compiling while torch builds the model
     if name == TINY:
         with _BUILDING, torch.random.fork_rng():
             torch.manual_seed(seed)
@@ -560,7 +560,9 @@ def load_model(
         from geofloodsam.weights.checkpoints import resolve_checkpoint
 
         path, sha = resolve_checkpoint(name, checkpoint)
-        early = _early_openvino_encoder(name, sha, plan) if plan.runtime == "openvino" else None
+        decoder, found = read_model_file(decoder or "pretrained", name)
+        if plan.runtime == "openvino":
+            early = _early_openvino_encoder(name, sha, plan, adapted_sha256(found))
         with _skip_random_init():
             sam = _build_architecture(name)
         _load_state(sam, Path(path), name)
@@ -576,26 +578,33 @@ def load_model(
         batch_size=batch_size or default_batch_size(dev),
         encoder_plan=plan,
     )
-    model = apply_decoder(model, decoder or "pretrained")
+    model = apply_decoder(model, decoder or "pretrained", found)
     if plan.runtime == "openvino":  # convert (or read the cached IR) and compile now
-        if early is not None:
+        if early is not None:  # the graph of this very encoder (adapters included)
             early.use_module(model.sam.image_encoder)
+            model._openvino_encoders[model.encoder_sha256] = early
         model._openvino = early or _openvino_encoder(model)
         model._openvino.prepare()
     return model
 
 
-def _early_openvino_encoder(name: str, sha: str, plan: EncoderPlan):
-    """MobileSAM's OpenVINO encoder, compiling its cached IR in a background thread while
-    torch builds the model (``None`` for other models or when the IR must be converted
-    first, which needs the torch module)."""
+def _openvino_key(checkpoint_sha256: str | None, encoder_sha256: str | None) -> str:
+    """What an OpenVINO encoder graph is keyed by: the checkpoint and the merged adapters."""
+    key = str(checkpoint_sha256)
+    return key if encoder_sha256 is None else f"{key}+adapted-{encoder_sha256}"
+
+
+def _early_openvino_encoder(name: str, sha: str, plan: EncoderPlan, adapted: str | None):
+    """MobileSAM's OpenVINO encoder (adapters ``adapted`` merged), compiling its cached IR in
+    a background thread while torch builds the model (``None`` for other models or when the
+    IR must be converted first, which needs the torch module)."""
     if name != "vit_t":
         return None
     from geofloodsam.model import tinyvit
     from geofloodsam.model.openvino_runtime import OpenVinoEncoder
 
     encoder = OpenVinoEncoder(
-        lambda: None, 1024, plan.precision, name, sha, source=tinyvit
+        lambda: None, 1024, plan.precision, name, _openvino_key(sha, adapted), source=tinyvit
     )
     if not encoder.cached:
         return None
@@ -608,9 +617,7 @@ def _openvino_encoder(model: SamModel):
     hash, plus the hash of merged adapters), kept per encoder in ``_openvino_encoders``."""
     from geofloodsam.model.openvino_runtime import OpenVinoEncoder
 
-    sha = str(model.checkpoint_sha256)
-    if model.encoder_sha256 is not None:
-        sha += f"+adapted-{model.encoder_sha256}"
+    sha = _openvino_key(model.checkpoint_sha256, model.encoder_sha256)
     encoder = OpenVinoEncoder(
         model.sam.image_encoder, model.image_size, model.precision, model.name, sha
     )

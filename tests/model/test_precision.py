@@ -225,6 +225,33 @@ def test_openvino_matches_torch_and_caches_its_graphs(tmp_path, monkeypatch) -> 
     assert {p: p.stat().st_mtime_ns for p in mtimes} == mtimes
 
 
+@pytest.mark.slow
+@needs_openvino
+@pytest.mark.parametrize("decoder", ["satellite", "satellite-decoder-only"])
+def test_early_encoder_is_the_one_that_runs(tmp_path, monkeypatch, mobile_sam_path, decoder):
+    """The graph compiled while torch builds the model is that of the model's own encoder
+    (an adapted model's adapters included): loading and a first encode compile it once."""
+    from geofloodsam.model import openvino_runtime
+
+    monkeypatch.setenv("GEOFLOODSAM_HOME", str(tmp_path))
+    load_model("vit_t", checkpoint=mobile_sam_path, decoder=decoder, device="cpu",
+               runtime="openvino")  # converts the IR, once
+    compiled: list[str] = []
+    compile_graph = openvino_runtime._OpenVinoGraph._compile
+
+    def counted(graph, config):
+        compiled.append(graph.path.name)
+        return compile_graph(graph, config)
+
+    monkeypatch.setattr(openvino_runtime._OpenVinoGraph, "_compile", counted)
+    model = load_model("vit_t", checkpoint=mobile_sam_path, decoder=decoder, device="cpu",
+                       runtime="openvino")
+    model.encode(np.zeros((64, 64, 3), np.uint8))
+    assert len(compiled) == 1
+    assert model._openvino_encoders[model.encoder_sha256] is model._openvino
+    assert (model.encoder_sha256 is not None) == (decoder == "satellite")
+
+
 @needs_openvino
 def test_early_encoder_compile_recovers_from_a_broken_cached_ir(tmp_path, monkeypatch) -> None:
     """MobileSAM's cached encoder IR compiles while torch builds the model; a broken entry
@@ -235,12 +262,12 @@ def test_early_encoder_compile_recovers_from_a_broken_cached_ir(tmp_path, monkey
 
     monkeypatch.setenv("GEOFLOODSAM_HOME", str(tmp_path))
     plan = EncoderPlan("fp32", "openvino", "test")
-    assert sam._early_openvino_encoder("vit_t", "abc", plan) is None  # nothing cached yet
+    assert sam._early_openvino_encoder("vit_t", "abc", plan, None) is None  # nothing cached
     probe = OpenVinoEncoder(lambda: None, 1024, "fp32", "vit_t", "abc", source=tinyvit)
     probe.graph.path.parent.mkdir(parents=True, exist_ok=True)
     probe.graph.path.write_text("not an IR")
     probe.graph.path.with_suffix(".bin").write_bytes(b"")
-    early = sam._early_openvino_encoder("vit_t", "abc", plan)
+    early = sam._early_openvino_encoder("vit_t", "abc", plan, None)
     assert early is not None and early.graph.path == probe.graph.path
     tiny = load_model("tiny", device="cpu", seed=3, **FP32_TORCH)
     early.use_module(tiny.sam.image_encoder)
