@@ -3,7 +3,9 @@
 - :mod:`~geofloodsam.vector.prompts`: points and boxes from GeoJSON / GeoPackage / Shapefile in
   any CRS, into a raster's pixels.
 - :mod:`~geofloodsam.vector.polygonize`: the mask, strip by strip, into dissolved polygons (no
-  seams along bands or tiles), their attributes and the GeoPackage.
+  seams along bands or tiles), their attributes and the GeoPackage;
+  :mod:`~geofloodsam.vector.geopackage`: that GeoPackage layer written with SQLite alone (no
+  pyogrio, which imports pandas and geopandas).
 
 May import: ``errors``, ``files``, ``geo``, ``raster``.
 """

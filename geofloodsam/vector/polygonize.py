@@ -254,28 +254,17 @@ def polygons_to_frame(
     )
 
 
-def _ogr_crs(crs) -> str:
-    """The CRS as GeoPandas hands it to OGR: ``EPSG:n`` where there is a code, else WKT1."""
-    import pyproj
-
-    crs = pyproj.CRS.from_user_input(crs)
-    epsg = crs.to_epsg()
-    return f"EPSG:{epsg}" if epsg else crs.to_wkt("WKT1_GDAL")
-
-
 def write_gpkg(rows, path: str | Path, layer: str = LAYER) -> None:
     """Write polygons (possibly none: a valid empty layer with its CRS) to a GeoPackage.
 
-    ``rows``: a :class:`PolygonTable` (written straight through pyogrio, without importing
-    pandas or geopandas: most of a second of a short run) or a GeoDataFrame.
+    ``rows``: a :class:`PolygonTable` (written with SQLite alone,
+    :mod:`~geofloodsam.vector.geopackage`: pyogrio imports pandas and geopandas, most of a
+    second of a short run) or a GeoDataFrame (through pyogrio).
     """
     if isinstance(rows, PolygonTable):
-        from pyogrio.raw import write
+        from geofloodsam.vector.geopackage import write_polygon_layer
 
-        write(path, geometry=shapely.to_wkb(np.array(rows.geometries, dtype=object)),
-              field_data=list(rows.columns.values()), fields=list(rows.columns),
-              layer=layer, driver="GPKG", geometry_type="Polygon", crs=_ogr_crs(rows.crs),
-              dataset_options=qgis_style.GPKG_OPTIONS)  # GeoPackage 1.2: QGIS 3.22 LTR
+        write_polygon_layer(path, layer, rows.geometries, rows.columns, rows.crs)
     else:
         rows.to_file(path, layer=layer, driver="GPKG", engine="pyogrio",
                      geometry_type="Polygon", dataset_options=qgis_style.GPKG_OPTIONS)
