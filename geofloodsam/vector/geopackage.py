@@ -142,8 +142,8 @@ def write_polygon_layer(
     names = list(columns)
     fields = "".join(f', "{n}" {_sql_type(np.asarray(columns[n]))}' for n in names)
     rows = [
-        (fid, blob, *(_plain(columns[n][i]) for n in names))
-        for i, (fid, blob) in enumerate(zip(range(1, len(blobs) + 1), blobs, strict=True))
+        (fid, blob, *(_plain(columns[n][fid - 1]) for n in names))
+        for fid, blob in enumerate(blobs, start=1)
     ]
     con = sqlite3.connect(path)
     try:

@@ -373,7 +373,8 @@ def riverside_tile() -> np.ndarray:
 
 #: the least mask IoU against torch fp32 on the demo tile: the ``auto`` path (OpenVINO fp32)
 #: must keep the issue's 0.98; the opt-in ones are held to what docs/performance.md measured
-#: (int8 on an AVX2 CPU without VNNI: 0.979 for the adapted ``flood`` model's point mask)
+#: (int8 on an AVX2 CPU without VNNI: 0.979 for the adapted ``flood`` model's point mask;
+#: 0.97 was set after seeing that figure on this tile, so it guards against regressions only)
 LEAST_IOU = {"fp32": 0.98, "bf16": 0.98, "int8": 0.97}
 
 
