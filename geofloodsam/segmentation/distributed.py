@@ -259,7 +259,9 @@ class DaskSession:
         }
 
     def close(self) -> None:
-        """Close the client, then the local cluster."""
+        """Close the client, then the local cluster (its processes quietened first)."""
+        if self.cluster is not None:
+            quiet_cluster_logs(self.client)
         self.client.close()
         if self.cluster is not None:
             self.cluster.close()
@@ -308,6 +310,25 @@ def open_session(
         cluster.close()
         raise
     return DaskSession(client, cluster, "local")
+
+
+def _quiet_distributed_logs() -> None:
+    logging.getLogger("distributed").setLevel(logging.CRITICAL)
+
+
+def quiet_cluster_logs(client) -> None:
+    """Silence Dask's own logs in every worker and nanny of a cluster about to be closed.
+
+    A worker whose heartbeat is in flight when the scheduler closes logs an ERROR with a
+    traceback ("Failed to communicate with scheduler during heartbeat"): noise on a local
+    cluster this process is stopping (e.g. after Ctrl-C), which must end with one line.
+    A worker that no longer answers is left as it is.
+    """
+    for nanny in (False, True):
+        try:
+            client.run(_quiet_distributed_logs, nanny=nanny)
+        except Exception as exc:  # noqa: BLE001 - a lost worker or nanny: nothing to quieten
+            log.debug("could not quieten the cluster's logs: %s", exc)
 
 
 def check_session_args(scheduler: str | None, workers: int | None) -> None:

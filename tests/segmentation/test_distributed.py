@@ -20,6 +20,7 @@ from geofloodsam.segmentation.distributed import (  # noqa: E402
     open_session,
     plugin_loads,
     preflight,
+    quiet_cluster_logs,
 )
 from geofloodsam.tiles.executor import Executor, SceneSpec, TileOutcome  # noqa: E402
 from geofloodsam.tiles.grid import TileGrid  # noqa: E402
@@ -129,6 +130,24 @@ def test_killed_worker_tiles_are_recomputed(cluster2, scene_items, local_referen
     session.client.wait_for_workers(2, timeout=60)  # the nanny restarts the killed worker
     loads = plugin_loads(session.client, report.plugin)
     assert set(loads.values()) <= {0, 1}, "a (re)started worker loads the model at most once"
+
+
+@pytest.mark.slow
+def test_closing_a_local_cluster_quietens_its_workers_and_nannies() -> None:
+    """Before a local cluster closes, Dask's logs in its processes go quiet: a heartbeat in
+    flight when the scheduler stops would otherwise print an ERROR traceback after Ctrl-C."""
+    import logging
+
+    def level() -> int:
+        return logging.getLogger("distributed").getEffectiveLevel()
+
+    with open_session(workers=1) as session:
+        client = session.client
+        before = set(client.run(level).values()) | set(client.run(level, nanny=True).values())
+        quiet_cluster_logs(client)
+        after = set(client.run(level).values()) | set(client.run(level, nanny=True).values())
+    assert logging.CRITICAL not in before
+    assert after == {logging.CRITICAL}
 
 
 # --------------------------------------------------------------------------- bad inputs
