@@ -87,6 +87,9 @@ PROMPTLESS_REACH_PIXELS = 8
 #: with promptless evidence, a click on promptless-dry land keeps no candidate whose water
 #: covers more than this share of the tile (the whole-tile masks that grow as rectangles)
 MAX_FALLBACK_SHARE = 0.5
+#: ... unless, for a user's click, at least this share of the candidate is promptless water
+#: too (and half of it the click's colour): the lake whose middle the promptless map missed
+MIN_PROMPTLESS_SUPPORT = 0.25
 #: a box candidate stays inside its box when at most this share of the box's border ring is
 #: water
 MAX_BOX_BORDER_WATER = 0.25
@@ -213,6 +216,26 @@ def of_its_colour(body: np.ndarray, look: Appearance | None, rgb: np.ndarray | N
     part = body[box.slices]
     good = int((part & look.consistent(rgb[box.slices])).sum())
     return good >= MIN_CONSISTENT * int(part.sum())
+
+
+def backed_large_candidates(
+    masks: np.ndarray, points: np.ndarray, consistent: np.ndarray | None, wet: np.ndarray
+) -> np.ndarray:
+    """(C,) bool: the candidates (``masks`` (C, h, w)) both kinds of evidence back, for a
+    user's click beside the promptless water: at least :data:`MIN_CONSISTENT` of the water
+    connected to ``points`` has the object's colour, and at least
+    :data:`MIN_PROMPTLESS_SUPPORT` of it is promptless water (``wet``). A lake whose
+    middle the promptless map misses passes; a block of land of the click's colour, where
+    the promptless map sees no water, does not. All False when no colour is known."""
+    out = np.zeros(len(masks), bool)
+    if consistent is None or len(points) == 0:
+        return out
+    for k, mask in enumerate(masks):
+        part = connected_water(mask, points, outside=True)
+        size = int(part.sum())
+        out[k] = (size > 0 and int((part & consistent).sum()) >= MIN_CONSISTENT * size
+                  and int((part & wet).sum()) >= MIN_PROMPTLESS_SUPPORT * size)
+    return out
 
 
 def promptless_logits(evidence: np.ndarray, body: np.ndarray, cut: float) -> np.ndarray:

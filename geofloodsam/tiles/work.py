@@ -32,6 +32,7 @@ from geofloodsam.geo.boxes import Box
 from geofloodsam.tiles.growth import (
     MAX_FALLBACK_SHARE,
     Appearance,
+    backed_large_candidates,
     choose_box_candidate,
     choose_point_candidate,
     covered,
@@ -389,14 +390,17 @@ def _chosen_logits(
             looks.append(look)
             continue
         here, iou = masks[i][:, box.rows, box.cols], pred.iou[i]
+        consistent = None if look is None or rgb is None else look.consistent(rgb[box.slices])
         if wet is not None and i not in bodies:  # beside the promptless water: no candidate
             fits = masks[i].mean(axis=(1, 2)) <= MAX_FALLBACK_SHARE  # that floods the tile
+            if not seed.carried:  # ... unless a user's click, its colour and promptless
+                fits |= backed_large_candidates(  # water back it
+                    here, positives - [box.x0, box.y0], consistent, wet[box.slices])
             if not fits.any():
                 picks.append(-1)
                 looks.append(look)
                 continue
             here, iou = here & fits[:, None, None], np.where(fits, iou, -np.inf)
-        consistent = None if look is None or rgb is None else look.consistent(rgb[box.slices])
         picks.append(choose_point_candidate(here, iou, positives - [box.x0, box.y0],
                                             consistent, require=seed.carried))
         looks.append(look)

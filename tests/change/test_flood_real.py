@@ -49,7 +49,7 @@ def test_dask_gives_the_same_outputs(tmp_path):
 
     after = river_scene(tmp_path / "s", 700, 600, seed=4, stage="after").image
     before = river_scene(tmp_path / "s", 700, 600, seed=4, stage="before").image
-    common = {"tile_size": 512, "overlap": 128, "threads": 1, "quiet": True}
+    common = {"tile_size": 512, "overlap": 128, "threads": 1, "quiet": True, "runtime": "torch"}
     here = flood(after, before, outdir=tmp_path / "here", **common)
     dask = flood(after, before, outdir=tmp_path / "dask", workers=1, **common)
     assert dask.record["after"]["executor"]["kind"] == "dask"

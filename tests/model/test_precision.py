@@ -390,21 +390,35 @@ def _paths() -> list:
     return paths
 
 
+#: the two prompts of :func:`_mask_ious` (decode kwargs, multimask)
+PROMPTS = [({"points": [[[800.5, 597.5]]], "point_labels": [[1]]}, True),
+           ({"boxes": [[480, 0, 1024, 1024]]}, False)]
+#: torch fp32 masks of the riverside tile per model, made once for the module's tests
+_REFERENCE: dict[str, list[np.ndarray]] = {}
+
+
+def _reference_masks(mobile_sam_path, tile, decoder) -> list[np.ndarray]:
+    """The masks of :data:`PROMPTS` on ``tile`` with torch fp32 (the reference path)."""
+    if decoder not in _REFERENCE:
+        ref = load_model("vit_t", checkpoint=mobile_sam_path, decoder=decoder, device="cpu",
+                         precision="fp32", runtime="torch")
+        emb = ref.encode(tile)
+        _REFERENCE[decoder] = [ref.decode(emb, multimask=multimask, **kwargs).best_logits()[0] > 0
+                               for kwargs, multimask in PROMPTS]
+    return _REFERENCE[decoder]
+
+
 def _mask_ious(mobile_sam_path, tile, precision, runtime, decoder) -> list[float]:
     """IoU of the masks of one real tile (a point and a box prompt) on a faster path against
     torch fp32, for the model ``decoder``."""
-    ref = load_model("vit_t", checkpoint=mobile_sam_path, decoder=decoder, device="cpu",
-                     precision="fp32", runtime="torch")
+    masks = _reference_masks(mobile_sam_path, tile, decoder)
     other = load_model("vit_t", checkpoint=mobile_sam_path, decoder=decoder, device="cpu",
                        precision=precision, runtime=runtime)
     assert other.encoder_plan == EncoderPlan(precision, runtime, other.encoder_plan.reason)
-    ea, eb = ref.encode(tile), other.encode(tile)
-    prompts = [({"points": [[[800.5, 597.5]]], "point_labels": [[1]]}, True),
-               ({"boxes": [[480, 0, 1024, 1024]]}, False)]
+    emb = other.encode(tile)
     ious = []
-    for kwargs, multimask in prompts:
-        a = ref.decode(ea, multimask=multimask, **kwargs).best_logits()[0] > 0
-        b = other.decode(eb, multimask=multimask, **kwargs).best_logits()[0] > 0
+    for a, (kwargs, multimask) in zip(masks, PROMPTS, strict=True):
+        b = other.decode(emb, multimask=multimask, **kwargs).best_logits()[0] > 0
         assert a.any()
         ious.append(_water_iou(a, b))
     print(f"{precision}/{runtime}/{decoder}: mask IoU vs fp32 {ious}")

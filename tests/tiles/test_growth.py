@@ -16,6 +16,7 @@ from geofloodsam.tiles.growth import (
     Appearance,
     Reach,
     add_seed,
+    backed_large_candidates,
     choose_box_candidate,
     choose_point_candidate,
     connected_water,
@@ -311,3 +312,18 @@ def test_a_promptless_body_of_other_colours_is_no_evidence() -> None:
     everything = np.ones_like(water)  # a decoder calling the whole tile water
     assert not of_its_colour(everything, look, rgb)
     assert of_its_colour(everything, None, rgb)  # no colour known: no objection
+
+
+def test_large_candidates_need_the_colour_and_the_promptless_water() -> None:
+    rgb, water, click = two_fields()
+    look = Appearance.at(rgb, click)
+    consistent = look.consistent(rgb)
+    lake = np.zeros_like(water)
+    lake[:, :70] = True  # 40 of its 70 columns the click's colour (57 %)
+    masks = np.stack([lake, np.ones_like(water)])  # and the whole tile (40 %)
+    wet = np.zeros_like(water)
+    wet[:, 20:50] = True  # promptless water: 30 of the lake's 70 columns (43 %)
+    np.testing.assert_array_equal(backed_large_candidates(masks, click, consistent, wet),
+                                  [True, False])
+    assert not backed_large_candidates(masks, click, consistent, np.zeros_like(water)).any()
+    assert not backed_large_candidates(masks, click, None, wet).any()  # no colour known

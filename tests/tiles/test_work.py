@@ -195,3 +195,46 @@ def test_a_click_in_the_promptless_water_keeps_its_promptless_body() -> None:
     # without evidence the lake click also keeps the whole-tile candidate
     crops, _ = decode_seeds(model, emb, seeds, ChunkResult())
     assert (crops[0].full((H, W)) > 0.5).all()
+
+
+def _lake_tile() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(rgb, lake, promptless logits): a dark lake over 80 % of the tile (x < 102) and a bright
+    shore; the promptless map sees only the lake's east half (x >= 64)."""
+    rgb = np.full((H, W, 3), 200, np.uint8)
+    rgb[:, :102] = 40
+    lake = np.zeros((H, W), bool)
+    lake[:, :102] = True
+    promptless = np.full((H, W), -12.0, np.float32)
+    promptless[:, 64:102] = 9.0
+    return rgb, lake, promptless
+
+
+@pytest.mark.parametrize(("promptless_half", "carried", "kept"), [
+    (True, False, True),  # a user's click in the lake's middle: the lake
+    (False, False, False),  # no promptless water in it: a block of land of the click's colour
+    (True, True, False),  # a seed carried into a neighbour never takes a tile-flooding mask
+])
+def test_a_click_beside_the_promptless_water_keeps_a_lake_both_evidences_back(
+    promptless_half, carried, kept
+) -> None:
+    """A click in the middle of a lake the promptless map sees only part of keeps the
+    candidate that floods most of the tile when the click's colour and the promptless water
+    back it; without promptless water in it, or for a carried seed, only the small one."""
+    rgb, lake, promptless = _lake_tile()
+    if not promptless_half:
+        promptless[:] = -12.0
+        promptless[:4, 120:] = 9.0  # some water elsewhere: the evidence exists
+    small = np.full((H, W), -12.0, np.float32)
+    small[30:50, 10:40] = 9.0
+    big = np.where(lake, 9.0, -12.0).astype(np.float32)
+    model = ThreeCandidates([small, big, big], promptless)
+    seed = Seed(1, np.array([(20.5, 40.5)]), np.array([1]), propagate=True, carried=carried)
+    emb = Embedding(None, (H, W), (H, W))
+    crops, _ = decode_seeds(model, emb, [seed], ChunkResult(), rgb=rgb, evidence=promptless)
+    water = crops[0].full((H, W)) > 0.5
+    if kept:
+        np.testing.assert_array_equal(water, lake)
+    elif carried:
+        assert not water[:, 40:].any()  # never the tile-flooding candidate
+    else:
+        np.testing.assert_array_equal(water, small > 0)
