@@ -391,20 +391,20 @@ def _paths() -> list:
 
 
 #: the two prompts of :func:`_mask_ious` (decode kwargs, multimask)
-PROMPTS = [({"points": [[[800.5, 597.5]]], "point_labels": [[1]]}, True),
+TILE_PROMPTS = [({"points": [[[800.5, 597.5]]], "point_labels": [[1]]}, True),
            ({"boxes": [[480, 0, 1024, 1024]]}, False)]
 #: torch fp32 masks of the riverside tile per model, made once for the module's tests
 _REFERENCE: dict[str, list[np.ndarray]] = {}
 
 
 def _reference_masks(mobile_sam_path, tile, decoder) -> list[np.ndarray]:
-    """The masks of :data:`PROMPTS` on ``tile`` with torch fp32 (the reference path)."""
+    """The masks of :data:`TILE_PROMPTS` on ``tile`` with torch fp32 (the reference path)."""
     if decoder not in _REFERENCE:
         ref = load_model("vit_t", checkpoint=mobile_sam_path, decoder=decoder, device="cpu",
                          precision="fp32", runtime="torch")
         emb = ref.encode(tile)
         _REFERENCE[decoder] = [ref.decode(emb, multimask=multimask, **kwargs).best_logits()[0] > 0
-                               for kwargs, multimask in PROMPTS]
+                               for kwargs, multimask in TILE_PROMPTS]
     return _REFERENCE[decoder]
 
 
@@ -417,7 +417,7 @@ def _mask_ious(mobile_sam_path, tile, precision, runtime, decoder) -> list[float
     assert other.encoder_plan == EncoderPlan(precision, runtime, other.encoder_plan.reason)
     emb = other.encode(tile)
     ious = []
-    for a, (kwargs, multimask) in zip(masks, PROMPTS, strict=True):
+    for a, (kwargs, multimask) in zip(masks, TILE_PROMPTS, strict=True):
         b = other.decode(emb, multimask=multimask, **kwargs).best_logits()[0] > 0
         assert a.any()
         ious.append(_water_iou(a, b))
