@@ -259,7 +259,7 @@ class DaskSession:
         }
 
     def close(self) -> None:
-        """Close the client, then the local cluster (its processes quietened first)."""
+        """Close the client, then the local cluster (its workers quietened first)."""
         if self.cluster is not None:
             quiet_cluster_logs(self.client)
         self.client.close()
@@ -317,18 +317,19 @@ def _quiet_distributed_logs() -> None:
 
 
 def quiet_cluster_logs(client) -> None:
-    """Silence Dask's own logs in every worker and nanny of a cluster about to be closed.
+    """Silence Dask's own logs in every worker process of a cluster about to be closed.
 
     A worker whose heartbeat is in flight when the scheduler closes logs an ERROR with a
     traceback ("Failed to communicate with scheduler during heartbeat"): noise on a local
     cluster this process is stopping (e.g. after Ctrl-C), which must end with one line.
-    A worker that no longer answers is left as it is.
+    Only the worker processes are touched (a local cluster's nannies and scheduler live in
+    this process, whose logging stays the caller's). A worker that no longer answers is
+    left as it is.
     """
-    for nanny in (False, True):
-        try:
-            client.run(_quiet_distributed_logs, nanny=nanny)
-        except Exception as exc:  # noqa: BLE001 - a lost worker or nanny: nothing to quieten
-            log.debug("could not quieten the cluster's logs: %s", exc)
+    try:
+        client.run(_quiet_distributed_logs)
+    except Exception as exc:  # noqa: BLE001 - a lost worker: nothing to quieten
+        log.debug("could not quieten the cluster's logs: %s", exc)
 
 
 def check_session_args(scheduler: str | None, workers: int | None) -> None:

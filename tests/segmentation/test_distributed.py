@@ -133,21 +133,25 @@ def test_killed_worker_tiles_are_recomputed(cluster2, scene_items, local_referen
 
 
 @pytest.mark.slow
-def test_closing_a_local_cluster_quietens_its_workers_and_nannies() -> None:
-    """Before a local cluster closes, Dask's logs in its processes go quiet: a heartbeat in
-    flight when the scheduler stops would otherwise print an ERROR traceback after Ctrl-C."""
+def test_closing_a_local_cluster_quietens_its_workers_only() -> None:
+    """Before a local cluster closes, Dask's logs in its worker processes go quiet (a
+    heartbeat in flight when the scheduler stops would otherwise print an ERROR traceback
+    after Ctrl-C); this process's logging, where the scheduler and nannies run, is left as
+    the caller set it."""
     import logging
 
     def level() -> int:
         return logging.getLogger("distributed").getEffectiveLevel()
 
-    with open_session(workers=1) as session:
+    here = logging.getLogger("distributed").level
+    with open_session(workers=2) as session:
         client = session.client
-        before = set(client.run(level).values()) | set(client.run(level, nanny=True).values())
+        before = set(client.run(level).values())
         quiet_cluster_logs(client)
-        after = set(client.run(level).values()) | set(client.run(level, nanny=True).values())
+        after = set(client.run(level).values())
     assert logging.CRITICAL not in before
     assert after == {logging.CRITICAL}
+    assert logging.getLogger("distributed").level == here
 
 
 # --------------------------------------------------------------------------- bad inputs
