@@ -29,7 +29,8 @@ point object is decoded in is also decoded once with the whole-tile box (the pro
 promptless run, on the same embedding: no extra encode). A click that falls in (or within
 :data:`PROMPTLESS_REACH_PIXELS` of) that map's water keeps the promptless water body it
 falls in (:func:`promptless_body`) unless it floods the tile with other colours
-(:func:`of_its_colour`), with the promptless soft edge
+(:func:`of_its_colour`) and SAM's candidates at the click disagree with it
+(:func:`candidates_agree`), with the promptless soft edge
 :data:`PROMPTLESS_EDGE_PIXELS` around it, and grows along it into neighbours. Otherwise (a
 click on promptless-dry land, a body of other colours, a negative point in the body) the
 candidate choice above decides, among the candidates that cover at most
@@ -90,6 +91,9 @@ MAX_FALLBACK_SHARE = 0.5
 #: ... unless, for a user's click, at least this share of the candidate is promptless water
 #: too (and half of it the click's colour): the lake whose middle the promptless map missed
 MIN_PROMPTLESS_SUPPORT = 0.25
+#: a tile-flooding promptless body not of the object's colour is still the object's when
+#: each of SAM's candidates at its points is this close to it (IoU): both decodes agree
+MIN_CANDIDATE_AGREEMENT = 0.8
 #: a box candidate stays inside its box when at most this share of the box's border ring is
 #: water
 MAX_BOX_BORDER_WATER = 0.25
@@ -216,6 +220,23 @@ def of_its_colour(body: np.ndarray, look: Appearance | None, rgb: np.ndarray | N
     part = body[box.slices]
     good = int((part & look.consistent(rgb[box.slices])).sum())
     return good >= MIN_CONSISTENT * int(part.sum())
+
+
+def candidates_agree(masks: np.ndarray, points: np.ndarray, body: np.ndarray) -> bool:
+    """Whether every candidate (``masks`` (C, h, w)) agrees with a promptless ``body``: the
+    candidate's water connected to ``points`` has IoU at least :data:`MIN_CANDIDATE_AGREEMENT`
+    with it. SAM's three candidates are its answers to an ambiguous click; when all three
+    are the promptless body, the click is unambiguous and two decodes agree (a sea whose
+    colour changes from tile to tile). A decoder that calls a whole tile water gives a small
+    candidate too, which disagrees."""
+    if len(points) == 0 or not body.any():
+        return False
+    for mask in masks:
+        part = connected_water(mask, points, outside=True)
+        union = int((part | body).sum())
+        if int((part & body).sum()) < MIN_CANDIDATE_AGREEMENT * union:
+            return False
+    return True
 
 
 def backed_large_candidates(

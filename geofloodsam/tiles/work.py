@@ -33,6 +33,7 @@ from geofloodsam.tiles.growth import (
     MAX_FALLBACK_SHARE,
     Appearance,
     backed_large_candidates,
+    candidates_agree,
     choose_box_candidate,
     choose_point_candidate,
     covered,
@@ -374,7 +375,8 @@ def _chosen_logits(
             if look is None and rgb is not None:
                 look = Appearance.at(rgb, positives)
             body = promptless_body(wet, positives, seed.points[seed.labels != 1])
-            if body is not None and of_its_colour(body, look, rgb):
+            if body is not None and (of_its_colour(body, look, rgb)
+                                     or candidates_agree(masks[i], positives, body)):
                 bodies[i] = body
         if seed.box is not None:
             picks.append(choose_box_candidate(masks[i], pred.iou[i], seed.box))

@@ -17,6 +17,7 @@ from geofloodsam.tiles.growth import (
     Reach,
     add_seed,
     backed_large_candidates,
+    candidates_agree,
     choose_box_candidate,
     choose_point_candidate,
     connected_water,
@@ -312,6 +313,20 @@ def test_a_promptless_body_of_other_colours_is_no_evidence() -> None:
     everything = np.ones_like(water)  # a decoder calling the whole tile water
     assert not of_its_colour(everything, look, rgb)
     assert of_its_colour(everything, None, rgb)  # no colour known: no objection
+
+
+def test_a_body_is_backed_when_every_candidate_agrees_with_it() -> None:
+    rgb, water, click = two_fields()
+    body = water.copy()  # the promptless body: 40 % of the tile
+    near = water.copy()
+    near[:, 36:40] = False  # 90 % of the body: agrees
+    assert candidates_agree(np.stack([near, water, water]), click, body)
+    small = np.zeros_like(water)
+    small[40:60, 10:30] = True  # one ambiguous answer (a part of it) is enough to disagree
+    assert not candidates_agree(np.stack([small, water, water]), click, body)
+    assert not candidates_agree(np.stack([water, np.ones_like(water)]), click, body)
+    assert not candidates_agree(np.stack([water]), np.zeros((0, 2)), body)  # no click
+    assert not candidates_agree(np.stack([water]), click, np.zeros_like(water))  # no body
 
 
 def test_large_candidates_need_the_colour_and_the_promptless_water() -> None:

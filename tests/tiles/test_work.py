@@ -9,7 +9,7 @@ import torch
 
 from geofloodsam.model.logits import sigmoid
 from geofloodsam.model.sam import Embedding, Prediction
-from geofloodsam.tiles.growth import connected_water, dilated
+from geofloodsam.tiles.growth import Appearance, connected_water, dilated
 from geofloodsam.tiles.store import PROB_EPS
 from geofloodsam.tiles.tasks import ChunkResult, Seed
 from geofloodsam.tiles.work import DECODE_CHUNK, RunEmbeddings, decode_seeds, featureless
@@ -195,6 +195,33 @@ def test_a_click_in_the_promptless_water_keeps_its_promptless_body() -> None:
     # without evidence the lake click also keeps the whole-tile candidate
     crops, _ = decode_seeds(model, emb, seeds, ChunkResult())
     assert (crops[0].full((H, W)) > 0.5).all()
+
+
+@pytest.mark.parametrize("agree", [True, False])
+def test_a_carried_seed_keeps_a_sea_of_another_colour_when_every_candidate_is_it(
+    agree: bool
+) -> None:
+    """A sea whose colour changes from tile to tile: in this tile the promptless body of a
+    carried seed floods 80 % of the tile with a colour the object's appearance does not
+    know. It is the object's when SAM's three candidates at the seed are that body too; when
+    one candidate is a small part (an ambiguous click, a decoder that calls the tile water),
+    the seed maps nothing (no candidate under the cap, none of the object's colour)."""
+    rgb, lake, _ = _lake_tile()
+    promptless = np.where(lake, 9.0, -12.0).astype(np.float32)
+    big = promptless.copy()
+    small = np.full((H, W), -12.0, np.float32)
+    small[30:50, 10:40] = 9.0
+    model = ThreeCandidates([big if agree else small, big, big], promptless)
+    sand = Appearance(np.array([[200.0, 200.0, 200.0]], np.float32), 28.0)  # not the sea's
+    seed = Seed(1, np.array([(20.5, 40.5)]), np.array([1]), propagate=True, carried=True,
+                appearance=sand)
+    emb = Embedding(None, (H, W), (H, W))
+    crops, _ = decode_seeds(model, emb, [seed], ChunkResult(), rgb=rgb, evidence=promptless)
+    water = crops[0].full((H, W)) > 0.5
+    if agree:
+        np.testing.assert_array_equal(water, lake)
+    else:
+        assert not water.any()
 
 
 def _lake_tile() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
