@@ -17,14 +17,20 @@ Each code version runs in its own process (``PYTHONPATH`` = the checkout) with t
 each scene's defaults pick (loaded once per process: seconds are the ``segment`` call,
 without loading the model). Printed per case and version: scene IoU, false (water) pixels,
 mean per-object IoU (each object's polygons against the truth bodies under its points, or
-inside its box), tiles encoded and seconds; then the mean IoU per set::
+inside its box), tiles encoded and seconds; then the mean IoU per set, and per prompted set
+its ``ceiling``: the mean IoU of a map that is exactly the truth bodies the prompts point
+at::
 
     python benchmarks/prompted_scenes.py --before ../main            # every set, both versions
     python benchmarks/prompted_scenes.py --sets samples,generated    # this checkout only
     python benchmarks/prompted_scenes.py --sets esw-train --only esw_1,esw_2 --no-promptless
 
 ``--only`` keeps the cases of those comma-separated scene names (and their promptless twins);
-``--decoder`` runs every prompted case with that decoder instead of the default.
+``--decoder`` runs every prompted case with that decoder instead of the default; ``--keep
+DIR`` keeps the scenes (``DIR/esw/...``) and each version's outputs (``DIR/<version>/<case>/``)
+to render or compare them; with ``--only``, ``--png-dir DIR`` renders each prompted case: the
+image, then each version's mask over it (blue: water in both, red: false water, yellow:
+missed water; clicks as green rings).
 
 ``--before`` is a checkout of the code to compare with (e.g. a ``git worktree`` of main).
 Every version runs every case, promptless ones too: they take no prompt path, but a version
@@ -303,8 +309,52 @@ def score(case: dict) -> dict:
                     if shapes else np.zeros_like(body))
             mine, body = mine & valid, body & valid
             objects.append(float((mine & body).sum() / max((mine | body).sum(), 1)))
+    ceiling = None
+    if bodies:  # a map that is exactly the truth bodies the prompts point at
+        clicked = np.any(list(bodies.values()), axis=0) & valid
+        ceiling = float(clicked.sum() / max(g.sum(), 1))
     return {"iou": iou, "false_px": int((p & ~g).sum()),
-            "object_iou": float(np.mean(objects)) if objects else None}
+            "object_iou": float(np.mean(objects)) if objects else None, "ceiling": ceiling}
+
+
+# --------------------------------------------------------------------------- pictures
+def render(case: dict, runs: dict[str, dict], png: Path, width: int = 1200) -> None:
+    """The image, then each version's mask over it (blue: water in both, red: false water,
+    yellow: missed water), the clicks as green rings; side by side, into ``png``."""
+    import rasterio
+    from PIL import Image, ImageDraw
+
+    with rasterio.open(case["image"]) as ds:
+        rgb = ds.read([1, 2, 3]).transpose(1, 2, 0).astype(np.float32)
+        inverse = ~ds.transform
+    low, high = np.percentile(rgb, [2, 98])
+    rgb = np.clip((rgb - low) / max(high - low, 1e-6) * 255, 0, 255)
+    water, _ = _truth(case)
+    panels = [rgb]
+    for run in runs.values():
+        with rasterio.open(run["mask"]) as ds:
+            mask = ds.read(1) == 1
+        over = rgb * 0.6
+        over[mask & water] = (40, 90, 255)
+        over[mask & ~water] = (255, 30, 30)
+        over[~mask & water] = (255, 230, 0)
+        panels.append(over)
+    image = Image.fromarray(np.concatenate(panels, axis=1).astype(np.uint8))
+    draw = ImageDraw.Draw(image)
+    if case["prompts"] is not None:
+        import geopandas as gpd
+
+        for geom in gpd.read_file(case["prompts"]).geometry:
+            if geom.geom_type != "Point":
+                continue
+            x, y = inverse * (geom.x, geom.y)
+            for k in range(len(panels)):
+                x0 = x + k * rgb.shape[1]
+                draw.ellipse([x0 - 6, y - 6, x0 + 6, y + 6], outline=(0, 255, 0), width=3)
+    if image.width > width:
+        image = image.resize((width, round(image.height * width / image.width)))
+    png.parent.mkdir(parents=True, exist_ok=True)
+    image.quantize(colors=128).save(png, optimize=True)
 
 
 # --------------------------------------------------------------------------- main
@@ -327,6 +377,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", help="comma-separated scene names to keep")
     ap.add_argument("--decoder", help="the decoder of every prompted case (default: by sensor)")
     ap.add_argument("--no-promptless", action="store_true", help="skip the promptless cases")
+    ap.add_argument("--keep", help="a folder to keep the scenes and outputs in (default: a "
+                    "temporary one, removed at the end)")
+    ap.add_argument("--png-dir", help="render each prompted case of --only's scenes here: the "
+                    "image, then each version's mask over it")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     DATA = Path(args.data)
@@ -336,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
         (spec.parent / "done.json").write_text(json.dumps(done))
         return 0
     with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
+        work = Path(args.keep or tmp)
         cases = [c for name in args.sets.split(",") for c in SETS[name](work)]
         if args.only:
             cases = [c for c in cases if c["name"].split(" ")[0] in args.only.split(",")]
@@ -361,10 +415,16 @@ def main(argv: list[str] | None = None) -> int:
                 run = results[v][k]
                 s = score(run)
                 per_set.setdefault((v, _set_of(case)), []).append(s["iou"])
+                if s["ceiling"] is not None and v == "new":
+                    per_set.setdefault(("ceiling", _set_of(case)), []).append(s["ceiling"])
                 obj = "-" if s["object_iou"] is None else f"{s['object_iou']:.3f}"
                 cells.append(f"{s['iou']:.3f} | {s['false_px']} | {obj} | "
                              f"{run['tiles_encoded']} | {run['seconds']:.1f}")
             print(f"| {case['set']} | {case['name']} | " + " | ".join(cells) + " |")
+            if args.png_dir and args.only and case["prompts"] is not None:
+                name = case["name"].replace(" ", "_")
+                render(case, {v: results[v][k] for v in versions},
+                       Path(args.png_dir) / f"{name}.png")
         print()
         for (v, name), ious in per_set.items():
             print(f"{v:7s} {name:28s} mean IoU {np.mean(ious):.3f} over {len(ious)}")

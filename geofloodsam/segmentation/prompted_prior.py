@@ -20,11 +20,10 @@ mask that misses the index's obvious water, or floods the tile, is not used. The
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 
 from geofloodsam.geo.boxes import Box
 from geofloodsam.raster.sensors import SensorInfo
-from geofloodsam.tiles.growth import connected_water, dilated
+from geofloodsam.tiles.growth import connected_water, dilated, joined_body
 from geofloodsam.tiles.tasks import EMPTY, ChunkJob, ChunkResult, Crop, Seed, TileState
 from geofloodsam.tiles.work import RunEmbeddings, crop_probability, run_chunk
 from geofloodsam.water.fusion import guarded_gate
@@ -86,18 +85,6 @@ def select(
     near = dilated(body, EDGE_BAND_PIXELS)
     prob = np.where(body, fused, np.minimum(fused, threshold) * near)
     return prob.astype(np.float32), body
-
-
-def joined_body(water: np.ndarray, points: np.ndarray, gap: int) -> np.ndarray:
-    """The ``water`` connected to ``points`` across gaps: within ``gap`` px of each other.
-
-    ``gap`` 0 is the 8-connected components that hold a point; otherwise the components of
-    ``water`` grown by ``gap`` px (Euclidean) that hold a point, cut back to ``water``.
-    """
-    if gap <= 0 or not water.any():
-        return connected_water(water, points, outside=True)
-    near = ndimage.distance_transform_edt(~water) <= gap
-    return connected_water(near, points, outside=True) & water
 
 
 def _crop_of(water: np.ndarray) -> Crop:

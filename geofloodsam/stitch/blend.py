@@ -7,7 +7,8 @@ in, each weighted by :func:`tile_weights`, a separable ramp that tapers towards 
 *interior* edges (the ones shared with a neighbouring tile) and is flat at the raster
 border; objects are then combined by per-pixel maximum. Weights never reach zero, so a pixel
 seen by one tile only keeps that tile's probability exactly, and a tile decoded for other
-objects never votes "dry" on an object it was not asked about.
+objects never votes "dry" on an object it was not asked about (nor does a tile where a seed
+carried into it mapped nothing: the engine stores no crop for it).
 """
 
 from __future__ import annotations

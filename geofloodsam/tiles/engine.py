@@ -245,6 +245,8 @@ class TileEngine:
         self.stats.tile_decodes += 1
         t0 = time.perf_counter()
         for seed, crop in zip(seeds, result.probs, strict=True):
+            if seed.carried and crop.data.size == 0:
+                continue  # found nothing at its seed: no vote on the object's other water
             self.store.update_crop(tile, seed.obj, crop.r0, crop.c0, crop.data)
         self.stats.store_s += time.perf_counter() - t0
         self.stats.dry_objects.update(seeds[k].obj for k in result.dry)

@@ -85,6 +85,10 @@ MIN_CONSISTENT = 0.5
 PROMPTLESS_EDGE_PIXELS = 3
 #: a click on dry land this close (px) to promptless water takes the body it is beside
 PROMPTLESS_REACH_PIXELS = 8
+#: promptless water this close (px) to a click's promptless body is part of it: a river and
+#: the lakes it joins through channels the promptless map breaks (gaps of up to twice this).
+#: The value of the index sensors' ``JOIN_GAP_PIXELS``, set without a search
+PROMPTLESS_JOIN_PIXELS = 8
 #: with promptless evidence, a click on promptless-dry land keeps no candidate whose water
 #: covers more than this share of the tile (the whole-tile masks that grow as rectangles)
 MAX_FALLBACK_SHARE = 0.5
@@ -179,34 +183,63 @@ def choose_point_candidate(
 
 
 def promptless_body(
-    water: np.ndarray, positives: np.ndarray, negatives: np.ndarray
+    water: np.ndarray, positives: np.ndarray, negatives: np.ndarray, gap: int = 0,
+    colours: tuple[Appearance, np.ndarray] | None = None,
 ) -> np.ndarray | None:
     """The promptless water body (``water`` (h, w) bool) a point seed's clicks fall in.
 
     A click on dry land within :data:`PROMPTLESS_REACH_PIXELS` of promptless water takes the
     body nearest to it (the promptless map's edge moves a little from tile to tile, and a
-    seed carried from a neighbour may land just outside it).
+    seed carried from a neighbour may land just outside it). With ``gap`` the body is joined
+    to the promptless water it reaches across gaps (:func:`joined_body`: a network of lakes
+    and rivers whose channels the map breaks), keeping the pieces of the object's colours
+    (``colours``: its appearance and the tile's pixels; every piece when None): a field
+    beside a lake stays out, while the lakes it reaches through a river of another colour
+    are in.
 
     None when no positive point lies in ``water``, or a negative point lies in the body
     (the user says the promptless body is not all theirs): the candidate choice decides.
     """
-    body = connected_water(water, positives, outside=True)
+    points = np.asarray(positives, np.float64).reshape(-1, 2)
+    body = connected_water(water, points, outside=True)
     if not body.any() and water.any():  # a click beside the water: the body it is beside
         h, w = water.shape
-        pts = np.asarray(positives, np.float64).reshape(-1, 2)
-        cols, rows = np.floor(pts[:, 0]).astype(int), np.floor(pts[:, 1]).astype(int)
+        cols, rows = np.floor(points[:, 0]).astype(int), np.floor(points[:, 1]).astype(int)
         inside = (cols >= 0) & (cols < w) & (rows >= 0) & (rows < h)
         if inside.any():
             dist, (near_r, near_c) = ndimage.distance_transform_edt(~water, return_indices=True)
             rows, cols = rows[inside], cols[inside]
             close = dist[rows, cols] <= PROMPTLESS_REACH_PIXELS
-            picks = np.stack([near_c[rows, cols], near_r[rows, cols]], axis=1)[close] + 0.5
-            body = connected_water(water, picks, outside=True)
+            points = np.stack([near_c[rows, cols], near_r[rows, cols]], axis=1)[close] + 0.5
+            body = connected_water(water, points, outside=True)
     if not body.any():
         return None
+    if gap > 0:  # the bodies it reaches across gaps, those of its colours
+        body |= _pieces_of_its_colour(joined_body(water, points, gap) & ~body, colours)
     if len(negatives) and connected_water(body, negatives, outside=True).any():
         return None
     return body
+
+
+def _pieces_of_its_colour(
+    pieces: np.ndarray, colours: tuple[Appearance, np.ndarray] | None
+) -> np.ndarray:
+    """The 8-connected ``pieces`` of which at least :data:`MIN_CONSISTENT` is of the
+    object's colours (``colours``: appearance and pixels; all of them when None)."""
+    box = Box.around(pieces)
+    if box is None or colours is None:
+        return pieces
+    look, rgb = colours
+    part = pieces[box.slices]
+    labels, n = ndimage.label(part, structure=np.ones((3, 3), bool))
+    size = np.bincount(labels.ravel(), minlength=n + 1)
+    good = np.bincount(labels.ravel(), weights=look.consistent(rgb[box.slices]).ravel(),
+                       minlength=n + 1)
+    keep = good >= MIN_CONSISTENT * size
+    keep[0] = False
+    out = np.zeros_like(pieces)
+    out[box.slices] = keep[labels]
+    return out
 
 
 def of_its_colour(body: np.ndarray, look: Appearance | None, rgb: np.ndarray | None) -> bool:
@@ -427,6 +460,18 @@ def connected_water(water: np.ndarray, points: np.ndarray, outside: bool = False
     return keep[labels]
 
 
+def joined_body(water: np.ndarray, points: np.ndarray, gap: int) -> np.ndarray:
+    """The ``water`` connected to ``points`` across gaps: within ``gap`` px of each other.
+
+    ``gap`` 0 is the 8-connected components that hold a point; otherwise the components of
+    ``water`` grown by ``gap`` px (Euclidean) that hold a point, cut back to ``water``.
+    """
+    if gap <= 0 or not water.any():
+        return connected_water(water, points, outside=True)
+    near = ndimage.distance_transform_edt(~water) <= gap
+    return connected_water(near, points, outside=True) & water
+
+
 def covered(seed: Seed, mapped: np.ndarray) -> bool:
     """Whether a point seed with water points only lies wholly in already mapped water."""
     if seed.box is not None or seed.points is None or len(seed.points) == 0 or seed.carried:
@@ -443,7 +488,7 @@ def covered(seed: Seed, mapped: np.ndarray) -> bool:
 
 def crop_seed(
     logits: np.ndarray, seed: Seed, logit_floor: float, floor: float, threshold: float,
-    colours: tuple[Appearance, np.ndarray] | None = None,
+    colours: tuple[Appearance, np.ndarray] | None = None, gap: int = 0,
 ) -> tuple[Crop, Crop | None]:
     """One seed's (h, w) logits -> its probability crop and, if it grows, its connected water.
 
@@ -453,7 +498,8 @@ def crop_seed(
     may follow (dilated by :data:`CARRIED_CUT_PIXELS`) and cropped again, for a carried seed
     and for a seed with colours: an object's map ends where its evidence ends, never on a
     tile edge its growth could not cross (the straight, tile-aligned cut of a field whose
-    colour changes before the edge).
+    colour changes before the edge). ``gap``: the water is joined across gaps of this many
+    px (:func:`joined_body`; a promptless body joined so).
     """
     nothing = Crop(0, 0, EMPTY), (Crop(0, 0, np.zeros((0, 0), bool)) if seed.propagate else None)
     box = Box.around(logits > logit_floor - 0.01)  # a margin for rounding: then exact, on it
@@ -468,14 +514,13 @@ def crop_seed(
     if not seed.propagate:
         return Crop(r0, c0, prob.astype(np.float16)), None
     local = seed.points[seed.labels == 1] - np.array([c0, r0], dtype=np.float64)
-    water = connected_water(prob > threshold, local, outside=True)
+    water = joined_body(prob > threshold, local, gap)
     if colours is not None:  # growth follows the water of the object's colours only
         look, rgb = colours
         here = look.consistent(rgb[r0 : r0 + water.shape[0], c0 : c0 + water.shape[1]])
         water = connected_water(evidence_water(water, here), local, outside=True)
     if seed.carried or colours is not None:  # the object is the water it may grow along
-        keep = water if colours is not None else connected_water(prob > threshold, local,
-                                                                 outside=True)
+        keep = water if colours is not None else joined_body(prob > threshold, local, gap)
         prob[~dilated(keep)] = 0.0
         inner = Box.around(prob > floor)
         if inner is None:

@@ -31,6 +31,7 @@ import numpy as np
 from geofloodsam.geo.boxes import Box
 from geofloodsam.tiles.growth import (
     MAX_FALLBACK_SHARE,
+    PROMPTLESS_JOIN_PIXELS,
     Appearance,
     backed_large_candidates,
     candidates_agree,
@@ -340,8 +341,9 @@ def decode_seeds(
                 if look is not None and appearances is not None and not seeds[k].carried:
                     appearances[k] = look
                 colours = None if look is None or rgb is None or by_evidence else (look, rgb)
+                gap = PROMPTLESS_JOIN_PIXELS if by_evidence and not seeds[k].carried else 0
                 probs[k], water = crop_seed(lg, seeds[k], logit_floor, floor, threshold,
-                                             colours)
+                                             colours, gap)
                 if water is not None:
                     connected[k] = water
                 c = probs[k]
@@ -374,7 +376,9 @@ def _chosen_logits(
             look = seed.appearance
             if look is None and rgb is not None:
                 look = Appearance.at(rgb, positives)
-            body = promptless_body(wet, positives, seed.points[seed.labels != 1])
+            colours = None if look is None or rgb is None else (look, rgb)
+            body = promptless_body(wet, positives, seed.points[seed.labels != 1],
+                                   0 if seed.carried else PROMPTLESS_JOIN_PIXELS, colours)
             if body is not None and (of_its_colour(body, look, rgb)
                                      or candidates_agree(masks[i], positives, body)):
                 bodies[i] = body

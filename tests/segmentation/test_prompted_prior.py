@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from geofloodsam.segmentation.prompted_prior import joined_body, select
+from geofloodsam.segmentation.prompted_prior import select
+from geofloodsam.tiles.growth import joined_body
 from geofloodsam.tiles.work import Seed
 
 

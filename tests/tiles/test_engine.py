@@ -31,7 +31,16 @@ from geofloodsam.tiles.engine import ObjectInfo, TileEngine, box_seeds, point_se
 from geofloodsam.tiles.executor import TileOutcome
 from geofloodsam.tiles.grid import TileGrid
 from geofloodsam.tiles.store import TileStore
-from geofloodsam.tiles.tasks import ChunkJob, ChunkResult, Seed, TileResult, TileState, TileTask
+from geofloodsam.tiles.tasks import (
+    EMPTY,
+    ChunkJob,
+    ChunkResult,
+    Crop,
+    Seed,
+    TileResult,
+    TileState,
+    TileTask,
+)
 
 
 def test_point_seeds_go_to_the_most_central_tile() -> None:
@@ -77,6 +86,34 @@ def test_each_tile_state_is_counted_once_and_new_tiles_are_kept(tmp_path) -> Non
     assert stats.featureless_tiles == {states.index(TileState.FEATURELESS)}
     assert engine.embedding_keys() == [("run", states.index(TileState.NEW))]
     assert stats.tile_decodes == 0 and len(engine.store) == 0  # nothing was decoded
+
+
+@pytest.mark.parametrize("carried", [True, False])
+def test_a_carried_seed_that_maps_nothing_does_not_vote_the_objects_water_dry(
+    tmp_path, carried: bool
+) -> None:
+    """Tile 0 maps a lake inside its overlap with tile 1; the seed carried into tile 1 (from
+    another part of the object) finds nothing there. Tile 1 then has no say on the object,
+    and the blend keeps the lake as tile 0 mapped it; before, tile 1's empty answer was
+    averaged in and cut the lake along tile 0's edge. A user's click that maps nothing still
+    counts (it says: not here)."""
+    from geofloodsam.stitch.blend import blend_strip
+
+    grid = TileGrid(320, 128, 192, 64)  # tiles [0, 192) and [128, 320): overlap 128..192
+    store = TileStore(tmp_path)
+    engine = TileEngine(grid, store, {1: ObjectInfo(0, "point")}, key=("run",))
+    lake = np.zeros((128, 192), np.float16)
+    lake[40:80, 140:180] = 1.0  # in the overlap
+    first = Seed(1, np.array([[160.5, 60.5]]), np.array([1]), propagate=True)
+    later = Seed(1, np.array([[10.5, 100.5]]), np.array([1]), propagate=True, carried=carried)
+    for index, seed, crop in [(0, first, Crop(0, 0, lake)), (1, later, Crop(0, 0, EMPTY))]:
+        task = TileTask(index, ("run", index), grid.tiles[index].window, [seed])
+        result = ChunkResult(tiles=[TileResult([crop], {}, (128, 192))])
+        engine.take(ChunkJob([task]), TileOutcome(result, 0.1, "local", 0))
+    assert (1 in store.covering(1)) is not carried
+    prob = blend_strip(grid, store, 0, 128).prob
+    kept = prob[40:80, 140:180] > 0.5
+    assert kept.all() if carried else not kept.all()
 
 
 # --------------------------------------------------------------------------- waves (oracle)

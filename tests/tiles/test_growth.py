@@ -290,6 +290,34 @@ def test_no_promptless_body_without_evidence(positives, negatives) -> None:
     assert body is None
 
 
+@pytest.mark.parametrize("gap", [0, 8])
+def test_a_body_is_joined_across_gaps_to_the_pieces_of_its_colour(gap: int) -> None:
+    """A dark lake, a dark pond 6 px from it and a bright field 6 px from it, all promptless
+    water, and a dark pond beyond the field (6 px from it, 36 px from the lake): with a gap
+    the click's body takes the ponds (the channels between them are broken in the promptless
+    map; the far pond is reached through the field, as lakes are through a river of another
+    colour) and leaves the field (promptless water of another colour); without colours it
+    takes all; with no gap the lake."""
+    rgb = np.full((60, 80, 3), 90, np.uint8)  # grey land
+    water = np.zeros((60, 80), bool)
+    water[10:40, 10:30] = True  # the lake
+    water[10:25, 36:50] = True  # the pond
+    water[30:55, 36:60] = True  # the field
+    water[30:55, 66:78] = True  # the far pond
+    rgb[water] = 20
+    rgb[30:55, 36:60] = (150, 110, 60)
+    click = np.array([[20.5, 20.5]])
+    colours = (Appearance.at(rgb, click), rgb)
+    body = promptless_body(water, click, np.zeros((0, 2)), gap, colours)
+    lake = np.zeros_like(water)
+    lake[10:40, 10:30] = True
+    ponds = water & ~lake
+    ponds[30:55, 36:60] = False
+    np.testing.assert_array_equal(body, lake | ponds if gap else lake)
+    every = promptless_body(water, click, np.zeros((0, 2)), gap)
+    np.testing.assert_array_equal(every, water if gap else lake)
+
+
 def test_promptless_logits_keep_the_body_and_a_soft_edge_only() -> None:
     evidence = np.where(_two_ponds(), 6.0, -1.0).astype(np.float32)
     evidence[40, 5] = 6.0  # another body's pixel, far away

@@ -9,7 +9,7 @@ import torch
 
 from geofloodsam.model.logits import sigmoid
 from geofloodsam.model.sam import Embedding, Prediction
-from geofloodsam.tiles.growth import Appearance, connected_water, dilated
+from geofloodsam.tiles.growth import PROMPTLESS_JOIN_PIXELS, Appearance, connected_water, dilated
 from geofloodsam.tiles.store import PROB_EPS
 from geofloodsam.tiles.tasks import ChunkResult, Seed
 from geofloodsam.tiles.work import DECODE_CHUNK, RunEmbeddings, decode_seeds, featureless
@@ -177,7 +177,7 @@ def test_a_click_in_the_promptless_water_keeps_its_promptless_body() -> None:
     everything = np.full((H, W), 9.0, np.float32)  # the highest predicted IoU: the whole tile
     promptless = np.full((H, W), -12.0, np.float32)
     promptless[20:60, 30:90] = 9.0  # the lake
-    promptless[70:90, 5:20] = 9.0  # another body, not clicked
+    promptless[78:94, 100:120] = 9.0  # another body, not clicked, beyond the join gap
     model = ThreeCandidates([small, small, everything], promptless)
     seeds = [Seed(1, np.array([(40.5, 30.5)]), np.array([1]), propagate=True),
              Seed(2, np.array([(110.5, 10.5)]), np.array([1]), propagate=True)]  # dry there
@@ -195,6 +195,33 @@ def test_a_click_in_the_promptless_water_keeps_its_promptless_body() -> None:
     # without evidence the lake click also keeps the whole-tile candidate
     crops, _ = decode_seeds(model, emb, seeds, ChunkResult())
     assert (crops[0].full((H, W)) > 0.5).all()
+
+
+@pytest.mark.parametrize(("gap", "carried"), [(6, False), (30, False), (6, True)])
+def test_a_click_keeps_the_promptless_water_across_a_broken_channel(
+    gap: int, carried: bool
+) -> None:
+    """A lake and a river whose joining channel the promptless map breaks: the click on the
+    lake keeps the river when the gap is within twice ``PROMPTLESS_JOIN_PIXELS``, and its
+    water for growth is both; a river further away is another body. A seed carried into
+    a neighbour follows the water connected to it, as before: the join is the click's."""
+    small = np.full((H, W), -12.0, np.float32)
+    small[25:35, 30:40] = 9.0
+    promptless = np.full((H, W), -12.0, np.float32)
+    promptless[20:60, 10:50] = 9.0  # the lake
+    promptless[35:45, 50 + gap :] = 9.0  # the river, to the tile's right edge
+    model = ThreeCandidates([small, small, small], promptless)
+    seeds = [Seed(1, np.array([(30.5, 30.5)]), np.array([1]), propagate=True, carried=carried)]
+    crops, connected = decode_seeds(model, Embedding(None, (H, W), (H, W)), seeds,
+                                    ChunkResult(), evidence=promptless)
+    lake = np.zeros((H, W), bool)
+    lake[20:60, 10:50] = True
+    river = np.zeros((H, W), bool)
+    river[35:45, 50 + gap :] = True
+    joined = gap <= 2 * PROMPTLESS_JOIN_PIXELS and not carried
+    expected = lake | river if joined else lake
+    np.testing.assert_array_equal(crops[0].full((H, W)) > 0.5, expected)
+    np.testing.assert_array_equal(connected[0].full((H, W)), expected)
 
 
 @pytest.mark.parametrize("agree", [True, False])
