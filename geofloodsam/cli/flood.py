@@ -9,6 +9,7 @@ import click
 from geofloodsam.cli.options import (
     bands_option,
     checkpoint_option,
+    clicked_only_option,
     device_option,
     mapping_options,
     method_option,
@@ -65,6 +66,7 @@ from geofloodsam.cli.options import (
 @runtime_option
 @click.option("--prompts-crs", help="CRS of a prompts file that has none, e.g. EPSG:4326.")
 @prompts_layer_option
+@clicked_only_option
 @quiet_option("No progress bar and no summary.")
 @click.option("--scheduler", metavar="ADDRESS", help="Run the tile work on this Dask cluster.")
 @click.option("--workers", type=int, help="Run the tile work on a local Dask cluster of N "

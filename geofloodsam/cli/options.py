@@ -206,6 +206,14 @@ prompts_layer_option = click.option(
 )
 
 
+clicked_only_option = click.option(
+    "--clicked-only",
+    is_flag=True,
+    help="Map only the water bodies the clicks point at. By default a click on an RGB scene "
+    "also maps the scene's other water of the clicked colours (SAM's promptless water).",
+)
+
+
 def model_option(name: str = "model"):
     """``--model``, stored under ``name``."""
     return click.option(

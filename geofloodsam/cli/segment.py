@@ -11,6 +11,7 @@ import click
 from geofloodsam.cli.options import (
     bands_option,
     checkpoint_option,
+    clicked_only_option,
     device_option,
     mapping_options,
     method_option,
@@ -56,6 +57,7 @@ from geofloodsam.segmentation.config import SegmentConfig
 @runtime_option
 @click.option("--prompts-crs", help="CRS of a prompts file that has none, e.g. EPSG:4326.")
 @prompts_layer_option
+@clicked_only_option
 @quiet_option("No progress bar and no summary.")
 @click.option(
     "--scheduler",

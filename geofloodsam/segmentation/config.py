@@ -57,6 +57,8 @@ class SegmentConfig:
     precision: str = "auto"
     runtime: str = "auto"
     max_object_tiles: int = MAX_OBJECT_TILES
+    #: map only the water bodies the clicks point at, not the scene's water alike
+    clicked_only: bool = False
     scheduler: str | None = None
     workers: int | None = None
     threads: int | None = None

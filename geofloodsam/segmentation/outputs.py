@@ -29,6 +29,7 @@ from geofloodsam.files.space import holding_native_stderr, reporting_full_disk
 from geofloodsam.geo.area import row_pixel_areas
 from geofloodsam.qgis.style import write_mask_qml
 from geofloodsam.stitch.blend import Strip, write_blended
+from geofloodsam.tiles.engine import ALIKE
 from geofloodsam.vector.polygonize import (
     StripPolygonizer,
     polygon_table,
@@ -244,6 +245,17 @@ def _write_outputs(sc, plan: ScenePlan, store: TileStore, workdir: Path, info: R
     return _Written(cogs, gpkg, water, len(frame), stitch_s, time.perf_counter() - t0)
 
 
+def _alike_record(plan: ScenePlan) -> dict[str, Any] | None:
+    """The water alike of a prompted run: the clicks' colours (RGB as the tiles see them)
+    and their tolerance; None when there is none (promptless, ``--clicked-only``, a water
+    index, no water click)."""
+    for info in plan.objects.values():
+        if info.prompt_type == ALIKE and info.appearance is not None:
+            return {"colours": info.appearance.colours.round(1).tolist(),
+                    "tolerance": round(float(info.appearance.tolerance), 2)}
+    return None
+
+
 def _model_label(plan: ScenePlan, model_info: dict[str, Any]) -> str:
     """The polygons' ``model`` attribute: model:decoder, the prior, or both."""
     label = f"{model_info.get('model', '?')}:{model_info.get('decoder', 'pretrained')}"
@@ -351,7 +363,8 @@ def _record(
             "features": 0 if prompt_set is None else prompt_set.n_features,
             "outside": 0 if prompt_set is None else prompt_set.n_outside,
             "source_crs": None if prompt_set is None else prompt_set.source_crs,
-            "objects": 0 if prompt_set is None else len(plan.objects),
+            "objects": 0 if prompt_set is None else len(prompt_set.objects),
+            "water_alike": _alike_record(plan),
         },
         "tiles": {
             "grid": len(plan.grid),

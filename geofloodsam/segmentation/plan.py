@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import click
+import numpy as np
+from rasterio.windows import Window
 
 from geofloodsam.errors import GeofloodsamError
 from geofloodsam.files.atomic import check_targets
@@ -32,6 +34,7 @@ from geofloodsam.segmentation.scenes import (
 from geofloodsam.tiles.engine import ObjectInfo, build_seeds
 from geofloodsam.tiles.executor import SceneSpec, WorkFunction
 from geofloodsam.tiles.grid import TileGrid
+from geofloodsam.tiles.growth import REFERENCE_RADIUS, Appearance
 from geofloodsam.tiles.tasks import ChunkJob, Seed
 from geofloodsam.tiles.work import run_chunk
 from geofloodsam.vector.prompts import PromptSet, read_prompt_frame, read_prompts
@@ -122,7 +125,11 @@ def plan_scene(
                     prior = {**water.to_dict(), "scene_water_fraction": _fraction(water)}
                     prior_method = "select" if selects else choice.method
                 del water
-            objects, seeds = build_seeds(grid, prompt_set)
+            alike = None
+            if prompt_set is not None and choice.method == "sam" and prior_method is None \
+                    and not config.clicked_only:  # plain SAM: the scene's water like its clicks
+                alike = click_colours(sc, st, prompt_set)
+            objects, seeds = build_seeds(grid, prompt_set, alike)
         except BaseException:
             remove_dirs(created)
             raise
@@ -130,6 +137,23 @@ def plan_scene(
             number, Path(sc.path), out, grid, st, prompt_set, objects, seeds, config,
             SceneSpec.of(sc, st), created, choice, prior, prior_spec, prior_method,
         )
+
+
+def click_colours(sc: Scene, stretch: Stretch, prompt_set: PromptSet) -> Appearance | None:
+    """The colours around the scene's water clicks (through ``stretch``, as the tiles see
+    them): the evidence of the water-alike object; None without a water click."""
+    look = None
+    radius = REFERENCE_RADIUS
+    for obj in prompt_set.objects:
+        for x, y in obj.points[obj.labels == 1] if obj.kind != "box" else ():
+            c0, r0 = max(int(np.floor(x)) - radius, 0), max(int(np.floor(y)) - radius, 0)
+            c1 = min(int(np.floor(x)) + radius + 1, sc.width)
+            r1 = min(int(np.floor(y)) + radius + 1, sc.height)
+            rgb, _ = sc.read_rgb(Window(c0, r0, c1 - c0, r1 - r0), stretch)
+            here = Appearance.at(rgb, np.array([[x - c0, y - r0]]))
+            if here is not None:
+                look = here.merged(look)
+    return look
 
 
 def _tiled(prior) -> bool:

@@ -34,6 +34,8 @@ from geofloodsam.vector.prompts import NO_PROMPT, whole_image_box
 
 #: a point object spreads over at most this many tiles
 MAX_OBJECT_TILES = 256
+#: the prompt type of the scene's water like its clicks (the water-alike object)
+ALIKE = "alike"
 
 
 @dataclass
@@ -268,11 +270,16 @@ class TileEngine:
 
 
 # --------------------------------------------------------------------------- seeds
-def build_seeds(grid: TileGrid, prompt_set) -> tuple[dict[int, ObjectInfo], dict[int, list[Seed]]]:
+def build_seeds(
+    grid: TileGrid, prompt_set, alike: Appearance | None = None
+) -> tuple[dict[int, ObjectInfo], dict[int, list[Seed]]]:
     """Objects (internal index -> info) and the first wave's seeds (tile index -> seeds).
 
     Without prompts (``prompt_set`` None) every tile gets a whole-tile box of one "auto"
-    object (id 0), so that polygons are not cut at tile edges.
+    object (id 0), so that polygons are not cut at tile edges. With ``alike`` (the colours
+    of the scene's clicks) every tile also gets a water-alike seed of one more object
+    (id 0, prompt type ``alike``; :func:`~geofloodsam.tiles.growth.alike_water`) that
+    carries the negative points inside the tile.
     """
     seeds: dict[int, list[Seed]] = {}
     if prompt_set is None:
@@ -293,5 +300,25 @@ def build_seeds(grid: TileGrid, prompt_set) -> tuple[dict[int, ObjectInfo], dict
         for per_tile in parts:
             for index, seed in per_tile.items():
                 seeds.setdefault(index, []).append(seed)
+    if alike is not None:
+        _add_alike(grid, objects, seeds, alike)
     return objects, seeds
+
+
+def _add_alike(
+    grid: TileGrid, objects: dict[int, ObjectInfo], seeds: dict[int, list[Seed]],
+    alike: Appearance,
+) -> None:
+    """One water-alike object, a seed in every tile with the negative points inside it."""
+    obj = max(objects, default=0) + 1
+    negatives = np.concatenate(
+        [o.negatives.reshape(-1, 2) for o in objects.values()] or [np.zeros((0, 2))]
+    )
+    objects[obj] = ObjectInfo(0, ALIKE, appearance=alike)
+    for tile in grid:
+        inside = np.array([q for q in negatives if tile.contains(q[0], q[1])]).reshape(-1, 2)
+        seeds.setdefault(tile.index, []).append(
+            Seed(obj, tile_local(inside, tile), np.zeros(len(inside), np.int64),
+                 appearance=alike, alike=True)
+        )
 

@@ -36,6 +36,14 @@ click on promptless-dry land, a body of other colours, a negative point in the b
 candidate choice above decides, among the candidates that cover at most
 :data:`MAX_FALLBACK_SHARE` of the tile.
 
+A click also says what water looks like in its scene. On plain RGB every tile is decoded
+once more for the **water alike** (:func:`alike_water`): the tile's promptless water, piece
+by piece, where at least :data:`MIN_CONSISTENT` of a piece has the colours of the scene's
+clicks (their :class:`Appearance`, taken when the run is planned) and no negative point lies
+in it. So a scene of a hundred lakes needs a click on one of them, while a field that SAM's
+promptless map calls water but that does not look like the clicked water stays dry.
+``--clicked-only`` maps the clicked bodies alone.
+
 A user's box is decoded with its centre as a water point (a box is drawn around its water
 body) and three candidates (:func:`choose_box_candidate`): the kept one is the candidate that
 stays inside the box (little water on its border ring), then the highest predicted IoU.
@@ -219,6 +227,21 @@ def promptless_body(
     if len(negatives) and connected_water(body, negatives, outside=True).any():
         return None
     return body
+
+
+def alike_water(
+    wet: np.ndarray, look: Appearance, rgb: np.ndarray, negatives: np.ndarray
+) -> np.ndarray:
+    """The tile's promptless water (``wet`` (h, w) bool) that looks like the scene's clicks.
+
+    The 8-connected pieces of ``wet`` of which at least :data:`MIN_CONSISTENT` has one of
+    ``look``'s colours in ``rgb`` (the tile as encoded), less the pieces that hold one of the
+    tile-local ``negatives`` (x, y): the user says that water is not theirs.
+    """
+    alike = _pieces_of_its_colour(wet, (look, rgb))
+    if len(negatives):
+        alike &= ~connected_water(alike, np.asarray(negatives, np.float64), outside=True)
+    return alike
 
 
 def _pieces_of_its_colour(

@@ -36,6 +36,9 @@ class Seed:
     #: the object's colours, carried from the tile it was clicked in (None: taken here)
     appearance: Appearance | None = None
     multimask: bool = False  # a user's box: three candidates and a choice (points always)
+    #: the scene's water like its clicks (``appearance``): the tile's promptless water of
+    #: those colours, less the pieces that hold one of ``points`` (negatives, label 0)
+    alike: bool = False
 
 
 @dataclass

@@ -33,6 +33,7 @@ from geofloodsam.tiles.growth import (
     MAX_FALLBACK_SHARE,
     PROMPTLESS_JOIN_PIXELS,
     Appearance,
+    alike_water,
     backed_large_candidates,
     candidates_agree,
     choose_box_candidate,
@@ -239,7 +240,8 @@ def _embeddings(model, scene, stretch, job: ChunkJob, keeper: RunEmbeddings, out
 
 
 def _promptless(model, emb: Embedding, seeds: list[Seed], out: ChunkResult):
-    """The tile's promptless logits (the whole-tile box) when it has point seeds, else None."""
+    """The tile's promptless logits (the whole-tile box) when it has point (or water-alike)
+    seeds, else None."""
     if not any(s.box is None for s in seeds):
         return None
     t0 = time.perf_counter()
@@ -288,7 +290,9 @@ def decode_seeds(
     connected to its points; ``appearances`` receives the appearance each user point seed
     took here. With ``evidence`` (the tile's promptless logits), a point seed whose clicks
     fall in its water keeps that water body (:func:`~geofloodsam.tiles.growth.promptless_body`)
-    instead of a candidate, and grows along it. Returns ``(crops, connected)``.
+    instead of a candidate, and grows along it. A water-alike seed is not decoded: its crop
+    is the ``evidence`` water of the scene's clicked colours (:func:`_alike_crop`). Returns
+    ``(crops, connected)``.
 
     A point seed without negative points whose points all lie in water an earlier chunk of
     this tile already mapped is not decoded (an empty crop; counted in ``covered_seeds``):
@@ -299,11 +303,14 @@ def decode_seeds(
     probs: list[Crop] = [Crop(0, 0, EMPTY)] * len(seeds)
     connected: dict[int, Crop] = {}
     groups: dict[tuple, list[int]] = {}
-    for k, seed in enumerate(seeds):
-        key = ("box", seed.multimask) if seed.box is not None else ("points",)
-        groups.setdefault(key, []).append(k)
     floor = min(PROB_EPS, threshold)
     logit_floor = float(np.log(floor / (1.0 - floor)))
+    for k, seed in enumerate(seeds):
+        if seed.alike:  # no decode of its own: the promptless evidence, of the clicks' colours
+            probs[k] = _alike_crop(seed, evidence, rgb, threshold, logit_floor, floor)
+            continue
+        key = ("box", seed.multimask) if seed.box is not None else ("points",)
+        groups.setdefault(key, []).append(k)
     h, w = emb.original_size
     mapped = np.zeros((h, w), bool)  # water of the seeds decoded so far in this tile
     for key, members in groups.items():
@@ -351,6 +358,24 @@ def decode_seeds(
                     mapped[c.r0 : c.r1, c.c0 : c.c1] |= c.data > threshold
             out.propagate_s += time.perf_counter() - t0
     return probs, connected
+
+
+def _alike_crop(
+    seed: Seed, evidence: np.ndarray | None, rgb: np.ndarray | None, threshold: float,
+    logit_floor: float, floor: float,
+) -> Crop:
+    """A water-alike seed's probability crop: the tile's promptless water (``evidence``,
+    logits) that looks like the scene's clicks (:func:`~geofloodsam.tiles.growth.alike_water`),
+    with the promptless soft edge; empty without evidence, pixels or colours."""
+    if evidence is None or rgb is None or seed.appearance is None:
+        return Crop(0, 0, EMPTY)
+    cut = float(np.log(threshold / (1.0 - threshold)))
+    negatives = seed.points[seed.labels != 1] if seed.points is not None else np.zeros((0, 2))
+    water = alike_water(evidence > cut, seed.appearance, rgb, negatives)
+    if not water.any():
+        return Crop(0, 0, EMPTY)
+    logits = promptless_logits(evidence, water, cut)
+    return crop_seed(logits, seed, logit_floor, floor, threshold)[0]
 
 
 def _chosen_logits(

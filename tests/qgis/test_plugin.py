@@ -462,3 +462,10 @@ def test_segment_args_from_menu_choices() -> None:
     args = tasks.segment_args("s.tif", "out", None, {"sensor": "s1", "method": "index",
                                                        "decoder": ""})
     assert args == ["segment", "s.tif", "-o", "out", "--sensor", "s1", "--method", "index"]
+
+
+@pytest.mark.parametrize("clicked_only", [False, True])
+def test_segment_args_pass_the_clicked_only_switch(clicked_only: bool) -> None:
+    args = tasks.segment_args("s.tif", "out", "p.gpkg", {"clicked_only": clicked_only})
+    assert args == ["segment", "s.tif", "-o", "out", "--prompts", "p.gpkg"] + (
+        ["--clicked-only"] if clicked_only else [])

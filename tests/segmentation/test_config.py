@@ -112,8 +112,8 @@ def test_run_json_parameters_keep_their_fields_and_order() -> None:
     assert list(record) == [
         "prompts", "prompts_crs", "prompts_layer", "bands", "stretch", "sensor", "method",
         "decoder", "tile_size", "overlap", "threshold", "min_area", "simplify", "save_prob",
-        "device", "precision", "runtime", "max_object_tiles", "scheduler", "workers",
-        "threads",
+        "device", "precision", "runtime", "max_object_tiles", "clicked_only", "scheduler",
+        "workers", "threads",
     ]
 
 

@@ -122,7 +122,7 @@ def test_one_point_maps_the_whole_lake_across_tiles(tmp_path, big_lake) -> None:
     prompts = write_points(tmp_path / "p.geojson", [(330.5, 290.5)])
     model = OracleModel()
     res = segment(scene, prompts, tmp_path / "out", tile_size=192, overlap=48, sam_model=model,
-                  quiet=True)
+                  quiet=True, clicked_only=True)
     mask = read_mask(res.mask_path)
     assert ((mask == 1) == water).all()  # the oracle's answer, whole: no square, no seam
     grid = TileGrid(700, 560, 192, 48)
@@ -130,6 +130,32 @@ def test_one_point_maps_the_whole_lake_across_tiles(tmp_path, big_lake) -> None:
     assert res.tiles_encoded == len(model.encoded) < len(touching) < len(grid)  # only needed ones
     assert len(set(model.encoded)) == len(model.encoded)  # each tile encoded once
     assert res.record["tiles"]["waves"] > 1
+
+
+@pytest.mark.parametrize("clicked_only", [False, True])
+def test_a_click_also_maps_the_scenes_water_of_its_colour(tmp_path, clicked_only) -> None:
+    """A lake, a pond of the lake's colour in another tile and a dark brown field (water to
+    the oracle, as dark fields are to SAM): a click on the lake maps the lake and the pond
+    (the water alike: polygons of prompt type ``alike``), never the field; with
+    ``clicked_only`` the lake alone, encoding only the tiles the lake needs."""
+    w, h = 700, 560
+    lake = ellipse(w, h, 150, 150, 90, 70)
+    pond = ellipse(w, h, 560, 420, 40, 30)
+    field = np.zeros((h, w), bool)
+    field[380:500, 60:260] = True
+    data = dark_scene(w, h, lake | pond)
+    data[:, field] = np.array([90, 45, 10], np.uint8)[:, None]
+    scene = write_raster(tmp_path / "ponds.tif", data)
+    prompts = write_points(tmp_path / "p.geojson", [(150.5, 150.5)])
+    model = OracleModel()
+    res = segment(scene, prompts, tmp_path / "out", tile_size=192, overlap=48, sam_model=model,
+                  quiet=True, clicked_only=clicked_only)
+    mask = read_mask(res.mask_path) == 1
+    np.testing.assert_array_equal(mask, lake if clicked_only else lake | pond)
+    kinds = set(gpd.read_file(res.gpkg_path, layer="flood")["prompt_type"])
+    assert kinds == ({"point"} if clicked_only else {"point", "alike"})
+    grid = TileGrid(w, h, 192, 48)
+    assert (res.tiles_encoded < len(grid)) if clicked_only else res.tiles_encoded == len(grid)
 
 
 class RecordingBar:

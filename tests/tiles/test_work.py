@@ -292,3 +292,46 @@ def test_a_click_beside_the_promptless_water_keeps_a_lake_both_evidences_back(
         assert not water[:, 40:].any()  # never the tile-flooding candidate
     else:
         np.testing.assert_array_equal(water, small > 0)
+
+
+def _ponds_and_field() -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """(rgb, promptless logits, parts): two dark ponds and a brown field, all of them water
+    to the promptless map, on bright land."""
+    rgb = np.full((H, W, 3), 200, np.uint8)
+    parts = {name: np.zeros((H, W), bool) for name in ("west", "east", "field")}
+    parts["west"][10:40, 10:40] = True
+    parts["east"][10:40, 80:110] = True
+    parts["field"][60:90, 40:100] = True
+    rgb[parts["west"] | parts["east"]] = (30, 40, 60)
+    rgb[parts["field"]] = (120, 90, 40)
+    wet = parts["west"] | parts["east"] | parts["field"]
+    return rgb, np.where(wet, 9.0, -12.0).astype(np.float32), parts
+
+
+@pytest.mark.parametrize("negative", [False, True])
+def test_the_water_alike_keeps_the_promptless_water_of_the_clicked_colours(
+    negative: bool,
+) -> None:
+    """A water-alike seed maps the tile's promptless water that looks like the scene's
+    clicks (both dark ponds, not the brown field SAM also calls water), with no decode of
+    its own; a negative point in a pond takes that pond out."""
+    rgb, promptless, parts = _ponds_and_field()
+    model = ThreeCandidates([promptless] * 3, promptless)
+    dark = Appearance(np.array([[30.0, 40.0, 60.0]], np.float32), 28.0)
+    points = np.array([(90.5, 20.5)]) if negative else np.zeros((0, 2))
+    seed = Seed(1, points, np.zeros(len(points), np.int64), appearance=dark, alike=True)
+    out = ChunkResult()
+    crops, connected = decode_seeds(model, Embedding(None, (H, W), (H, W)), [seed], out,
+                                    rgb=rgb, evidence=promptless)
+    expected = parts["west"] if negative else parts["west"] | parts["east"]
+    np.testing.assert_array_equal(crops[0].full((H, W)) > 0.5, expected)
+    assert connected == {} and out.prompt_decodes == 0  # grows nowhere, costs no decode
+
+
+def test_the_water_alike_maps_nothing_without_promptless_evidence() -> None:
+    rgb, promptless, _ = _ponds_and_field()
+    dark = Appearance(np.array([[30.0, 40.0, 60.0]], np.float32), 28.0)
+    seed = Seed(1, np.zeros((0, 2)), np.zeros(0, np.int64), appearance=dark, alike=True)
+    crops, _ = decode_seeds(ThreeCandidates([promptless] * 3, promptless),
+                            Embedding(None, (H, W), (H, W)), [seed], ChunkResult(), rgb=rgb)
+    assert crops[0].data.size == 0

@@ -118,6 +118,7 @@ class SegmentAlgorithm(_Algorithm):
 
     INPUT = "INPUT"
     PROMPTS = "PROMPTS"
+    CLICKED_ONLY = "CLICKED_ONLY"
     DECODER = "DECODER"
     SENSOR = "SENSOR"
     METHOD = "METHOD"
@@ -158,6 +159,9 @@ class SegmentAlgorithm(_Algorithm):
         self.addParameter(QgsProcessingParameterFeatureSource(
             self.PROMPTS, "Prompts (water points, boxes); none: promptless",
             [QgsProcessing.TypeVectorPoint, QgsProcessing.TypeVectorPolygon], optional=True))
+        self.addParameter(QgsProcessingParameterBoolean(
+            self.CLICKED_ONLY, "Only the clicked water bodies (else also the scene's water of "
+            "their colours, RGB)", False))
         self.addParameter(QgsProcessingParameterString(
             self.DECODER, "Decoder (flood, satellite, flood-decoder-only, satellite-decoder-only, "
             "pretrained or a decoder file; empty: "
@@ -208,6 +212,7 @@ class SegmentAlgorithm(_Algorithm):
             "overlap": self.parameterAsInt(parameters, self.OVERLAP, context),
             "threshold": self.parameterAsDouble(parameters, self.THRESHOLD, context),
             "min_area": self.parameterAsDouble(parameters, self.MIN_AREA, context),
+            "clicked_only": self.parameterAsBoolean(parameters, self.CLICKED_ONLY, context),
         }
         cmd = self._command(feedback)
         try:

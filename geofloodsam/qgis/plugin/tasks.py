@@ -46,6 +46,8 @@ SEGMENT_FLAGS = {
     "min_area": "--min-area",
     "device": "--device",
 }
+#: segment switches (True: the flag is given) -> CLI flags
+SEGMENT_SWITCHES = {"clicked_only": "--clicked-only"}
 #: flood options -> CLI flags (on top of segment's, less min_area's meaning: class polygons)
 FLOOD_FLAGS = {
     **SEGMENT_FLAGS,
@@ -137,6 +139,9 @@ def segment_args(
     if prompts is not None:
         args += ["--prompts", str(prompts)]
     for key, value in options.items():
+        if key in SEGMENT_SWITCHES:
+            args += [SEGMENT_SWITCHES[key]] if value else []
+            continue
         if key not in SEGMENT_FLAGS:
             raise ValueError(f"unknown segment option {key!r}")
         if value is None or value == "":
