@@ -75,9 +75,11 @@ class SegmentResult:
     def summary(self) -> str:
         """The one-line summary printed at the end of a run."""
         r = self.record
+        alike = " and the water alike" if r["prompts"].get("water_alike") else ""
         return (
             f"{Path(r['inputs']['scene']).name}: {r['water']['area_m2'] / 1e6:.4g} km² of water "
-            f"in {r['water']['polygons']} polygon(s) from {r['prompts']['objects']} object(s); "
+            f"in {r['water']['polygons']} polygon(s) from {r['prompts']['objects']} object(s)"
+            f"{alike}; "
             f"{r['tiles']['encoded']} tile(s) encoded, {r['timings']['total_s']:.1f} s -> "
             f"{self.mask_path.parent}"
         )

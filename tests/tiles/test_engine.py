@@ -154,6 +154,8 @@ def test_a_click_also_maps_the_scenes_water_of_its_colour(tmp_path, clicked_only
     np.testing.assert_array_equal(mask, lake if clicked_only else lake | pond)
     kinds = set(gpd.read_file(res.gpkg_path, layer="flood")["prompt_type"])
     assert kinds == ({"point"} if clicked_only else {"point", "alike"})
+    assert ("from 1 object(s) and the water alike;" in res.summary()) is not clicked_only
+    assert (res.record["prompts"]["water_alike"] is None) is clicked_only
     grid = TileGrid(w, h, 192, 48)
     assert (res.tiles_encoded < len(grid)) if clicked_only else res.tiles_encoded == len(grid)
 
