@@ -26,7 +26,8 @@ at::
     python benchmarks/prompted_scenes.py --sets esw-train --only esw_1,esw_2 --no-promptless
 
 ``--only`` keeps the cases of those comma-separated scene names (and their promptless twins);
-``--decoder`` runs every prompted case with that decoder instead of the default; ``--keep
+``--decoder`` runs every prompted case with that decoder instead of the default;
+``--clicked-only`` maps the clicked bodies alone (``segment --clicked-only``); ``--keep
 DIR`` keeps the scenes (``DIR/esw/...``) and each version's outputs (``DIR/<version>/<case>/``)
 to render or compare them; with ``--only``, ``--png-dir DIR`` renders each prompted case: the
 image, then each version's mask over it (blue: water in both, red: false water, yellow:
@@ -225,9 +226,10 @@ def run_cases(cases: list[dict], out: Path) -> list[dict]:
                                          runtime="auto")
         folder = out / case["name"].replace(" ", "_")
         t0 = time.perf_counter()
+        only = {"clicked_only": True} if case.get("clicked_only") else {}  # older code: none
         result = segment(case["image"], prompts=case["prompts"], outdir=folder,
                          tile_size=case.get("tile_size", 1024), overlap=case.get("overlap", 256),
-                         sam_model=models[decoder], quiet=True)
+                         sam_model=models[decoder], quiet=True, **only)
         seconds = time.perf_counter() - t0
         record = result.record
         done.append({**case, "decoder": decoder, "seconds": seconds,
@@ -377,6 +379,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", help="comma-separated scene names to keep")
     ap.add_argument("--decoder", help="the decoder of every prompted case (default: by sensor)")
     ap.add_argument("--no-promptless", action="store_true", help="skip the promptless cases")
+    ap.add_argument("--clicked-only", action="store_true",
+                    help="prompted cases map the clicked bodies alone (no water alike)")
     ap.add_argument("--keep", help="a folder to keep the scenes and outputs in (default: a "
                     "temporary one, removed at the end)")
     ap.add_argument("--png-dir", help="render each prompted case of --only's scenes here: the "
@@ -398,6 +402,8 @@ def main(argv: list[str] | None = None) -> int:
             cases = [c for c in cases if c["prompts"] is not None]
         if args.decoder:
             cases = [{**c, "decoder": args.decoder} for c in cases]
+        if args.clicked_only:
+            cases = [{**c, "clicked_only": c["prompts"] is not None} for c in cases]
         versions = {"new": REPO}
         if args.before:
             versions = {"before": Path(args.before).resolve(), **versions}
