@@ -13,6 +13,9 @@ against the scene's exact truth:
 * ``no black``: ``alike 0.5/28`` where a pixel within the tolerance of black never counts
   as the clicks' colour.
 
+Then, per scene, where the clicked and the promptless maps miss water: in the truth bodies
+(8-connected) a click falls in, and in the others.
+
 ::
 
     python benchmarks/prompted_scenes.py --sets esw,esw-train --clicked-only --keep /tmp/kc
@@ -80,6 +83,27 @@ def variants(case: dict, clicked: np.ndarray, promptless: np.ndarray) -> dict[st
     return out
 
 
+def _clicked_bodies(case: dict, truth: np.ndarray) -> tuple[np.ndarray, int]:
+    """The truth bodies (8-connected) that hold a water click, and the number of bodies."""
+    labels, n = ndimage.label(truth, structure=np.ones((3, 3), bool))
+    with rasterio.open(case["truth"]) as ds:
+        prompt_set = read_prompts(case["prompts"], ds.crs, ds.transform, ds.width, ds.height)
+    points = np.concatenate([o.points[o.labels == 1] for o in prompt_set.objects]
+                            or [np.zeros((0, 2))])
+    hit = labels[points[:, 1].astype(int), points[:, 0].astype(int)]
+    return np.isin(labels, hit[hit > 0]), n
+
+
+def _missed(case: dict, truth: np.ndarray, maps: dict[str, np.ndarray]) -> str:
+    """One table row: the missed water of the clicked and promptless maps, split by body."""
+    clicked_bodies, n = _clicked_bodies(case, truth)
+    cells = [f"{n}"]
+    for name in ("clicked", "promptless"):
+        miss = truth & ~maps[name]
+        cells += [f"{int((miss & clicked_bodies).sum())}", f"{int((miss & ~clicked_bodies).sum())}"]
+    return f"| {case['name']} | " + " | ".join(cells) + " |"
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("keep", help="the --keep folder of prompted_scenes.py --clicked-only")
@@ -88,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     twins = {c["name"]: c for c in done if c["prompts"] is None}
     means: dict[tuple[str, str], list[float]] = {}
     header = False
+    split = []
     for case in done:
         twin = twins.get(f"{case['name']} promptless")
         if case["prompts"] is None or twin is None:
@@ -106,6 +131,12 @@ def main(argv: list[str] | None = None) -> int:
               + " | ".join(f"{v:.3f}" for v in ious.values()) + " |", flush=True)
         for k, v in ious.items():
             means.setdefault((case["set"], k), []).append(v)
+        split.append(_missed(case, truth & valid, maps))
+    print()
+    print("| scene | truth bodies | clicked: missed px in clicked bodies | in the others "
+          "| promptless: in clicked bodies | in the others |")
+    print("|---|---|---|---|---|---|")
+    print("\n".join(split))
     print()
     for (name, variant), values in means.items():
         print(f"{name:10s} {variant:14s} mean IoU {np.mean(values):.3f} over {len(values)}")
