@@ -21,3 +21,9 @@ def sigmoid(logits: np.ndarray) -> np.ndarray:
     out += 1.0
     np.reciprocal(out, out=out)
     return out
+
+
+def logit(probability: float) -> float:
+    """The logit of one ``probability`` in (0, 1): the cut on logits that a probability
+    threshold is (``sigmoid(logit(p)) == p``)."""
+    return float(np.log(probability / (1.0 - probability)))

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from geofloodsam.geo.boxes import Box
+from geofloodsam.model.logits import logit
 from geofloodsam.tiles.growth import (
     MAX_FALLBACK_SHARE,
     PROMPTLESS_JOIN_PIXELS,
@@ -304,7 +305,7 @@ def decode_seeds(
     connected: dict[int, Crop] = {}
     groups: dict[tuple, list[int]] = {}
     floor = min(PROB_EPS, threshold)
-    logit_floor = float(np.log(floor / (1.0 - floor)))
+    logit_floor = logit(floor)
     for k, seed in enumerate(seeds):
         if seed.alike:  # no decode of its own: the promptless evidence, of the clicks' colours
             probs[k] = _alike_crop(seed, evidence, rgb, threshold, logit_floor, floor)
@@ -369,7 +370,7 @@ def _alike_crop(
     with the promptless soft edge; empty without evidence, pixels or colours."""
     if evidence is None or rgb is None or seed.appearance is None:
         return Crop(0, 0, EMPTY)
-    cut = float(np.log(threshold / (1.0 - threshold)))
+    cut = logit(threshold)
     negatives = seed.points[seed.labels != 1] if seed.points is not None else np.zeros((0, 2))
     water = alike_water(evidence > cut, seed.appearance, rgb, negatives)
     if not water.any():
@@ -389,24 +390,13 @@ def _chosen_logits(
     """
     if pred.iou.shape[1] == 1:
         return [(lg, None, False) for lg in pred.best_logits()]
-    cut = float(np.log(threshold / (1.0 - threshold)))
+    cut = logit(threshold)
     logits = pred.logits
     masks = logits > cut
     picks, looks = [], []
     bodies: dict[int, np.ndarray] = {}
     wet = None if evidence is None else evidence > cut
     for i, seed in enumerate(seeds):
-        if wet is not None and seed.box is None:
-            positives = seed.points[seed.labels == 1]
-            look = seed.appearance
-            if look is None and rgb is not None:
-                look = Appearance.at(rgb, positives)
-            colours = None if look is None or rgb is None else (look, rgb)
-            body = promptless_body(wet, positives, seed.points[seed.labels != 1],
-                                   0 if seed.carried else PROMPTLESS_JOIN_PIXELS, colours)
-            if body is not None and (of_its_colour(body, look, rgb)
-                                     or candidates_agree(masks[i], positives, body)):
-                bodies[i] = body
         if seed.box is not None:
             picks.append(choose_box_candidate(masks[i], pred.iou[i], seed.box))
             looks.append(None)
@@ -415,6 +405,13 @@ def _chosen_logits(
         look = seed.appearance
         if look is None and rgb is not None:
             look = Appearance.at(rgb, positives)
+        if wet is not None:
+            colours = None if look is None or rgb is None else (look, rgb)
+            body = promptless_body(wet, positives, seed.points[seed.labels != 1],
+                                   0 if seed.carried else PROMPTLESS_JOIN_PIXELS, colours)
+            if body is not None and (of_its_colour(body, look, rgb)
+                                     or candidates_agree(masks[i], positives, body)):
+                bodies[i] = body
         box = Box.around(masks[i].any(axis=0))  # the choice needs only where a candidate is
         if box is None:
             picks.append(-1 if seed.carried else int(np.argmax(pred.iou[i])))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from geofloodsam.model.logits import CLIP, sigmoid
+from geofloodsam.model.logits import CLIP, logit, sigmoid
 
 
 def test_sigmoid_matches_the_logistic_function_in_float32() -> None:
@@ -30,3 +30,9 @@ def test_input_is_left_alone() -> None:
     kept = x.copy()
     sigmoid(x[:, :1])  # a strided view, as a tile's crop of the logits
     np.testing.assert_array_equal(x, kept)
+
+
+@pytest.mark.parametrize("probability", [1e-3, 0.25, 0.5, 0.9])
+def test_logit_is_the_cut_a_probability_threshold_is(probability: float) -> None:
+    assert float(sigmoid(np.array([logit(probability)]))[0]) == pytest.approx(probability,
+                                                                              rel=1e-6)
